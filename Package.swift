@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// lockscope: an eBPF lock-contention profiler. The pipeline, one module per stage:
+//   bpf/ (precompiled, embedded in CLockscopeBPF) -> LockscopeKernel (load, attach, ring buffer)
+//   -> LockscopeCore (events, aggregation, identity, symbols, topology, containers, profile)
+//   -> LockscopeReport / LockscopeExport / LockscopeCompare -> the `lockscope` CLI.
+import PackageDescription
+
+let package = Package(
+    name: "lockscope",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lockscope", targets: ["lockscope"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // libbpf from the system (libbpf-dev), found through pkg-config.
+        .systemLibrary(name: "CLibbpf", path: "Sources/CLibbpf", pkgConfig: "libbpf",
+                       providers: [.apt(["libbpf-dev", "libelf-dev", "zlib1g-dev"])]),
+        // The shared event layout (bpf/lockscope.h) and the precompiled BPF object (`make bpf`).
+        .target(name: "CLockscopeBPF", path: "Sources/CLockscopeBPF"),
+        // Mount-API syscalls Glibc does not wrap (open_tree, move_mount, mount_setattr, ...).
+        .target(name: "CMountSyscalls", path: "Sources/CMountSyscalls"),
+        // Pure model and logic: no kernel needed, testable from fixtures and recorded events.
+        .target(name: "LockscopeCore",
+                dependencies: ["CLockscopeBPF", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        .target(name: "LockscopeReport", dependencies: ["LockscopeCore"]),
+        .target(name: "LockscopeExport", dependencies: ["LockscopeCore"]),
+        .target(name: "LockscopeCompare", dependencies: ["LockscopeCore"]),
+        // The kernel side: load and attach BPF, read the ring buffer, probe what the kernel supports.
+        .target(name: "LockscopeKernel", dependencies: ["CLibbpf", "CLockscopeBPF", "LockscopeCore"]),
+        // The built-in container-start mount storm.
+        .target(name: "LockscopeStress", dependencies: ["CMountSyscalls", "LockscopeCore"]),
+        .executableTarget(name: "lockscope", dependencies: [
+            "LockscopeCore", "LockscopeKernel", "LockscopeReport", "LockscopeExport", "LockscopeCompare",
+            "LockscopeStress", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "LockscopeCoreTests", dependencies: ["LockscopeCore"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "LockscopeReportTests", dependencies: ["LockscopeReport"]),
+        .testTarget(name: "LockscopeExportTests", dependencies: ["LockscopeExport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "LockscopeCompareTests", dependencies: ["LockscopeCompare"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "LockscopeKernelTests", dependencies: ["LockscopeKernel", "LockscopeStress"]),
+        .testTarget(name: "LockscopeStressTests", dependencies: ["LockscopeStress"]),
+    ]
+)

@@ -1,0 +1,199 @@
+import CLockscopeBPF
+
+/// One completed contended wait, as the BPF program reports it (`struct lockscope_wait_event`).
+public struct WaitEvent: Sendable, Equatable {
+    public var flags: UInt32
+    public var endNs: UInt64
+    public var waitNs: UInt64
+    public var lockAddress: UInt64
+    /// The lock whose slow path this wait happened in (an rwsem around its wait_lock), or 0.
+    public var outerLockAddress: UInt64
+    public var cgroupID: UInt64
+    public var ownerCgroupID: UInt64
+    public var pid: UInt32
+    public var tid: UInt32
+    /// Owner's tgid at the start of the wait, 0 when unknown.
+    public var ownerPid: UInt32
+    public var ownerTid: UInt32
+    /// Id in the kernel stack map, negative when no stack was captured.
+    public var stackID: Int32
+    /// CPU that acquired the lock.
+    public var cpu: UInt32
+    public var ret: Int32
+    public var beginCPU: UInt32
+    public var comm: String
+    public var ownerComm: String
+
+    public init(flags: UInt32, endNs: UInt64 = 0, waitNs: UInt64, lockAddress: UInt64, outerLockAddress: UInt64 = 0,
+                cgroupID: UInt64 = 1, ownerCgroupID: UInt64 = 0, pid: UInt32 = 1, tid: UInt32 = 1,
+                ownerPid: UInt32 = 0, ownerTid: UInt32 = 0, stackID: Int32 = -1, cpu: UInt32 = 0, ret: Int32 = 0,
+                beginCPU: UInt32? = nil, comm: String = "", ownerComm: String = "") {
+        self.flags = flags
+        self.endNs = endNs
+        self.waitNs = waitNs
+        self.lockAddress = lockAddress
+        self.outerLockAddress = outerLockAddress
+        self.cgroupID = cgroupID
+        self.ownerCgroupID = ownerCgroupID
+        self.pid = pid
+        self.tid = tid
+        self.ownerPid = ownerPid
+        self.ownerTid = ownerTid
+        self.stackID = stackID
+        self.cpu = cpu
+        self.ret = ret
+        self.beginCPU = beginCPU ?? cpu
+        self.comm = comm
+        self.ownerComm = ownerComm
+    }
+
+    public var kind: LockKind { LockKind(flags: flags) }
+    /// Waits for shared (read) access; everything else is exclusive.
+    public var isRead: Bool { flags & UInt32(LOCKSCOPE_LCB_F_READ) != 0 }
+}
+
+/// One completed mount-family syscall (`struct lockscope_syscall_event`).
+public struct SyscallEvent: Sendable, Equatable {
+    public var syscall: MountSyscall
+    public var endNs: UInt64
+    public var latencyNs: UInt64
+    public var cgroupID: UInt64
+    public var ret: Int64
+    public var pid: UInt32
+    public var tid: UInt32
+    public var comm: String
+
+    public init(syscall: MountSyscall, endNs: UInt64 = 0, latencyNs: UInt64, cgroupID: UInt64 = 1, ret: Int64 = 0,
+                pid: UInt32 = 1, tid: UInt32 = 1, comm: String = "") {
+        self.syscall = syscall
+        self.endNs = endNs
+        self.latencyNs = latencyNs
+        self.cgroupID = cgroupID
+        self.ret = ret
+        self.pid = pid
+        self.tid = tid
+        self.comm = comm
+    }
+}
+
+/// A record from the ring buffer.
+public enum KernelEvent: Sendable, Equatable {
+    case wait(WaitEvent)
+    case syscall(SyscallEvent)
+
+    /// Decodes one ring-buffer record; nil for a record too short or of an unknown type.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> KernelEvent? {
+        guard bytes.count >= MemoryLayout<UInt32>.size else { return nil }
+        switch bytes.loadUnaligned(as: UInt32.self) {
+        case UInt32(LOCKSCOPE_EVENT_WAIT.rawValue):
+            guard bytes.count >= MemoryLayout<lockscope_wait_event>.size else { return nil }
+            return .wait(WaitEvent(bytes.loadUnaligned(as: lockscope_wait_event.self)))
+        case UInt32(LOCKSCOPE_EVENT_SYSCALL.rawValue):
+            guard bytes.count >= MemoryLayout<lockscope_syscall_event>.size,
+                  let event = SyscallEvent(bytes.loadUnaligned(as: lockscope_syscall_event.self)) else { return nil }
+            return .syscall(event)
+        default:
+            return nil
+        }
+    }
+}
+
+extension WaitEvent {
+    init(_ raw: lockscope_wait_event) {
+        var raw = raw
+        self.init(flags: raw.flags, endNs: raw.end_ns, waitNs: raw.wait_ns, lockAddress: raw.lock_addr,
+                  outerLockAddress: raw.outer_lock_addr, cgroupID: raw.cgroup_id, ownerCgroupID: raw.owner_cgroup_id,
+                  pid: raw.pid, tid: raw.tid, ownerPid: raw.owner_pid, ownerTid: raw.owner_tid,
+                  stackID: raw.stack_id, cpu: raw.cpu, ret: raw.ret, beginCPU: raw.begin_cpu,
+                  comm: commString(&raw.comm), ownerComm: commString(&raw.owner_comm))
+    }
+}
+
+extension SyscallEvent {
+    init?(_ raw: lockscope_syscall_event) {
+        var raw = raw
+        guard let syscall = MountSyscall(rawValue: Int(raw.syscall)) else { return nil }
+        self.init(syscall: syscall, endNs: raw.end_ns, latencyNs: raw.latency_ns, cgroupID: raw.cgroup_id,
+                  ret: raw.ret, pid: raw.pid, tid: raw.tid, comm: commString(&raw.comm))
+    }
+}
+
+/// A fixed-size, NUL-padded kernel `comm` as a String.
+private func commString<T>(_ tuple: inout T) -> String {
+    withUnsafeBytes(of: &tuple) { bytes in
+        let end = bytes.firstIndex(of: 0) ?? bytes.count
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+}
+
+extension LockKind {
+    /// The kind the contention flags describe (the same rule the BPF filter uses).
+    public init(flags: UInt32) {
+        switch Int32(bitPattern: lockscope_kind_of(flags)) {
+        case Int32(LOCKSCOPE_KIND_SPINLOCK.rawValue): self = .spinlock
+        case Int32(LOCKSCOPE_KIND_RWLOCK.rawValue): self = .rwlock
+        case Int32(LOCKSCOPE_KIND_RWSEM.rawValue): self = .rwsem
+        case Int32(LOCKSCOPE_KIND_MUTEX.rawValue): self = .mutex
+        case Int32(LOCKSCOPE_KIND_RTMUTEX.rawValue): self = .rtmutex
+        case Int32(LOCKSCOPE_KIND_PERCPU_RWSEM.rawValue): self = .percpuRwsem
+        default: self = .other
+        }
+    }
+
+    /// The bit of this kind in `lockscope_config.kind_mask`.
+    public var filterBit: UInt32 {
+        switch self {
+        case .spinlock: UInt32(LOCKSCOPE_KIND_SPINLOCK.rawValue)
+        case .rwlock: UInt32(LOCKSCOPE_KIND_RWLOCK.rawValue)
+        case .rwsem: UInt32(LOCKSCOPE_KIND_RWSEM.rawValue)
+        case .mutex: UInt32(LOCKSCOPE_KIND_MUTEX.rawValue)
+        case .rtmutex: UInt32(LOCKSCOPE_KIND_RTMUTEX.rawValue)
+        case .percpuRwsem: UInt32(LOCKSCOPE_KIND_PERCPU_RWSEM.rawValue)
+        case .other: UInt32(LOCKSCOPE_KIND_OTHER.rawValue)
+        }
+    }
+}
+
+/// The mount-family syscalls lockscope accounts for (`enum lockscope_mount_syscall`).
+public enum MountSyscall: Int, CaseIterable, Sendable, Codable {
+    case mount = 1, umount2, openTree, moveMount, mountSetattr, fsopen, fsconfig, fsmount, fspick
+    case unshare, clone, clone3, setns
+
+    /// The syscall's name, as in `man 2`.
+    public var name: String {
+        switch self {
+        case .mount: "mount"
+        case .umount2: "umount2"
+        case .openTree: "open_tree"
+        case .moveMount: "move_mount"
+        case .mountSetattr: "mount_setattr"
+        case .fsopen: "fsopen"
+        case .fsconfig: "fsconfig"
+        case .fsmount: "fsmount"
+        case .fspick: "fspick"
+        case .unshare: "unshare"
+        case .clone: "clone"
+        case .clone3: "clone3"
+        case .setns: "setns"
+        }
+    }
+
+    /// Syscall numbers on x86-64 (the architecture the embedded BPF object reads arguments for).
+    public var x86_64Number: Int {
+        switch self {
+        case .mount: 165
+        case .umount2: 166
+        case .openTree: 428
+        case .moveMount: 429
+        case .mountSetattr: 442
+        case .fsopen: 430
+        case .fsconfig: 431
+        case .fsmount: 432
+        case .fspick: 433
+        case .unshare: 272
+        case .clone: 56
+        case .clone3: 435
+        case .setns: 308
+        }
+    }
+}

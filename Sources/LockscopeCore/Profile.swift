@@ -1,0 +1,428 @@
+import Foundation
+
+/// A recorded lock-contention profile: what `lockscope record` writes and every other command reads.
+///
+/// Serialised as JSON with snake_case keys (`docs/profile-format.md`). The schema string carries a
+/// major version; readers accept any minor additions (unknown keys are ignored) and refuse other majors.
+public struct Profile: Codable, Sendable, Equatable {
+    /// The schema this build writes.
+    public static let currentSchema = "lockscope.profile/1"
+
+    public var schema: String = Profile.currentSchema
+    public var hostname: String
+    public var kernel: String
+    /// RFC 3339 time the recording started.
+    public var startedAt: String
+    public var durationNs: UInt64
+    /// Events received from the kernel (waits and mount syscalls).
+    public var events: UInt64
+    /// Events lost on the way (sum of `drops`).
+    public var dropped: UInt64
+    /// Every way data was lost, by cause.
+    public var drops: Drops
+    /// What was recorded: filters and the command profiled, as given on the command line.
+    public var recording: Recording
+    public var topology: Topology?
+    public var containers: [ContainerSummary]
+    public var mounts: MountSummary?
+    public var locks: [LockProfile]
+
+    public init(hostname: String, kernel: String, startedAt: String, durationNs: UInt64, events: UInt64,
+                drops: Drops, recording: Recording, topology: Topology?, containers: [ContainerSummary],
+                mounts: MountSummary?, locks: [LockProfile]) {
+        self.hostname = hostname
+        self.kernel = kernel
+        self.startedAt = startedAt
+        self.durationNs = durationNs
+        self.events = events
+        self.dropped = drops.total
+        self.drops = drops
+        self.recording = recording
+        self.topology = topology
+        self.containers = containers
+        self.mounts = mounts
+        self.locks = locks
+    }
+
+    /// Share of produced events that were lost, 0...1.
+    public var dropRatio: Double {
+        let produced = events + dropped
+        return produced == 0 ? 0 : Double(dropped) / Double(produced)
+    }
+}
+
+/// Counts of lost data, by cause. `ringbuf_full`, `task_map_full`, `nesting_overflow` and
+/// `syscall_map_full` lose events; `stack_failed` events arrive without a call stack.
+public struct Drops: Codable, Sendable, Equatable {
+    public var ringbufFull: UInt64 = 0
+    public var taskMapFull: UInt64 = 0
+    public var nestingOverflow: UInt64 = 0
+    public var syscallMapFull: UInt64 = 0
+    public var stackFailed: UInt64 = 0
+    /// Distinct stacks not kept because the stack table reached its cap (their waits still count).
+    public var stackTableFull: UInt64 = 0
+
+    public init() {}
+
+    /// Events lost (stack failures lose only the stack, not the event).
+    public var total: UInt64 { ringbufFull + taskMapFull + nestingOverflow + syscallMapFull }
+}
+
+/// How a recording was made.
+public struct Recording: Codable, Sendable, Equatable {
+    /// The `--locks` selection (`mount`, `all`, or names).
+    public var locks: String
+    public var lockAddresses: [String]
+    public var minWaitNs: UInt64
+    public var pids: [Int32]
+    public var containers: [String]
+    /// The command profiled (`record -- COMMAND`), empty for a whole-machine recording.
+    public var command: [String]
+
+    public init(locks: String = "all", lockAddresses: [String] = [], minWaitNs: UInt64 = 0, pids: [Int32] = [],
+                containers: [String] = [], command: [String] = []) {
+        self.locks = locks
+        self.lockAddresses = lockAddresses
+        self.minWaitNs = minWaitNs
+        self.pids = pids
+        self.containers = containers
+        self.command = command
+    }
+}
+
+/// How a lock got its name.
+public enum LockIdentity: String, Codable, Sendable, CaseIterable {
+    /// A data symbol from /proc/kallsyms covers the lock's address.
+    case symbol
+    /// Recognised from the call paths that contend on it (namespace_sem, mount_lock).
+    case inferred
+    /// Named after the function that contended on it, like perf (`caller+0xoff`).
+    case caller
+}
+
+/// The kind of lock, from the contention flags.
+public enum LockKind: String, Codable, Sendable, CaseIterable {
+    case spinlock, rwlock, rwsem, mutex, rtmutex
+    case percpuRwsem = "percpu-rwsem"
+    case other
+}
+
+/// Wait statistics: the same fields for a lock, and for each slice of it (a CPU, a container...).
+public struct WaitStats: Codable, Sendable, Equatable {
+    public var contentions: UInt64
+    public var totalWaitNs: UInt64
+    public var minWaitNs: UInt64
+    public var maxWaitNs: UInt64
+    public var p50WaitNs: UInt64
+    public var p90WaitNs: UInt64
+    public var p99WaitNs: UInt64
+    public var p999WaitNs: UInt64
+    /// Non-empty power-of-two buckets: `lower_ns <= wait < upper_ns`.
+    public var histogram: [HistogramBucket]
+
+    public init(contentions: UInt64, totalWaitNs: UInt64, minWaitNs: UInt64, maxWaitNs: UInt64, p50WaitNs: UInt64,
+                p90WaitNs: UInt64, p99WaitNs: UInt64, p999WaitNs: UInt64, histogram: [HistogramBucket]) {
+        self.contentions = contentions
+        self.totalWaitNs = totalWaitNs
+        self.minWaitNs = minWaitNs
+        self.maxWaitNs = maxWaitNs
+        self.p50WaitNs = p50WaitNs
+        self.p90WaitNs = p90WaitNs
+        self.p99WaitNs = p99WaitNs
+        self.p999WaitNs = p999WaitNs
+        self.histogram = histogram
+    }
+
+    public static let empty = WaitStats(contentions: 0, totalWaitNs: 0, minWaitNs: 0, maxWaitNs: 0, p50WaitNs: 0,
+                                        p90WaitNs: 0, p99WaitNs: 0, p999WaitNs: 0, histogram: [])
+
+    public var meanWaitNs: UInt64 { contentions == 0 ? 0 : totalWaitNs / contentions }
+}
+
+/// One histogram bucket.
+public struct HistogramBucket: Codable, Sendable, Equatable {
+    public var lowerNs: UInt64
+    public var upperNs: UInt64
+    public var count: UInt64
+
+    public init(lowerNs: UInt64, upperNs: UInt64, count: UInt64) {
+        self.lowerNs = lowerNs
+        self.upperNs = upperNs
+        self.count = count
+    }
+}
+
+/// Wait statistics for one value of a dimension (a CPU number, a socket, a container id...).
+public struct KeyedStats: Codable, Sendable, Equatable {
+    public var key: String
+    public var stats: WaitStats
+
+    public init(key: String, stats: WaitStats) {
+        self.key = key
+        self.stats = stats
+    }
+
+    private enum CodingKeys: String, CodingKey { case key }
+
+    // Flattened in JSON: {"key": "3", "contentions": ..., "total_wait_ns": ...}.
+    public init(from decoder: Decoder) throws {
+        key = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .key)
+        stats = try WaitStats(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(key, forKey: .key)
+        try stats.encode(to: encoder)
+    }
+}
+
+/// One distinct kernel call stack that contended on a lock.
+public struct StackProfile: Codable, Sendable, Equatable {
+    /// Symbolized frames, innermost (the lock function) first, e.g. `["down_write", "path_umount", ...]`.
+    public var frames: [String]
+    public var count: UInt64
+    public var totalWaitNs: UInt64
+    public var maxWaitNs: UInt64
+    /// The same waits split by where they happened (CPU and container), for grouped flame graphs.
+    public var contexts: [StackContext]
+
+    public init(frames: [String], count: UInt64, totalWaitNs: UInt64, maxWaitNs: UInt64, contexts: [StackContext]) {
+        self.frames = frames
+        self.count = count
+        self.totalWaitNs = totalWaitNs
+        self.maxWaitNs = maxWaitNs
+        self.contexts = contexts
+    }
+}
+
+/// The waits of one stack on one CPU in one container.
+public struct StackContext: Codable, Sendable, Equatable, Hashable {
+    public var cpu: Int
+    public var container: String
+    public var count: UInt64
+    public var totalWaitNs: UInt64
+
+    public init(cpu: Int, container: String, count: UInt64, totalWaitNs: UInt64) {
+        self.cpu = cpu
+        self.container = container
+        self.count = count
+        self.totalWaitNs = totalWaitNs
+    }
+}
+
+/// Contended acquisitions of a lock classified by where the previous contended acquisition ran.
+public struct HandoffStats: Codable, Sendable, Equatable {
+    public var handoff: Handoff
+    public var stats: WaitStats
+
+    public init(handoff: Handoff, stats: WaitStats) {
+        self.handoff = handoff
+        self.stats = stats
+    }
+
+    private enum CodingKeys: String, CodingKey { case handoff }
+
+    public init(from decoder: Decoder) throws {
+        handoff = try decoder.container(keyedBy: CodingKeys.self).decode(Handoff.self, forKey: .handoff)
+        stats = try WaitStats(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(handoff, forKey: .handoff)
+        try stats.encode(to: encoder)
+    }
+}
+
+/// Waits attributed to the task that held the lock (mutexes and rwsem writers only).
+public struct OwnerBlame: Codable, Sendable, Equatable {
+    /// The waiters' container.
+    public var waiterContainer: String
+    /// The owner's container, pid and command, or `unknown`.
+    public var ownerContainer: String
+    public var ownerPid: Int32
+    public var ownerComm: String
+    public var contentions: UInt64
+    public var totalWaitNs: UInt64
+
+    public init(waiterContainer: String, ownerContainer: String, ownerPid: Int32, ownerComm: String,
+                contentions: UInt64, totalWaitNs: UInt64) {
+        self.waiterContainer = waiterContainer
+        self.ownerContainer = ownerContainer
+        self.ownerPid = ownerPid
+        self.ownerComm = ownerComm
+        self.contentions = contentions
+        self.totalWaitNs = totalWaitNs
+    }
+}
+
+/// Everything recorded about one lock. The statistics fields are flattened into the lock object.
+public struct LockProfile: Codable, Sendable, Equatable {
+    public var name: String
+    public var identity: LockIdentity
+    public var kind: LockKind
+    /// Kernel address as a hex string, `0xffff...`.
+    public var address: String
+    public var stats: WaitStats
+    public var read: WaitStats
+    public var write: WaitStats
+    public var stacks: [StackProfile]
+    public var byCpu: [KeyedStats]
+    public var bySocket: [KeyedStats]
+    public var byNode: [KeyedStats]
+    public var byLlc: [KeyedStats]
+    public var byContainer: [KeyedStats]
+    public var byProcess: [KeyedStats]
+    public var handoffs: [HandoffStats]
+    /// Owner attribution; `nil` for lock kinds whose owner cannot be read (spinlocks, readers).
+    public var owners: [OwnerBlame]?
+
+    public init(name: String, identity: LockIdentity, kind: LockKind, address: String, stats: WaitStats,
+                read: WaitStats = .empty, write: WaitStats = .empty, stacks: [StackProfile] = [],
+                byCpu: [KeyedStats] = [], bySocket: [KeyedStats] = [], byNode: [KeyedStats] = [],
+                byLlc: [KeyedStats] = [], byContainer: [KeyedStats] = [], byProcess: [KeyedStats] = [],
+                handoffs: [HandoffStats] = [], owners: [OwnerBlame]? = nil) {
+        self.name = name
+        self.identity = identity
+        self.kind = kind
+        self.address = address
+        self.stats = stats
+        self.read = read
+        self.write = write
+        self.stacks = stacks
+        self.byCpu = byCpu
+        self.bySocket = bySocket
+        self.byNode = byNode
+        self.byLlc = byLlc
+        self.byContainer = byContainer
+        self.byProcess = byProcess
+        self.handoffs = handoffs
+        self.owners = owners
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, identity, kind, address, read, write, stacks, byCpu, bySocket, byNode, byLlc, byContainer,
+             byProcess, handoffs, owners
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        identity = try c.decode(LockIdentity.self, forKey: .identity)
+        kind = try c.decode(LockKind.self, forKey: .kind)
+        address = try c.decode(String.self, forKey: .address)
+        stats = try WaitStats(from: decoder)
+        read = try c.decodeIfPresent(WaitStats.self, forKey: .read) ?? .empty
+        write = try c.decodeIfPresent(WaitStats.self, forKey: .write) ?? .empty
+        stacks = try c.decodeIfPresent([StackProfile].self, forKey: .stacks) ?? []
+        byCpu = try c.decodeIfPresent([KeyedStats].self, forKey: .byCpu) ?? []
+        bySocket = try c.decodeIfPresent([KeyedStats].self, forKey: .bySocket) ?? []
+        byNode = try c.decodeIfPresent([KeyedStats].self, forKey: .byNode) ?? []
+        byLlc = try c.decodeIfPresent([KeyedStats].self, forKey: .byLlc) ?? []
+        byContainer = try c.decodeIfPresent([KeyedStats].self, forKey: .byContainer) ?? []
+        byProcess = try c.decodeIfPresent([KeyedStats].self, forKey: .byProcess) ?? []
+        handoffs = try c.decodeIfPresent([HandoffStats].self, forKey: .handoffs) ?? []
+        owners = try c.decodeIfPresent([OwnerBlame].self, forKey: .owners)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(identity, forKey: .identity)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(address, forKey: .address)
+        try stats.encode(to: encoder)
+        try c.encode(read, forKey: .read)
+        try c.encode(write, forKey: .write)
+        try c.encode(stacks, forKey: .stacks)
+        try c.encode(byCpu, forKey: .byCpu)
+        try c.encode(bySocket, forKey: .bySocket)
+        try c.encode(byNode, forKey: .byNode)
+        try c.encode(byLlc, forKey: .byLlc)
+        try c.encode(byContainer, forKey: .byContainer)
+        try c.encode(byProcess, forKey: .byProcess)
+        try c.encode(handoffs, forKey: .handoffs)
+        try c.encodeIfPresent(owners, forKey: .owners)
+    }
+}
+
+/// Per-container totals across all locks.
+public struct ContainerSummary: Codable, Sendable, Equatable {
+    public var id: String
+    public var runtime: String
+    public var podUid: String?
+    public var cgroup: String
+    public var contentions: UInt64
+    public var totalWaitNs: UInt64
+    public var p99WaitNs: UInt64
+
+    public init(id: String, runtime: String, podUid: String?, cgroup: String, contentions: UInt64,
+                totalWaitNs: UInt64, p99WaitNs: UInt64) {
+        self.id = id
+        self.runtime = runtime
+        self.podUid = podUid
+        self.cgroup = cgroup
+        self.contentions = contentions
+        self.totalWaitNs = totalWaitNs
+        self.p99WaitNs = p99WaitNs
+    }
+}
+
+/// Mount-family syscall accounting.
+public struct MountSummary: Codable, Sendable, Equatable {
+    public var totalOps: UInt64
+    public var bySyscall: [SyscallStats]
+    public var byContainer: [ContainerMounts]
+
+    public init(totalOps: UInt64, bySyscall: [SyscallStats], byContainer: [ContainerMounts]) {
+        self.totalOps = totalOps
+        self.bySyscall = bySyscall
+        self.byContainer = byContainer
+    }
+}
+
+/// Count and latency of one mount-family syscall (latency in the same statistics as lock waits).
+public struct SyscallStats: Codable, Sendable, Equatable {
+    public var syscall: String
+    public var stats: WaitStats
+    /// Calls that returned an error.
+    public var errors: UInt64
+
+    public init(syscall: String, stats: WaitStats, errors: UInt64) {
+        self.syscall = syscall
+        self.stats = stats
+        self.errors = errors
+    }
+
+    private enum CodingKeys: String, CodingKey { case syscall, errors }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        syscall = try c.decode(String.self, forKey: .syscall)
+        errors = try c.decodeIfPresent(UInt64.self, forKey: .errors) ?? 0
+        stats = try WaitStats(from: decoder)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(syscall, forKey: .syscall)
+        try c.encode(errors, forKey: .errors)
+        try stats.encode(to: encoder)
+    }
+}
+
+/// Mount-family syscalls issued from one container.
+public struct ContainerMounts: Codable, Sendable, Equatable {
+    public var id: String
+    public var runtime: String
+    public var ops: UInt64
+    public var bySyscall: [SyscallStats]
+
+    public init(id: String, runtime: String, ops: UInt64, bySyscall: [SyscallStats]) {
+        self.id = id
+        self.runtime = runtime
+        self.ops = ops
+        self.bySyscall = bySyscall
+    }
+}

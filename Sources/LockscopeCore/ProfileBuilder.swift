@@ -1,0 +1,292 @@
+import Foundation
+
+extension Aggregator {
+    /// Most stacks kept per lock; the rest are summed into one `[other stacks]` entry, so a lock's
+    /// stacks always add up to its totals.
+    public static let maxStacksPerLock = 100
+    /// Most owner-blame rows kept per lock.
+    public static let maxOwnersPerLock = 50
+
+    /// Frames that name where an event had no stack, or where stacks were summed away.
+    public static let noStackFrame = "[no stack]"
+    public static let otherStacksFrame = "[other stacks]"
+
+    /// Names every lock seen so far (cheap enough to run once a second for the status line and for
+    /// teaching the kernel filter the addresses of namespace_sem and mount_lock).
+    public func lockNames(_ inputs: ProfileInputs) -> [UInt64: LockName] {
+        var symbolizer = Symbolizer(inputs: inputs)
+        return lockNames(inputs, symbolizer: &symbolizer)
+    }
+
+    private func lockNames(_ inputs: ProfileInputs, symbolizer: inout Symbolizer) -> [UInt64: LockName] {
+        let candidates = locks.map { address, state in
+            let heaviest = state.stacks.max { $0.value.tally.totalNs < $1.value.tally.totalNs }?.key
+            return LockCandidate(
+                address: address, kind: state.kind, contentions: state.total.count,
+                stacks: state.stacks.map { (frames: symbolizer.frames($0.key), count: $0.value.tally.count) },
+                topCaller: heaviest.flatMap { symbolizer.caller($0) }, outerLocks: state.outerLocks)
+        }
+        return LockNamer(symbols: inputs.symbols, layout: inputs.layout).names(for: candidates)
+    }
+
+    /// The profile of everything recorded so far.
+    public func profile(_ inputs: ProfileInputs) -> Profile {
+        var symbolizer = Symbolizer(inputs: inputs)
+        let names = lockNames(inputs, symbolizer: &symbolizer)
+        var containers = ContainerTable(resolve: inputs.container)
+
+        // Locks that share a name (per-object locks named after one caller) are one entry.
+        var groups: [LockName: [UInt64]] = [:]
+        for (address, name) in names where inputs.selection.keeps(name.name) {
+            groups[name, default: []].append(address)
+        }
+        var lockProfiles: [LockProfile] = []
+        var byContainerAll: [String: WaitAccumulator] = [:]
+        for (name, addresses) in groups {
+            let states = addresses.map { locks[$0]! }
+            let hottest = zip(addresses, states).max { $0.1.total.totalNs < $1.1.total.totalNs }!
+            var merged = states[0]
+            for state in states.dropFirst() { merged.merge(state) }
+            let lock = buildLock(name: name, address: hottest.0, state: merged, symbolizer: &symbolizer,
+                                 containers: &containers)
+            for (cgroup, accumulator) in merged.byCgroup {
+                byContainerAll[containers.id(cgroup), default: WaitAccumulator(precision: .two)].merge(accumulator)
+            }
+            lockProfiles.append(lock)
+        }
+        lockProfiles.sort { ($0.stats.totalWaitNs, $0.name) > ($1.stats.totalWaitNs, $1.name) }
+
+        let containerSummaries = byContainerAll.map { id, accumulator in
+            let container = containers.container(id: id)
+            return ContainerSummary(id: id, runtime: container.runtime, podUid: container.podUid,
+                                    cgroup: container.cgroup, contentions: accumulator.count,
+                                    totalWaitNs: accumulator.totalNs, p99WaitNs: accumulator.value(atPercentile: 99))
+        }.sorted { ($0.totalWaitNs, $0.id) > ($1.totalWaitNs, $1.id) }
+
+        return Profile(hostname: inputs.hostname, kernel: inputs.kernel, startedAt: inputs.startedAt,
+                       durationNs: inputs.durationNs, events: waitEvents + syscallEvents, drops: inputs.drops,
+                       recording: inputs.recording, topology: topology, containers: containerSummaries,
+                       mounts: mountSummary(containers: &containers), locks: lockProfiles)
+    }
+
+    private func buildLock(name: LockName, address: UInt64, state: LockState, symbolizer: inout Symbolizer,
+                           containers: inout ContainerTable) -> LockProfile {
+        LockProfile(
+            name: name.name, identity: name.identity, kind: state.kind,
+            address: "0x" + String(address, radix: 16), stats: state.total.stats, read: state.read.stats,
+            write: state.write.stats, stacks: stacks(of: state, symbolizer: &symbolizer, containers: &containers),
+            byCpu: keyed(state.byCPU.map { (String($0.key), $0.value) }, numeric: true),
+            bySocket: rollUp(state.byCPU) { topology?.cpu(Int($0))?.socket },
+            byNode: rollUp(state.byCPU) { topology?.cpu(Int($0))?.node },
+            byLlc: rollUp(state.byCPU) { topology?.cpu(Int($0))?.llc },
+            byContainer: keyed(merge(state.byCgroup) { containers.id($0) }, numeric: false),
+            byProcess: keyed(state.byProcess.map { ("\(state.processNames[$0.key] ?? "?")[\($0.key)]", $0.value) },
+                             numeric: false),
+            handoffs: Handoff.allCases.compactMap { handoff in
+                state.handoffs[handoff].map { HandoffStats(handoff: handoff, stats: $0.stats) }
+            },
+            owners: owners(of: state, containers: &containers))
+    }
+
+    private func stacks(of state: LockState, symbolizer: inout Symbolizer,
+                        containers: inout ContainerTable) -> [StackProfile] {
+        // Stack ids that symbolize to the same frames (different return offsets) are one stack.
+        var byFrames: [[String]: StackState] = [:]
+        for (id, stack) in state.stacks {
+            let frames = id < 0 ? [Aggregator.noStackFrame] : symbolizer.frames(id)
+            byFrames[frames, default: StackState()].merge(stack)
+        }
+        var sorted = byFrames.sorted { ($0.value.tally.totalNs, $0.key.count) > ($1.value.tally.totalNs, $1.key.count) }
+        if sorted.count > Aggregator.maxStacksPerLock {
+            var rest = StackState()
+            for entry in sorted[(Aggregator.maxStacksPerLock - 1)...] { rest.merge(entry.value) }
+            sorted = Array(sorted[..<(Aggregator.maxStacksPerLock - 1)]) + [([Aggregator.otherStacksFrame], rest)]
+        }
+        return sorted.map { frames, stack in
+            var contexts: [StackContext: Tally] = [:]
+            for (key, tally) in stack.contexts {
+                let context = StackContext(cpu: Int(key.cpu), container: containers.id(key.cgroupID), count: 0,
+                                           totalWaitNs: 0)
+                contexts[context, default: Tally()].merge(tally)
+            }
+            return StackProfile(
+                frames: frames, count: stack.tally.count, totalWaitNs: stack.tally.totalNs, maxWaitNs: stack.maxNs,
+                contexts: contexts.map { key, tally in
+                    StackContext(cpu: key.cpu, container: key.container, count: tally.count, totalWaitNs: tally.totalNs)
+                }.sorted { ($0.totalWaitNs, $0.cpu, $0.container) > ($1.totalWaitNs, $1.cpu, $1.container) })
+        }
+    }
+
+    private func owners(of state: LockState, containers: inout ContainerTable) -> [OwnerBlame]? {
+        guard state.kind == .mutex || state.kind == .rwsem else { return nil }
+        var rows: [OwnerBlame] = []
+        for (key, tally) in state.owners {
+            let known = key.ownerPid != 0
+            let row = OwnerBlame(
+                waiterContainer: containers.id(key.waiterCgroupID),
+                ownerContainer: known ? containers.id(key.ownerCgroupID) : "unknown",
+                ownerPid: Int32(bitPattern: key.ownerPid),
+                ownerComm: known ? state.ownerNames[key.ownerPid] ?? "?" : "unknown",
+                contentions: tally.count, totalWaitNs: tally.totalNs)
+            if let index = rows.firstIndex(where: { $0.waiterContainer == row.waiterContainer
+                && $0.ownerContainer == row.ownerContainer && $0.ownerPid == row.ownerPid }) {
+                rows[index].contentions += row.contentions
+                rows[index].totalWaitNs += row.totalWaitNs
+            } else {
+                rows.append(row)
+            }
+        }
+        rows.sort { ($0.totalWaitNs, $0.ownerPid) > ($1.totalWaitNs, $1.ownerPid) }
+        return Array(rows.prefix(Aggregator.maxOwnersPerLock))
+    }
+
+    private func mountSummary(containers: inout ContainerTable) -> MountSummary? {
+        guard syscallEvents > 0 else { return nil }
+        func syscallStats(_ states: [MountSyscall: SyscallState]) -> [SyscallStats] {
+            states.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                SyscallStats(syscall: $0.key.name, stats: $0.value.latency.stats, errors: $0.value.errors)
+            }
+        }
+        var byContainer: [String: [MountSyscall: SyscallState]] = [:]
+        for (cgroup, states) in syscallsByCgroup {
+            let id = containers.id(cgroup)
+            for (syscall, state) in states { byContainer[id, default: [:]][syscall, default: SyscallState()].merge(state) }
+        }
+        let containerRows = byContainer.map { id, states in
+            ContainerMounts(id: id, runtime: containers.container(id: id).runtime,
+                            ops: states.values.reduce(0) { $0 + $1.latency.count }, bySyscall: syscallStats(states))
+        }.sorted { ($0.ops, $0.id) > ($1.ops, $1.id) }
+        return MountSummary(totalOps: syscalls.values.reduce(0) { $0 + $1.latency.count },
+                            bySyscall: syscallStats(syscalls), byContainer: containerRows)
+    }
+
+    private func rollUp(_ byCPU: [UInt32: WaitAccumulator], _ group: (UInt32) -> Int?) -> [KeyedStats] {
+        guard topology != nil else { return [] }
+        return keyed(merge(byCPU) { group($0).map(String.init) ?? "unknown" }, numeric: true)
+    }
+
+    private func merge<Key: Hashable>(_ accumulators: [Key: WaitAccumulator],
+                                      into group: (Key) -> String) -> [(String, WaitAccumulator)] {
+        var merged: [String: WaitAccumulator] = [:]
+        for (key, accumulator) in accumulators {
+            merged[group(key), default: WaitAccumulator(precision: .two)].merge(accumulator)
+        }
+        return merged.map { ($0.key, $0.value) }
+    }
+
+    /// Numeric keys (CPUs, sockets) sort by number; others by total wait, heaviest first.
+    private func keyed(_ entries: [(String, WaitAccumulator)], numeric: Bool) -> [KeyedStats] {
+        let sorted = numeric
+            ? entries.sorted { (Int($0.0) ?? .max, $0.0) < (Int($1.0) ?? .max, $1.0) }
+            : entries.sorted { ($0.1.totalNs, $1.0) > ($1.1.totalNs, $0.0) }
+        return sorted.map { KeyedStats(key: $0.0, stats: $0.1.stats) }
+    }
+}
+
+extension Aggregator.Tally {
+    mutating func merge(_ other: Aggregator.Tally) {
+        count += other.count
+        totalNs &+= other.totalNs
+    }
+}
+
+extension Aggregator.StackState {
+    mutating func merge(_ other: Aggregator.StackState) {
+        tally.merge(other.tally)
+        maxNs = max(maxNs, other.maxNs)
+        for (key, value) in other.contexts { contexts[key, default: .init()].merge(value) }
+    }
+}
+
+extension Aggregator.SyscallState {
+    mutating func merge(_ other: Aggregator.SyscallState) {
+        latency.merge(other.latency)
+        errors += other.errors
+    }
+}
+
+extension Aggregator.LockState {
+    /// Adds another address's waits (locks merged under one name).
+    mutating func merge(_ other: Aggregator.LockState) {
+        total.merge(other.total)
+        read.merge(other.read)
+        write.merge(other.write)
+        for (id, stack) in other.stacks { stacks[id, default: .init()].merge(stack) }
+        for (key, value) in other.byCPU { byCPU[key, default: WaitAccumulator(precision: .two)].merge(value) }
+        for (key, value) in other.byCgroup { byCgroup[key, default: WaitAccumulator(precision: .two)].merge(value) }
+        for (key, value) in other.byProcess { byProcess[key, default: WaitAccumulator(precision: .two)].merge(value) }
+        processNames.merge(other.processNames) { current, _ in current }
+        for (key, value) in other.handoffs { handoffs[key, default: WaitAccumulator(precision: .two)].merge(value) }
+        for (key, value) in other.owners { owners[key, default: .init()].merge(value) }
+        ownerNames.merge(other.ownerNames) { current, _ in current }
+        for (key, value) in other.outerLocks { outerLocks[key, default: 0] += value }
+    }
+}
+
+/// Stack ids to symbolized frames, cached; tracing frames (the BPF program and tracepoint glue) dropped.
+struct Symbolizer {
+    let inputs: ProfileInputs
+    private var cache: [Int32: [UInt64]] = [:]
+
+    init(inputs: ProfileInputs) { self.inputs = inputs }
+
+    private mutating func addresses(_ id: Int32) -> [UInt64] {
+        if let cached = cache[id] { return cached }
+        let raw = id < 0 ? [] : (inputs.stackAddresses(id) ?? [])
+        // The stack starts inside the tracing machinery: the BPF program (JIT code, no kallsyms entry)
+        // and the tracepoint glue. The lock's own slow path comes first after them.
+        let kept = Array(raw.drop { address in
+            guard let name = inputs.symbols?.function(at: address)?.name else { return inputs.symbols != nil }
+            return Symbolizer.isTracingFrame(name)
+        })
+        cache[id] = kept
+        return kept
+    }
+
+    /// Frame names, innermost first; `[unknown stack]` when the stack could not be read.
+    mutating func frames(_ id: Int32) -> [String] {
+        if id < 0 { return [Aggregator.noStackFrame] }
+        let addresses = addresses(id)
+        if addresses.isEmpty { return ["[unknown stack]"] }
+        return addresses.map { address in
+            guard let symbol = inputs.symbols?.function(at: address) else { return "0x" + String(address, radix: 16) }
+            return symbol.module.map { "\(symbol.name) [\($0)]" } ?? symbol.name
+        }
+    }
+
+    /// The first frame outside lock primitives, as `func+0xoff` (how perf names a lock by its caller).
+    mutating func caller(_ id: Int32) -> String? {
+        guard let symbols = inputs.symbols else { return nil }
+        for address in addresses(id) where !symbols.isLockText(address) {
+            guard let symbol = symbols.function(at: address) else { continue }
+            if !LockNamer.isLockPrimitive(symbol.name) { return symbol.nameWithOffset }
+        }
+        return nil
+    }
+
+    static func isTracingFrame(_ name: String) -> Bool {
+        name.hasPrefix("bpf_") || name.hasPrefix("__bpf_") || name.hasPrefix("__traceiter_")
+            || name.hasPrefix("trace_contention") || name.hasPrefix("__trace_") || name.hasPrefix("perf_trace")
+    }
+}
+
+/// Maps cgroup ids to container ids once each, and remembers each container's details.
+struct ContainerTable {
+    let resolve: (UInt64) -> Container
+    private var idsByCgroup: [UInt64: String] = [:]
+    private var containers: [String: Container] = [:]
+
+    init(resolve: @escaping (UInt64) -> Container) { self.resolve = resolve }
+
+    mutating func id(_ cgroupID: UInt64) -> String {
+        if let id = idsByCgroup[cgroupID] { return id }
+        let container = resolve(cgroupID)
+        idsByCgroup[cgroupID] = container.id
+        if containers[container.id] == nil { containers[container.id] = container }
+        return container.id
+    }
+
+    func container(id: String) -> Container {
+        containers[id] ?? Container(id: id, runtime: "unknown", podUid: nil, cgroup: "")
+    }
+}

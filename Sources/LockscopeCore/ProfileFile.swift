@@ -1,0 +1,136 @@
+import Foundation
+
+extension Profile {
+    /// The JSON encoder every writer of profiles uses: snake_case keys, stable key order.
+    public static func makeEncoder(pretty: Bool = true) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys]
+        return encoder
+    }
+
+    public static func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+
+    /// Decodes a profile, refusing anything that is not a `lockscope.profile/1` document.
+    /// `source` names the input in error messages.
+    public static func decode(_ data: Data, source: String = "profile") throws -> Profile {
+        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
+            throw UserError("\(source) is empty: record a profile with `lockscope record -o \(source)`")
+        }
+        struct Header: Decodable { var schema: String? }
+        let header: Header
+        do {
+            header = try makeDecoder().decode(Header.self, from: data)
+        } catch {
+            throw UserError("\(source) is not valid JSON (truncated or corrupted?): \(describe(error))")
+        }
+        guard let schema = header.schema else {
+            throw UserError("\(source) is not a lockscope profile (no \"schema\" field)")
+        }
+        guard schema.hasPrefix("lockscope.profile/") else {
+            throw UserError("\(source) is not a lockscope profile (schema \"\(schema)\")")
+        }
+        let major = schema.dropFirst("lockscope.profile/".count).split(separator: ".").first.map(String.init) ?? ""
+        guard major == "1" else {
+            throw UserError("\(source) uses schema \(schema); this lockscope reads \(currentSchema): use a lockscope that matches the profile")
+        }
+        do {
+            return try makeDecoder().decode(Profile.self, from: data)
+        } catch {
+            throw UserError("\(source) is not a valid \(currentSchema) profile: \(describe(error))")
+        }
+    }
+
+    /// Reads and decodes a profile file.
+    public static func load(path: String) throws -> Profile {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw UserError("cannot read \(path): \(errnoDescription(error)); check the path")
+        }
+        return try decode(data, source: path)
+    }
+
+    public func encoded(pretty: Bool = true) throws -> Data {
+        var data = try Profile.makeEncoder(pretty: pretty).encode(self)
+        data.append(0x0a)
+        return data
+    }
+
+    /// Writes the profile atomically: a reader sees the old file or the complete new one, never half.
+    public func write(to path: String) throws {
+        try AtomicFile.write(try encoded(), to: path)
+    }
+
+    /// One line for a decoding error, naming the JSON path where it went wrong.
+    private static func describe(_ error: Error) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return keys.isEmpty ? "" : " at \(keys)"
+        }
+        switch error as? DecodingError {
+        case .keyNotFound(let key, let context)?: return "missing field \"\(key.stringValue)\"\(path(context))"
+        case .typeMismatch(_, let context)?: return "wrong type\(path(context))"
+        case .valueNotFound(_, let context)?: return "missing value\(path(context))"
+        case .dataCorrupted(let context)?:
+            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            return (underlying ?? context.debugDescription) + path(context)
+        default: return "\(error)"
+        }
+    }
+}
+
+/// Writes files so that readers never see a half-written one: write a temporary file next to the
+/// destination, flush it, then rename it into place.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let temporary = "\(directory)/.\(url.lastPathComponent).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw UserError("cannot write \(path): \(String(cString: strerror(errno))); choose a writable path") }
+        var failure: Int32 = 0
+        data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 { if errno == EINTR { continue }; failure = errno; return }
+                offset += n
+            }
+        }
+        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        close(fd)
+        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
+        if failure != 0 {
+            unlink(temporary)
+            throw UserError("cannot write \(path): \(String(cString: strerror(failure))); choose a writable path")
+        }
+    }
+
+    /// Checks, before any work is done, that `path` can be written later (directory exists and is writable).
+    public static func checkWritable(_ path: String) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw UserError("cannot write \(path): it is a directory; give a file name")
+        }
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw UserError("cannot write \(path): directory \(directory) does not exist; create it or choose another path")
+        }
+        guard access(directory, W_OK) == 0 else {
+            throw UserError("cannot write \(path): directory \(directory) is not writable; choose another path")
+        }
+    }
+}
+
+private func errnoDescription(_ error: Error) -> String {
+    if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(posix.code)))
+    }
+    return (error as NSError).localizedDescription
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// Parsing and printing of durations and sizes, the same everywhere in the CLI.
+public enum Units {
+    /// Parses `30`, `30s`, `500ms`, `250us`, `100ns`, `2m`, `1h`, `1.5s`. A bare number is in
+    /// `defaultUnit` nanoseconds (seconds unless told). Nil when malformed or negative.
+    public static func parseDuration(_ text: String, defaultUnit: UInt64 = 1_000_000_000) -> UInt64? {
+        let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            if suffix == "s", number.hasSuffix("m") || number.hasSuffix("u") || number.hasSuffix("n") { continue }
+            return scaled(String(number), scale)
+        }
+        return scaled(trimmed, Double(defaultUnit))
+    }
+
+    private static func scaled(_ number: String, _ scale: Double) -> UInt64? {
+        guard let value = Double(number), value >= 0, value.isFinite, value * scale < 1.8e19 else { return nil }
+        return UInt64((value * scale).rounded())
+    }
+
+    /// Parses `8M`, `256K`, `1G`, `4096` into bytes.
+    public static func parseSize(_ text: String) -> Int? {
+        let scales: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var digits = Substring(text.trimmingCharacters(in: .whitespaces).uppercased())
+        if digits.hasSuffix("B") { digits = digits.dropLast() }
+        var scale = 1
+        if let last = digits.last, let unit = scales[last] {
+            scale = unit
+            digits = digits.dropLast()
+        }
+        guard let value = Int(digits), value >= 0, value <= Int.max / scale else { return nil }
+        return value * scale
+    }
+
+    /// A duration for people: `812 ns`, `4.21 us`, `12.3 ms`, `2.50 s`, three significant digits.
+    public static func duration(_ ns: UInt64) -> String {
+        let value = Double(ns)
+        switch ns {
+        case ..<1_000: return "\(ns) ns"
+        case ..<1_000_000: return significant(value / 1e3) + " us"
+        case ..<1_000_000_000: return significant(value / 1e6) + " ms"
+        default: return significant(value / 1e9) + " s"
+        }
+    }
+
+    private static func significant(_ value: Double) -> String {
+        let decimals = value >= 100 ? 0 : (value >= 10 ? 1 : 2)
+        return String(format: "%.\(decimals)f", value)
+    }
+
+    /// `dropped 12 events (0.3%)`, plus stack failures when there were any.
+    public static func lossSummary(_ profile: Profile) -> String {
+        var text = "dropped \(profile.dropped) events (\(String(format: "%.1f", profile.dropRatio * 100))%)"
+        if profile.drops.stackFailed > 0 { text += ", \(profile.drops.stackFailed) without a stack" }
+        if profile.dropped > 0 { text += "; try a larger --ringbuf-size or a --min-wait" }
+        return text
+    }
+}

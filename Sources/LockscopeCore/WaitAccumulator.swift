@@ -1,0 +1,63 @@
+import Histogram
+
+/// Accumulates waits (or syscall latencies) and produces `WaitStats`: exact count, total, min and max,
+/// and percentiles from an HDR histogram (values kept to `precision` significant decimal digits).
+public struct WaitAccumulator: Sendable {
+    public private(set) var count: UInt64 = 0
+    public private(set) var totalNs: UInt64 = 0
+    public private(set) var minNs: UInt64 = .max
+    public private(set) var maxNs: UInt64 = 0
+    private var histogram: Histogram<UInt64>
+
+    /// `precision` 3 keeps percentiles within 0.1%; 2 (within 1%) is a quarter of the memory, for breakdowns.
+    public init(precision: SignificantDigits = .three) {
+        histogram = Histogram<UInt64>(numberOfSignificantValueDigits: precision)
+    }
+
+    public mutating func record(_ ns: UInt64) {
+        count += 1
+        totalNs &+= ns
+        if ns < minNs { minNs = ns }
+        if ns > maxNs { maxNs = ns }
+        _ = histogram.record(ns)
+    }
+
+    /// Adds another accumulator's waits (for rolling CPUs up into sockets, cgroups into containers...).
+    public mutating func merge(_ other: WaitAccumulator) {
+        guard other.count > 0 else { return }
+        count += other.count
+        totalNs &+= other.totalNs
+        minNs = Swift.min(minNs, other.minNs)
+        maxNs = Swift.max(maxNs, other.maxNs)
+        histogram.add(other.histogram)
+    }
+
+    /// The value at `percentile` (0...100), never above the exact maximum.
+    public func value(atPercentile percentile: Double) -> UInt64 {
+        count == 0 ? 0 : Swift.min(histogram.valueAtPercentile(percentile), maxNs)
+    }
+
+    public var stats: WaitStats {
+        guard count > 0 else { return .empty }
+        return WaitStats(contentions: count, totalWaitNs: totalNs, minWaitNs: minNs, maxWaitNs: maxNs,
+                         p50WaitNs: value(atPercentile: 50), p90WaitNs: value(atPercentile: 90),
+                         p99WaitNs: value(atPercentile: 99), p999WaitNs: value(atPercentile: 99.9),
+                         histogram: powerOfTwoBuckets())
+    }
+
+    /// Buckets `[2^k, 2^(k+1))`, non-empty only; 0 ns waits go to `[0, 1)`.
+    func powerOfTwoBuckets() -> [HistogramBucket] {
+        var counts = [UInt64](repeating: 0, count: 65)
+        for entry in histogram.recordedValues() {
+            let value = entry.value
+            let index = value == 0 ? 0 : 64 - value.leadingZeroBitCount
+            counts[index] += UInt64(entry.count)
+        }
+        return counts.indices.compactMap { index in
+            guard counts[index] > 0 else { return nil }
+            let lower: UInt64 = index == 0 ? 0 : 1 << (index - 1)
+            let upper: UInt64 = index == 64 ? .max : (index == 0 ? 1 : 1 << index)
+            return HistogramBucket(lowerNs: lower, upperNs: upper, count: counts[index])
+        }
+    }
+}

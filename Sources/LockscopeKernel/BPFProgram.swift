@@ -1,0 +1,273 @@
+import CLibbpf
+import CLockscopeBPF
+import Foundation
+import LockscopeCore
+import Synchronization
+
+/// What the BPF programs keep, set before they are loaded.
+public struct BPFOptions: Sendable, Equatable {
+    /// Ring buffer size in bytes (a power of two, at least one page).
+    public var ringBufferBytes: Int = 8 << 20
+    /// Waits shorter than this are dropped in the kernel.
+    public var minWaitNs: UInt64 = 0
+    /// Lock kinds to keep; empty keeps every kind.
+    public var kinds: Set<LockKind> = []
+    /// Keep waits on these lock addresses...
+    public var lockAddresses: [UInt64] = []
+    /// ...or (when both are on: either) waits that began inside a mount-family syscall.
+    public var filterByLockAddress = false
+    public var filterByMountPath = false
+    /// Keep only these processes (tgids) / cgroup ids; empty keeps all.
+    public var pids: [UInt32] = []
+    public var cgroupIDs: [UInt64] = []
+    /// Read mutex and rwsem owners at contention begin.
+    public var readOwners = true
+    /// Account mount-family syscalls (attaches raw_syscalls sys_enter/sys_exit).
+    public var mountSyscalls = true
+
+    public init() {}
+
+    /// Wake the reader once a quarter of the ring buffer is full; otherwise it polls on a timer.
+    var wakeupBytes: UInt64 { UInt64(ringBufferBytes / 4) }
+}
+
+/// The loaded BPF object: programs, maps and the links that attach them.
+/// Detaches and frees everything on `close()` or deinit.
+public final class BPFProgram {
+    private var object: OpaquePointer?
+    private var links: [OpaquePointer] = []
+    public let options: BPFOptions
+
+    /// Opens the embedded object, applies `options`, and loads it into the kernel (needs CAP_BPF and CAP_PERFMON).
+    public init(options: BPFOptions) throws {
+        self.options = options
+        LibbpfLog.install()
+        var openOptions = bpf_object_open_opts()
+        openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
+        object = "lockscope".withCString { name in
+            openOptions.object_name = name
+            return bpf_object__open_mem(lockscope_bpf_object_bytes(), Int(lockscope_bpf_object_size()), &openOptions)
+        }
+        guard object != nil else { throw BPFError.open(errno: errno) }
+        do {
+            try writeConfig()
+            try check(bpf_map__set_max_entries(map("events"), UInt32(options.ringBufferBytes)), "size the ring buffer")
+            let loaded = bpf_object__load(object)
+            if loaded != 0 { throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines()) }
+            try fillSyscallTable()
+            try addLockAddresses(options.lockAddresses)
+            for pid in options.pids { try setKey("pid_filter", pid) }
+            for cgroup in options.cgroupIDs { try setKey("cgroup_filter", cgroup) }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Attaches the programs: contention_begin/end, and sys_enter/sys_exit when accounting mount syscalls.
+    public func attach() throws {
+        var names = ["contention_begin", "contention_end"]
+        if options.mountSyscalls || options.filterByMountPath { names += ["syscall_enter", "syscall_exit"] }
+        for name in names {
+            guard let program = bpf_object__find_program_by_name(object, name) else {
+                throw BPFError.missing("program \(name)")
+            }
+            guard let link = bpf_program__attach(program) else {
+                let code = errno
+                detach()
+                throw BPFError.attach(program: name, errno: code)
+            }
+            links.append(link)
+        }
+    }
+
+    /// Detaches every program (idempotent); maps stay readable until `close()`.
+    public func detach() {
+        for link in links { bpf_link__destroy(link) }
+        links.removeAll()
+    }
+
+    /// Detaches and frees the object (idempotent).
+    public func close() {
+        detach()
+        if let object { bpf_object__close(object) }
+        object = nil
+    }
+
+    public var isAttached: Bool { !links.isEmpty }
+
+    /// The ring buffer's file descriptor.
+    public var eventsFD: Int32 { bpf_map__fd(map("events")) }
+
+    /// The raw_tp program by name, for BPF_PROG_TEST_RUN.
+    public func programFD(_ name: String) -> Int32 {
+        bpf_program__fd(bpf_object__find_program_by_name(object, name))
+    }
+
+    /// Runs a raw_tp program once with `arguments` as its tracepoint arguments (BPF_PROG_TEST_RUN),
+    /// in the context of the calling thread. Deterministic input for tests and benchmarks.
+    public func testRun(_ programName: String, _ arguments: [UInt64]) throws {
+        var context = arguments
+        var runOptions = bpf_test_run_opts()
+        runOptions.sz = MemoryLayout<bpf_test_run_opts>.size
+        let result = context.withUnsafeMutableBytes { bytes in
+            runOptions.ctx_in = UnsafeRawPointer(bytes.baseAddress)
+            runOptions.ctx_size_in = UInt32(bytes.count)
+            return bpf_prog_test_run_opts(programFD(programName), &runOptions)
+        }
+        if result != 0 { throw BPFError.setup("test-run \(programName)", errno: -result) }
+    }
+
+    /// The per-CPU counters summed over CPUs, indexed by `lockscope_counter`.
+    public func counters() -> [UInt64] {
+        let cpus = Int(max(libbpf_num_possible_cpus(), 1))
+        let fd = bpf_map__fd(map("counters"))
+        return (0..<Int(LOCKSCOPE_CTR_COUNT.rawValue)).map { index in
+            var key = UInt32(index)
+            var values = [UInt64](repeating: 0, count: cpus)
+            guard bpf_map_lookup_elem(fd, &key, &values) == 0 else { return 0 }
+            return values.reduce(0, &+)
+        }
+    }
+
+    /// A captured kernel stack (innermost first), nil when the id is unknown.
+    public func stack(id: Int32) -> [UInt64]? {
+        guard id >= 0 else { return nil }
+        var key = UInt32(id)
+        var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_STACK_DEPTH))
+        guard bpf_map_lookup_elem(bpf_map__fd(map("stacks")), &key, &frames) == 0 else { return nil }
+        return Array(frames.prefix { $0 != 0 })
+    }
+
+    /// Adds lock addresses to the in-kernel lock filter (used when a lock is recognised mid-recording).
+    public func addLockAddresses(_ addresses: [UInt64]) throws {
+        for address in addresses { try setKey("lock_filter", address) }
+    }
+
+    // MARK: - Setup
+
+    private func map(_ name: String) -> OpaquePointer? {
+        bpf_object__find_map_by_name(object, name)
+    }
+
+    private func setKey<Key>(_ mapName: String, _ key: Key) throws {
+        var key = key
+        var present: UInt8 = 1
+        try check(bpf_map_update_elem(bpf_map__fd(map(mapName)), &key, &present, UInt64(BPF_ANY)), "fill \(mapName)")
+    }
+
+    /// Mount-family syscall numbers (x86-64) -> lockscope_mount_syscall.
+    private func fillSyscallTable() throws {
+        let fd = bpf_map__fd(map("syscall_table"))
+        for syscall in MountSyscall.allCases {
+            var key = UInt32(syscall.x86_64Number)
+            var value = UInt32(syscall.rawValue)
+            try check(bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY)), "fill syscall_table")
+        }
+    }
+
+    /// Writes `struct lockscope_config` into the object's .rodata, at the offset BTF gives for `config`.
+    private func writeConfig() throws {
+        var config = lockscope_config()
+        config.min_wait_ns = options.minWaitNs
+        config.kind_mask = options.kinds.reduce(0) { $0 | $1.filterBit }
+        var filters: UInt32 = 0
+        if options.filterByLockAddress { filters |= UInt32(LOCKSCOPE_FILTER_LOCK_ADDRS.rawValue) }
+        if options.filterByMountPath { filters |= UInt32(LOCKSCOPE_FILTER_MOUNT_PATH.rawValue) }
+        if !options.pids.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_PIDS.rawValue) }
+        if !options.cgroupIDs.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_CGROUPS.rawValue) }
+        config.filters = filters
+        config.wakeup_bytes = options.wakeupBytes
+        config.read_owner = options.readOwners ? 1 : 0
+
+        var rodata: OpaquePointer?
+        var candidate = bpf_object__next_map(object, nil)
+        while let current = candidate {
+            if let name = bpf_map__name(current), String(cString: name).hasSuffix(".rodata") { rodata = current }
+            candidate = bpf_object__next_map(object, current)
+        }
+        guard let rodata, let offset = variableOffset(section: ".rodata", variable: "config") else {
+            throw BPFError.missing("the config variable in .rodata")
+        }
+        var size = 0
+        guard let base = bpf_map__initial_value(rodata, &size),
+              offset + MemoryLayout<lockscope_config>.size <= size else {
+            throw BPFError.missing("room for the config in .rodata")
+        }
+        UnsafeMutableRawPointer(mutating: base).advanced(by: offset)
+            .copyMemory(from: &config, byteCount: MemoryLayout<lockscope_config>.size)
+    }
+
+    private func variableOffset(section: String, variable: String) -> Int? {
+        guard let btf = bpf_object__btf(object) else { return nil }
+        let id = btf__find_by_name_kind(btf, section, BTFKind.datasec)
+        guard id > 0, let datasec = btf__type_by_id(btf, UInt32(id)) else { return nil }
+        let infos = btf_var_secinfos(datasec)!
+        for index in 0..<Int(btf_vlen(datasec)) {
+            let info = infos[index]
+            guard let type = btf__type_by_id(btf, info.type), let name = btf__name_by_offset(btf, type.pointee.name_off)
+            else { continue }
+            if String(cString: name) == variable { return Int(info.offset) }
+        }
+        return nil
+    }
+
+    private func check(_ result: Int32, _ what: String) throws {
+        if result != 0 { throw BPFError.setup(what, errno: result < 0 ? -result : errno) }
+    }
+}
+
+/// Why the BPF side could not start; each says what to do.
+public enum BPFError: Error, CustomStringConvertible {
+    case open(errno: Int32)
+    case load(errno: Int32, log: String)
+    case attach(program: String, errno: Int32)
+    case setup(String, errno: Int32)
+    case missing(String)
+
+    public var description: String {
+        switch self {
+        case .open(let code):
+            return "cannot open the embedded BPF object: \(String(cString: strerror(code))); rebuild lockscope (make bpf)"
+        case .load(let code, let log):
+            if code == EPERM || code == EACCES {
+                return "loading BPF programs was refused (\(String(cString: strerror(code)))): run as root, or grant CAP_BPF and CAP_PERFMON"
+            }
+            let detail = log.isEmpty ? "" : " (libbpf: \(log))"
+            return "cannot load the BPF programs: \(String(cString: strerror(code)))\(detail); run `lockscope doctor`"
+        case .attach(let program, let code):
+            return "cannot attach \(program): \(String(cString: strerror(code))); run `lockscope doctor` to see what this kernel supports"
+        case .setup(let what, let code):
+            return "cannot \(what): \(String(cString: strerror(code)))"
+        case .missing(let what):
+            return "the embedded BPF object has no \(what); rebuild lockscope (make bpf)"
+        }
+    }
+}
+
+/// Keeps libbpf's messages instead of printing them, so errors can quote the relevant lines.
+enum LibbpfLog {
+    private static let lines = Mutex<[String]>([])
+
+    static func install() {
+        _ = libbpf_set_print { level, format, arguments in
+            guard let format, let arguments else { return 0 }
+            var buffer = [CChar](repeating: 0, count: 1024)
+            let length = vsnprintf(&buffer, buffer.count, format, arguments)
+            guard length > 0, level != LIBBPF_DEBUG else { return 0 }
+            let line = String(cString: buffer).trimmingCharacters(in: .whitespacesAndNewlines)
+            LibbpfLog.lines.withLock { lines in
+                lines.append(line)
+                if lines.count > 20 { lines.removeFirst(lines.count - 20) }
+            }
+            return 0
+        }
+    }
+
+    /// The last warnings libbpf emitted, joined on one line.
+    static func lastLines(_ count: Int = 3) -> String {
+        lines.withLock { $0.suffix(count).joined(separator: " | ") }
+    }
+}

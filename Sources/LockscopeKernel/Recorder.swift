@@ -1,0 +1,171 @@
+import CLockscopeBPF
+import Foundation
+import LockscopeCore
+
+/// What to record and how to name it.
+public struct RecordOptions {
+    public var bpf = BPFOptions()
+    public var selection: LockSelection = .mount
+    public var recording = Recording()
+    /// Where cgroup ids are resolved and topology is read from.
+    public var sysfsRoot = "/sys"
+    public var kallsymsPath = "/proc/kallsyms"
+
+    public init() {}
+}
+
+/// One refresh of the live status line.
+public struct RecordStatus: Sendable {
+    public var elapsedNs: UInt64
+    public var events: UInt64
+    public var dropped: UInt64
+    /// The lock with the most total wait so far, and that wait.
+    public var topLock: (name: String, totalWaitNs: UInt64)?
+}
+
+/// Records lock contention: loads and attaches the BPF programs, drains the ring buffer into an
+/// `Aggregator`, keeps the kernel filter taught about recognised locks, and builds the `Profile`.
+public final class Recorder {
+    public let options: RecordOptions
+    public let kernel: KernelInfo
+    public let symbols: Kallsyms
+    public let topology: Topology?
+    private let cgroups: CgroupResolver?
+    private let program: BPFProgram
+    private var reader: RingBufferReader!
+    private var aggregator: Aggregator
+    private var stackCache: [Int32: [UInt64]] = [:]
+    private var filteredLockAddresses = Set<UInt64>()
+    private var startedAt = Date()
+    private var startNs: UInt64 = 0
+    private var stopNs: UInt64?
+    private var finished = false
+
+    /// Everything that can fail before attaching happens here: reading symbols, topology and cgroups,
+    /// and loading the programs.
+    public init(options: RecordOptions) throws {
+        self.options = options
+        kernel = KernelInfo.read()
+        symbols = try Kallsyms.load(path: options.kallsymsPath)
+        topology = try? Topology.read(sysfsRoot: options.sysfsRoot)
+        cgroups = try? CgroupResolver()
+        aggregator = Aggregator(topology: topology)
+        program = try BPFProgram(options: options.bpf)
+        reader = try RingBufferReader(mapFD: program.eventsFD) { [unowned self] event in
+            aggregator.record(event)
+            if case .wait(let wait) = event { noteCgroup(wait.cgroupID) } else if case .syscall(let call) = event {
+                noteCgroup(call.cgroupID)
+            }
+        }
+    }
+
+    deinit { program.close() }
+
+    /// Attaches the programs; from here on waits are recorded.
+    public func attach() throws {
+        startedAt = Date()
+        startNs = monotonicNs()
+        try program.attach()
+    }
+
+    /// Polls the ring buffer until `shouldStop` returns true; calls `status` about once a second.
+    public func run(shouldStop: () -> Bool, status: (RecordStatus) -> Void) {
+        var nextTick = monotonicNs() + 1_000_000_000
+        while !shouldStop() {
+            reader.poll(timeoutMs: 100)
+            let now = monotonicNs()
+            if now >= nextTick {
+                nextTick = now + 1_000_000_000
+                status(currentStatus(names: refreshKernelFilter()))
+            }
+        }
+    }
+
+    /// Stops recording (detaches, drains what is left) and builds the profile. Call once.
+    public func finish() -> Profile {
+        if !finished {
+            finished = true
+            stopNs = monotonicNs()
+            program.detach()
+            reader.drain()
+        }
+        let profile = aggregator.profile(inputs())
+        return profile
+    }
+
+    /// The processes' drops so far, from the kernel counters.
+    public func drops() -> Drops {
+        let counters = program.counters()
+        func counter(_ index: lockscope_counter) -> UInt64 { counters[Int(index.rawValue)] }
+        var drops = Drops()
+        drops.ringbufFull = counter(LOCKSCOPE_CTR_RINGBUF_FULL) + counter(LOCKSCOPE_CTR_SYSCALL_RINGBUF_FULL)
+        drops.taskMapFull = counter(LOCKSCOPE_CTR_TASK_MAP_FULL)
+        drops.nestingOverflow = counter(LOCKSCOPE_CTR_NESTING_OVERFLOW)
+        drops.syscallMapFull = counter(LOCKSCOPE_CTR_SYSCALL_MAP_FULL)
+        drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
+        return drops
+    }
+
+    /// Raw kernel counters, indexed by `lockscope_counter` (for tests of the loss accounting).
+    public func kernelCounters() -> [UInt64] { program.counters() }
+
+    private func inputs() -> ProfileInputs {
+        let end = stopNs ?? monotonicNs()
+        return ProfileInputs(
+            stackAddresses: { [unowned self] id in stackAddresses(id) }, symbols: symbols, layout: kernel.layout,
+            container: { [cgroups] id in cgroups?.container(forCgroupID: id) ?? Container(id: "cgroup:\(id)", runtime: "unknown", cgroup: "") },
+            hostname: kernel.hostname, kernel: kernel.release, startedAt: rfc3339(startedAt),
+            durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection)
+    }
+
+    private func stackAddresses(_ id: Int32) -> [UInt64]? {
+        if let cached = stackCache[id] { return cached }
+        let stack = program.stack(id: id)
+        if let stack { stackCache[id] = stack }
+        return stack
+    }
+
+    /// Resolves each cgroup id once, while the cgroup still exists (containers remove theirs on exit).
+    private var seenCgroups = Set<UInt64>()
+    private func noteCgroup(_ id: UInt64) {
+        guard seenCgroups.insert(id).inserted else { return }
+        _ = cgroups?.container(forCgroupID: id)
+    }
+
+    /// In `--locks mount` mode, once namespace_sem and mount_lock are recognised, keep their waits
+    /// even outside mount syscalls (a task dropping its last mount reference in exit, say).
+    private func refreshKernelFilter() -> [UInt64: LockName] {
+        let names = aggregator.lockNames(inputs())
+        guard options.bpf.filterByLockAddress else { return names }
+        let wanted = names.filter { entry in
+            switch options.selection {
+            case .mount: return entry.value.identity != .caller
+            case .names(let set): return LockSelection.names(set).keeps(entry.value.name)
+            case .all: return false
+            }
+        }.map(\.key)
+        let new = wanted.filter { !filteredLockAddresses.contains($0) }
+        if !new.isEmpty, (try? program.addLockAddresses(new)) != nil { filteredLockAddresses.formUnion(new) }
+        return names
+    }
+
+    private func currentStatus(names: [UInt64: LockName]) -> RecordStatus {
+        let top = aggregator.heaviestLock()
+        return RecordStatus(elapsedNs: monotonicNs() - startNs,
+                            events: aggregator.waitEvents + aggregator.syscallEvents, dropped: drops().total,
+                            topLock: top.map { (names[$0.address]?.name ?? "0x" + String($0.address, radix: 16), $0.totalNs) })
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock bpf_ktime_get_ns() reads).
+public func monotonicNs() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
+func rfc3339(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.string(from: date)
+}

@@ -1,0 +1,319 @@
+import Foundation
+import LockscopeCore
+
+/// How to order locks in a report.
+public enum ReportSort: String, CaseIterable, Sendable {
+    case total, max, count, p99
+}
+
+/// Output formats of `lockscope report`.
+public enum ReportFormat: String, CaseIterable, Sendable {
+    case table, json, csv
+}
+
+/// The "where" and "who" breakdowns a report can add under each lock.
+public enum ReportDimension: String, CaseIterable, Sendable {
+    case cpu, socket, node, llc, container, process, handoff, owner
+}
+
+public struct ReportOptions: Sendable {
+    public var top: Int
+    public var sort: ReportSort
+    public var format: ReportFormat
+    public var by: [ReportDimension]
+    public var mounts: Bool
+    /// Rows per breakdown table (CPUs beyond it are summarised).
+    public var breakdownRows: Int
+    /// Call paths shown per lock in the table.
+    public var stacksPerLock: Int
+
+    public init(top: Int = 10, sort: ReportSort = .total, format: ReportFormat = .table, by: [ReportDimension] = [],
+                mounts: Bool = false, breakdownRows: Int = 8, stacksPerLock: Int = 2) {
+        self.top = top
+        self.sort = sort
+        self.format = format
+        self.by = by
+        self.mounts = mounts
+        self.breakdownRows = breakdownRows
+        self.stacksPerLock = stacksPerLock
+    }
+}
+
+/// Renders a profile as a table (like `perf lock contention`, plus a header), JSON or CSV.
+/// Tables fit an 80-column terminal.
+public struct ReportRenderer {
+    public let profile: Profile
+    public let options: ReportOptions
+
+    public init(profile: Profile, options: ReportOptions) {
+        self.profile = profile
+        self.options = options
+    }
+
+    /// The locks shown, sorted and cut to `top`.
+    public var selectedLocks: [LockProfile] {
+        let sorted = profile.locks.sorted { a, b in
+            let (x, y): (UInt64, UInt64)
+            switch options.sort {
+            case .total: (x, y) = (a.stats.totalWaitNs, b.stats.totalWaitNs)
+            case .max: (x, y) = (a.stats.maxWaitNs, b.stats.maxWaitNs)
+            case .count: (x, y) = (a.stats.contentions, b.stats.contentions)
+            case .p99: (x, y) = (a.stats.p99WaitNs, b.stats.p99WaitNs)
+            }
+            return x != y ? x > y : a.name < b.name
+        }
+        return Array(sorted.prefix(max(options.top, 0)))
+    }
+
+    public func render() -> String {
+        switch options.format {
+        case .table: return table()
+        case .json: return json()
+        case .csv: return csv()
+        }
+    }
+
+    // MARK: - Table
+
+    private func table() -> String {
+        var out = header()
+        let locks = selectedLocks
+        if locks.isEmpty {
+            out += "\nno lock contention recorded\n"
+        } else {
+            out += "\n" + lockTable(locks)
+            for lock in locks.prefix(3) where options.stacksPerLock > 0 && !lock.stacks.isEmpty {
+                out += "\n" + callPaths(lock)
+            }
+            for dimension in options.by {
+                for lock in locks.prefix(3) { out += "\n" + breakdown(lock, dimension) }
+            }
+        }
+        if options.mounts { out += "\n" + mountsSection() }
+        return out
+    }
+
+    func header() -> String {
+        var out = "lockscope report: host \(profile.hostname), kernel \(profile.kernel)\n"
+        out += "recorded \(profile.startedAt) for \(Units.duration(profile.durationNs)): "
+        out += "\(profile.events) events, \(Units.lossSummary(profile))\n"
+        if let topology = profile.topology { out += "topology: \(topology.summary())\n" }
+        return out
+    }
+
+    private func lockTable(_ locks: [LockProfile]) -> String {
+        var rows = [["contended", "total wait", "max wait", "avg wait", "p99 wait", "kind", "lock"]]
+        for lock in locks {
+            rows.append([String(lock.stats.contentions), Units.duration(lock.stats.totalWaitNs),
+                         Units.duration(lock.stats.maxWaitNs), Units.duration(lock.stats.meanWaitNs),
+                         Units.duration(lock.stats.p99WaitNs), lock.kind.rawValue, label(lock)])
+        }
+        return TextTable.render(rows, rightAligned: 0..<5)
+    }
+
+    /// `namespace_sem (inferred)`; caller-named locks are already self-describing.
+    private func label(_ lock: LockProfile) -> String {
+        lock.identity == .caller ? lock.name : "\(lock.name) (\(lock.identity.rawValue))"
+    }
+
+    private func callPaths(_ lock: LockProfile) -> String {
+        var out = "call paths of \(lock.name):\n"
+        for stack in lock.stacks.prefix(options.stacksPerLock) {
+            let share = percent(stack.totalWaitNs, of: lock.stats.totalWaitNs)
+            out += "  \(share) \(stack.count)x  " + condensed(stack.frames) + "\n"
+        }
+        return out
+    }
+
+    /// The caller chain without lock primitives, innermost first, cut to fit one line.
+    private func condensed(_ frames: [String]) -> String {
+        let primitives = frames.prefix { LockNamer.isLockPrimitive($0) }
+        let callers = frames.dropFirst(primitives.count).prefix(5)
+        let first = primitives.last.map { [$0] } ?? []
+        return (first + callers).joined(separator: " <- ")
+    }
+
+    private func breakdown(_ lock: LockProfile, _ dimension: ReportDimension) -> String {
+        let title = "\(lock.name) by \(dimension.rawValue)"
+        switch dimension {
+        case .handoff:
+            let rows = lock.handoffs.map { KeyedStats(key: $0.handoff.rawValue, stats: $0.stats) }
+            return keyedTable(title, rows, total: lock.stats, sortByWait: false,
+                              empty: "no hand-offs recorded (needs two or more contended acquisitions and a topology)")
+        case .owner:
+            guard let owners = lock.owners else {
+                return "\(title):\n  owner unknown: \(lock.kind.rawValue) owners are not recorded (only mutexes and rwsem writers have one)\n"
+            }
+            var rows = [["waiter", "owner", "pid", "comm", "contended", "total wait"]]
+            for owner in owners.prefix(options.breakdownRows) {
+                rows.append([shortContainer(owner.waiterContainer), shortContainer(owner.ownerContainer),
+                             owner.ownerPid == 0 ? "-" : String(owner.ownerPid), owner.ownerComm,
+                             String(owner.contentions), Units.duration(owner.totalWaitNs)])
+            }
+            return "\(title):\n" + TextTable.render(rows, rightAligned: 4..<6, indent: 2)
+        default:
+            let rows: [KeyedStats]
+            switch dimension {
+            case .cpu: rows = lock.byCpu
+            case .socket: rows = lock.bySocket
+            case .node: rows = lock.byNode
+            case .llc: rows = lock.byLlc
+            case .container: rows = lock.byContainer.map { KeyedStats(key: shortContainer($0.key), stats: $0.stats) }
+            default: rows = lock.byProcess
+            }
+            return keyedTable(title, rows, total: lock.stats, sortByWait: dimension == .cpu,
+                              empty: "no \(dimension.rawValue) breakdown in this profile")
+        }
+    }
+
+    private func keyedTable(_ title: String, _ entries: [KeyedStats], total: WaitStats, sortByWait: Bool,
+                            empty: String) -> String {
+        guard !entries.isEmpty else { return "\(title):\n  \(empty)\n" }
+        let ordered = sortByWait ? entries.sorted { $0.stats.totalWaitNs > $1.stats.totalWaitNs } : entries
+        var rows = [["key", "contended", "total wait", "share", "p50", "p99", "max"]]
+        for entry in ordered.prefix(options.breakdownRows) {
+            rows.append([entry.key, String(entry.stats.contentions), Units.duration(entry.stats.totalWaitNs),
+                         percent(entry.stats.totalWaitNs, of: total.totalWaitNs), Units.duration(entry.stats.p50WaitNs),
+                         Units.duration(entry.stats.p99WaitNs), Units.duration(entry.stats.maxWaitNs)])
+        }
+        var out = "\(title):\n" + TextTable.render(rows, rightAligned: 1..<7, indent: 2)
+        if ordered.count > options.breakdownRows {
+            let rest = ordered.dropFirst(options.breakdownRows)
+            let restWait = rest.reduce(0) { $0 + $1.stats.totalWaitNs }
+            out += "  ... \(rest.count) more, \(Units.duration(restWait)) (\(percent(restWait, of: total.totalWaitNs)))\n"
+        }
+        return out
+    }
+
+    private func mountsSection() -> String {
+        guard let mounts = profile.mounts else {
+            return "mount syscalls: none recorded\n"
+        }
+        var rows = [["syscall", "calls", "errors", "p50", "p99", "max", "total"]]
+        for call in mounts.bySyscall {
+            rows.append([call.syscall, String(call.stats.contentions), String(call.errors),
+                         Units.duration(call.stats.p50WaitNs), Units.duration(call.stats.p99WaitNs),
+                         Units.duration(call.stats.maxWaitNs), Units.duration(call.stats.totalWaitNs)])
+        }
+        var out = "mount syscalls: \(mounts.totalOps) in all\n" + TextTable.render(rows, rightAligned: 1..<7, indent: 2)
+        let containers = mounts.byContainer.filter { $0.runtime != "host" }
+        if !containers.isEmpty {
+            let perContainer = Double(containers.reduce(0) { $0 + $1.ops }) / Double(containers.count)
+            out += "mount ops per container: \(String(format: "%.1f", perContainer)) (over \(containers.count) containers)\n"
+            var rows = [["container", "runtime", "ops", "by syscall"]]
+            for container in mounts.byContainer.prefix(options.breakdownRows) {
+                let calls = container.bySyscall.map { "\($0.syscall) \($0.stats.contentions)" }.joined(separator: ", ")
+                rows.append([shortContainer(container.id), container.runtime, String(container.ops), calls])
+            }
+            out += TextTable.render(rows, rightAligned: 2..<3, indent: 2)
+            if mounts.byContainer.count > options.breakdownRows {
+                out += "  ... \(mounts.byContainer.count - options.breakdownRows) more containers\n"
+            }
+        }
+        return out
+    }
+
+    // MARK: - JSON and CSV
+
+    /// One row per lock: the numbers of the table, unformatted.
+    struct LockRow: Codable {
+        var name: String
+        var identity: LockIdentity
+        var kind: LockKind
+        var address: String
+        var contentions: UInt64
+        var totalWaitNs: UInt64
+        var maxWaitNs: UInt64
+        var meanWaitNs: UInt64
+        var p50WaitNs: UInt64
+        var p90WaitNs: UInt64
+        var p99WaitNs: UInt64
+        var p999WaitNs: UInt64
+        var readContentions: UInt64
+        var writeContentions: UInt64
+
+        init(_ lock: LockProfile) {
+            name = lock.name
+            identity = lock.identity
+            kind = lock.kind
+            address = lock.address
+            contentions = lock.stats.contentions
+            totalWaitNs = lock.stats.totalWaitNs
+            maxWaitNs = lock.stats.maxWaitNs
+            meanWaitNs = lock.stats.meanWaitNs
+            p50WaitNs = lock.stats.p50WaitNs
+            p90WaitNs = lock.stats.p90WaitNs
+            p99WaitNs = lock.stats.p99WaitNs
+            p999WaitNs = lock.stats.p999WaitNs
+            readContentions = lock.read.contentions
+            writeContentions = lock.write.contentions
+        }
+
+        var csvFields: [String] {
+            [name, identity.rawValue, kind.rawValue, address] + [contentions, totalWaitNs, maxWaitNs, meanWaitNs,
+                p50WaitNs, p90WaitNs, p99WaitNs, p999WaitNs, readContentions, writeContentions].map(String.init)
+        }
+
+        static let csvHeader = ["name", "identity", "kind", "address", "contentions", "total_wait_ns", "max_wait_ns",
+                                "mean_wait_ns", "p50_wait_ns", "p90_wait_ns", "p99_wait_ns", "p999_wait_ns",
+                                "read_contentions", "write_contentions"]
+    }
+
+    struct JSONReport: Codable {
+        var hostname: String
+        var kernel: String
+        var startedAt: String
+        var durationNs: UInt64
+        var events: UInt64
+        var dropped: UInt64
+        var locks: [LockRow]
+        var mounts: MountSummary?
+    }
+
+    private func json() -> String {
+        let report = JSONReport(hostname: profile.hostname, kernel: profile.kernel, startedAt: profile.startedAt,
+                                durationNs: profile.durationNs, events: profile.events, dropped: profile.dropped,
+                                locks: selectedLocks.map(LockRow.init), mounts: options.mounts ? profile.mounts : nil)
+        let data = (try? Profile.makeEncoder().encode(report)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    private func csv() -> String {
+        ([LockRow.csvHeader] + selectedLocks.map { LockRow($0).csvFields })
+            .map { $0.map(CSV.field).joined(separator: ",") }.joined(separator: "\n") + "\n"
+    }
+}
+
+func percent(_ part: UInt64, of whole: UInt64) -> String {
+    whole == 0 ? "0.0%" : String(format: "%.1f%%", Double(part) * 100 / Double(whole))
+}
+
+/// Container ids are 64 hex digits; 12 are enough to tell them apart on screen (like docker ps).
+func shortContainer(_ id: String) -> String {
+    id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
+}
+
+/// RFC 4180 quoting.
+enum CSV {
+    static func field(_ text: String) -> String {
+        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+            ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+    }
+}
+
+/// Plain aligned columns, two spaces apart.
+enum TextTable {
+    static func render(_ rows: [[String]], rightAligned: Range<Int>, indent: Int = 0) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = [Int](repeating: 0, count: first.count)
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        let pad = String(repeating: " ", count: indent)
+        return rows.map { row in
+            pad + row.enumerated().map { index, cell in
+                let fill = String(repeating: " ", count: widths[index] - cell.count)
+                if index == row.count - 1 && !rightAligned.contains(index) { return cell }
+                return rightAligned.contains(index) ? fill + cell : cell + fill
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import LockscopeCore
+
+/// `lockscope`: where container start-up waits on kernel locks.
+@main
+struct Lockscope: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lockscope",
+        abstract: "An eBPF lock-contention profiler: which kernel lock, how long, where, in which container, from which call path.",
+        version: "0.1.0",
+        subcommands: [RecordCommand.self, ReportCommand.self, DoctorCommand.self])
+
+    /// Runs the command; user errors and bad options print one line and exit 2.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as UserError {
+            FileHandle.standardError.write(Data("lockscope: \(error.description)\n".utf8))
+            Foundation.exit(2)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || code.rawValue == 1 || error is ExitCode || error is CleanExit {
+                exit(withError: error)
+            }
+            // Usage and validation errors: ArgumentParser's message, then status 2 like every bad input.
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(2)
+        }
+    }
+}

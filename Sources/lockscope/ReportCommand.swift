@@ -1,0 +1,41 @@
+import ArgumentParser
+import LockscopeCore
+import LockscopeReport
+
+extension ReportSort: ExpressibleByArgument {}
+extension ReportFormat: ExpressibleByArgument {}
+extension ReportDimension: ExpressibleByArgument {}
+
+/// `lockscope report FILE`: read a saved profile again, any time, without root.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Print the report of a saved profile.")
+
+    @Argument(help: "A profile written by `lockscope record`.")
+    var file: String
+
+    @Option(help: "Locks to show.")
+    var top = 10
+
+    @Option(help: "Order locks by: \(ReportSort.allCases.map(\.rawValue).joined(separator: "|")).")
+    var sort: ReportSort = .total
+
+    @Option(help: "Output: \(ReportFormat.allCases.map(\.rawValue).joined(separator: "|")).")
+    var format: ReportFormat = .table
+
+    @Option(help: "Break each top lock down by: \(ReportDimension.allCases.map(\.rawValue).joined(separator: "|")) (repeatable).")
+    var by: [ReportDimension] = []
+
+    @Flag(help: "Add mount-syscall accounting: calls, latency, and mount ops per container.")
+    var mounts = false
+
+    func validate() throws {
+        guard top > 0 else { throw ValidationError("--top must be at least 1") }
+    }
+
+    func run() throws {
+        let profile = try Profile.load(path: file)
+        let options = ReportOptions(top: top, sort: sort, format: format, by: by, mounts: mounts)
+        print(ReportRenderer(profile: profile, options: options).render(), terminator: "")
+    }
+}

@@ -1,0 +1,229 @@
+import CLockscopeBPF
+import Foundation
+import LockscopeCore
+import XCTest
+
+@testable import LockscopeKernel
+
+/// The BPF programs driven through BPF_PROG_TEST_RUN with exact inputs: pairing, nesting, filters and
+/// loss accounting, without depending on what the rest of the machine does.
+final class BPFTestRunTests: XCTestCase {
+    private let rwsemA: UInt64 = 0xffff_8880_1000_0000
+    private let spinB: UInt64 = 0xffff_8880_2000_0040
+
+    private static let write = UInt32(LOCKSCOPE_LCB_F_WRITE)
+    private static let spin = UInt32(LOCKSCOPE_LCB_F_SPIN)
+    private static let mutexSpin = UInt32(LOCKSCOPE_LCB_F_MUTEX | LOCKSCOPE_LCB_F_SPIN)
+    private static let mutexSleep = UInt32(LOCKSCOPE_LCB_F_MUTEX)
+
+    /// A loaded (not attached) program and everything it sent.
+    private final class Harness {
+        let program: BPFProgram
+        var reader: RingBufferReader!
+        var events: [KernelEvent] = []
+
+        init(_ options: BPFOptions) throws {
+            program = try BPFProgram(options: options)
+            reader = try RingBufferReader(mapFD: program.eventsFD) { [unowned self] in events.append($0) }
+        }
+
+        func begin(_ lock: UInt64, _ flags: UInt32) throws {
+            try program.testRun("contention_begin", [lock, UInt64(flags)])
+        }
+
+        func end(_ lock: UInt64, ret: Int32 = 0) throws {
+            try program.testRun("contention_end", [lock, UInt64(UInt32(bitPattern: ret))])
+        }
+
+        var waits: [WaitEvent] {
+            reader.drain()
+            return events.compactMap { if case .wait(let wait) = $0 { wait } else { nil } }
+        }
+
+        func counter(_ index: lockscope_counter) -> UInt64 { program.counters()[Int(index.rawValue)] }
+    }
+
+    private func harness(_ configure: (inout BPFOptions) -> Void = { _ in }) throws -> Harness {
+        try requireBPF()
+        var options = BPFOptions()
+        options.readOwners = false
+        configure(&options)
+        return try Harness(options)
+    }
+
+    func testPairsBeginAndEndIntoOneWait() throws {
+        let h = try harness()
+        try h.begin(rwsemA, Self.write)
+        try h.end(rwsemA)
+        let waits = h.waits
+        XCTAssertEqual(waits.count, 1)
+        XCTAssertEqual(waits[0].lockAddress, rwsemA)
+        XCTAssertEqual(waits[0].flags, Self.write)
+        XCTAssertEqual(waits[0].kind, .rwsem)
+        XCTAssertEqual(waits[0].outerLockAddress, 0)
+        XCTAssertEqual(waits[0].pid, UInt32(getpid()))
+        XCTAssertEqual(waits[0].comm, String(ProcessInfo.processInfo.processName.prefix(15)))
+        XCTAssertGreaterThan(waits[0].waitNs, 0)
+        XCTAssertEqual(h.counter(LOCKSCOPE_CTR_WAITS_COMPLETED), 1)
+    }
+
+    func testEndWithoutBeginIsIgnored() throws {
+        let h = try harness()
+        try h.end(rwsemA)
+        XCTAssertEqual(h.waits.count, 0)
+        XCTAssertEqual(h.counter(LOCKSCOPE_CTR_WAITS_COMPLETED), 0)
+    }
+
+    /// rwsem slow path: begin(sem) → begin(wait_lock) → end(wait_lock) → end(sem). The inner wait
+    /// knows its outer lock, and the outer wait still spans the inner one.
+    func testNestedWaitDoesNotCorruptTheOuterWait() throws {
+        let h = try harness()
+        try h.begin(rwsemA, Self.write)
+        try h.begin(spinB, Self.spin)
+        try h.end(spinB)
+        try h.end(rwsemA)
+        let waits = h.waits
+        XCTAssertEqual(waits.map(\.lockAddress), [spinB, rwsemA])
+        XCTAssertEqual(waits[0].outerLockAddress, rwsemA)
+        XCTAssertEqual(waits[1].outerLockAddress, 0)
+        XCTAssertEqual(waits[1].flags, Self.write)
+        XCTAssertGreaterThanOrEqual(waits[1].waitNs, waits[0].waitNs)
+        XCTAssertLessThanOrEqual(waits[1].endNs - waits[1].waitNs, waits[0].endNs - waits[0].waitNs,
+                                 "the outer wait began first")
+    }
+
+    /// A mutex announces its wait twice (optimistic spin, then sleep) and ends it once: one wait, timed
+    /// from the first begin, with the flags of how it ended up waiting.
+    func testRepeatedBeginOfTheSameLockIsOneWait() throws {
+        let h = try harness()
+        try h.begin(rwsemA, Self.mutexSpin)
+        try h.begin(rwsemA, Self.mutexSleep)
+        try h.end(rwsemA)
+        let waits = h.waits
+        XCTAssertEqual(waits.count, 1)
+        XCTAssertEqual(waits[0].flags, Self.mutexSleep)
+        XCTAssertEqual(h.counter(LOCKSCOPE_CTR_NESTING_OVERFLOW), 0)
+    }
+
+    func testNestingBeyondTheLimitIsCountedAsLost() throws {
+        let h = try harness()
+        let locks = (0..<UInt64(LOCKSCOPE_MAX_NESTING + 1)).map { rwsemA + $0 * 64 }
+        for lock in locks { try h.begin(lock, Self.spin) }
+        for lock in locks.reversed() { try h.end(lock) }
+        XCTAssertEqual(h.counter(LOCKSCOPE_CTR_NESTING_OVERFLOW), 1)
+        XCTAssertEqual(h.waits.map(\.lockAddress), Array(locks.prefix(Int(LOCKSCOPE_MAX_NESTING)).reversed()))
+    }
+
+    func testKindFilterKeepsOnlyTheChosenKinds() throws {
+        let h = try harness { $0.kinds = [.rwsem] }
+        try h.begin(spinB, Self.spin)
+        try h.end(spinB)
+        try h.begin(rwsemA, Self.write)
+        try h.end(rwsemA)
+        XCTAssertEqual(h.waits.map(\.lockAddress), [rwsemA])
+    }
+
+    func testLockAddressFilter() throws {
+        let h = try harness {
+            $0.filterByLockAddress = true
+            $0.lockAddresses = [self.spinB]
+        }
+        for lock in [rwsemA, spinB] {
+            try h.begin(lock, Self.spin)
+            try h.end(lock)
+        }
+        XCTAssertEqual(h.waits.map(\.lockAddress), [spinB])
+    }
+
+    func testPidFilter() throws {
+        let other = try harness { $0.pids = [UInt32(getpid()) + 1] }
+        try other.begin(rwsemA, Self.write)
+        try other.end(rwsemA)
+        XCTAssertEqual(other.waits.count, 0)
+
+        let mine = try harness { $0.pids = [UInt32(getpid())] }
+        try mine.begin(rwsemA, Self.write)
+        try mine.end(rwsemA)
+        XCTAssertEqual(mine.waits.count, 1)
+    }
+
+    func testCgroupFilter() throws {
+        let elsewhere = try harness { $0.cgroupIDs = [0xdead_beef] }
+        try elsewhere.begin(rwsemA, Self.write)
+        try elsewhere.end(rwsemA)
+        XCTAssertEqual(elsewhere.waits.count, 0)
+
+        let resolver = try CgroupResolver()
+        let membership = try String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)
+        let path = try XCTUnwrap(membership.split(separator: "\n").first { $0.hasPrefix("0::") }).dropFirst(3)
+        var info = stat()
+        XCTAssertEqual(stat(resolver.cgroupRoot + path, &info), 0)
+        let here = try harness { $0.cgroupIDs = [UInt64(info.st_ino)] }
+        try here.begin(rwsemA, Self.write)
+        try here.end(rwsemA)
+        XCTAssertEqual(here.waits.map(\.cgroupID), [UInt64(info.st_ino)])
+    }
+
+    func testMinimumWaitFilter() throws {
+        let h = try harness { $0.minWaitNs = 10_000_000_000 }
+        try h.begin(rwsemA, Self.write)
+        try h.end(rwsemA)
+        XCTAssertEqual(h.waits.count, 0)
+        XCTAssertEqual(h.counter(LOCKSCOPE_CTR_WAITS_COMPLETED), 0)
+    }
+
+    /// In mount mode a wait is kept only if it began inside a mount-family syscall; the syscall itself
+    /// becomes an event with its latency.
+    func testMountPathFilterAndSyscallAccounting() throws {
+        let h = try harness { $0.filterByMountPath = true }
+        try h.begin(rwsemA, Self.write)
+        try h.end(rwsemA)
+        XCTAssertEqual(h.waits.count, 0, "outside a mount syscall")
+
+        let umount2 = UInt64(MountSyscall.umount2.x86_64Number)
+        try h.program.testRun("syscall_enter", [0, umount2])
+        try h.begin(rwsemA, Self.write)
+        try h.end(rwsemA)
+        try h.program.testRun("syscall_exit", [0, UInt64(bitPattern: -16)])  // -EBUSY
+        XCTAssertEqual(h.waits.map(\.lockAddress), [rwsemA])
+        let syscalls = h.events.compactMap { if case .syscall(let call) = $0 { call } else { nil } }
+        XCTAssertEqual(syscalls.count, 1)
+        XCTAssertEqual(syscalls.first?.syscall, .umount2)
+        XCTAssertEqual(syscalls.first?.ret, -16)
+        XCTAssertGreaterThan(syscalls.first?.latencyNs ?? 0, 0)
+
+        // A non-mount syscall opens nothing.
+        try h.program.testRun("syscall_enter", [0, 0 /* read */])
+        try h.begin(rwsemA, Self.write)
+        try h.end(rwsemA)
+        XCTAssertEqual(h.waits.count, 1)
+    }
+
+    /// With a one-page ring buffer that nobody drains, every wait beyond what fits is counted:
+    /// delivered + dropped = produced, exactly.
+    func testRingBufferOverflowIsCountedExactly() throws {
+        let h = try harness { $0.ringBufferBytes = 4096 }
+        let produced = 200
+        for _ in 0..<produced {
+            try h.begin(rwsemA, Self.write)
+            try h.end(rwsemA)
+        }
+        let delivered = h.waits.count
+        let dropped = h.counter(LOCKSCOPE_CTR_RINGBUF_FULL)
+        XCTAssertGreaterThan(dropped, 0)
+        XCTAssertGreaterThan(delivered, 0)
+        XCTAssertEqual(UInt64(delivered) + dropped, UInt64(produced))
+        XCTAssertEqual(h.counter(LOCKSCOPE_CTR_WAITS_COMPLETED), UInt64(produced))
+    }
+}
+
+/// Skips BPF tests when not privileged, unless LOCKSCOPE_REQUIRE_BPF=1 (CI), where that is a failure.
+func requireBPF(file: StaticString = #filePath, line: UInt = #line) throws {
+    if geteuid() == 0 { return }
+    let message = "BPF tests need root (CAP_BPF, CAP_PERFMON)"
+    if ProcessInfo.processInfo.environment["LOCKSCOPE_REQUIRE_BPF"] == "1" {
+        XCTFail("\(message), and LOCKSCOPE_REQUIRE_BPF=1", file: file, line: line)
+        throw XCTSkip(message)
+    }
+    throw XCTSkip(message)
+}

@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * lockscope's BPF side: time every contended lock wait between lock:contention_begin and
+ * lock:contention_end, and every mount-family syscall between raw_syscalls sys_enter/sys_exit,
+ * and stream one record per completed wait or syscall to user space through a ring buffer.
+ *
+ * All programs are raw_tp: they attach without tracefs and can be driven by BPF_PROG_TEST_RUN.
+ * Filters run here, before anything is written; every way to lose data bumps a counter.
+ */
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "lockscope.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define CLONE_NEWNS 0x00020000ULL
+/* Low bits of mutex::owner and rw_semaphore::owner are flags; RWSEM_READER_OWNED is bit 0. */
+#define OWNER_FLAGS_MASK 0x7UL
+#define RWSEM_READER_OWNED 0x1UL
+
+/* Set by user space before load; the verifier prunes what a recording does not use. */
+const volatile struct lockscope_config config = {};
+
+/* A wait between contention_begin and contention_end. */
+struct open_wait {
+	__u64 lock;
+	__u64 begin_ns;
+	__u64 owner_cgroup_id;
+	__u32 flags;
+	__s32 stack_id;
+	__u32 owner_pid;
+	__u32 owner_tid;
+	__u32 begin_cpu;
+	__u32 pad;
+	char owner_comm[LOCKSCOPE_COMM_LEN];
+};
+
+/* The open waits of one task, innermost last: a spinlock taken inside an rwsem slow path nests. */
+struct task_waits {
+	__u32 depth;
+	__u32 pad;
+	struct open_wait waits[LOCKSCOPE_MAX_NESTING];
+};
+
+/* A mount-family syscall between sys_enter and sys_exit. */
+struct open_syscall {
+	__u64 begin_ns;
+	__u32 syscall;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* user space sets --ringbuf-size */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, LOCKSCOPE_MAX_STACK_DEPTH * sizeof(__u64));
+	__uint(max_entries, LOCKSCOPE_MAX_STACKS);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32); /* thread id */
+	__type(value, struct task_waits);
+	__uint(max_entries, LOCKSCOPE_MAX_TASKS);
+} open_waits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32); /* thread id */
+	__type(value, struct open_syscall);
+	__uint(max_entries, LOCKSCOPE_MAX_TASKS);
+} open_syscalls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, LOCKSCOPE_CTR_COUNT);
+} counters SEC(".maps");
+
+/* Syscall number -> lockscope_mount_syscall (0: not mount-family). Filled by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, LOCKSCOPE_MAX_SYSCALL_NR);
+} syscall_table SEC(".maps");
+
+/* Filter sets; a present key means "keep". */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u8);
+	__uint(max_entries, LOCKSCOPE_MAX_FILTER_ENTRIES);
+} lock_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, LOCKSCOPE_MAX_FILTER_ENTRIES);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u8);
+	__uint(max_entries, LOCKSCOPE_MAX_FILTER_ENTRIES);
+} cgroup_filter SEC(".maps");
+
+static __always_inline void count(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&counters, &counter);
+	if (value)
+		__sync_fetch_and_add(value, 1);
+}
+
+/* Batch wake-ups: the reader polls on a timer and is only woken early when data piles up. */
+static __always_inline __u64 submit_flags(void)
+{
+	if (!config.wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= config.wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										  : BPF_RB_NO_WAKEUP;
+}
+
+/* The pid and cgroup filters, shared by lock waits and syscalls. */
+static __always_inline bool task_selected(__u32 pid)
+{
+	if ((config.filters & LOCKSCOPE_FILTER_PIDS) && !bpf_map_lookup_elem(&pid_filter, &pid))
+		return false;
+	if (config.filters & LOCKSCOPE_FILTER_CGROUPS) {
+		__u64 cgroup_id = bpf_get_current_cgroup_id();
+		if (!bpf_map_lookup_elem(&cgroup_filter, &cgroup_id))
+			return false;
+	}
+	return true;
+}
+
+/* The lock selection: by address, or by having begun inside a mount-family syscall. */
+static __always_inline bool lock_selected(__u64 lock, __u32 tid, const struct task_waits *waits)
+{
+	const __u32 selectors = LOCKSCOPE_FILTER_LOCK_ADDRS | LOCKSCOPE_FILTER_MOUNT_PATH;
+	if (!(config.filters & selectors))
+		return true;
+	/* A wait inside a selected wait's slow path (an rwsem's wait_lock) belongs to it. */
+	if (waits && waits->depth > 0)
+		return true;
+	if ((config.filters & LOCKSCOPE_FILTER_LOCK_ADDRS) && bpf_map_lookup_elem(&lock_filter, &lock))
+		return true;
+	if ((config.filters & LOCKSCOPE_FILTER_MOUNT_PATH) && bpf_map_lookup_elem(&open_syscalls, &tid))
+		return true;
+	return false;
+}
+
+/* Who holds a mutex, or an rwsem held for writing, when the wait begins (CO-RE reads). */
+static __always_inline void read_owner(struct open_wait *wait, __u64 lock, __u32 kind)
+{
+	unsigned long owner;
+	struct task_struct *task;
+
+	if (kind == LOCKSCOPE_KIND_MUTEX) {
+		owner = BPF_CORE_READ((struct mutex *)lock, owner.counter);
+	} else if (kind == LOCKSCOPE_KIND_RWSEM) {
+		owner = BPF_CORE_READ((struct rw_semaphore *)lock, owner.counter);
+		if (owner & RWSEM_READER_OWNED)
+			return; /* readers hold it: the owner field names only the last one */
+	} else {
+		return;
+	}
+	task = (struct task_struct *)(owner & ~OWNER_FLAGS_MASK);
+	if (!task)
+		return;
+	wait->owner_pid = BPF_CORE_READ(task, tgid);
+	wait->owner_tid = BPF_CORE_READ(task, pid);
+	wait->owner_cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	BPF_CORE_READ_STR_INTO(&wait->owner_comm, task, comm);
+}
+
+SEC("raw_tp/contention_begin")
+int contention_begin(__u64 *ctx)
+{
+	__u64 lock = ctx[0];
+	__u32 flags = (__u32)ctx[1];
+	__u32 kind = lockscope_kind_of(flags);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct task_waits *waits;
+	struct open_wait *wait;
+	__u32 depth;
+
+	if (config.kind_mask && !(config.kind_mask & kind))
+		return 0;
+	if (!task_selected(pid_tgid >> 32))
+		return 0;
+	waits = bpf_map_lookup_elem(&open_waits, &tid);
+	if (!lock_selected(lock, tid, waits))
+		return 0;
+	if (!waits) {
+		static const struct task_waits empty = {};
+		if (bpf_map_update_elem(&open_waits, &tid, &empty, BPF_NOEXIST)) {
+			count(LOCKSCOPE_CTR_TASK_MAP_FULL);
+			return 0;
+		}
+		waits = bpf_map_lookup_elem(&open_waits, &tid);
+		if (!waits)
+			return 0;
+	}
+	depth = waits->depth;
+	/*
+	 * A lock can announce the same wait twice: a mutex first spins (MUTEX|SPIN), then sleeps (MUTEX)
+	 * with a second contention_begin and one contention_end. It is one wait, timed from the first.
+	 */
+	if (depth > 0 && depth <= LOCKSCOPE_MAX_NESTING) {
+		wait = &waits->waits[(depth - 1) & (LOCKSCOPE_MAX_NESTING - 1)];
+		if (wait->lock == lock) {
+			wait->flags = flags;
+			return 0;
+		}
+	}
+	if (depth >= LOCKSCOPE_MAX_NESTING) {
+		count(LOCKSCOPE_CTR_NESTING_OVERFLOW);
+		return 0;
+	}
+	wait = &waits->waits[depth & (LOCKSCOPE_MAX_NESTING - 1)];
+	wait->lock = lock;
+	wait->flags = flags;
+	wait->begin_cpu = bpf_get_smp_processor_id();
+	wait->stack_id = bpf_get_stackid(ctx, &stacks, 0);
+	wait->owner_pid = 0;
+	wait->owner_tid = 0;
+	wait->owner_cgroup_id = 0;
+	wait->owner_comm[0] = 0;
+	if (config.read_owner)
+		read_owner(wait, lock, kind);
+	waits->depth = depth + 1;
+	/* Last, so the wait's own bookkeeping is not part of it. */
+	wait->begin_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("raw_tp/contention_end")
+int contention_end(__u64 *ctx)
+{
+	__u64 end_ns = bpf_ktime_get_ns();
+	__u64 lock = ctx[0];
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct lockscope_wait_event *event;
+	struct task_waits *waits;
+	struct open_wait wait;
+	__u64 outer_lock = 0;
+	int found = -1;
+
+	waits = bpf_map_lookup_elem(&open_waits, &tid);
+	if (!waits)
+		return 0;
+	/* The innermost open wait on this lock; anything opened after it was abandoned. */
+	for (int i = LOCKSCOPE_MAX_NESTING - 1; i >= 0; i--) {
+		if (i < waits->depth && waits->waits[i].lock == lock) {
+			found = i;
+			break;
+		}
+	}
+	if (found < 0)
+		return 0;
+	wait = waits->waits[found];
+	if (found > 0)
+		outer_lock = waits->waits[found - 1].lock;
+	waits->depth = found;
+	if (found == 0)
+		bpf_map_delete_elem(&open_waits, &tid);
+
+	if (end_ns - wait.begin_ns < config.min_wait_ns)
+		return 0;
+	count(LOCKSCOPE_CTR_WAITS_COMPLETED);
+	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	if (!event) {
+		count(LOCKSCOPE_CTR_RINGBUF_FULL);
+		return 0;
+	}
+	if (wait.stack_id < 0)
+		count(LOCKSCOPE_CTR_STACK_FAILED);
+	event->type = LOCKSCOPE_EVENT_WAIT;
+	event->flags = wait.flags;
+	event->end_ns = end_ns;
+	event->wait_ns = end_ns - wait.begin_ns;
+	event->lock_addr = lock;
+	event->outer_lock_addr = outer_lock;
+	event->cgroup_id = bpf_get_current_cgroup_id();
+	event->owner_cgroup_id = wait.owner_cgroup_id;
+	event->pid = pid_tgid >> 32;
+	event->tid = tid;
+	event->owner_pid = wait.owner_pid;
+	event->owner_tid = wait.owner_tid;
+	event->stack_id = wait.stack_id;
+	event->cpu = bpf_get_smp_processor_id();
+	event->ret = (__s32)ctx[1];
+	event->begin_cpu = wait.begin_cpu;
+	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	__builtin_memcpy(event->owner_comm, wait.owner_comm, sizeof(event->owner_comm));
+	bpf_ringbuf_submit(event, submit_flags());
+	return 0;
+}
+
+/* Namespace-creating calls count only when they create a mount namespace. */
+static __always_inline bool creates_mount_namespace(__u32 syscall, struct pt_regs *regs)
+{
+	__u64 flags = 0;
+
+	switch (syscall) {
+	case LOCKSCOPE_SYS_UNSHARE:
+	case LOCKSCOPE_SYS_CLONE:
+		flags = BPF_CORE_READ(regs, di);
+		break;
+	case LOCKSCOPE_SYS_SETNS:
+		flags = BPF_CORE_READ(regs, si);
+		break;
+	case LOCKSCOPE_SYS_CLONE3: {
+		void *args = (void *)BPF_CORE_READ(regs, di);
+		if (bpf_probe_read_user(&flags, sizeof(flags), args)) /* clone_args.flags is first */
+			return false;
+		break;
+	}
+	default:
+		return true;
+	}
+	return flags & CLONE_NEWNS;
+}
+
+SEC("raw_tp/sys_enter")
+int syscall_enter(__u64 *ctx)
+{
+	long id = (long)ctx[1];
+	__u64 pid_tgid;
+	__u32 key, tid, *syscall;
+	struct open_syscall open = {};
+
+	if (id < 0 || id >= LOCKSCOPE_MAX_SYSCALL_NR)
+		return 0;
+	key = id;
+	syscall = bpf_map_lookup_elem(&syscall_table, &key);
+	if (!syscall || !*syscall)
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	if (!task_selected(pid_tgid >> 32))
+		return 0;
+	if (!creates_mount_namespace(*syscall, (struct pt_regs *)ctx[0]))
+		return 0;
+	tid = (__u32)pid_tgid;
+	open.syscall = *syscall;
+	open.begin_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&open_syscalls, &tid, &open, BPF_ANY))
+		count(LOCKSCOPE_CTR_SYSCALL_MAP_FULL);
+	return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int syscall_exit(__u64 *ctx)
+{
+	__u64 end_ns = bpf_ktime_get_ns();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct lockscope_syscall_event *event;
+	struct open_syscall *found, open;
+
+	found = bpf_map_lookup_elem(&open_syscalls, &tid);
+	if (!found)
+		return 0;
+	open = *found;
+	bpf_map_delete_elem(&open_syscalls, &tid);
+	count(LOCKSCOPE_CTR_SYSCALLS_COMPLETED);
+	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	if (!event) {
+		count(LOCKSCOPE_CTR_SYSCALL_RINGBUF_FULL);
+		return 0;
+	}
+	event->type = LOCKSCOPE_EVENT_SYSCALL;
+	event->syscall = open.syscall;
+	event->end_ns = end_ns;
+	event->latency_ns = end_ns - open.begin_ns;
+	event->cgroup_id = bpf_get_current_cgroup_id();
+	event->ret = (__s64)ctx[1];
+	event->pid = pid_tgid >> 32;
+	event->tid = tid;
+	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	bpf_ringbuf_submit(event, submit_flags());
+	return 0;
+}

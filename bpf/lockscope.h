@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one layout shared by the BPF programs (bpf/lockscope.bpf.c) and the Swift collector
+ * (imported through the CLockscopeBPF module). Change it in one place, run `make bpf`.
+ *
+ * Everything the kernel sends to user space goes through one BPF ring buffer as records that
+ * start with a `__u32 type`; everything user space tells the kernel goes through the read-only
+ * `lockscope_config` (set before load) and a few small filter maps.
+ */
+#ifndef LOCKSCOPE_H
+#define LOCKSCOPE_H
+
+#ifndef __BPF__
+#include <linux/types.h>
+#endif
+
+#define LOCKSCOPE_COMM_LEN 16
+/* How many contended waits one task can have open at once (a spinlock inside an rwsem slow path...). */
+#define LOCKSCOPE_MAX_NESTING 4
+/* Kernel frames kept per stack, and distinct stacks kept per recording. */
+#define LOCKSCOPE_MAX_STACK_DEPTH 48
+#define LOCKSCOPE_MAX_STACKS 16384
+/* Tasks with an open wait or an open mount-family syscall, at once. */
+#define LOCKSCOPE_MAX_TASKS 16384
+/* Entries in each filter map (lock addresses, pids, cgroups). */
+#define LOCKSCOPE_MAX_FILTER_ENTRIES 1024
+/* Syscall numbers covered by the mount-syscall table. */
+#define LOCKSCOPE_MAX_SYSCALL_NR 512
+
+/* Contention flags from include/trace/events/lock.h. */
+#define LOCKSCOPE_LCB_F_SPIN (1U << 0)
+#define LOCKSCOPE_LCB_F_READ (1U << 1)
+#define LOCKSCOPE_LCB_F_WRITE (1U << 2)
+#define LOCKSCOPE_LCB_F_RT (1U << 3)
+#define LOCKSCOPE_LCB_F_PERCPU (1U << 4)
+#define LOCKSCOPE_LCB_F_MUTEX (1U << 5)
+
+/* Lock kinds, as bits so a set of kinds fits in `lockscope_config.kind_mask`. */
+enum lockscope_kind {
+	LOCKSCOPE_KIND_SPINLOCK = 1 << 0,
+	LOCKSCOPE_KIND_RWLOCK = 1 << 1,
+	LOCKSCOPE_KIND_RWSEM = 1 << 2,
+	LOCKSCOPE_KIND_MUTEX = 1 << 3,
+	LOCKSCOPE_KIND_RTMUTEX = 1 << 4,
+	LOCKSCOPE_KIND_PERCPU_RWSEM = 1 << 5,
+	LOCKSCOPE_KIND_OTHER = 1 << 6,
+};
+
+/* The kind of lock a contention_begin's flags describe; used by both sides so they always agree. */
+static inline __u32 lockscope_kind_of(__u32 flags)
+{
+	if (flags & LOCKSCOPE_LCB_F_PERCPU)
+		return LOCKSCOPE_KIND_PERCPU_RWSEM;
+	if (flags & LOCKSCOPE_LCB_F_MUTEX)
+		return LOCKSCOPE_KIND_MUTEX;
+	if (flags & LOCKSCOPE_LCB_F_RT)
+		return LOCKSCOPE_KIND_RTMUTEX;
+	if (flags & LOCKSCOPE_LCB_F_SPIN)
+		return (flags & (LOCKSCOPE_LCB_F_READ | LOCKSCOPE_LCB_F_WRITE)) ? LOCKSCOPE_KIND_RWLOCK
+									      : LOCKSCOPE_KIND_SPINLOCK;
+	if (flags & (LOCKSCOPE_LCB_F_READ | LOCKSCOPE_LCB_F_WRITE))
+		return LOCKSCOPE_KIND_RWSEM;
+	return LOCKSCOPE_KIND_OTHER;
+}
+
+/* Which filters are on (`lockscope_config.filters`). */
+enum lockscope_filter {
+	/* Keep a wait only if its lock address is in `lock_filter`... */
+	LOCKSCOPE_FILTER_LOCK_ADDRS = 1 << 0,
+	/* ...or (when both are set: either) if it began inside a mount-family syscall. */
+	LOCKSCOPE_FILTER_MOUNT_PATH = 1 << 1,
+	/* Keep only tasks whose tgid is in `pid_filter`. */
+	LOCKSCOPE_FILTER_PIDS = 1 << 2,
+	/* Keep only tasks whose cgroup v2 id is in `cgroup_filter`. */
+	LOCKSCOPE_FILTER_CGROUPS = 1 << 3,
+};
+
+/* Set by user space in .rodata before the programs are loaded. */
+struct lockscope_config {
+	__u64 min_wait_ns;    /* drop waits shorter than this */
+	__u32 kind_mask;      /* lockscope_kind bits to keep; 0 keeps every kind */
+	__u32 filters;        /* lockscope_filter bits */
+	__u64 wakeup_bytes;   /* wake the reader once this much data waits in the ring buffer */
+	__u32 read_owner;     /* read mutex / rwsem owners at contention begin (1) or not (0) */
+	__u32 reserved;
+};
+
+/* Per-CPU counters (`counters` map), summed by user space. Every way to lose data has one. */
+enum lockscope_counter {
+	LOCKSCOPE_CTR_WAITS_COMPLETED = 0, /* waits that passed every filter: each becomes an event or a drop */
+	LOCKSCOPE_CTR_RINGBUF_FULL,        /* events lost: no room in the ring buffer */
+	LOCKSCOPE_CTR_TASK_MAP_FULL,       /* waits lost: no room to remember the task's open wait */
+	LOCKSCOPE_CTR_NESTING_OVERFLOW,    /* waits lost: more than LOCKSCOPE_MAX_NESTING open at once */
+	LOCKSCOPE_CTR_STACK_FAILED,        /* events sent without a stack (stack map full or capture failed) */
+	LOCKSCOPE_CTR_SYSCALLS_COMPLETED,  /* mount-family syscalls seen: each becomes an event or a drop */
+	LOCKSCOPE_CTR_SYSCALL_RINGBUF_FULL,/* syscall events lost: no room in the ring buffer */
+	LOCKSCOPE_CTR_SYSCALL_MAP_FULL,    /* syscalls lost: no room to remember the open syscall */
+	LOCKSCOPE_CTR_COUNT,
+};
+
+enum lockscope_event_type {
+	LOCKSCOPE_EVENT_WAIT = 1,
+	LOCKSCOPE_EVENT_SYSCALL = 2,
+};
+
+/* One completed contended wait, sent at contention_end. */
+struct lockscope_wait_event {
+	__u32 type;              /* LOCKSCOPE_EVENT_WAIT */
+	__u32 flags;             /* LCB_F_* flags from contention_begin */
+	__u64 end_ns;            /* bpf_ktime_get_ns() at contention_end (CLOCK_MONOTONIC) */
+	__u64 wait_ns;           /* contention_end - contention_begin */
+	__u64 lock_addr;
+	__u64 outer_lock_addr;   /* the lock whose slow path this wait happened in, or 0 */
+	__u64 cgroup_id;         /* cgroup v2 id (inode number) of the waiter */
+	__u64 owner_cgroup_id;   /* the owner's cgroup v2 id, when the owner is known */
+	__u32 pid;               /* waiter tgid */
+	__u32 tid;               /* waiter thread id */
+	__u32 owner_pid;         /* owner tgid at contention_begin, 0 when unknown */
+	__u32 owner_tid;
+	__s32 stack_id;          /* id in the `stacks` map; negative when no stack was captured */
+	__u32 cpu;               /* CPU that acquired the lock (at contention_end) */
+	__s32 ret;               /* contention_end's ret: 0 acquired, negative errno otherwise */
+	__u32 begin_cpu;         /* CPU where the wait began */
+	char comm[LOCKSCOPE_COMM_LEN];
+	char owner_comm[LOCKSCOPE_COMM_LEN];
+};
+
+/* Mount-family syscalls, as indices (user space maps syscall numbers of its arch to these). */
+enum lockscope_mount_syscall {
+	LOCKSCOPE_SYS_MOUNT = 1,
+	LOCKSCOPE_SYS_UMOUNT2,
+	LOCKSCOPE_SYS_OPEN_TREE,
+	LOCKSCOPE_SYS_MOVE_MOUNT,
+	LOCKSCOPE_SYS_MOUNT_SETATTR,
+	LOCKSCOPE_SYS_FSOPEN,
+	LOCKSCOPE_SYS_FSCONFIG,
+	LOCKSCOPE_SYS_FSMOUNT,
+	LOCKSCOPE_SYS_FSPICK,
+	LOCKSCOPE_SYS_UNSHARE,   /* counted only with CLONE_NEWNS */
+	LOCKSCOPE_SYS_CLONE,     /* counted only with CLONE_NEWNS */
+	LOCKSCOPE_SYS_CLONE3,    /* counted only with CLONE_NEWNS */
+	LOCKSCOPE_SYS_SETNS,     /* counted only with CLONE_NEWNS */
+	LOCKSCOPE_SYS_COUNT,
+};
+
+/* One completed mount-family syscall, sent at sys_exit. */
+struct lockscope_syscall_event {
+	__u32 type;              /* LOCKSCOPE_EVENT_SYSCALL */
+	__u32 syscall;           /* lockscope_mount_syscall */
+	__u64 end_ns;
+	__u64 latency_ns;
+	__u64 cgroup_id;
+	__s64 ret;
+	__u32 pid;
+	__u32 tid;
+	char comm[LOCKSCOPE_COMM_LEN];
+};
+
+#endif /* LOCKSCOPE_H */
