@@ -213,14 +213,19 @@ int contention_begin(__u64 *ctx)
 	}
 	depth = waits->depth;
 	/*
-	 * A lock can announce the same wait twice: a mutex first spins (MUTEX|SPIN), then sleeps (MUTEX)
-	 * with a second contention_begin and one contention_end. It is one wait, timed from the first.
+	 * A mutex announces its wait twice: it first spins (MUTEX|SPIN), then sleeps (MUTEX) with a second
+	 * contention_begin, and ends once. That is one wait, timed from the first begin. Any other lock
+	 * begun again while open lost its contention_end (the kernel skips a program that would recurse
+	 * into a running one): the old wait is stale and the new one replaces it.
 	 */
 	if (depth > 0 && depth <= LOCKSCOPE_MAX_NESTING) {
 		wait = &waits->waits[(depth - 1) & (LOCKSCOPE_MAX_NESTING - 1)];
 		if (wait->lock == lock) {
-			wait->flags = flags;
-			return 0;
+			if (flags & LOCKSCOPE_LCB_F_MUTEX) {
+				wait->flags = flags;
+				return 0;
+			}
+			depth--;
 		}
 	}
 	if (depth >= LOCKSCOPE_MAX_NESTING) {

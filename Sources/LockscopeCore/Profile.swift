@@ -51,21 +51,22 @@ public struct Profile: Codable, Sendable, Equatable {
     }
 }
 
-/// Counts of lost data, by cause. `ringbuf_full`, `task_map_full`, `nesting_overflow` and
-/// `syscall_map_full` lose events; `stack_failed` events arrive without a call stack.
+/// Counts of lost data, by cause. `ringbuf_full`, `task_map_full`, `nesting_overflow`, `syscall_map_full`
+/// and `recursion_misses` lose events; `stack_failed` events arrive without a call stack.
 public struct Drops: Codable, Sendable, Equatable {
     public var ringbufFull: UInt64 = 0
     public var taskMapFull: UInt64 = 0
     public var nestingOverflow: UInt64 = 0
     public var syscallMapFull: UInt64 = 0
     public var stackFailed: UInt64 = 0
-    /// Distinct stacks not kept because the stack table reached its cap (their waits still count).
-    public var stackTableFull: UInt64 = 0
+    /// Contention tracepoint hits the kernel did not run lockscope's programs for, because a BPF program
+    /// was already running on that CPU (locks contended inside BPF code). Their waits are not seen.
+    public var recursionMisses: UInt64 = 0
 
     public init() {}
 
     /// Events lost (stack failures lose only the stack, not the event).
-    public var total: UInt64 { ringbufFull + taskMapFull + nestingOverflow + syscallMapFull }
+    public var total: UInt64 { ringbufFull + taskMapFull + nestingOverflow + syscallMapFull + recursionMisses }
 }
 
 /// How a recording was made.
@@ -262,8 +263,10 @@ public struct LockProfile: Codable, Sendable, Equatable {
     public var name: String
     public var identity: LockIdentity
     public var kind: LockKind
-    /// Kernel address as a hex string, `0xffff...`.
+    /// Kernel address as a hex string, `0xffff...` (the hottest, when several share the name).
     public var address: String
+    /// Distinct lock addresses under this name: per-object locks named after one caller are merged.
+    public var instances: Int
     public var stats: WaitStats
     public var read: WaitStats
     public var write: WaitStats
@@ -278,8 +281,8 @@ public struct LockProfile: Codable, Sendable, Equatable {
     /// Owner attribution; `nil` for lock kinds whose owner cannot be read (spinlocks, readers).
     public var owners: [OwnerBlame]?
 
-    public init(name: String, identity: LockIdentity, kind: LockKind, address: String, stats: WaitStats,
-                read: WaitStats = .empty, write: WaitStats = .empty, stacks: [StackProfile] = [],
+    public init(name: String, identity: LockIdentity, kind: LockKind, address: String, instances: Int = 1,
+                stats: WaitStats, read: WaitStats = .empty, write: WaitStats = .empty, stacks: [StackProfile] = [],
                 byCpu: [KeyedStats] = [], bySocket: [KeyedStats] = [], byNode: [KeyedStats] = [],
                 byLlc: [KeyedStats] = [], byContainer: [KeyedStats] = [], byProcess: [KeyedStats] = [],
                 handoffs: [HandoffStats] = [], owners: [OwnerBlame]? = nil) {
@@ -287,6 +290,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         self.identity = identity
         self.kind = kind
         self.address = address
+        self.instances = instances
         self.stats = stats
         self.read = read
         self.write = write
@@ -302,7 +306,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case name, identity, kind, address, read, write, stacks, byCpu, bySocket, byNode, byLlc, byContainer,
+        case name, identity, kind, address, instances, read, write, stacks, byCpu, bySocket, byNode, byLlc, byContainer,
              byProcess, handoffs, owners
     }
 
@@ -312,6 +316,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         identity = try c.decode(LockIdentity.self, forKey: .identity)
         kind = try c.decode(LockKind.self, forKey: .kind)
         address = try c.decode(String.self, forKey: .address)
+        instances = try c.decodeIfPresent(Int.self, forKey: .instances) ?? 1
         stats = try WaitStats(from: decoder)
         read = try c.decodeIfPresent(WaitStats.self, forKey: .read) ?? .empty
         write = try c.decodeIfPresent(WaitStats.self, forKey: .write) ?? .empty
@@ -332,6 +337,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         try c.encode(identity, forKey: .identity)
         try c.encode(kind, forKey: .kind)
         try c.encode(address, forKey: .address)
+        try c.encode(instances, forKey: .instances)
         try stats.encode(to: encoder)
         try c.encode(read, forKey: .read)
         try c.encode(write, forKey: .write)

@@ -47,8 +47,9 @@ extension Aggregator {
             let hottest = zip(addresses, states).max { $0.1.total.totalNs < $1.1.total.totalNs }!
             var merged = states[0]
             for state in states.dropFirst() { merged.merge(state) }
-            let lock = buildLock(name: name, address: hottest.0, state: merged, symbolizer: &symbolizer,
+            var lock = buildLock(name: name, address: hottest.0, state: merged, symbolizer: &symbolizer,
                                  containers: &containers)
+            lock.instances = addresses.count
             for (cgroup, accumulator) in merged.byCgroup {
                 byContainerAll[containers.id(cgroup), default: WaitAccumulator(precision: .two)].merge(accumulator)
             }
@@ -233,12 +234,12 @@ struct Symbolizer {
     private mutating func addresses(_ id: Int32) -> [UInt64] {
         if let cached = cache[id] { return cached }
         let raw = id < 0 ? [] : (inputs.stackAddresses(id) ?? [])
-        // The stack starts inside the tracing machinery: the BPF program (JIT code, no kallsyms entry)
-        // and the tracepoint glue. The lock's own slow path comes first after them.
-        let kept = Array(raw.drop { address in
-            guard let name = inputs.symbols?.function(at: address)?.name else { return inputs.symbols != nil }
-            return Symbolizer.isTracingFrame(name)
-        })
+        // The stack starts inside the tracing machinery: the BPF program (JIT code, which may look like
+        // part of a module) and the tracepoint glue (bpf_trace_run2...). The lock's slow path follows.
+        let glue = raw.prefix(8).lastIndex { address in
+            inputs.symbols?.function(at: address).map { Symbolizer.isTracingFrame($0.name) } ?? false
+        }
+        let kept = glue.map { Array(raw[($0 + 1)...]) } ?? raw
         cache[id] = kept
         return kept
     }

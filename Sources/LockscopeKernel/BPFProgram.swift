@@ -132,6 +132,17 @@ public final class BPFProgram {
         }
     }
 
+    /// Runs of the contention programs the kernel skipped because a BPF program was already running on
+    /// that CPU (a lock contended inside BPF code itself, such as the ring buffer's spinlock).
+    public func recursionMisses() -> UInt64 {
+        ["contention_begin", "contention_end"].reduce(0) { total, name in
+            var info = bpf_prog_info()
+            var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+            guard bpf_obj_get_info_by_fd(programFD(name), &info, &length) == 0 else { return total }
+            return total + info.recursion_misses
+        }
+    }
+
     /// A captured kernel stack (innermost first), nil when the id is unknown.
     public func stack(id: Int32) -> [UInt64]? {
         guard id >= 0 else { return nil }

@@ -103,6 +103,7 @@ public final class Recorder {
         drops.nestingOverflow = counter(LOCKSCOPE_CTR_NESTING_OVERFLOW)
         drops.syscallMapFull = counter(LOCKSCOPE_CTR_SYSCALL_MAP_FULL)
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
+        drops.recursionMisses = program.recursionMisses()
         return drops
     }
 

@@ -105,6 +105,21 @@ final class BPFTestRunTests: XCTestCase {
         XCTAssertEqual(h.counter(LOCKSCOPE_CTR_NESTING_OVERFLOW), 0)
     }
 
+    /// A spinlock begun again while its wait is open lost its contention_end: the stale wait is
+    /// replaced, so the next end is timed from the newest begin (no giant stale wait).
+    func testRepeatedBeginOfASpinlockReplacesTheStaleWait() throws {
+        let h = try harness()
+        try h.begin(spinB, Self.spin)
+        usleep(20_000)
+        try h.begin(spinB, Self.spin)
+        try h.end(spinB)
+        let waits = h.waits
+        XCTAssertEqual(waits.count, 1)
+        XCTAssertLessThan(waits[0].waitNs, 10_000_000, "timed from the second begin")
+        try h.end(spinB)
+        XCTAssertEqual(h.waits.count, 1, "nothing left open")
+    }
+
     func testNestingBeyondTheLimitIsCountedAsLost() throws {
         let h = try harness()
         let locks = (0..<UInt64(LOCKSCOPE_MAX_NESTING + 1)).map { rwsemA + $0 * 64 }

@@ -1,0 +1,174 @@
+import CLockscopeBPF
+import XCTest
+
+@testable import LockscopeCore
+
+final class AggregatorTests: XCTestCase {
+    static let rwsemWrite = UInt32(LOCKSCOPE_LCB_F_WRITE)
+    static let rwsemRead = UInt32(LOCKSCOPE_LCB_F_READ)
+    static let spin = UInt32(LOCKSCOPE_LCB_F_SPIN)
+    static let sem: UInt64 = 0xffff_ffff_8300_1000
+    static let mountLock: UInt64 = 0xffff_ffff_8300_b784
+
+    /// A tiny kernel: two lock primitives in lock text, callers outside it.
+    static let kallsymsText = """
+        ffffffff81000000 T _stext
+        ffffffff8170f1d0 T path_umount
+        ffffffff8170f400 t do_lock_mount.part.0
+        ffffffff8170f800 T mntput_no_expire
+        ffffffff8170fc00 T __x64_sys_umount
+        ffffffff81710000 T do_syscall_64
+        ffffffff82265b40 T __sched_text_start
+        ffffffff8226ad30 t rwsem_down_write_slowpath
+        ffffffff8226b450 T down_write
+        ffffffff8226e862 T __sched_text_end
+        ffffffff8226e870 T __lock_text_start
+        ffffffff8226e900 T _raw_spin_lock
+        ffffffff822702f1 T __lock_text_end
+        ffffffff82300000 T bpf_trace_run2
+        ffffffffc0001000 t nfs_lookup\t[nfs]
+        """
+
+    static let stacks: [Int32: [UInt64]] = [
+        // JIT'd BPF program (no symbol), the tracepoint glue, then the lock's slow path.
+        1: [0xffff_ffff_c003_5e8f, 0xffff_ffff_8230_0010, 0xffff_ffff_8226_ad40, 0xffff_ffff_8226_b460,
+            0xffff_ffff_8170_f2d1, 0xffff_ffff_8170_fc10, 0xffff_ffff_8171_0020],
+        2: [0xffff_ffff_8226_b460, 0xffff_ffff_8170_f4a2, 0xffff_ffff_8171_0020],
+        3: [0xffff_ffff_8226_e910, 0xffff_ffff_8170_f882],
+    ]
+
+    static func inputs(selection: LockSelection = .all, drops: Drops = Drops()) -> ProfileInputs {
+        ProfileInputs(
+            stackAddresses: { stacks[$0] }, symbols: Kallsyms(parsing: kallsymsText),
+            container: { id in
+                id == 1 ? Container(id: "host", runtime: "host", cgroup: "/")
+                    : Container(id: String(repeating: "a", count: 63) + String(id), runtime: "docker",
+                                cgroup: "/system.slice/docker-\(id).scope")
+            },
+            hostname: "test", kernel: "6.18.0", startedAt: "2026-11-26T00:00:00Z", durationNs: 2_000_000_000,
+            drops: drops, recording: Recording(), selection: selection)
+    }
+
+    func testExactTotalsMinMaxAndReadWriteSplit() {
+        var aggregator = Aggregator(topology: nil)
+        let waits: [UInt64] = [1_000, 5_000, 250_000, 3_000_000]
+        for (index, ns) in waits.enumerated() {
+            aggregator.record(WaitEvent(flags: index == 0 ? Self.rwsemRead : Self.rwsemWrite, waitNs: ns,
+                                        lockAddress: Self.sem, stackID: 1, cpu: UInt32(index % 2)))
+        }
+        let profile = aggregator.profile(Self.inputs())
+        XCTAssertEqual(profile.events, 4)
+        XCTAssertEqual(profile.locks.count, 1)
+        let lock = profile.locks[0]
+        XCTAssertEqual(lock.stats.contentions, 4)
+        XCTAssertEqual(lock.stats.totalWaitNs, 3_256_000)
+        XCTAssertEqual(lock.stats.minWaitNs, 1_000)
+        XCTAssertEqual(lock.stats.maxWaitNs, 3_000_000)
+        XCTAssertEqual(lock.stats.meanWaitNs, 814_000)
+        XCTAssertEqual(lock.read.contentions, 1)
+        XCTAssertEqual(lock.read.totalWaitNs, 1_000)
+        XCTAssertEqual(lock.write.contentions, 3)
+        XCTAssertEqual(lock.write.totalWaitNs, 3_255_000)
+        XCTAssertEqual(lock.byCpu.map(\.key), ["0", "1"])
+        XCTAssertEqual(lock.byCpu.map(\.stats.totalWaitNs), [251_000, 3_005_000])
+        XCTAssertEqual(lock.stats.histogram.map(\.count).reduce(0, +), 4)
+        XCTAssertEqual(lock.stats.histogram.map(\.lowerNs), [512, 4096, 131_072, 2_097_152])
+    }
+
+    /// HDR percentiles at 3 significant digits stay within 0.1% of the exact order statistic.
+    func testPercentilesAgreeWithExactComputation() {
+        var accumulator = WaitAccumulator(precision: .three)
+        var generator = SplitMix(seed: 42)
+        var values: [UInt64] = []
+        for _ in 0..<20_000 {
+            // Log-uniform from 100 ns to ~100 ms, like real lock waits.
+            let value = UInt64(100 * pow(10, Double(generator.next() % 1_000_000) / 1_000_000 * 6))
+            values.append(value)
+            accumulator.record(value)
+        }
+        values.sort()
+        for percentile in [50.0, 90.0, 99.0, 99.9] {
+            let rank = Int((percentile / 100 * Double(values.count)).rounded(.up)) - 1
+            let exact = Double(values[rank])
+            let estimate = Double(accumulator.value(atPercentile: percentile))
+            XCTAssertEqual(estimate, exact, accuracy: exact * 0.001, "p\(percentile)")
+        }
+        XCTAssertEqual(accumulator.stats.maxWaitNs, values.last)
+        XCTAssertEqual(accumulator.stats.minWaitNs, values.first)
+        XCTAssertEqual(accumulator.stats.totalWaitNs, values.reduce(0, +))
+    }
+
+    func testStacksAreSymbolizedWithoutTracingFramesAndSumToTheLockTotals() {
+        var aggregator = Aggregator(topology: nil)
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 700, lockAddress: Self.sem, cgroupID: 1, stackID: 1))
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 300, lockAddress: Self.sem, cgroupID: 7, stackID: 2))
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 50, lockAddress: Self.sem, cgroupID: 7, stackID: -14))
+        let lock = aggregator.profile(Self.inputs()).locks[0]
+        XCTAssertEqual(lock.stacks.map(\.frames), [
+            ["rwsem_down_write_slowpath", "down_write", "path_umount", "__x64_sys_umount", "do_syscall_64"],
+            ["down_write", "do_lock_mount.part.0", "do_syscall_64"],
+            [Aggregator.noStackFrame],
+        ])
+        XCTAssertEqual(lock.stacks.map(\.count).reduce(0, +), lock.stats.contentions)
+        XCTAssertEqual(lock.stacks.map(\.totalWaitNs).reduce(0, +), lock.stats.totalWaitNs)
+        XCTAssertEqual(lock.stacks[1].contexts, [StackContext(cpu: 0, container: String(repeating: "a", count: 63) + "7",
+                                                              count: 1, totalWaitNs: 300)])
+    }
+
+    func testNamesInferredFromCallPathsWithoutDataSymbols() {
+        var aggregator = Aggregator(topology: nil)
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 10, lockAddress: Self.sem, stackID: 1))
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 10, lockAddress: Self.sem, stackID: 2))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 10, lockAddress: Self.mountLock, stackID: 3))
+        // Another rwsem from path_umount's down_write, but only from one known caller: not namespace_sem.
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 99, lockAddress: 0xffff_8880_0000_1000, stackID: 2))
+        let names = Dictionary(uniqueKeysWithValues: aggregator.profile(Self.inputs()).locks.map { ($0.address, $0) })
+        XCTAssertEqual(names["0xffffffff83001000"]?.name, "namespace_sem")
+        XCTAssertEqual(names["0xffffffff83001000"]?.identity, .inferred)
+        XCTAssertEqual(names["0xffffffff8300b784"]?.name, "mount_lock")
+        XCTAssertEqual(names["0xffff888000001000"]?.name, "do_lock_mount.part.0+0xa2")
+        XCTAssertEqual(names["0xffff888000001000"]?.identity, .caller)
+    }
+
+    func testLockSelectionByNameKeepsWaitLocks() {
+        XCTAssertTrue(LockSelection.names(["namespace_sem"]).keeps("namespace_sem.wait_lock"))
+        XCTAssertFalse(LockSelection.names(["namespace_sem"]).keeps("mount_lock"))
+        var aggregator = Aggregator(topology: nil)
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 10, lockAddress: Self.sem, stackID: 1))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 10, lockAddress: Self.mountLock, stackID: 3))
+        let profile = aggregator.profile(Self.inputs(selection: .names(["mount_lock"])))
+        XCTAssertEqual(profile.locks.map(\.name), ["mount_lock"])
+    }
+
+    func testContainersAndMountSyscallsRollUp() {
+        var aggregator = Aggregator(topology: nil)
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 100, lockAddress: Self.sem, cgroupID: 5, stackID: 1))
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 300, lockAddress: Self.sem, cgroupID: 1, stackID: 1))
+        aggregator.record(SyscallEvent(syscall: .openTree, latencyNs: 1_000, cgroupID: 5))
+        aggregator.record(SyscallEvent(syscall: .openTree, latencyNs: 3_000, cgroupID: 5, ret: -1))
+        aggregator.record(SyscallEvent(syscall: .umount2, latencyNs: 2_000, cgroupID: 1))
+        let profile = aggregator.profile(Self.inputs())
+        XCTAssertEqual(profile.containers.map(\.id), ["host", String(repeating: "a", count: 63) + "5"])
+        XCTAssertEqual(profile.containers.map(\.totalWaitNs), [300, 100])
+        XCTAssertEqual(profile.containers.map(\.runtime), ["host", "docker"])
+        let mounts = try? XCTUnwrap(profile.mounts)
+        XCTAssertEqual(mounts?.totalOps, 3)
+        XCTAssertEqual(mounts?.bySyscall.map(\.syscall), ["umount2", "open_tree"])
+        XCTAssertEqual(mounts?.bySyscall.map(\.errors), [0, 1])
+        XCTAssertEqual(mounts?.byContainer.map(\.ops), [2, 1])
+        XCTAssertEqual(mounts?.byContainer.first?.bySyscall.first?.stats.totalWaitNs, 4_000)
+    }
+}
+
+/// A small deterministic generator (SplitMix64) so tests see the same numbers every run.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
