@@ -44,7 +44,10 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LockscopeCompareTests", dependencies: ["LockscopeCompare"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "LockscopeKernelTests", dependencies: ["LockscopeKernel", "LockscopeStress"]),
-        .testTarget(name: "LockscopeStressTests", dependencies: ["LockscopeStress"]),
+        // Shared by the test targets that run the built `lockscope` binary.
+        .target(name: "LockscopeTestSupport", path: "Tests/LockscopeTestSupport"),
+        .testTarget(name: "LockscopeKernelTests",
+                    dependencies: ["LockscopeKernel", "LockscopeStress", "LockscopeTestSupport"]),
+        .testTarget(name: "LockscopeStressTests", dependencies: ["LockscopeStress", "LockscopeCore", "LockscopeTestSupport"]),
     ]
 )

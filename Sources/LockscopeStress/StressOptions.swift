@@ -1,0 +1,128 @@
+import Foundation
+import LockscopeCore
+
+/// How a simulated container idmaps its image layers before stacking them with overlayfs.
+public enum StressStrategy: String, CaseIterable, Codable, Sendable {
+    /// What containerd does: one idmapped bind mount per layer, O(layers) mount operations.
+    case perLayer = "per-layer"
+    /// One idmapped bind mount of the layers' common parent directory, O(1) mount operations.
+    case commonParent = "common-parent"
+
+    /// The mount-family syscalls one container issues, by syscall, when every step succeeds.
+    ///
+    /// Both strategies start with `unshare(CLONE_NEWNS)` and `mount(MS_REC|MS_PRIVATE)` of `/`, and end
+    /// with one overlay `mount` and a teardown `umount2` of it. In between:
+    /// - per-layer: for each of the L layers `open_tree` + `mount_setattr` + `move_mount`, and after the
+    ///   overlay is mounted L `umount2(MNT_DETACH)`: 1 + 1 + 3L + 1 + L + 1 = 4L + 4 in all;
+    /// - common-parent: one `open_tree` + `mount_setattr` + `move_mount` of the parent, one
+    ///   `umount2(MNT_DETACH)` of it after the overlay: 1 + 1 + 3 + 1 + 1 + 1 = 8 in all.
+    public func mountOpsBySyscall(layers: Int) -> [StressSyscall: Int] {
+        let idmappedMounts = self == .perLayer ? layers : 1
+        return [
+            .unshare: 1,
+            .mount: 2,
+            .openTree: idmappedMounts,
+            .mountSetattr: idmappedMounts,
+            .moveMount: idmappedMounts,
+            .umount2: idmappedMounts + 1,
+        ]
+    }
+
+    /// The total of ``mountOpsBySyscall(layers:)``: 4L + 4 for per-layer, 8 for common-parent.
+    public func mountOps(layers: Int) -> Int {
+        mountOpsBySyscall(layers: layers).values.reduce(0, +)
+    }
+}
+
+/// The mount-family syscalls a stress worker issues and counts.
+/// Cases are in the order a container issues them.
+public enum StressSyscall: String, CaseIterable, Codable, Sendable {
+    case unshare
+    case mount
+    case openTree = "open_tree"
+    case mountSetattr = "mount_setattr"
+    case moveMount = "move_mount"
+    case umount2
+}
+
+/// How each container's cgroup v2 is named, after the runtime that would have created it.
+public enum CgroupStyle: String, CaseIterable, Codable, Sendable {
+    /// `<run>/docker-<id>.scope`, runtime "docker".
+    case docker
+    /// `<run>/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid>.slice/cri-containerd-<id>.scope`,
+    /// runtime "containerd".
+    case kubepods
+    /// No cgroup: containers stay in the caller's cgroup and have no runtime.
+    case none
+}
+
+/// Makes one container's worker fail on purpose, to test cleanup after a midway failure.
+public struct InjectedFailure: Sendable {
+    /// The container (0-based, counted across rounds) whose worker fails.
+    public var container: Int
+    /// How many mount-family syscalls that worker issues before it fails instead of issuing the next.
+    public var afterMountOps: Int
+
+    public init(container: Int, afterMountOps: Int) {
+        self.container = container
+        self.afterMountOps = afterMountOps
+    }
+}
+
+/// What `lockscope stress` runs.
+public struct StressOptions: Sendable {
+    /// The largest layer count: overlayfs stacks at most 500 lower layers.
+    public static let maxLayers = 500
+    /// The most containers a run may start (containers × rounds): each needs its own 65536-id range.
+    public static let maxContainersPerRun = 65_000
+
+    /// Containers started per round.
+    public var containers = 32
+    /// Image layers per container.
+    public var layers = 20
+    /// Containers starting at the same time.
+    public var parallel = 2 * ProcessInfo.processInfo.activeProcessorCount
+    public var strategy = StressStrategy.perLayer
+    /// Rounds run one after the other, each starting `containers` containers.
+    public var rounds = 1
+    public var cgroupStyle = CgroupStyle.docker
+    /// The `lockscope` binary to start workers from (`lockscope stress-worker`).
+    public var workerExecutable = "/proc/self/exe"
+    /// Where the run's scratch directory (layers and container work directories) is created:
+    /// by default ``defaultScratchParent``.
+    public var scratchParent = Self.defaultScratchParent
+    /// For tests: one worker fails midway.
+    public var injectedFailure: InjectedFailure?
+
+    public init() {}
+
+    /// /dev/shm when it is a tmpfs: no disk I/O, so filesystem locks and journal waits stay out of
+    /// the profile and thousands of work directories are removed in milliseconds. Otherwise $TMPDIR
+    /// or /tmp. (Idmapped mounts of tmpfs need Linux 6.3.)
+    public static var defaultScratchParent: String {
+        if MountTable.current().filesystemType(at: "/dev/shm") == "tmpfs" { return "/dev/shm" }
+        return ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+    }
+
+    /// Checks every option; throws ``StressError/invalidOption(_:)`` naming the first bad one.
+    public func validate() throws {
+        func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+            if !condition { throw StressError.invalidOption(message()) }
+        }
+        try require(containers >= 1, "--containers must be at least 1, got \(containers)")
+        try require((1...Self.maxLayers).contains(layers),
+                    "--layers must be between 1 and \(Self.maxLayers) (overlayfs stacks at most \(Self.maxLayers) lower layers), got \(layers)")
+        try require(parallel >= 1, "--parallel must be at least 1, got \(parallel)")
+        try require(rounds >= 1, "--rounds must be at least 1, got \(rounds)")
+        try require(containers <= Self.maxContainersPerRun / rounds,
+                    "--containers × --rounds must be at most \(Self.maxContainersPerRun) (each container needs its own 65536-id range): lower one of them")
+        var isDirectory: ObjCBool = false
+        try require(FileManager.default.fileExists(atPath: scratchParent, isDirectory: &isDirectory) && isDirectory.boolValue
+                        && access(scratchParent, W_OK) == 0,
+                    "--scratch-parent \(scratchParent) is not a writable directory: pass one that is")
+        if let failure = injectedFailure {
+            try require((0..<(containers * rounds)).contains(failure.container) && failure.afterMountOps >= 0,
+                        "the injected failure must name a container below \(containers * rounds) and a mount-op count ≥ 0")
+        }
+    }
+}

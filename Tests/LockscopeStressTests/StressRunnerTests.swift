@@ -1,0 +1,143 @@
+import Foundation
+import XCTest
+@testable import LockscopeStress
+import LockscopeTestSupport
+
+/// Real storms, run as root: counts, cgroup naming and cleanup.
+final class StressRunnerTests: XCTestCase {
+    override func setUpWithError() throws {
+        try requireRoot()
+    }
+
+    func testPerLayerIssuesExactlyFourPerLayerPlusFourMountOpsAndCleansUp() throws {
+        let result = try StressRunner(options: smallRun(.perLayer)).run()
+        assertCountsMatchFormula(result, runs: 4)
+        XCTAssertEqual(result.mountOpsPerContainer, 4 * 3 + 4)
+        XCTAssertEqual(result.mountOpsBySyscall["umount2"], 4 * (3 + 1))
+        try assertCleanedUp(result)
+    }
+
+    func testCommonParentIssuesExactlyEightMountOpsAndCleansUp() throws {
+        let result = try StressRunner(options: smallRun(.commonParent)).run()
+        assertCountsMatchFormula(result, runs: 4)
+        XCTAssertEqual(result.mountOpsPerContainer, 8)
+        XCTAssertEqual(result.mountOpsBySyscall["open_tree"], 4)
+        try assertCleanedUp(result)
+    }
+
+    func testFiveHundredLayersAllStackInOneOverlay() throws {
+        // Each worker checks that its overlay shows the bottom layer's file and the top layer's number.
+        for strategy in StressStrategy.allCases {
+            var options = smallRun(strategy, containers: 1)
+            options.layers = 500
+            let result = try StressRunner(options: options).run()
+            assertCountsMatchFormula(result, runs: 1)
+            try assertCleanedUp(result)
+        }
+    }
+
+    func testWorkerFailingMidwayIsReportedAndEverythingIsStillRemoved() throws {
+        for strategy in StressStrategy.allCases {
+            var options = smallRun(strategy)
+            options.injectedFailure = InjectedFailure(container: 1, afterMountOps: 5)
+            let result = try StressRunner(options: options).run()
+            XCTAssertEqual(result.failures, 1, "\(strategy)")
+            let failed = result.containerList[1]
+            XCTAssertEqual(failed.mountOps, 5, "\(strategy)")
+            XCTAssertNil(failed.setupMilliseconds, "\(strategy)")
+            XCTAssertTrue(failed.error?.contains("injected failure after 5 mount operations") ?? false, "\(failed.error ?? "no error")")
+            XCTAssertEqual(result.mountOps, 3 * strategy.mountOps(layers: 3) + 5, "\(strategy)")
+            try assertCleanedUp(result)
+        }
+    }
+
+    func testDockerCgroupsAreNamedAndJoinedLikeDocker() throws {
+        let result = try StressRunner(options: smallRun(.commonParent, containers: 2, style: .docker)).run()
+        XCTAssertEqual(result.failures, 0, result.containerList.compactMap(\.error).joined(separator: "; "))
+        let parent = try XCTUnwrap(result.cgroupParent)
+        XCTAssertTrue(parent.wholeMatch(#"/lockscope-stress-[0-9a-f]{8}"#))
+        for container in result.containerList {
+            XCTAssertTrue(container.id.wholeMatch("[0-9a-f]{64}"), container.id)
+            XCTAssertEqual(container.runtime, "docker")
+            XCTAssertNil(container.podUID)
+            XCTAssertEqual(container.cgroup, "\(parent)/docker-\(container.id).scope")
+            XCTAssertEqual(container.joinedCgroup, container.cgroup)
+        }
+        try assertCleanedUp(result)
+    }
+
+    func testKubepodsCgroupsAreNamedAndJoinedLikeContainerdUnderKubelet() throws {
+        let result = try StressRunner(options: smallRun(.commonParent, containers: 2, style: .kubepods)).run()
+        XCTAssertEqual(result.failures, 0, result.containerList.compactMap(\.error).joined(separator: "; "))
+        let parent = try XCTUnwrap(result.cgroupParent)
+        for container in result.containerList {
+            let podUID = try XCTUnwrap(container.podUID)
+            XCTAssertTrue(podUID.wholeMatch("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), podUID)
+            XCTAssertEqual(container.runtime, "containerd")
+            let podSlice = "kubepods-besteffort-pod\(podUID.replacingOccurrences(of: "-", with: "_")).slice"
+            XCTAssertEqual(container.cgroup,
+                           "\(parent)/kubepods.slice/kubepods-besteffort.slice/\(podSlice)/cri-containerd-\(container.id).scope")
+            XCTAssertEqual(container.joinedCgroup, container.cgroup)
+        }
+        try assertCleanedUp(result)
+    }
+
+    func testNoCgroupStyleLeavesContainersWithoutRuntimeOrCgroup() throws {
+        let result = try StressRunner(options: smallRun(.perLayer, containers: 2, style: .none)).run()
+        XCTAssertEqual(result.failures, 0, result.containerList.compactMap(\.error).joined(separator: "; "))
+        XCTAssertNil(result.cgroupParent)
+        for container in result.containerList {
+            XCTAssertNil(container.runtime)
+            XCTAssertNil(container.cgroup)
+            XCTAssertNil(container.joinedCgroup)
+        }
+        try assertCleanedUp(result)
+    }
+
+    func testRoundsStartEveryContainerOfEveryRound() throws {
+        var options = smallRun(.commonParent, containers: 2)
+        options.rounds = 2
+        let result = try StressRunner(options: options).run()
+        XCTAssertEqual(result.containerList.map(\.round), [0, 0, 1, 1])
+        assertCountsMatchFormula(result, runs: 4)
+        try assertCleanedUp(result)
+    }
+
+    func testMissingWorkerExecutableIsReportedWithExitCodeTwo() throws {
+        var options = smallRun(.perLayer)
+        options.workerExecutable = "/nonexistent/lockscope"
+        XCTAssertThrowsError(try StressRunner(options: options).run()) { error in
+            XCTAssertEqual((error as? StressError)?.exitCode, 2)
+            XCTAssertTrue("\(error)".contains("/nonexistent/lockscope is missing"), "\(error)")
+        }
+    }
+
+    // MARK: Helpers
+
+    /// A few containers of a few layers, started two at a time by the built lockscope binary.
+    private func smallRun(_ strategy: StressStrategy, containers: Int = 4, style: CgroupStyle = .docker) -> StressOptions {
+        var options = StressOptions()
+        options.containers = containers
+        options.layers = 3
+        options.parallel = 2
+        options.strategy = strategy
+        options.cgroupStyle = style
+        options.workerExecutable = (try? LockscopeBinary.path()) ?? "lockscope binary not found"
+        return options
+    }
+
+    private func assertCountsMatchFormula(_ result: StressResult, runs: Int, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(result.failures, 0, result.containerList.compactMap(\.error).joined(separator: "; "), file: file, line: line)
+        let perContainer = result.strategy.mountOpsBySyscall(layers: result.layers)
+        let expected = Dictionary(uniqueKeysWithValues: perContainer.map { ($0.key.rawValue, $0.value * runs) })
+        XCTAssertEqual(result.mountOpsBySyscall, expected, file: file, line: line)
+        XCTAssertEqual(result.mountOps, result.mountOpsPerContainer * runs, file: file, line: line)
+        XCTAssertEqual(result.containerList.count, runs, file: file, line: line)
+        for container in result.containerList {
+            XCTAssertEqual(container.mountOps, result.mountOpsPerContainer, file: file, line: line)
+            XCTAssertGreaterThan(container.setupMilliseconds ?? 0, 0, file: file, line: line)
+        }
+        XCTAssertGreaterThan(result.setupP50Milliseconds, 0, file: file, line: line)
+        XCTAssertLessThanOrEqual(result.setupP50Milliseconds, result.setupMaxMilliseconds, file: file, line: line)
+    }
+}
