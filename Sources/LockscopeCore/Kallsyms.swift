@@ -33,7 +33,7 @@ public struct Kallsyms: Sendable {
     /// Reads /proc/kallsyms (or a copy of it). Addresses all zero mean kptr_restrict hides them.
     public static func load(path: String = "/proc/kallsyms") throws -> Kallsyms {
         // procfs reports size 0, so read to the end rather than by the file's size.
-        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd(),
+        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd() ?? Data(),
               let text = String(data: data, encoding: .utf8) else {
             throw UserError("cannot read \(path): run as root, or check that the kernel exposes kallsyms")
         }

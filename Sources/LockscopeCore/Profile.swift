@@ -65,6 +65,22 @@ public struct Drops: Codable, Sendable, Equatable {
 
     public init() {}
 
+    private enum CodingKeys: String, CodingKey {
+        case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses
+    }
+
+    /// Causes added in later minor versions decode as 0 from older profiles.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func count(_ key: CodingKeys) throws -> UInt64 { try c.decodeIfPresent(UInt64.self, forKey: key) ?? 0 }
+        ringbufFull = try count(.ringbufFull)
+        taskMapFull = try count(.taskMapFull)
+        nestingOverflow = try count(.nestingOverflow)
+        syscallMapFull = try count(.syscallMapFull)
+        stackFailed = try count(.stackFailed)
+        recursionMisses = try count(.recursionMisses)
+    }
+
     /// Events lost (stack failures lose only the stack, not the event).
     public var total: UInt64 { ringbufFull + taskMapFull + nestingOverflow + syscallMapFull + recursionMisses }
 }

@@ -47,11 +47,15 @@ extension Profile {
 
     /// Reads and decodes a profile file.
     public static func load(path: String) throws -> Profile {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw UserError("cannot read \(path): \(String(cString: strerror(errno))); check the path")
+        }
+        defer { try? handle.close() }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            data = try handle.readToEnd() ?? Data()  // nil means an empty file
         } catch {
-            throw UserError("cannot read \(path): \(errnoDescription(error)); check the path")
+            throw UserError("cannot read \(path): \(String(cString: strerror(errno))); check the path")
         }
         return try decode(data, source: path)
     }
@@ -126,11 +130,4 @@ public enum AtomicFile {
             throw UserError("cannot write \(path): directory \(directory) is not writable; choose another path")
         }
     }
-}
-
-private func errnoDescription(_ error: Error) -> String {
-    if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
-        return String(cString: strerror(Int32(posix.code)))
-    }
-    return (error as NSError).localizedDescription
 }

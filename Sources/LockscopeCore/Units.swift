@@ -36,13 +36,13 @@ public enum Units {
 
     /// A duration for people: `812 ns`, `4.21 us`, `12.3 ms`, `2.50 s`, three significant digits.
     public static func duration(_ ns: UInt64) -> String {
-        let value = Double(ns)
-        switch ns {
-        case ..<1_000: return "\(ns) ns"
-        case ..<1_000_000: return significant(value / 1e3) + " us"
-        case ..<1_000_000_000: return significant(value / 1e6) + " ms"
-        default: return significant(value / 1e9) + " s"
+        if ns < 1_000 { return "\(ns) ns" }
+        // Pick the unit after rounding, so 999.6 us prints as 1.00 ms, not 1000 us.
+        for (scale, unit) in [(1e3, "us"), (1e6, "ms")] {
+            let text = significant(Double(ns) / scale)
+            if Double(text)! < 1_000 { return text + " " + unit }
         }
+        return significant(Double(ns) / 1e9) + " s"
     }
 
     private static func significant(_ value: Double) -> String {

@@ -79,5 +79,8 @@ final class ProfileFileTests: XCTestCase {
         XCTAssertThrowsError(try AtomicFile.checkWritable(directory + "/missing/p.json"))
         XCTAssertThrowsError(try AtomicFile.checkWritable(directory))
         XCTAssertNoThrow(try AtomicFile.checkWritable(path))
+        XCTAssertThrowsError(try Profile.load(path: directory + "/missing.json")) {
+            XCTAssertEqual("\($0)", "cannot read \(directory)/missing.json: No such file or directory; check the path")
+        }
     }
 }

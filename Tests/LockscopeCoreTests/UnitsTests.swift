@@ -32,5 +32,7 @@ final class UnitsTests: XCTestCase {
         XCTAssertEqual(Units.duration(12_345_678), "12.3 ms")
         XCTAssertEqual(Units.duration(250_000_000), "250 ms")
         XCTAssertEqual(Units.duration(2_500_000_000), "2.50 s")
+        XCTAssertEqual(Units.duration(999_600), "1.00 ms")
+        XCTAssertEqual(Units.duration(999_999_999), "1.00 s")
     }
 }

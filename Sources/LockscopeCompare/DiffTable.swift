@@ -1,0 +1,66 @@
+import Foundation
+
+/// `lockscope diff`'s table: per subject a heading with its contentions and verdict, then one row per
+/// metric with base, current, delta, percent change and verdict. Fits 80 columns.
+public enum DiffTable {
+    static let width = 80
+    private static let labelWidth = 17, valueWidth = 10, deltaWidth = 11, changeWidth = 8
+    /// Where the verdict column starts.
+    private static let verdictColumn = labelWidth + 1 + valueWidth + 1 + valueWidth + 1 + deltaWidth + 1 + changeWidth + 2
+
+    public static func render(_ comparison: Comparison) -> String {
+        let settings = comparison.settings
+        var lines = ["Current \(comparison.currentSource) against baseline \(comparison.baseSource)"]
+        let limits = settings.metrics.map { "\($0.rawValue) \(settings.limit(for: $0).describe(for: $0))" }
+        lines += wrap(limits.map { $0 + "," } + ["at least \(settings.minContentions) contentions."], prefix: "Limits: ")
+        lines.append("")
+        lines.append("".padding(toLength: labelWidth, withPad: " ", startingAt: 0) + " " + right("base", valueWidth) + " "
+                     + right("current", valueWidth) + " " + right("delta", deltaWidth) + " " + right("change", changeWidth)
+                     + "  verdict")
+        for subject in comparison.subjects {
+            let heading = CheckReport.subjectHeading(subject)
+            let gap = max(2, verdictColumn - heading.count)
+            lines.append(heading + String(repeating: " ", count: gap) + subject.verdict.label)
+            guard subject.verdict != .notEnoughData else { continue }
+            for metric in subject.metrics {
+                let quantity = metric.metric.quantity
+                lines.append("  " + metric.metric.title.padding(toLength: labelWidth - 2, withPad: " ", startingAt: 0)
+                             + " " + right(HumanUnits.format(metric.base, quantity), valueWidth)
+                             + " " + right(HumanUnits.format(metric.current, quantity), valueWidth)
+                             + " " + right(HumanUnits.formatDelta(metric.delta, quantity), deltaWidth)
+                             + " " + right(CheckReport.changeText(metric), changeWidth)
+                             + "  " + metric.verdict.label)
+            }
+        }
+        if comparison.subjects.isEmpty { lines.append("No lock contention in either profile.") }
+        lines.append("")
+        let tally = [Verdict.regressed, .improved, .unchanged, .notEnoughData].map { verdict in
+            "\(comparison.subjects.filter { $0.verdict == verdict }.count) \(verdict.label)"
+        }
+        lines.append(tally.joined(separator: ", ") + ".")
+        for note in comparison.notes { lines += wrap(note.split(separator: " ").map(String.init), prefix: "Note: ") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private static func right(_ text: String, _ width: Int) -> String {
+        String(repeating: " ", count: max(0, width - text.count)) + text
+    }
+
+    /// Words joined by spaces into lines of at most `width` columns, the first one after `prefix`,
+    /// the others indented as deep.
+    static func wrap(_ words: [String], prefix: String) -> [String] {
+        let indent = String(repeating: " ", count: prefix.count)
+        var lines: [String] = []
+        var line = prefix
+        for word in words {
+            if line.count + 1 + word.count > width && line.count > prefix.count {
+                lines.append(line)
+                line = indent + word
+            } else {
+                line += (line.count > prefix.count ? " " : "") + word
+            }
+        }
+        lines.append(line)
+        return lines
+    }
+}

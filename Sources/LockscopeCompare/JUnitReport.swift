@@ -1,0 +1,117 @@
+/// JUnit XML that CI systems show as test results: one test case per subject and metric (and per
+/// budget limit); a regression or an exceeded budget is a `<failure>`, a metric that could not be
+/// judged is `<skipped>`.
+public enum JUnitReport {
+    public static func render(_ result: CheckResult) -> String {
+        var suites: [Suite] = []
+        if let comparison = result.comparison { suites.append(suite(comparison)) }
+        if let budget = result.budget { suites.append(suite(budget)) }
+        let cases = suites.flatMap(\.cases)
+        var lines = [#"<?xml version="1.0" encoding="UTF-8"?>"#,
+                     "<testsuites name=\"lockscope check\" \(counts(cases))>"]
+        for suite in suites {
+            lines.append("  <testsuite name=\"\(escape(suite.name))\" \(counts(suite.cases))>")
+            for testCase in suite.cases {
+                let opening = "    <testcase classname=\"\(escape(testCase.className))\" name=\"\(escape(testCase.name))\" time=\"0\""
+                switch testCase.outcome {
+                case .passed:
+                    lines.append(opening + "/>")
+                case .failed(let message):
+                    lines += [opening + ">",
+                              "      <failure type=\"regression\" message=\"\(escape(message))\">\(escape(message))</failure>",
+                              "    </testcase>"]
+                case .skipped(let message):
+                    lines += [opening + ">", "      <skipped message=\"\(escape(message))\"/>", "    </testcase>"]
+                }
+            }
+            lines.append("  </testsuite>")
+        }
+        lines.append("</testsuites>")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private struct Suite {
+        var name: String
+        var cases: [TestCase]
+    }
+
+    private struct TestCase {
+        enum Outcome {
+            case passed
+            case failed(String)
+            case skipped(String)
+        }
+
+        var className: String
+        var name: String
+        var outcome: Outcome
+    }
+
+    private static func suite(_ comparison: Comparison) -> Suite {
+        let settings = comparison.settings
+        let cases = comparison.subjects.flatMap { subject in
+            subject.metrics.map { metric in
+                let outcome: TestCase.Outcome = switch metric.verdict {
+                case .regressed:
+                    .failed("\(metric.metric.title) regressed: \(CheckReport.change(metric)), \(CheckReport.limitPhrase(metric))")
+                case .improved, .unchanged:
+                    .passed
+                case .notEnoughData:
+                    .skipped("not enough data: \(subject.baseContentions) contentions in the baseline and "
+                             + "\(subject.currentContentions) now; judged from \(settings.requiredContentions(for: metric.metric))")
+                }
+                return TestCase(className: subject.subject.label, name: metric.metric.title, outcome: outcome)
+            }
+        }
+        return Suite(name: "\(comparison.currentSource) against baseline \(comparison.baseSource)", cases: cases)
+    }
+
+    private static func suite(_ budget: BudgetEvaluation) -> Suite {
+        let lockCases = budget.locks.map { finding in
+            let outcome: TestCase.Outcome = switch finding.status {
+            case .within: .passed
+            case .exceeded: .failed(CheckReport.explanation(finding))
+            case .notEnoughData:
+                .skipped("not enough data: \(finding.contentions) contentions; judged from \(budget.requiredContentions(for: finding.metric))")
+            case .absent: .skipped("not in the profile: no contention was recorded on \(finding.lock)")
+            }
+            return TestCase(className: finding.lock, name: "budget \(finding.metric.title)", outcome: outcome)
+        }
+        let mountCases = budget.mounts.map { finding in
+            TestCase(className: "mounts", name: "mount ops in container \(finding.container)",
+                     outcome: finding.exceeded ? .failed(CheckReport.explanation(finding)) : .passed)
+        }
+        return Suite(name: "budget \(budget.source)", cases: lockCases + mountCases)
+    }
+
+    private static func counts(_ cases: [TestCase]) -> String {
+        var failures = 0, skipped = 0
+        for testCase in cases {
+            switch testCase.outcome {
+            case .passed: break
+            case .failed: failures += 1
+            case .skipped: skipped += 1
+            }
+        }
+        return "tests=\"\(cases.count)\" failures=\"\(failures)\" errors=\"0\" skipped=\"\(skipped)\""
+    }
+
+    /// Text safe in XML attributes and content: markup characters escaped, and characters XML 1.0
+    /// forbids (control characters other than tab, newline and carriage return) replaced by U+FFFD.
+    static func escape(_ text: String) -> String {
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": escaped += "&amp;"
+            case "<": escaped += "&lt;"
+            case ">": escaped += "&gt;"
+            case "\"": escaped += "&quot;"
+            case "'": escaped += "&apos;"
+            case "\t", "\n", "\r": escaped += "&#\(scalar.value);"
+            case _ where scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF: escaped += "\u{FFFD}"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
+}
