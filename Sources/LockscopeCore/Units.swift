@@ -54,7 +54,7 @@ public enum Units {
     public static func lossSummary(_ profile: Profile) -> String {
         var text = "dropped \(profile.dropped) events (\(String(format: "%.1f", profile.dropRatio * 100))%)"
         if profile.drops.stackFailed > 0 { text += ", \(profile.drops.stackFailed) without a stack" }
-        if profile.dropped > 0 { text += "; try a larger --ringbuf-size or a --min-wait" }
+        if profile.drops.ringbufFull > 0 { text += ": try a larger --ringbuf-size or a --min-wait" }
         return text
     }
 }

@@ -95,29 +95,33 @@ public struct ReportRenderer {
 
     func header() -> String {
         var out = "lockscope report: host \(profile.hostname), kernel \(profile.kernel)\n"
-        out += "recorded \(profile.startedAt) for \(Units.duration(profile.durationNs)): "
-        out += "\(profile.events) events, \(Units.lossSummary(profile))\n"
+        out += "recorded \(profile.startedAt) for \(Units.duration(profile.durationNs)), \(profile.events) events\n"
+        out += Units.lossSummary(profile) + "\n"
         if let topology = profile.topology { out += "topology: \(topology.summary())\n" }
         return out
     }
 
     private func lockTable(_ locks: [LockProfile]) -> String {
-        var rows = [["contended", "total wait", "max wait", "avg wait", "p99 wait", "kind", "lock"]]
+        var rows = [["contended", "total", "max", "avg", "p99", "kind", "lock"]]
         for lock in locks {
             rows.append([String(lock.stats.contentions), Units.duration(lock.stats.totalWaitNs),
                          Units.duration(lock.stats.maxWaitNs), Units.duration(lock.stats.meanWaitNs),
-                         Units.duration(lock.stats.p99WaitNs), lock.kind.rawValue, label(lock)])
+                         Units.duration(lock.stats.p99WaitNs), lock.kind.rawValue, lock.name])
         }
         return TextTable.render(rows, rightAligned: 0..<5)
     }
 
-    /// `namespace_sem (inferred)`; caller-named locks are already self-describing.
-    private func label(_ lock: LockProfile) -> String {
-        lock.identity == .caller ? lock.name : "\(lock.name) (\(lock.identity.rawValue))"
+    /// How the name was obtained, for the call-path heading.
+    private func identityNote(_ lock: LockProfile) -> String {
+        switch lock.identity {
+        case .symbol: return "named by kernel symbol"
+        case .inferred: return "recognised from its call paths"
+        case .caller: return lock.instances > 1 ? "named after its caller, \(lock.instances) locks" : "named after its caller"
+        }
     }
 
     private func callPaths(_ lock: LockProfile) -> String {
-        var out = "call paths of \(lock.name):\n"
+        var out = "call paths of \(lock.name) (\(identityNote(lock)), \(lock.address)):\n"
         for stack in lock.stacks.prefix(options.stacksPerLock) {
             let share = percent(stack.totalWaitNs, of: lock.stats.totalWaitNs)
             out += "  \(share) \(stack.count)x  " + condensed(stack.frames) + "\n"
@@ -199,7 +203,8 @@ public struct ReportRenderer {
         let containers = mounts.byContainer.filter { $0.runtime != "host" }
         if !containers.isEmpty {
             let perContainer = Double(containers.reduce(0) { $0 + $1.ops }) / Double(containers.count)
-            out += "mount ops per container: \(String(format: "%.1f", perContainer)) (over \(containers.count) containers)\n"
+            let over = containers.count == 1 ? "1 container" : "\(containers.count) containers"
+            out += "mount ops per container: \(String(format: "%.1f", perContainer)) (\(over))\n"
             var rows = [["container", "runtime", "ops", "by syscall"]]
             for container in mounts.byContainer.prefix(options.breakdownRows) {
                 let calls = container.bySyscall.map { "\($0.syscall) \($0.stats.contentions)" }.joined(separator: ", ")

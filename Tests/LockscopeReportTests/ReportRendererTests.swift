@@ -1,0 +1,101 @@
+import LockscopeCore
+import XCTest
+
+@testable import LockscopeReport
+
+final class ReportRendererTests: XCTestCase {
+    private func stats(_ count: UInt64, total: UInt64, max: UInt64, p99: UInt64) -> WaitStats {
+        WaitStats(contentions: count, totalWaitNs: total, minWaitNs: 100, maxWaitNs: max, p50WaitNs: total / count,
+                  p90WaitNs: p99, p99WaitNs: p99, p999WaitNs: max, histogram: [])
+    }
+
+    private func profile() -> Profile {
+        let container = String(repeating: "c", count: 64)
+        let namespaceSem = LockProfile(
+            name: "namespace_sem", identity: .inferred, kind: .rwsem, address: "0xffffffff83001000",
+            stats: stats(120, total: 2_400_000_000, max: 48_000_000, p99: 31_000_000),
+            stacks: [StackProfile(frames: ["rwsem_down_write_slowpath", "down_write", "path_umount", "__x64_sys_umount"],
+                                  count: 100, totalWaitNs: 1_800_000_000, maxWaitNs: 48_000_000, contexts: []),
+                     StackProfile(frames: ["down_read", "clone_private_mount", "ovl_fill_super"],
+                                  count: 20, totalWaitNs: 600_000_000, maxWaitNs: 9_000_000, contexts: [])],
+            byCpu: [KeyedStats(key: "0", stats: stats(70, total: 1_400_000_000, max: 48_000_000, p99: 30_000_000)),
+                    KeyedStats(key: "1", stats: stats(50, total: 1_000_000_000, max: 20_000_000, p99: 19_000_000))],
+            byContainer: [KeyedStats(key: container, stats: stats(120, total: 2_400_000_000, max: 48_000_000, p99: 31_000_000))],
+            handoffs: [HandoffStats(handoff: .sameCPU, stats: stats(60, total: 1_000_000_000, max: 9_000_000, p99: 8_000_000))],
+            owners: [OwnerBlame(waiterContainer: container, ownerContainer: "host", ownerPid: 812, ownerComm: "containerd",
+                                contentions: 120, totalWaitNs: 2_400_000_000)])
+        let mountLock = LockProfile(name: "mount_lock", identity: .inferred, kind: .spinlock, address: "0xffffffff8300b784",
+                                    stats: stats(300, total: 90_000, max: 1_200, p99: 900))
+        var drops = Drops()
+        drops.ringbufFull = 5
+        return Profile(hostname: "node-1", kernel: "6.18.44", startedAt: "2026-11-26T10:00:00Z",
+                       durationNs: 5_000_000_000, events: 995, drops: drops, recording: Recording(), topology: nil,
+                       containers: [], mounts: MountSummary(
+                        totalOps: 44, bySyscall: [SyscallStats(syscall: "open_tree", stats: stats(40, total: 400_000, max: 30_000, p99: 20_000), errors: 1),
+                                                  SyscallStats(syscall: "umount2", stats: stats(4, total: 80_000, max: 30_000, p99: 30_000), errors: 0)],
+                        byContainer: [ContainerMounts(id: container, runtime: "docker", ops: 44, bySyscall: [
+                            SyscallStats(syscall: "open_tree", stats: stats(40, total: 400_000, max: 30_000, p99: 20_000), errors: 1)])]),
+                       locks: [namespaceSem, mountLock])
+    }
+
+    func testTableReport() {
+        let text = ReportRenderer(profile: profile(), options: ReportOptions(top: 5)).render()
+        XCTAssertEqual(text, """
+            lockscope report: host node-1, kernel 6.18.44
+            recorded 2026-11-26T10:00:00Z for 5.00 s, 995 events
+            dropped 5 events (0.5%): try a larger --ringbuf-size or a --min-wait
+
+            contended    total      max      avg      p99  kind      lock
+                  120   2.40 s  48.0 ms  20.0 ms  31.0 ms  rwsem     namespace_sem
+                  300  90.0 us  1.20 us   300 ns   900 ns  spinlock  mount_lock
+
+            call paths of namespace_sem (recognised from its call paths, 0xffffffff83001000):
+              75.0% 100x  down_write <- path_umount <- __x64_sys_umount
+              25.0% 20x  down_read <- clone_private_mount <- ovl_fill_super
+
+            """)
+        XCTAssertTrue(text.split(separator: "\n").allSatisfy { $0.count <= 90 })
+    }
+
+    func testSortAndTop() {
+        let byCount = ReportRenderer(profile: profile(), options: ReportOptions(top: 1, sort: .count))
+        XCTAssertEqual(byCount.selectedLocks.map(\.name), ["mount_lock"])
+        let byMax = ReportRenderer(profile: profile(), options: ReportOptions(top: 1, sort: .max))
+        XCTAssertEqual(byMax.selectedLocks.map(\.name), ["namespace_sem"])
+    }
+
+    func testBreakdownsFitEightyColumns() {
+        let options = ReportOptions(top: 1, by: [.cpu, .container, .handoff, .owner], mounts: true, stacksPerLock: 0)
+        let text = ReportRenderer(profile: profile(), options: options).render()
+        XCTAssertTrue(text.contains("""
+            namespace_sem by cpu:
+              key  contended  total wait  share      p50      p99      max
+              0           70      1.40 s  58.3%  20.0 ms  30.0 ms  48.0 ms
+              1           50      1.00 s  41.7%  20.0 ms  19.0 ms  20.0 ms
+            """), text)
+        XCTAssertTrue(text.contains("cccccccccccc"), "container ids are shortened like docker ps")
+        XCTAssertTrue(text.contains("same_cpu"))
+        XCTAssertTrue(text.contains("containerd"))
+        XCTAssertTrue(text.contains("mount syscalls: 44 in all"))
+        XCTAssertTrue(text.contains("mount ops per container: 44.0 (1 container)"))
+        for line in text.split(separator: "\n") { XCTAssertLessThanOrEqual(line.count, 80, String(line)) }
+    }
+
+    func testSpinlockOwnerIsUnknown() {
+        let options = ReportOptions(top: 2, sort: .count, by: [.owner], stacksPerLock: 0)
+        let text = ReportRenderer(profile: profile(), options: options).render()
+        XCTAssertTrue(text.contains("mount_lock by owner:\n  owner unknown: spinlock owners are not recorded"), text)
+    }
+
+    func testCSVAndJSON() throws {
+        let csv = ReportRenderer(profile: profile(), options: ReportOptions(top: 5, format: .csv)).render()
+        let lines = csv.split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertEqual(lines[0], "name,identity,kind,address,contentions,total_wait_ns,max_wait_ns,mean_wait_ns,p50_wait_ns,p90_wait_ns,p99_wait_ns,p999_wait_ns,read_contentions,write_contentions")
+        XCTAssertEqual(lines[1], "namespace_sem,inferred,rwsem,0xffffffff83001000,120,2400000000,48000000,20000000,20000000,31000000,31000000,48000000,0,0")
+        let json = ReportRenderer(profile: profile(), options: ReportOptions(top: 5, format: .json)).render()
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        XCTAssertEqual(object["dropped"] as? Int, 5)
+        XCTAssertEqual((object["locks"] as? [[String: Any]])?.map { $0["name"] as? String }, ["namespace_sem", "mount_lock"])
+    }
+}
