@@ -1,0 +1,155 @@
+import Foundation
+import LockscopeCore
+import LockscopeTestSupport
+import XCTest
+
+/// The `lockscope` binary as users run it: record around a command, refuse bad input before
+/// attaching, and stop cleanly on signals.
+final class CommandLineTests: XCTestCase {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `lockscope` with `arguments`; `interruptAfter` sends SIGINT after that many seconds.
+    private func lockscope(_ arguments: [String], interruptAfter: Double? = nil, prefix: [String] = []) throws -> Run {
+        let process = Process()
+        let binary = try LockscopeBinary.path()
+        process.executableURL = URL(fileURLWithPath: prefix.first ?? binary)
+        process.arguments = prefix.isEmpty ? arguments : Array(prefix.dropFirst()) + [binary] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        if let interruptAfter {
+            Thread.sleep(forTimeInterval: interruptAfter)
+            process.interrupt()
+        }
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                   stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    private func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "lockscope-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// `record -- lockscope stress`: the profile shows namespace_sem, and per-container mount ops equal
+    /// to what stress itself counted.
+    func testRecordAroundStress() throws {
+        try requireBPF()
+        let directory = try temporaryDirectory()
+        let binary = try LockscopeBinary.path()
+        let run = try lockscope(["record", "-o", "\(directory)/p.json", "--quiet", "--no-report", "--",
+                                 binary, "stress", "--strategy", "per-layer", "--containers", "200", "--layers", "50",
+                                 "--parallel", "16", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.hasPrefix("lockscope: attached"), run.stderr)
+        struct StressJSON: Decodable {
+            struct Container: Decodable { var id: String; var mountOps: Int }
+            var mountOpsPerContainer: Int
+            var containerList: [Container]
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let stress = try decoder.decode(StressJSON.self, from: Data(run.stdout.utf8))
+        let profile = try Profile.load(path: "\(directory)/p.json")
+        let namespaceSem = try XCTUnwrap(profile.locks.first { $0.name == "namespace_sem" }, "\(profile.locks.map(\.name))")
+        XCTAssertGreaterThan(namespaceSem.stats.contentions, 0)
+        let mounts = try XCTUnwrap(profile.mounts)
+        let seen = Dictionary(mounts.byContainer.map { ($0.id, $0.ops) }, uniquingKeysWith: +)
+        XCTAssertEqual(stress.containerList.count, 200)
+        for container in stress.containerList {
+            XCTAssertEqual(seen[container.id], UInt64(container.mountOps), container.id)
+            XCTAssertEqual(container.mountOps, stress.mountOpsPerContainer)
+        }
+        let report = try lockscope(["report", "\(directory)/p.json", "--mounts"])
+        XCTAssertEqual(report.status, 0)
+        XCTAssertTrue(report.stdout.contains("mount ops per container: \(stress.mountOpsPerContainer).0 (200 containers)"),
+                      report.stdout)
+    }
+
+    func testRecordExitsWithTheCommandsStatus() throws {
+        try requireBPF()
+        let directory = try temporaryDirectory()
+        let run = try lockscope(["record", "-o", "\(directory)/p.json", "--quiet", "--no-report", "--",
+                                 "/bin/sh", "-c", "exit 3"])
+        XCTAssertEqual(run.status, 3, run.stderr)
+        XCTAssertNoThrow(try Profile.load(path: "\(directory)/p.json"))
+    }
+
+    /// Bad input is refused with one line and status 2 before anything is attached or written.
+    func testBadInputIsRefusedBeforeAttaching() throws {
+        let directory = try temporaryDirectory()
+        let output = "\(directory)/p.json"
+        let cases: [([String], String)] = [
+            (["record", "--duration", "soon", "-o", output], "bad --duration 'soon'"),
+            (["record", "--duration", "0", "-o", output], "bad --duration '0'"),
+            (["record", "--locks", "no_such_lock", "-o", output], "unknown lock name 'no_such_lock'"),
+            (["record", "-o", "\(directory)/missing/p.json"], "directory \(directory)/missing does not exist"),
+            (["record", "--ringbuf-size", "3000", "-o", output], "bad --ringbuf-size '3000'"),
+            (["record", "--kinds", "semaphore", "-o", output], "unknown lock kind 'semaphore'"),
+            (["record", "--lock-addr", "zz", "-o", output], "bad --lock-addr 'zz'"),
+            (["report", "\(directory)/none.json"], "cannot read \(directory)/none.json"),
+            (["report", output, "--sort", "fastest"], "--sort"),
+        ]
+        for (arguments, message) in cases {
+            let run = try lockscope(arguments)
+            XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(message), "\(arguments): \(run.stderr)")
+            XCTAssertFalse(run.stderr.contains("attached"), "\(arguments)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output), "\(arguments) wrote a file")
+        }
+    }
+
+    func testWithoutPrivilegesRecordSaysWhatIsNeeded() throws {
+        guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to drop to an unprivileged user")
+        }
+        let directory = try temporaryDirectory()
+        chmod(directory, 0o777)
+        let run = try lockscope(["record", "--duration", "1", "-o", "\(directory)/p.json"],
+                                prefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                         "--inh-caps=-all", "--bounding-set=-all"])
+        XCTAssertEqual(run.status, 2, run.stderr)
+        XCTAssertEqual(run.stderr, "lockscope: recording needs root, or the CAP_BPF and CAP_PERFMON capabilities: run with sudo\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/p.json"))
+    }
+
+    /// Ctrl-C at any moment: no lockscope program stays attached, and the output is a valid profile or absent.
+    func testInterruptAtAnyMomentLeavesNothingAttached() throws {
+        try requireBPF()
+        let directory = try temporaryDirectory()
+        for (index, delay) in [0.0, 0.05, 0.15, 0.3, 0.8, 1.5].enumerated() {
+            let output = "\(directory)/p\(index).json"
+            let run = try lockscope(["record", "-o", output, "--quiet", "--no-report"], interruptAfter: delay)
+            XCTAssertTrue([0, 2, 130, Int32(SIGINT)].contains(run.status) || run.status == 128 + SIGINT,
+                          "delay \(delay): status \(run.status) \(run.stderr)")
+            if FileManager.default.fileExists(atPath: output) {
+                XCTAssertNoThrow(try Profile.load(path: output), "delay \(delay)")
+            }
+            XCTAssertEqual(try attachedLockscopePrograms(), [], "delay \(delay)")
+        }
+    }
+
+    /// Names of loaded BPF programs that are lockscope's (they vanish when the last reference is gone).
+    private func attachedLockscopePrograms() throws -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/bpftool")
+        process.arguments = ["prog", "show", "--json"]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let programs = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
+        let ours: Set<String> = ["contention_begin", "contention_end", "syscall_enter", "syscall_exit"]
+        return programs.compactMap { $0["name"] as? String }.filter { ours.contains($0) }
+    }
+}
