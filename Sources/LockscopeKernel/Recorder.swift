@@ -128,7 +128,10 @@ public final class Recorder {
 
     /// Resolves each cgroup id once, while the cgroup still exists (containers remove theirs on exit).
     private var seenCgroups = Set<UInt64>()
+    private var lastCgroup: UInt64 = .max
     private func noteCgroup(_ id: UInt64) {
+        guard id != lastCgroup else { return }  // runs of events from one cgroup are the common case
+        lastCgroup = id
         guard seenCgroups.insert(id).inserted else { return }
         _ = cgroups?.container(forCgroupID: id)
     }
