@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // libbpf from the system (libbpf-dev), found through pkg-config.
@@ -27,7 +28,11 @@ let package = Package(
         .target(name: "LockscopeCore",
                 dependencies: ["CLockscopeBPF", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .target(name: "LockscopeReport", dependencies: ["LockscopeCore"]),
-        .target(name: "LockscopeExport", dependencies: ["LockscopeCore"]),
+        // zlib from the system (zlib1g-dev), for gzip-compressed pprof files.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "LockscopeExport",
+                dependencies: ["LockscopeCore", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Proto/profile.proto"]),
         .target(name: "LockscopeCompare", dependencies: ["LockscopeCore"]),
         // The kernel side: load and attach BPF, read the ring buffer, probe what the kernel supports.
         .target(name: "LockscopeKernel", dependencies: ["CLibbpf", "CLockscopeBPF", "LockscopeCore"]),
@@ -40,7 +45,7 @@ let package = Package(
         .testTarget(name: "LockscopeCoreTests", dependencies: ["LockscopeCore"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LockscopeReportTests", dependencies: ["LockscopeReport"]),
-        .testTarget(name: "LockscopeExportTests", dependencies: ["LockscopeExport"],
+        .testTarget(name: "LockscopeExportTests", dependencies: ["LockscopeExport", "CZlib"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LockscopeCompareTests", dependencies: ["LockscopeCompare"],
                     resources: [.copy("Fixtures")]),

@@ -47,7 +47,13 @@ typedef struct { long counter; } atomic_long_t;
 struct mutex { atomic_long_t owner; };
 struct rw_semaphore { atomic_long_t owner; };
 
-struct kernfs_node { __u64 id; };
+struct kernfs_node {
+	__u64 id;
+	const char *name;
+	struct kernfs_node *__parent; /* Linux 6.15 and later */
+};
+/* Before Linux 6.15 the parent pointer was called `parent`. */
+struct kernfs_node___parent_before_6_15 { struct kernfs_node *parent; };
 struct cgroup { struct kernfs_node *kn; };
 struct css_set { struct cgroup *dfl_cgrp; };
 struct task_struct {

@@ -83,6 +83,22 @@ struct {
 	__uint(max_entries, LOCKSCOPE_CTR_COUNT);
 } counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64); /* cgroup id */
+	__type(value, struct lockscope_cgroup_names);
+	__uint(max_entries, LOCKSCOPE_MAX_CGROUPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} cgroup_names SEC(".maps");
+
+/* Room to build a cgroup_names entry (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lockscope_cgroup_names);
+	__uint(max_entries, 1);
+} cgroup_names_scratch SEC(".maps");
+
 /* Syscall number -> lockscope_mount_syscall (0: not mount-family). Filled by user space. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -113,11 +129,54 @@ struct {
 	__uint(max_entries, LOCKSCOPE_MAX_FILTER_ENTRIES);
 } cgroup_filter SEC(".maps");
 
+
 static __always_inline void count(__u32 counter)
 {
 	__u64 *value = bpf_map_lookup_elem(&counters, &counter);
 	if (value)
 		__sync_fetch_and_add(value, 1);
+}
+
+static __always_inline struct kernfs_node *kernfs_parent(struct kernfs_node *node)
+{
+	if (bpf_core_field_exists(node->__parent))
+		return BPF_CORE_READ(node, __parent);
+	return BPF_CORE_READ((struct kernfs_node___parent_before_6_15 *)node, parent);
+}
+
+/* The first time a cgroup is seen, keep its name and its ancestors' names, innermost first. */
+static __always_inline void remember_cgroup(__u64 cgroup_id)
+{
+	struct lockscope_cgroup_names *entry;
+	struct kernfs_node *node;
+	struct task_struct *task;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(&cgroup_names, &cgroup_id))
+		return;
+	entry = bpf_map_lookup_elem(&cgroup_names_scratch, &zero);
+	if (!entry)
+		return;
+	task = (struct task_struct *)bpf_get_current_task();
+	node = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	entry->levels = 0;
+	entry->truncated = 0;
+	for (int level = 0; level < LOCKSCOPE_CGROUP_LEVELS; level++) {
+		struct kernfs_node *parent;
+
+		if (!node)
+			break;
+		parent = kernfs_parent(node);
+		if (!parent)
+			break; /* the root cgroup: no name of its own */
+		bpf_probe_read_kernel_str(entry->names[level], LOCKSCOPE_CGROUP_NAME_LEN, BPF_CORE_READ(node, name));
+		entry->levels = level + 1;
+		node = parent;
+	}
+	if (node && kernfs_parent(node))
+		entry->truncated = 1;
+	if (bpf_map_update_elem(&cgroup_names, &cgroup_id, entry, BPF_NOEXIST) == -7 /* -E2BIG: full */)
+		count(LOCKSCOPE_CTR_CGROUP_MAP_FULL);
 }
 
 /* Batch wake-ups: the reader polls on a timer and is only woken early when data piles up. */
@@ -298,6 +357,7 @@ int contention_end(__u64 *ctx)
 	event->lock_addr = lock;
 	event->outer_lock_addr = outer_lock;
 	event->cgroup_id = bpf_get_current_cgroup_id();
+	remember_cgroup(event->cgroup_id);
 	event->owner_cgroup_id = wait.owner_cgroup_id;
 	event->pid = pid_tgid >> 32;
 	event->tid = tid;
@@ -390,6 +450,7 @@ int syscall_exit(__u64 *ctx)
 	event->end_ns = end_ns;
 	event->latency_ns = end_ns - open.begin_ns;
 	event->cgroup_id = bpf_get_current_cgroup_id();
+	remember_cgroup(event->cgroup_id);
 	event->ret = (__s64)ctx[1];
 	event->pid = pid_tgid >> 32;
 	event->tid = tid;

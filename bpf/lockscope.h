@@ -24,6 +24,10 @@
 #define LOCKSCOPE_MAX_TASKS 16384
 /* Entries in each filter map (lock addresses, pids, cgroups). */
 #define LOCKSCOPE_MAX_FILTER_ENTRIES 1024
+/* Cgroups whose names are kept, and how much of each name. */
+#define LOCKSCOPE_MAX_CGROUPS 8192
+#define LOCKSCOPE_CGROUP_LEVELS 5
+#define LOCKSCOPE_CGROUP_NAME_LEN 128
 /* Syscall numbers covered by the mount-syscall table. */
 #define LOCKSCOPE_MAX_SYSCALL_NR 512
 
@@ -95,6 +99,7 @@ enum lockscope_counter {
 	LOCKSCOPE_CTR_SYSCALLS_COMPLETED,  /* mount-family syscalls seen: each becomes an event or a drop */
 	LOCKSCOPE_CTR_SYSCALL_RINGBUF_FULL,/* syscall events lost: no room in the ring buffer */
 	LOCKSCOPE_CTR_SYSCALL_MAP_FULL,    /* syscalls lost: no room to remember the open syscall */
+	LOCKSCOPE_CTR_CGROUP_MAP_FULL,     /* cgroups whose names could not be kept (resolved from /sys only) */
 	LOCKSCOPE_CTR_COUNT,
 };
 
@@ -123,6 +128,17 @@ struct lockscope_wait_event {
 	__u32 begin_cpu;         /* CPU where the wait began */
 	char comm[LOCKSCOPE_COMM_LEN];
 	char owner_comm[LOCKSCOPE_COMM_LEN];
+};
+
+/*
+ * The names of a cgroup and its ancestors, innermost first (`cgroup_names` map, keyed by cgroup id),
+ * recorded the first time the cgroup is seen: containers remove their cgroups when they exit, often
+ * before user space could look the id up, so the kernel keeps what identifies the container.
+ */
+struct lockscope_cgroup_names {
+	__u32 levels;    /* valid entries in `names` */
+	__u32 truncated; /* 1 when ancestors above the last name were left out */
+	char names[LOCKSCOPE_CGROUP_LEVELS][LOCKSCOPE_CGROUP_NAME_LEN];
 };
 
 /* Mount-family syscalls, as indices (user space maps syscall numbers of its arch to these). */

@@ -170,6 +170,11 @@ public final class CgroupResolver: @unchecked Sendable {
         MountTable(mountinfo: text).cgroup2MountPoint
     }
 
+    /// True when a rescan found no cgroup with this id (it was removed before it could be looked up).
+    public func hasVanished(_ id: UInt64) -> Bool {
+        lock.withLock { vanishedIDs.contains(id) }
+    }
+
     /// How many times the cgroup tree has been walked.
     public var rescanCount: Int {
         lock.withLock { rescans }

@@ -62,11 +62,14 @@ public struct Drops: Codable, Sendable, Equatable {
     /// Contention tracepoint hits the kernel did not run lockscope's programs for, because a BPF program
     /// was already running on that CPU (locks contended inside BPF code). Their waits are not seen.
     public var recursionMisses: UInt64 = 0
+    /// Cgroups whose names the kernel could not keep (more than 8192): their containers are found
+    /// from the live cgroup tree only, and may show as `cgroup:<id>` if they are gone by then.
+    public var cgroupNamesFull: UInt64 = 0
 
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
-        case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses
+        case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses, cgroupNamesFull
     }
 
     /// Causes added in later minor versions decode as 0 from older profiles.
@@ -79,6 +82,7 @@ public struct Drops: Codable, Sendable, Equatable {
         syscallMapFull = try count(.syscallMapFull)
         stackFailed = try count(.stackFailed)
         recursionMisses = try count(.recursionMisses)
+        cgroupNamesFull = try count(.cgroupNamesFull)
     }
 
     /// Events lost (stack failures lose only the stack, not the event).

@@ -152,6 +152,23 @@ public final class BPFProgram {
         return Array(frames.prefix { $0 != 0 })
     }
 
+    /// Cgroup paths the kernel recorded when it first saw each cgroup id: `/system.slice/docker-<id>.scope`,
+    /// or `/.../a/b/c/d/e` when the path was deeper than the levels kept. Read once, at the end.
+    public func cgroupPaths() -> [UInt64: String] {
+        let fd = bpf_map__fd(map("cgroup_names"))
+        var paths: [UInt64: String] = [:]
+        var key: UInt64 = 0
+        var next: UInt64 = 0
+        var entry = lockscope_cgroup_names()
+        var status = bpf_map_get_next_key(fd, nil, &next)
+        while status == 0 {
+            key = next
+            if bpf_map_lookup_elem(fd, &key, &entry) == 0 { paths[key] = CgroupNames(entry).path }
+            status = bpf_map_get_next_key(fd, &key, &next)
+        }
+        return paths
+    }
+
     /// Adds lock addresses to the in-kernel lock filter (used when a lock is recognised mid-recording).
     public func addLockAddresses(_ addresses: [UInt64]) throws {
         for address in addresses { try setKey("lock_filter", address) }
@@ -280,5 +297,28 @@ enum LibbpfLog {
     /// The last warnings libbpf emitted, joined on one line.
     static func lastLines(_ count: Int = 3) -> String {
         lines.withLock { $0.suffix(count).joined(separator: " | ") }
+    }
+}
+
+/// A `struct lockscope_cgroup_names` as a path.
+struct CgroupNames {
+    var names: [String]
+    var truncated: Bool
+
+    init(_ raw: lockscope_cgroup_names) {
+        var raw = raw
+        let levels = Int(min(raw.levels, UInt32(LOCKSCOPE_CGROUP_LEVELS)))
+        names = withUnsafeBytes(of: &raw.names) { bytes in
+            (0..<levels).map { level in
+                let slice = bytes[(level * Int(LOCKSCOPE_CGROUP_NAME_LEN))..<((level + 1) * Int(LOCKSCOPE_CGROUP_NAME_LEN))]
+                return String(decoding: slice.prefix { $0 != 0 }, as: UTF8.self)
+            }
+        }
+        truncated = raw.truncated != 0
+    }
+
+    /// Outermost first, like a cgroup path relative to the cgroup2 root.
+    var path: String {
+        (truncated ? "/..." : "") + "/" + names.reversed().joined(separator: "/")
     }
 }

@@ -53,9 +53,6 @@ public final class Recorder {
         program = try BPFProgram(options: options.bpf)
         reader = try RingBufferReader(mapFD: program.eventsFD) { [unowned self] event in
             aggregator.record(event)
-            if case .wait(let wait) = event { noteCgroup(wait.cgroupID) } else if case .syscall(let call) = event {
-                noteCgroup(call.cgroupID)
-            }
         }
     }
 
@@ -89,8 +86,7 @@ public final class Recorder {
             program.detach()
             reader.drain()
         }
-        let profile = aggregator.profile(inputs())
-        return profile
+        return aggregator.profile(inputs(containers: containerResolver()))
     }
 
     /// The processes' drops so far, from the kernel counters.
@@ -104,17 +100,30 @@ public final class Recorder {
         drops.syscallMapFull = counter(LOCKSCOPE_CTR_SYSCALL_MAP_FULL)
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
         drops.recursionMisses = program.recursionMisses()
+        drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
         return drops
     }
 
     /// Raw kernel counters, indexed by `lockscope_counter` (for tests of the loss accounting).
     public func kernelCounters() -> [UInt64] { program.counters() }
 
-    private func inputs() -> ProfileInputs {
+    /// Cgroup id to container: from the live cgroup tree when the cgroup still exists, else from the
+    /// names the kernel kept when it first saw the cgroup (containers remove theirs on exit).
+    private func containerResolver() -> (UInt64) -> Container {
+        let kernelPaths = program.cgroupPaths()
+        return { [cgroups] id in
+            if let live = cgroups?.container(forCgroupID: id), live.runtime != "unknown" { return live }
+            if let path = kernelPaths[id] { return ContainerIdentity.parse(cgroupPath: path) }
+            return Container(id: "cgroup:\(id)", runtime: "unknown", cgroup: "")
+        }
+    }
+
+    private func inputs(containers: @escaping (UInt64) -> Container = { Container(id: "cgroup:\($0)", runtime: "unknown", cgroup: "") })
+        -> ProfileInputs {
         let end = stopNs ?? monotonicNs()
         return ProfileInputs(
             stackAddresses: { [unowned self] id in stackAddresses(id) }, symbols: symbols, layout: kernel.layout,
-            container: { [cgroups] id in cgroups?.container(forCgroupID: id) ?? Container(id: "cgroup:\(id)", runtime: "unknown", cgroup: "") },
+            container: containers,
             hostname: kernel.hostname, kernel: kernel.release, startedAt: rfc3339(startedAt),
             durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection)
     }
@@ -127,15 +136,6 @@ public final class Recorder {
     }
 
     /// Resolves each cgroup id once, while the cgroup still exists (containers remove theirs on exit).
-    private var seenCgroups = Set<UInt64>()
-    private var lastCgroup: UInt64 = .max
-    private func noteCgroup(_ id: UInt64) {
-        guard id != lastCgroup else { return }  // runs of events from one cgroup are the common case
-        lastCgroup = id
-        guard seenCgroups.insert(id).inserted else { return }
-        _ = cgroups?.container(forCgroupID: id)
-    }
-
     /// In `--locks mount` mode, once namespace_sem and mount_lock are recognised, keep their waits
     /// even outside mount syscalls (a task dropping its last mount reference in exit, say).
     private func refreshKernelFilter() -> [UInt64: LockName] {

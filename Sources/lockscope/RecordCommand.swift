@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LockscopeCore
+import LockscopeExport
 import LockscopeKernel
 import LockscopeReport
 import Synchronization
@@ -46,6 +47,12 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "Rows in the printed report.")
     var top = 10
 
+    @Option(help: "Also write folded stacks (for flamegraph.pl, inferno, speedscope) to this file.")
+    var folded: String?
+
+    @Option(help: "Also write an interactive flame graph (SVG) to this file.")
+    var flamegraph: String?
+
     @Flag(help: "No status line while recording.")
     var quiet = false
 
@@ -58,7 +65,7 @@ struct RecordCommand: ParsableCommand {
     func run() throws {
         // Everything that can be refused is refused before anything is attached.
         let plan = try RecordPlan(command: self)
-        try AtomicFile.checkWritable(output)
+        for path in [output, folded, flamegraph].compactMap({ $0 }) { try AtomicFile.checkWritable(path) }
         try requireBPFPrivileges()
 
         let recorder = try Recorder(options: plan.options)
@@ -88,6 +95,8 @@ struct RecordCommand: ParsableCommand {
 
         let profile = recorder.finish()
         try profile.write(to: output)
+        if let folded { try AtomicFile.write(Data(FoldedExporter.render(profile).utf8), to: folded) }
+        if let flamegraph { try AtomicFile.write(Data(FlameGraphSVG.render(profile).utf8), to: flamegraph) }
         if profile.dropped > 0 || profile.drops.stackFailed > 0 {
             FileHandle.standardError.write(Data("lockscope: warning: \(Units.lossSummary(profile))\n".utf8))
         }

@@ -182,8 +182,10 @@ final class ContainerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let resolver = try CgroupResolver(cgroupRoot: root, minimumRescanInterval: .zero)
         let unknown = Container(id: "cgroup:123456789", runtime: "unknown", cgroup: "")
+        XCTAssertFalse(resolver.hasVanished(123_456_789))
         XCTAssertEqual(resolver.container(forCgroupID: 123_456_789), unknown)
         XCTAssertEqual(resolver.rescanCount, 1)
+        XCTAssertTrue(resolver.hasVanished(123_456_789))
         XCTAssertEqual(resolver.container(forCgroupID: 123_456_789), unknown)
         XCTAssertEqual(resolver.rescanCount, 1)
     }

@@ -177,6 +177,8 @@ final class BPFTestRunTests: XCTestCase {
         try here.begin(rwsemA, Self.write)
         try here.end(rwsemA)
         XCTAssertEqual(here.waits.map(\.cgroupID), [UInt64(info.st_ino)])
+        // The kernel kept the cgroup's path, for containers that are gone before the profile is built.
+        XCTAssertEqual(here.program.cgroupPaths()[UInt64(info.st_ino)], path.isEmpty ? "/" : String(path))
     }
 
     func testMinimumWaitFilter() throws {

@@ -46,9 +46,16 @@ final class CommandLineTests: XCTestCase {
         try requireBPF()
         let directory = try temporaryDirectory()
         let binary = try LockscopeBinary.path()
-        let run = try lockscope(["record", "-o", "\(directory)/p.json", "--quiet", "--no-report", "--",
+        // namespace_sem is held for microseconds and 2 CPUs rarely collide on it: storm until they do.
+        var run = Run(status: -1, stdout: "", stderr: "")
+        for _ in 0..<4 {
+            run = try lockscope(["record", "-o", "\(directory)/p.json", "--quiet", "--no-report", "--",
                                  binary, "stress", "--strategy", "per-layer", "--containers", "200", "--layers", "50",
                                  "--parallel", "16", "--json"])
+            if try Profile.load(path: "\(directory)/p.json").locks.contains(where: { $0.name == "namespace_sem" }) {
+                break
+            }
+        }
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stderr.hasPrefix("lockscope: attached"), run.stderr)
         struct StressJSON: Decodable {
@@ -126,20 +133,27 @@ final class CommandLineTests: XCTestCase {
     func testInterruptAtAnyMomentLeavesNothingAttached() throws {
         try requireBPF()
         let directory = try temporaryDirectory()
-        for (index, delay) in [0.0, 0.05, 0.15, 0.3, 0.8, 1.5].enumerated() {
+        for (index, delay) in [0.0, 0.05, 0.15, 0.3, 0.8, 1.5, 3.0].enumerated() {
             let output = "\(directory)/p\(index).json"
+            let before = try lockscopePrograms()
             let run = try lockscope(["record", "-o", output, "--quiet", "--no-report"], interruptAfter: delay)
             XCTAssertTrue([0, 2, 130, Int32(SIGINT)].contains(run.status) || run.status == 128 + SIGINT,
                           "delay \(delay): status \(run.status) \(run.stderr)")
             if FileManager.default.fileExists(atPath: output) {
                 XCTAssertNoThrow(try Profile.load(path: output), "delay \(delay)")
             }
-            XCTAssertEqual(try attachedLockscopePrograms(), [], "delay \(delay)")
+            // The kernel frees a program shortly after its last file descriptor closes.
+            var leaked = try lockscopePrograms().subtracting(before)
+            for _ in 0..<20 where !leaked.isEmpty {
+                Thread.sleep(forTimeInterval: 0.1)
+                leaked = try lockscopePrograms().subtracting(before)
+            }
+            XCTAssertEqual(leaked, [], "delay \(delay)")
         }
     }
 
-    /// Names of loaded BPF programs that are lockscope's (they vanish when the last reference is gone).
-    private func attachedLockscopePrograms() throws -> [String] {
+    /// Ids of loaded BPF programs named like lockscope's.
+    private func lockscopePrograms() throws -> Set<Int> {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/bpftool")
         process.arguments = ["prog", "show", "--json"]
@@ -150,6 +164,6 @@ final class CommandLineTests: XCTestCase {
         process.waitUntilExit()
         let programs = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
         let ours: Set<String> = ["contention_begin", "contention_end", "syscall_enter", "syscall_exit"]
-        return programs.compactMap { $0["name"] as? String }.filter { ours.contains($0) }
+        return Set(programs.filter { ours.contains($0["name"] as? String ?? "") }.compactMap { $0["id"] as? Int })
     }
 }

@@ -41,7 +41,11 @@ final class EndToEndTests: XCTestCase {
         options.bpf.filterByMountPath = true
         options.bpf.filterByLockAddress = true
         let stress = try storm(.perLayer, style: .docker, containers: 200, layers: 50, parallel: 16)
-        let (profile, result) = try record(options) { try StressRunner(options: stress).run() }
+        // namespace_sem is held for microseconds and 2 CPUs rarely collide on it: storm until they do.
+        var (profile, result) = try record(options) { try StressRunner(options: stress).run() }
+        for _ in 0..<3 where !profile.locks.contains(where: { $0.name == "namespace_sem" }) {
+            (profile, result) = try record(options) { try StressRunner(options: stress).run() }
+        }
         XCTAssertEqual(result.failures, 0)
 
         let byName = Dictionary(profile.locks.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })

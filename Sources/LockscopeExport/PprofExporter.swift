@@ -1,0 +1,100 @@
+import Foundation
+import LockscopeCore
+import SwiftProtobuf
+
+/// pprof: a gzip-compressed `perftools.profiles.Profile`, for `go tool pprof`, Pyroscope and other pprof readers.
+///
+/// Sample types are `contentions/count` then `wait/nanoseconds` (`weight` picks the default). Every frame
+/// is a function with one location in a single symbolized `[kernel.kallsyms]` mapping (no addresses), the
+/// grouping's synthetic frames at the root. Samples carry string labels `lock`, `lock_kind`, and when known
+/// `container`, `cpu` and `socket` (strings, since pprof readers drop numeric labels equal to 0), for
+/// `-tagfocus` and `-tagroot`.
+public enum PprofExporter {
+    public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock) throws -> Data {
+        try Gzip.compress(try message(for: profile, weight: weight, grouping: grouping).serializedBytes())
+    }
+
+    /// The one mapping every location belongs to: the kernel, already symbolized.
+    static let kernelMappingID: UInt64 = 1
+
+    static func message(for profile: Profile, weight: ExportWeight, grouping: StackGrouping) -> Perftools_Profiles_Profile {
+        var strings = StringTable()
+        var message = Perftools_Profiles_Profile()
+        func valueType(_ type: String, _ unit: String) -> Perftools_Profiles_ValueType {
+            .with { $0.type = strings.index(type); $0.unit = strings.index(unit) }
+        }
+        message.sampleType = [valueType("contentions", "count"), valueType("wait", "nanoseconds")]
+        message.periodType = valueType("contentions", "count")
+        message.period = 1
+        message.defaultSampleType = strings.index(weight == .wait ? "wait" : "contentions")
+        message.timeNanos = startNanoseconds(profile.startedAt)
+        message.durationNanos = Int64(clamping: profile.durationNs)
+        message.comment = [strings.index("lockscope profile of \(profile.hostname), kernel \(profile.kernel)")]
+        message.mapping = [.with { $0.id = kernelMappingID; $0.filename = strings.index("[kernel.kallsyms]"); $0.hasFunctions_p = true }]
+
+        var locationIDs: [String: UInt64] = [:]
+        var functions: [Perftools_Profiles_Function] = []
+        var locations: [Perftools_Profiles_Location] = []
+        func locationID(_ name: String) -> UInt64 {
+            if let id = locationIDs[name] { return id }
+            let id = UInt64(locationIDs.count + 1)
+            let nameIndex = strings.index(name)
+            locationIDs[name] = id
+            functions.append(.with { $0.id = id; $0.name = nameIndex; $0.systemName = nameIndex })
+            locations.append(.with { $0.id = id; $0.mappingID = kernelMappingID; $0.line = [.with { $0.functionID = id }] })
+            return id
+        }
+        func label(_ key: String, _ text: String) -> Perftools_Profiles_Label {
+            .with { $0.key = strings.index(key); $0.str = strings.index(text) }
+        }
+        let lockSamples = LockSamples(profile, grouping: grouping)
+        var leafFirstByPath: [LockSamples.PathKey: [UInt64]] = [:]
+        for sample in lockSamples.samples {
+            let lock = profile.locks[sample.lock]
+            var labels = [label("lock", lock.name), label("lock_kind", lock.kind.rawValue)]
+            if let container = sample.place.container { labels.append(label("container", container)) }
+            if let cpu = sample.place.cpu { labels.append(label("cpu", String(cpu))) }
+            if let socket = lockSamples.socket(of: sample.place) { labels.append(label("socket", String(socket))) }
+            let path = lockSamples.pathKey(of: sample)
+            let leafFirst = leafFirstByPath[path] ?? lockSamples.frames(of: path).reversed().map(locationID)
+            leafFirstByPath[path] = leafFirst
+            message.sample.append(.with {
+                $0.locationID = leafFirst
+                $0.value = [Int64(clamping: sample.amount.contentions), Int64(clamping: sample.amount.waitNs)]
+                $0.label = labels
+            })
+        }
+        message.function = functions
+        message.location = locations
+        message.stringTable = strings.strings
+        return message
+    }
+
+    /// The recording's start (RFC 3339, any number of fraction digits) in nanoseconds since the epoch;
+    /// 0 when it cannot be read.
+    static func startNanoseconds(_ startedAt: String) -> Int64 {
+        var whole = startedAt
+        var fractionNs: Int64 = 0
+        if let dot = startedAt.firstIndex(of: ".") {
+            let digits = startedAt[startedAt.index(after: dot)...].prefix(while: \.isASCII).prefix(while: \.isNumber)
+            fractionNs = Int64(digits.prefix(9).padding(toLength: 9, withPad: "0", startingAt: 0)) ?? 0
+            whole.removeSubrange(dot..<digits.endIndex)
+        }
+        guard let date = ISO8601DateFormatter().date(from: whole) else { return 0 }
+        return Int64(date.timeIntervalSince1970) * 1_000_000_000 + fractionNs
+    }
+
+    /// pprof's string table: every string once, `""` first.
+    private struct StringTable {
+        private(set) var strings = [""]
+        private var indices = ["": Int64(0)]
+
+        mutating func index(_ string: String) -> Int64 {
+            if let index = indices[string] { return index }
+            let index = Int64(strings.count)
+            strings.append(string)
+            indices[string] = index
+            return index
+        }
+    }
+}

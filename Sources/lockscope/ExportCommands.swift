@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import LockscopeCore
+import LockscopeExport
+
+/// `lockscope export FILE --format folded|csv|speedscope|pprof`: a recorded profile in the formats other tools read.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write a profile as folded stacks, CSV, speedscope JSON or pprof.",
+        discussion: """
+        folded loads in flamegraph.pl, inferno and speedscope; speedscope opens in speedscope; pprof \
+        (gzipped protobuf) in `go tool pprof` and Pyroscope; csv has one row per lock and dimension. \
+        Text formats go to standard output unless -o is given; pprof needs -o. See docs/flamegraphs.md.
+        """)
+
+    @Argument(help: "The profile to read (written by `lockscope record -o`).")
+    var file: String
+
+    @Option(help: "Output format: folded, csv, speedscope or pprof.")
+    var format: ExportFormat
+
+    @Option(help: "What the stacks weigh: wait (nanoseconds waited) or count (contentions). Default: wait.")
+    var weight: ExportWeight?
+
+    @Option(help: .init("Synthetic root frames: none, or lock, container, cpu, socket, comma-separated in order (container,lock). Default: lock.",
+                        valueName: "grouping"))
+    var group: StackGrouping?
+
+    @Option(name: .shortAndLong, help: "File to write (default: standard output).")
+    var output: String?
+
+    func run() throws {
+        if !format.isStackBased && (weight != nil || group != nil) {
+            throw UserError("--weight and --group shape stacks; csv has one row per lock and dimension: drop them")
+        }
+        if format.isBinary && output == nil {
+            throw UserError("\(format) output is binary: give a file to write with -o, e.g. -o contention.pb.gz")
+        }
+        if let output { try AtomicFile.checkWritable(output) }
+        let profile = try Profile.load(path: file)
+        let grouping = group ?? .lock
+        try grouping.validate(for: profile, source: file)
+        let data = try ProfileExporter.export(profile, format: format, weight: weight ?? .wait, grouping: grouping)
+        if let output {
+            try AtomicFile.write(data, to: output)
+        } else {
+            FileHandle.standardOutput.write(data)
+        }
+    }
+}
+
+/// `lockscope flamegraph FILE -o out.svg`: an interactive flame graph that needs nothing but a browser.
+struct FlamegraphCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flamegraph",
+        abstract: "Draw a profile as a self-contained interactive flame graph (SVG).",
+        discussion: """
+        Open the SVG in a browser: hover a frame for its wait and share, click to zoom, Search (Ctrl-F) to \
+        highlight frames by regular expression, Reset Zoom (Escape) to go back. See docs/flamegraphs.md.
+        """)
+
+    @Argument(help: "The profile to read (written by `lockscope record -o`).")
+    var file: String
+
+    @Option(name: .shortAndLong, help: "SVG file to write.")
+    var output: String
+
+    @Option(help: "What frame widths measure: wait (nanoseconds waited) or count (contentions).")
+    var weight: ExportWeight = .wait
+
+    @Option(help: .init("Synthetic root frames: none, or lock, container, cpu, socket, comma-separated in order (container,lock).",
+                        valueName: "grouping"))
+    var group: StackGrouping = .lock
+
+    @Option(help: "The heading (default: \"Lock wait time\" or \"Lock contentions\").")
+    var title: String?
+
+    @Option(help: "Colour frames by lock kind or by container.")
+    var color: FlameColoring = .kind
+
+    @Flag(help: "Draw an icicle graph: root at the top, stacks growing down.")
+    var icicle = false
+
+    func run() throws {
+        try AtomicFile.checkWritable(output)
+        let profile = try Profile.load(path: file)
+        try group.validate(for: profile, source: file)
+        let options = FlameGraphSVG.Options(weight: weight, grouping: group, title: title, coloring: color, icicle: icicle)
+        try AtomicFile.write(Data(FlameGraphSVG.render(profile, options: options).utf8), to: output)
+    }
+}
+
+extension ExportFormat: ExpressibleByArgument {}
+extension ExportWeight: ExpressibleByArgument {}
+extension FlameColoring: ExpressibleByArgument {}
+
+extension StackGrouping: ExpressibleByArgument {
+    public init?(argument: String) {
+        self.init(parsing: argument)
+    }
+}

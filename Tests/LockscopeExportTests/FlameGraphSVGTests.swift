@@ -1,0 +1,149 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import LockscopeCore
+import Testing
+@testable import LockscopeExport
+
+@Suite struct FlameGraphSVGTests {
+    /// The frames of an SVG, read with a real XML parser (which fails on anything not well-formed).
+    final class FrameReader: NSObject, XMLParserDelegate {
+        struct Frame {
+            var attributes: [String: String]
+            var children: [String] = []
+            var rect: [String: String] = [:]
+            var title = ""
+            var label = ""
+        }
+        var frames: [Frame] = []
+        var elementNames: Set<String> = []
+        private var path: [String] = []
+        private var text = ""
+
+        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+                    attributes: [String: String] = [:]) {
+            elementNames.insert(name)
+            if name == "g" && attributes["class"] == "f" {
+                frames.append(Frame(attributes: attributes))
+            } else if path.last == "g.f" {
+                frames[frames.count - 1].children.append(name)
+                if name == "rect" { frames[frames.count - 1].rect = attributes }
+            }
+            path.append(name == "g" && attributes["class"] == "f" ? "g.f" : name)
+            text = ""
+        }
+
+        func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }
+
+        func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+            path.removeLast()
+            if path.last == "g.f" && name == "title" { frames[frames.count - 1].title = text }
+            if path.last == "g.f" && name == "text" { frames[frames.count - 1].label = text }
+        }
+
+        static func read(_ svg: String) throws -> FrameReader {
+            let reader = FrameReader()
+            let parser = XMLParser(data: Data(svg.utf8))
+            parser.delegate = reader
+            #expect(parser.parse(), "not well-formed XML: \(String(describing: parser.parserError))")
+            return reader
+        }
+    }
+
+    @Test func goldenFiles() throws {
+        let profile = try Fixtures.profile()
+        try Fixtures.expectGolden(FlameGraphSVG.render(profile), "mount-storm.svg")
+        let options = FlameGraphSVG.Options(weight: .count, grouping: StackGrouping([.container, .lock]), title: "Mount storm <node-a>",
+                                            coloring: .container, icicle: true)
+        try Fixtures.expectGolden(FlameGraphSVG.render(profile, options: options), "mount-storm.icicle-container.svg")
+    }
+
+    @Test func oneWellFormedElementPerFrame() throws {
+        let profile = try Fixtures.profile()
+        let reader = try FrameReader.read(FlameGraphSVG.render(profile))
+        // Distinct root-to-leaf prefixes of the folded paths, plus the root `all`.
+        var prefixes: Set<[String]> = []
+        for line in FoldedExporterTests.parse(FoldedExporter.render(profile)) {
+            for length in 1...line.frames.count { prefixes.insert(Array(line.frames.prefix(length))) }
+        }
+        #expect(reader.frames.count == prefixes.count + 1)
+        #expect(reader.frames.count == 33)
+        #expect(reader.frames.allSatisfy { $0.children == ["title", "rect", "text"] })
+        #expect(!reader.elementNames.contains("image") && !reader.elementNames.contains("foreignObject"))
+        let root = try #require(reader.frames.first)
+        #expect(root.title == "all\nwait 1.09 ms (100.00%)\n17 contentions (100.00%)")
+        #expect(root.rect["x"] == "10.00" && root.rect["width"] == "1180.00")
+        let noStack = try #require(reader.frames.first { $0.title.hasPrefix("[no stack]") })
+        #expect(noStack.title == "[no stack]\nwait 100 us (9.17%)\n2 contentions (11.76%)")
+        #expect(noStack.attributes["data-w"] == "100000")
+    }
+
+    @Test func selfContained() throws {
+        let svg = FlameGraphSVG.render(try Fixtures.profile())
+        for external in ["href", "src=", "url(", "@import", "@font-face", "https://"] {
+            #expect(!svg.contains(external), "\(external)")
+        }
+        #expect(svg.components(separatedBy: "http://").count == 2, "only the SVG namespace")
+    }
+
+    @Test func iciclePutsTheRootOnTop() throws {
+        let profile = try Fixtures.profile()
+        let flame = try FrameReader.read(FlameGraphSVG.render(profile))
+        let icicle = try FrameReader.read(FlameGraphSVG.render(profile, options: .init(icicle: true)))
+        // 12 levels: the flame graph's root is on the last row, the icicle's on the first.
+        #expect(flame.frames[0].rect["y"] == "248.00")
+        #expect(icicle.frames[0].rect["y"] == "72.00")
+        #expect(flame.frames.count == icicle.frames.count)
+    }
+
+    @Test func labelsAreTruncatedToFit() {
+        #expect(FlameGraphSVG.label("entry_SYSCALL_64_after_hwframe", width: 300) == "entry_SYSCALL_64_after_hwframe")
+        // (100 - 6) / 7.3 = 12 characters: 10 and "..".
+        #expect(FlameGraphSVG.label("entry_SYSCALL_64_after_hwframe", width: 100) == "entry_SYSC..")
+        #expect(FlameGraphSVG.label("do_mount", width: 100) == "do_mount")
+        #expect(FlameGraphSVG.label("do_mount", width: 42.5) == "do_..")
+        #expect(FlameGraphSVG.label("do_mount", width: 42.4) == "do..")
+        #expect(FlameGraphSVG.label("do_mount", width: 27.9) == "d..")
+        #expect(FlameGraphSVG.label("do_mount", width: 27.8) == "")
+    }
+
+    @Test func coloursAreDeterministicPerKindAndContainer() throws {
+        let profile = try Fixtures.profile()
+        #expect(FlameGraphSVG.render(profile) == FlameGraphSVG.render(profile))
+        let byKind = try FrameReader.read(FlameGraphSVG.render(profile))
+        func fill(_ reader: FrameReader, _ title: String) -> String? {
+            reader.frames.first { $0.title.hasPrefix(title + "\n") }?.rect["fill"]
+        }
+        #expect(fill(byKind, "down_write") == Palette.frame(name: "down_write", baseHue: Palette.hue(kind: .rwsem)).hex)
+        #expect(fill(byKind, "queued_spin_lock_slowpath") == Palette.frame(name: "queued_spin_lock_slowpath", baseHue: Palette.hue(kind: .spinlock)).hex)
+        #expect(fill(byKind, "[lock] namespace_sem") == Palette.groupFrame(name: "[lock] namespace_sem").hex)
+        // do_syscall_64 carries both kinds when grouped by nothing: neutral grey.
+        let mixed = try FrameReader.read(FlameGraphSVG.render(profile, options: .init(grouping: .none)))
+        #expect(fill(mixed, "do_syscall_64") == Palette.neutralVariant(name: "do_syscall_64").hex)
+        let byContainer = try FrameReader.read(FlameGraphSVG.render(profile, options: .init(grouping: StackGrouping([.container]), coloring: .container)))
+        let containerA = "3f2a9c1b7d4e8f60a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f801"
+        #expect(fill(byContainer, "[no stack]") != nil)
+        let downWriteFills = Set(byContainer.frames.filter { $0.title.hasPrefix("down_write\n") }.compactMap { $0.rect["fill"] })
+        #expect(downWriteFills.contains(Palette.frame(name: "down_write", baseHue: Palette.hue(container: containerA)).hex))
+        #expect(Palette.rgb(hue: 0, saturation: 1, lightness: 0.5) == "#ff0000")
+        #expect(Palette.rgb(hue: 240, saturation: 1, lightness: 0.5) == "#0000ff")
+        #expect(Palette.rgb(hue: 0, saturation: 0, lightness: 0.5) == "#808080")
+    }
+
+    @Test func titlesAndNamesAreEscaped() throws {
+        let stack = StackProfile(frames: ["a<b>&\"c\""], count: 1, totalWaitNs: 1_500, maxWaitNs: 1_500, contexts: [])
+        let lock = LockProfile(name: "l", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(1, 1_500), stacks: [stack])
+        let svg = FlameGraphSVG.render(makeProfile(locks: [lock]), options: .init(title: "A & B <\u{1}x>"))
+        let reader = try FrameReader.read(svg)
+        #expect(svg.contains("<text id=\"title\" x=\"600\" y=\"24\">A &amp; B &lt;x&gt;</text>"))
+        #expect(reader.frames.last?.title == "a<b>&\"c\"\nwait 1.50 us (100.00%)\n1 contentions (100.00%)")
+    }
+
+    @Test func anEmptyProfileSaysSo() throws {
+        let svg = FlameGraphSVG.render(makeProfile(locks: []))
+        let reader = try FrameReader.read(svg)
+        #expect(reader.frames.isEmpty)
+        #expect(svg.contains(">No lock waits recorded.</text>"))
+    }
+}

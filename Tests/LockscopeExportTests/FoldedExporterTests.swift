@@ -1,0 +1,116 @@
+import LockscopeCore
+import Testing
+@testable import LockscopeExport
+
+@Suite struct FoldedExporterTests {
+    static let groupings: [StackGrouping] = [
+        .none, .lock, StackGrouping([.container]), StackGrouping([.cpu]), StackGrouping([.socket]),
+        StackGrouping([.container, .lock]), StackGrouping([.socket, .cpu, .lock]),
+    ]
+
+    /// Parses folded output back, checking every line's shape: frames without `;` or line breaks, a space, an integer.
+    static func parse(_ folded: String) -> [(frames: [String], weight: UInt64)] {
+        folded.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { line in
+            let space = line.lastIndex(of: " ")!
+            let frames = line[..<space].split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+            #expect(frames.allSatisfy { !$0.isEmpty && !$0.contains(where: \.isNewline) }, "bad frames in \(line)")
+            return (frames, UInt64(line[line.index(after: space)...])!)
+        }
+    }
+
+    @Test func goldenFiles() throws {
+        let profile = try Fixtures.profile()
+        try Fixtures.expectGolden(FoldedExporter.render(profile), "mount-storm.folded")
+        try Fixtures.expectGolden(FoldedExporter.render(profile, weight: .count, grouping: .none), "mount-storm.count-none.folded")
+        try Fixtures.expectGolden(FoldedExporter.render(profile, grouping: StackGrouping([.container, .lock])),
+                                  "mount-storm.container-lock.folded")
+        try Fixtures.expectGolden(FoldedExporter.render(profile, weight: .count, grouping: StackGrouping([.socket])),
+                                  "mount-storm.count-socket.folded")
+    }
+
+    @Test(arguments: groupings)
+    func parsedBackSumsToTheProfileTotals(grouping: StackGrouping) throws {
+        let profile = try Fixtures.profile()
+        let wait = Self.parse(FoldedExporter.render(profile, weight: .wait, grouping: grouping))
+        let count = Self.parse(FoldedExporter.render(profile, weight: .count, grouping: grouping))
+        #expect(wait.reduce(0) { $0 + $1.weight } == 1_090_000)
+        #expect(count.reduce(0) { $0 + $1.weight } == 17)
+        #expect(Fixtures.totals(profile) == (17, 1_090_000))
+        #expect(Set(wait.map { $0.frames }).count == wait.count, "paths are merged into one line each")
+    }
+
+    @Test func eachLockSumsToItsOwnTotalsIncludingWaitsWithoutAStack() throws {
+        let profile = try Fixtures.profile()
+        for weight in ExportWeight.allCases {
+            let lines = Self.parse(FoldedExporter.render(profile, weight: weight, grouping: .lock))
+            for lock in profile.locks {
+                let sum = lines.filter { $0.frames[0] == "[lock] \(lock.name)" }.reduce(0) { $0 + $1.weight }
+                #expect(sum == (weight == .wait ? lock.stats.totalWaitNs : lock.stats.contentions), "\(lock.name) \(weight)")
+            }
+        }
+    }
+
+    @Test func waitsWithoutAStackGoUnderTheirLockAndContainer() throws {
+        let profile = try Fixtures.profile()
+        let byLock = FoldedExporter.render(profile).split(separator: "\n").filter { $0.contains("[no stack]") }
+        #expect(byLock == ["[lock] namespace_sem;[no stack] 100000"])
+        let byContainer = FoldedExporter.render(profile, grouping: StackGrouping([.container, .lock]))
+            .split(separator: "\n").filter { $0.contains("[no stack]") }
+        #expect(byContainer == ["[container] 3f2a9c1b7d4e;[lock] namespace_sem;[no stack] 50000",
+                                "[container] 9b1e44c0d2f3;[lock] namespace_sem;[no stack] 50000"])
+        let byCPU = FoldedExporter.render(profile, weight: .count, grouping: StackGrouping([.cpu]))
+            .split(separator: "\n").filter { $0.contains("[no stack]") }
+        #expect(byCPU == ["[cpu 0];[no stack] 1", "[cpu 1];[no stack] 1"])
+    }
+
+    @Test func frameNamesAreSanitized() {
+        let stack = StackProfile(frames: ["spin;lock", "caller\nname", "  ", "tab\there"], count: 1, totalWaitNs: 10,
+                                 maxWaitNs: 10, contexts: [])
+        let lock = LockProfile(name: "odd;lock\r\n", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(1, 10),
+                               stacks: [stack])
+        #expect(FoldedExporter.render(makeProfile(locks: [lock])) == "[lock] odd:lock;tab here;[unknown];caller name;spin:lock 10\n")
+    }
+
+    @Test func stacksWithoutFramesAndContextsThatDoNotFit() {
+        let empty = StackProfile(frames: [], count: 2, totalWaitNs: 40, maxWaitNs: 30,
+                                 contexts: [StackContext(cpu: 1, container: "host", count: 1, totalWaitNs: 25)])
+        let overfull = StackProfile(frames: ["f"], count: 1, totalWaitNs: 10, maxWaitNs: 10,
+                                    contexts: [StackContext(cpu: 0, container: "host", count: 2, totalWaitNs: 20)])
+        let lock = LockProfile(name: "l", identity: .symbol, kind: .spinlock, address: "0x1", stats: makeStats(3, 50),
+                               stacks: [empty, overfull])
+        #expect(FoldedExporter.render(makeProfile(locks: [lock]), grouping: StackGrouping([.container])) == """
+        [container ?];[no stack] 15
+        [container ?];f 10
+        [container] host;[no stack] 25
+
+        """)
+    }
+
+    @Test func socketsComeFromTheTopologyAndAreUnknownWithoutIt() throws {
+        let profile = try Fixtures.profile()
+        var withoutTopology = profile
+        withoutTopology.topology = nil
+        let lines = FoldedExporter.render(withoutTopology, weight: .count, grouping: StackGrouping([.socket]))
+        #expect(lines.split(separator: "\n").allSatisfy { $0.hasPrefix("[socket ?];") })
+        #expect(throws: UserError("p.json has no CPU topology, so its waits cannot be grouped by socket; group by cpu instead")) {
+            try StackGrouping([.lock, .socket]).validate(for: withoutTopology, source: "p.json")
+        }
+        try StackGrouping([.socket]).validate(for: profile, source: "p.json")
+    }
+
+    @Test func anEmptyProfileFoldsToNothing() {
+        let idle = LockProfile(name: "idle", identity: .symbol, kind: .mutex, address: "0x1", stats: .empty)
+        #expect(FoldedExporter.render(makeProfile(locks: [idle])) == "")
+        #expect(FoldedExporter.render(makeProfile(locks: [])) == "")
+    }
+
+    @Test func groupingParsesFromTheCommandLine() {
+        #expect(StackGrouping(parsing: "none") == StackGrouping.none)
+        #expect(StackGrouping(parsing: "lock") == .lock)
+        #expect(StackGrouping(parsing: "container,lock")?.dimensions == [.container, .lock])
+        #expect(StackGrouping(parsing: "socket,cpu")?.description == "socket,cpu")
+        for invalid in ["", "locks", "lock,lock", "none,lock", "lock,", "Lock"] {
+            #expect(StackGrouping(parsing: invalid) == nil, "\(invalid)")
+        }
+    }
+}

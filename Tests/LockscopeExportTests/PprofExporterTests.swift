@@ -1,0 +1,75 @@
+import Foundation
+import LockscopeCore
+import SwiftProtobuf
+import Testing
+@testable import LockscopeExport
+
+@Suite struct PprofExporterTests {
+    static func decode(_ data: Data) throws -> Perftools_Profiles_Profile {
+        #expect(data.prefix(2) == Data([0x1f, 0x8b]), "gzip magic")
+        return try Perftools_Profiles_Profile(serializedBytes: try gunzip(data))
+    }
+
+    @Test func goldenFileOfTheDecodedMessage() throws {
+        let profile = try Fixtures.profile()
+        let file = try PprofExporter.render(profile)
+        #expect(try PprofExporter.render(profile) == file, "the same profile gives the same bytes")
+        let decoded = try Self.decode(file)
+        try Fixtures.expectGolden(decoded.textFormatString(), "mount-storm.pprof.txt")
+    }
+
+    @Test(arguments: ExportWeight.allCases)
+    func decodesBackToTheProfileTotals(weight: ExportWeight) throws {
+        let profile = try Fixtures.profile()
+        let decoded = try Self.decode(try PprofExporter.render(profile, weight: weight, grouping: .lock))
+        let strings = decoded.stringTable
+        #expect(strings.first == "")
+        #expect(decoded.sampleType.map { [strings[Int($0.type)], strings[Int($0.unit)]] } == [["contentions", "count"], ["wait", "nanoseconds"]])
+        #expect(strings[Int(decoded.defaultSampleType)] == (weight == .wait ? "wait" : "contentions"))
+        #expect(decoded.sample.reduce(0) { $0 + $1.value[0] } == 17)
+        #expect(decoded.sample.reduce(0) { $0 + $1.value[1] } == 1_090_000)
+        #expect(decoded.timeNanos == 1_795_169_700_250_000_000)
+        #expect(decoded.durationNanos == 10_000_000_000)
+
+        func label(_ sample: Perftools_Profiles_Sample, _ key: String) -> Perftools_Profiles_Label? {
+            sample.label.first { strings[Int($0.key)] == key }
+        }
+        for lock in profile.locks {
+            let samples = decoded.sample.filter { label($0, "lock").map { strings[Int($0.str)] } == lock.name }
+            #expect(samples.reduce(0) { $0 + $1.value[0] } == Int64(lock.stats.contentions))
+            #expect(samples.reduce(0) { $0 + $1.value[1] } == Int64(lock.stats.totalWaitNs))
+            #expect(samples.allSatisfy { label($0, "lock_kind").map { strings[Int($0.str)] } == lock.kind.rawValue })
+        }
+        let containerA = decoded.sample.filter { label($0, "container").map { strings[Int($0.str)] }?.hasPrefix("3f2a9c1b7d4e") == true }
+        #expect(containerA.reduce(0) { $0 + $1.value[1] } == 540_000)
+        // Grouped by lock, stackless waits are split by container, so they carry no CPU or socket:
+        // socket 1 has 450 µs of waits, 50 µs of them without a stack.
+        let socket1 = decoded.sample.filter { label($0, "socket").map { strings[Int($0.str)] } == "1" }
+        #expect(socket1.reduce(0) { $0 + $1.value[1] } == 400_000)
+        let byCPU = try Self.decode(try PprofExporter.render(profile, weight: weight, grouping: StackGrouping([.cpu])))
+        let socket1ByCPU = byCPU.sample.filter { sample in
+            sample.label.contains { byCPU.stringTable[Int($0.key)] == "socket" && byCPU.stringTable[Int($0.str)] == "1" }
+        }
+        #expect(socket1ByCPU.reduce(0) { $0 + $1.value[1] } == 450_000)
+    }
+
+    @Test func locationsAreLeafFirstWithOneFunctionEach() throws {
+        let decoded = try Self.decode(try PprofExporter.render(try Fixtures.profile()))
+        let strings = decoded.stringTable
+        let functionNames = Dictionary(uniqueKeysWithValues: decoded.function.map { ($0.id, strings[Int($0.name)]) })
+        let locationNames = Dictionary(uniqueKeysWithValues: decoded.location.map { ($0.id, functionNames[$0.line[0].functionID]!) })
+        #expect(Set(decoded.location.map(\.mappingID)) == [1])
+        #expect(strings[Int(decoded.mapping[0].filename)] == "[kernel.kallsyms]")
+        let umount = try #require(decoded.sample.first { $0.locationID.map { locationNames[$0]! }.contains("path_umount") })
+        #expect(umount.locationID.map { locationNames[$0]! }.first.map { ["down_write", "queued_spin_lock_slowpath"].contains($0) } == true)
+        #expect(umount.locationID.map { locationNames[$0]! }.last?.hasPrefix("[lock] ") == true)
+    }
+
+    @Test func startTimes() {
+        #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00Z") == 1_795_169_700_000_000_000)
+        #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00.123456Z") == 1_795_169_700_123_456_000)
+        #expect(PprofExporter.startNanoseconds("2026-11-20T11:15:00.5+01:00") == 1_795_169_700_500_000_000)
+        #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00.123456789Z") == 1_795_169_700_123_456_789)
+        #expect(PprofExporter.startNanoseconds("yesterday") == 0)
+    }
+}
