@@ -5,8 +5,8 @@
 set -euo pipefail
 bin=${1:-.build/release/lockscope}
 out=${LOCKSCOPE_DEMO_DIR:-demo}
-containers=${LOCKSCOPE_DEMO_CONTAINERS:-48}
-layers=${LOCKSCOPE_DEMO_LAYERS:-20}
+containers=${LOCKSCOPE_DEMO_CONTAINERS:-200}
+layers=${LOCKSCOPE_DEMO_LAYERS:-50}
 
 if [ "$(id -u)" != 0 ]; then
   echo "make demo: recording kernel locks and mounting filesystems need root: run 'sudo make demo'" >&2
@@ -14,9 +14,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 mkdir -p "$out"
 for strategy in per-layer common-parent; do
-  echo "== recording lockscope stress --strategy $strategy ($containers containers x $layers layers)"
+  echo "== recording lockscope stress --strategy $strategy ($containers containers x $layers layers, 16 at a time)"
   "$bin" record -o "$out/$strategy.json" --quiet --no-report -- \
-    "$bin" stress --strategy "$strategy" --containers "$containers" --layers "$layers" | tee "$out/$strategy.stress.txt"
+    "$bin" stress --strategy "$strategy" --containers "$containers" --layers "$layers" --parallel 16 | tee "$out/$strategy.stress.txt"
   echo
 done
 

@@ -91,23 +91,27 @@ public struct LockNamer: Sendable {
         for candidate in candidates {
             if let name = symbolName(candidate) { names[candidate.address] = name }
         }
+        // An rwsem's or mutex's internal spinlock is named after its lock, once that is named.
+        let waitLockParents = Dictionary(candidates.compactMap { candidate in
+            sleepingLockOwning(waitLock: candidate, among: candidates).map { (candidate.address, $0) }
+        }, uniquingKeysWith: { a, _ in a })
+
         // Without the data symbol, recognise the lock from its callers.
         let inferable = [(LockNamer.namespaceSem, LockKind.rwsem, LockNamer.namespaceSemCallers),
                          (LockNamer.mountLock, LockKind.spinlock, LockNamer.mountLockCallers)]
         for (name, kind, callers) in inferable where !(symbols?.hasSymbol(named: name) ?? false) {
-            let unnamed = candidates.filter { names[$0.address] == nil }
+            let unnamed = candidates.filter { names[$0.address] == nil && waitLockParents[$0.address] == nil }
             if let best = bestMatch(unnamed, kinds: [kind], callers: callers) {
                 names[best] = LockName(name, .inferred)
             }
         }
-        for candidate in candidates where names[candidate.address] == nil {
-            if let parent = rwsemOwning(waitLock: candidate, among: candidates), let parentName = names[parent] {
-                names[candidate.address] = LockName("\(parentName.name).wait_lock", parentName.identity)
-            }
-        }
-        for candidate in candidates where names[candidate.address] == nil {
+        for candidate in candidates where names[candidate.address] == nil && waitLockParents[candidate.address] == nil {
             let caller = candidate.topCaller ?? "0x\(String(candidate.address, radix: 16))"
             names[candidate.address] = LockName(caller, .caller)
+        }
+        for (waitLock, parent) in waitLockParents where names[waitLock] == nil {
+            let parentName = names[parent] ?? LockName("0x\(String(parent, radix: 16))", .caller)
+            names[waitLock] = LockName("\(parentName.name).wait_lock", parentName.identity)
         }
         return names
     }
@@ -146,20 +150,21 @@ public struct LockNamer: Sendable {
         return best?.address
     }
 
-    /// The rwsem whose wait_lock this spinlock is: by the BTF offset, or else by the rwsem it nested in.
-    private func rwsemOwning(waitLock candidate: LockCandidate, among candidates: [LockCandidate]) -> UInt64? {
-        guard candidate.kind == .spinlock,
-              candidate.stacks.contains(where: { $0.frames.contains(where: { $0.hasPrefix("rwsem_") }) }) else {
-            return nil
+    /// The rwsem or mutex whose internal wait_lock this spinlock is: at the rwsem's address plus the BTF
+    /// offset of `wait_lock`, or a sleeping lock it was contended inside (in its slow path) that starts
+    /// at most 64 bytes below it. (Other spinlocks taken during such a wait, like run-queue locks in
+    /// `schedule()`, live elsewhere and keep their own names.)
+    private func sleepingLockOwning(waitLock candidate: LockCandidate, among candidates: [LockCandidate]) -> UInt64? {
+        guard candidate.kind == .spinlock else { return nil }
+        let sleeping = Set(candidates.filter { $0.kind == .rwsem || $0.kind == .mutex }.map(\.address))
+        if let offset = layout.rwsemWaitLockOffset, candidate.address >= offset,
+           sleeping.contains(candidate.address - offset) {
+            return candidate.address - offset
         }
-        if let offset = layout.rwsemWaitLockOffset, candidate.address >= offset {
-            let parent = candidate.address - offset
-            if candidates.contains(where: { $0.address == parent && $0.kind == .rwsem })
-                || candidate.outerLocks[parent] != nil {
-                return parent
-            }
-        }
-        return candidate.outerLocks.max { $0.value < $1.value }?.key
+        return candidate.outerLocks.filter { outer, _ in
+            (sleeping.contains(outer) || symbols?.hasDataSymbols == true) && outer < candidate.address
+                && candidate.address - outer < 64
+        }.max { $0.value < $1.value }?.key
     }
 
     /// Frames of lock primitives and of the tracing machinery, skipped when looking for a lock's caller.

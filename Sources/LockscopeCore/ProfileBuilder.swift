@@ -11,6 +11,11 @@ extension Aggregator {
     public static let noStackFrame = "[no stack]"
     public static let otherStacksFrame = "[other stacks]"
 
+    struct GroupKey: Hashable {
+        var name: LockName
+        var kind: LockKind
+    }
+
     /// Names every lock seen so far (cheap enough to run once a second for the status line and for
     /// teaching the kernel filter the addresses of namespace_sem and mount_lock).
     public func lockNames(_ inputs: ProfileInputs) -> [UInt64: LockName] {
@@ -35,18 +40,21 @@ extension Aggregator {
         let names = lockNames(inputs, symbolizer: &symbolizer)
         var containers = ContainerTable(resolve: inputs.container)
 
-        // Locks that share a name (per-object locks named after one caller) are one entry.
-        var groups: [LockName: [UInt64]] = [:]
+        // Locks of one kind that share a name (per-object locks named after one caller) are one entry;
+        // different kinds behind one caller name keep apart, told apart by their kind.
+        var groups: [GroupKey: [UInt64]] = [:]
         for (address, name) in names where inputs.selection.keeps(name.name) {
-            groups[name, default: []].append(address)
+            groups[GroupKey(name: name, kind: locks[address]!.kind), default: []].append(address)
         }
+        let kindsByName = Dictionary(grouping: groups.keys, by: \.name.name)
         var lockProfiles: [LockProfile] = []
         var byContainerAll: [String: WaitAccumulator] = [:]
-        for (name, addresses) in groups {
-            let states = addresses.map { locks[$0]! }
-            let hottest = zip(addresses, states).max { $0.1.total.totalNs < $1.1.total.totalNs }!
-            var merged = states[0]
-            for state in states.dropFirst() { merged.merge(state) }
+        for (key, addresses) in groups {
+            var name = key.name
+            if kindsByName[name.name]!.count > 1 { name.name += " (\(key.kind.rawValue))" }
+            let hottest = addresses.map { ($0, locks[$0]!) }.max { $0.1.total.totalNs < $1.1.total.totalNs }!
+            var merged = hottest.1
+            for address in addresses where address != hottest.0 { merged.merge(locks[address]!) }
             var lock = buildLock(name: name, address: hottest.0, state: merged, symbolizer: &symbolizer,
                                  containers: &containers)
             lock.instances = addresses.count

@@ -18,6 +18,7 @@ final class AggregatorTests: XCTestCase {
         ffffffff8170f800 T mntput_no_expire
         ffffffff8170fc00 T __x64_sys_umount
         ffffffff81710000 T do_syscall_64
+        ffffffff81720000 T exp_funnel_lock
         ffffffff82265b40 T __sched_text_start
         ffffffff8226ad30 t rwsem_down_write_slowpath
         ffffffff8226b450 T down_write
@@ -35,6 +36,7 @@ final class AggregatorTests: XCTestCase {
             0xffff_ffff_8170_f2d1, 0xffff_ffff_8170_fc10, 0xffff_ffff_8171_0020],
         2: [0xffff_ffff_8226_b460, 0xffff_ffff_8170_f4a2, 0xffff_ffff_8171_0020],
         3: [0xffff_ffff_8226_e910, 0xffff_ffff_8170_f882],
+        4: [0xffff_ffff_8226_e910, 0xffff_ffff_8172_00a1],
     ]
 
     static func inputs(selection: LockSelection = .all, drops: Drops = Drops()) -> ProfileInputs {
@@ -128,6 +130,21 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(names["0xffffffff8300b784"]?.name, "mount_lock")
         XCTAssertEqual(names["0xffff888000001000"]?.name, "do_lock_mount.part.0+0xa2")
         XCTAssertEqual(names["0xffff888000001000"]?.identity, .caller)
+    }
+
+    /// A mutex's internal spinlock, contended inside the mutex's slow path, is named after the mutex;
+    /// a spinlock that only shares the mutex's caller name stays a separate entry, told apart by kind.
+    func testMutexWaitLockAndKindsSharingACallerName() {
+        var aggregator = Aggregator(topology: nil)
+        let mutex: UInt64 = 0xffff_ffff_830f_60b8
+        aggregator.record(WaitEvent(flags: UInt32(LOCKSCOPE_LCB_F_MUTEX), waitNs: 5_000, lockAddress: mutex, stackID: 4))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 40, lockAddress: mutex + 8, outerLockAddress: mutex, stackID: 4))
+        // A run-queue lock contended during the mutex wait is not its wait_lock.
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 35, lockAddress: 0xffff_8886_27c2_bcc0,
+                                    outerLockAddress: mutex, stackID: 4))
+        let names = aggregator.profile(Self.inputs()).locks.map(\.name).sorted()
+        XCTAssertEqual(names, ["exp_funnel_lock+0xa1 (mutex)", "exp_funnel_lock+0xa1 (spinlock)",
+                               "exp_funnel_lock+0xa1.wait_lock"])
     }
 
     func testLockSelectionByNameKeepsWaitLocks() {
