@@ -167,3 +167,48 @@ final class CommandLineTests: XCTestCase {
         return Set(programs.filter { ours.contains($0["name"] as? String ?? "") }.compactMap { $0["id"] as? Int })
     }
 }
+
+/// The CI gate end to end: a common-parent recording as baseline, a per-layer recording as candidate.
+final class CheckEndToEndTests: XCTestCase {
+    private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try LockscopeBinary.path())
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    private func record(_ strategy: String, to path: String) throws {
+        let binary = try LockscopeBinary.path()
+        let result = try run(["record", "-o", path, "--quiet", "--no-report", "--", binary, "stress",
+                              "--strategy", strategy, "--containers", "200", "--layers", "50", "--parallel", "16"])
+        XCTAssertEqual(result.status, 0, result.output)
+    }
+
+    func testPerLayerFailsTheGateOnNamespaceSemAgainstCommonParent() throws {
+        try requireBPF()
+        let directory = NSTemporaryDirectory() + "lockscope-check-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let base = "\(directory)/base.json", candidate = "\(directory)/candidate.json"
+        try record("common-parent", to: base)
+        // namespace_sem is held for microseconds and 2 CPUs rarely collide on it: storm until they do.
+        for _ in 0..<4 {
+            try record("per-layer", to: candidate)
+            let contentions = try Profile.load(path: candidate).locks.first { $0.name == "namespace_sem" }?.stats.contentions
+            if (contentions ?? 0) >= 10 { break }
+        }
+        let gate = try run(["check", candidate, "--baseline", base, "--locks", "namespace_sem", "--min-contentions", "5",
+                            "--junit", "\(directory)/junit.xml"])
+        XCTAssertEqual(gate.status, 1, gate.output)
+        XCTAssertTrue(gate.output.contains("namespace_sem"), gate.output)
+        XCTAssertTrue(try String(contentsOfFile: "\(directory)/junit.xml", encoding: .utf8).contains("<failure"))
+        let same = try run(["check", candidate, "--baseline", candidate])
+        XCTAssertEqual(same.status, 0, same.output)
+    }
+}
