@@ -1,3 +1,4 @@
+import LockscopeCore
 /// JUnit XML that CI systems show as test results: one test case per subject and metric (and per
 /// budget limit); a regression or an exceeded budget is a `<failure>`, a metric that could not be
 /// judged is `<skipped>`.
@@ -96,22 +97,5 @@ public enum JUnitReport {
         return "tests=\"\(cases.count)\" failures=\"\(failures)\" errors=\"0\" skipped=\"\(skipped)\""
     }
 
-    /// Text safe in XML attributes and content: markup characters escaped, and characters XML 1.0
-    /// forbids (control characters other than tab, newline and carriage return) replaced by U+FFFD.
-    static func escape(_ text: String) -> String {
-        var escaped = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&apos;"
-            case "\t", "\n", "\r": escaped += "&#\(scalar.value);"
-            case _ where scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF: escaped += "\u{FFFD}"
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return escaped
-    }
+    static func escape(_ text: String) -> String { XMLText.escape(text) }
 }

@@ -185,24 +185,7 @@ public enum FlameGraphSVG {
         String(format: "%.2f%%", whole == 0 ? 0 : Double(part) / Double(whole) * 100)
     }
 
-    /// Text for XML content and attributes: markup characters escaped, characters XML forbids left out.
-    static func escape(_ text: String) -> String {
-        var escaped = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&apos;"
-            case "\t", "\n", "\r": escaped.unicodeScalars.append(scalar)
-            default:
-                if scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF { continue }
-                escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return escaped
-    }
+    static func escape(_ text: String) -> String { XMLText.escape(text) }
 }
 
 /// The samples merged into a tree of frames under a root `all`, each node knowing which lock kinds and

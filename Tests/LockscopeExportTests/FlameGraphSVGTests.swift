@@ -136,7 +136,7 @@ import Testing
         let lock = LockProfile(name: "l", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(1, 1_500), stacks: [stack])
         let svg = FlameGraphSVG.render(makeProfile(locks: [lock]), options: .init(title: "A & B <\u{1}x>"))
         let reader = try FrameReader.read(svg)
-        #expect(svg.contains("<text id=\"title\" x=\"600\" y=\"24\">A &amp; B &lt;x&gt;</text>"))
+        #expect(svg.contains("<text id=\"title\" x=\"600\" y=\"24\">A &amp; B &lt;\u{FFFD}x&gt;</text>"))
         #expect(reader.frames.last?.title == "a<b>&\"c\"\nwait 1.50 us (100.00%)\n1 contentions (100.00%)")
     }
 
