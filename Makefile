@@ -9,9 +9,10 @@ BPF_CLANG ?= clang
 BPFTOOL ?= bpftool
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev pkg-config
 BPF_CFLAGS := -target bpf -O2 -g -D__BPF__ -D__TARGET_ARCH_x86 -Ibpf -fdebug-prefix-map=$(CURDIR)=.
-BPF_SOURCES := $(wildcard bpf/*.bpf.c)
 BPF_HEADERS := $(wildcard bpf/*.h)
 EMBEDDED := Sources/CLockscopeBPF/lockscope_bpf_object.c
+# The benchmark's synthetic event source: a separate object, so the production one stays small.
+BENCH_EMBEDDED := Sources/CLockscopeBPF/lockscope_bench_object.c
 BIN := .build/release/lockscope
 
 .PHONY: all deps build release test demo bpf bpf-check bench clean
@@ -42,25 +43,37 @@ demo: release
 bench: release
 	@scripts/bench.sh $(BIN)
 
-# The BPF object is compiled once and committed, so `swift build` needs no BPF compiler.
-# `bpftool gen object` links it and drops DWARF (BTF stays for CO-RE): the output is byte-for-byte
-# reproducible, which lets `make bpf-check` prove the committed object matches bpf/.
-bpf: $(EMBEDDED)
+# The BPF objects are compiled once and committed, so `swift build` needs no BPF compiler.
+# `bpftool gen object` links each and drops DWARF (BTF stays for CO-RE): the output is byte-for-byte
+# reproducible, which lets `make bpf-check` prove the committed objects match bpf/.
+bpf: $(EMBEDDED) $(BENCH_EMBEDDED)
 
-$(EMBEDDED): $(BPF_SOURCES) $(BPF_HEADERS) scripts/embed-object.sh
+# $(call embed-bpf,NAME,SYMBOL,DIR,OUTPUT): compile bpf/NAME.bpf.c in DIR and embed it in OUTPUT as SYMBOL_bytes()/_size().
+define embed-bpf
+$(BPF_CLANG) $(BPF_CFLAGS) -c bpf/$(1).bpf.c -o $(3)/$(1).unlinked.o && \
+	$(BPFTOOL) gen object $(3)/$(1).bpf.o $(3)/$(1).unlinked.o && \
+	scripts/embed-object.sh $(3)/$(1).bpf.o $(2) > $(4)
+endef
+
+$(EMBEDDED): bpf/lockscope.bpf.c $(BPF_HEADERS) scripts/embed-object.sh
 	@mkdir -p .build/bpf
-	$(BPF_CLANG) $(BPF_CFLAGS) -c bpf/lockscope.bpf.c -o .build/bpf/lockscope.unlinked.o
-	$(BPFTOOL) gen object .build/bpf/lockscope.bpf.o .build/bpf/lockscope.unlinked.o
-	scripts/embed-object.sh .build/bpf/lockscope.bpf.o > $@.tmp && mv $@.tmp $@
+	$(call embed-bpf,lockscope,lockscope_bpf_object,.build/bpf,$@.tmp)
+	mv $@.tmp $@
+
+$(BENCH_EMBEDDED): bpf/lockscope_bench.bpf.c $(BPF_HEADERS) scripts/embed-object.sh
+	@mkdir -p .build/bpf
+	$(call embed-bpf,lockscope_bench,lockscope_bench_object,.build/bpf,$@.tmp)
+	mv $@.tmp $@
 
 bpf-check:
 	@mkdir -p .build/bpf-check
-	@$(BPF_CLANG) $(BPF_CFLAGS) -c bpf/lockscope.bpf.c -o .build/bpf-check/lockscope.unlinked.o
-	@$(BPFTOOL) gen object .build/bpf-check/lockscope.bpf.o .build/bpf-check/lockscope.unlinked.o
-	@scripts/embed-object.sh .build/bpf-check/lockscope.bpf.o > .build/bpf-check/embedded.c
-	@cmp -s .build/bpf-check/embedded.c $(EMBEDDED) || { \
-		echo "bpf-check: $(EMBEDDED) is stale relative to bpf/: run 'make bpf' and commit the result" >&2; exit 1; }
-	@echo "bpf-check: embedded BPF object matches bpf/"
+	@$(call embed-bpf,lockscope,lockscope_bpf_object,.build/bpf-check,.build/bpf-check/lockscope.c)
+	@$(call embed-bpf,lockscope_bench,lockscope_bench_object,.build/bpf-check,.build/bpf-check/lockscope_bench.c)
+	@for pair in lockscope.c:$(EMBEDDED) lockscope_bench.c:$(BENCH_EMBEDDED); do \
+		cmp -s .build/bpf-check/$${pair%%:*} $${pair#*:} || { \
+			echo "bpf-check: $${pair#*:} is stale relative to bpf/: run 'make bpf' and commit the result" >&2; exit 1; }; \
+	done
+	@echo "bpf-check: embedded BPF objects match bpf/"
 
 clean:
 	rm -rf .build

@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "lockscope", targets: ["lockscope"]),
+        .executable(name: "lockscope-bench", targets: ["LockscopeBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,6 +43,9 @@ let package = Package(
             "LockscopeCore", "LockscopeKernel", "LockscopeReport", "LockscopeExport", "LockscopeCompare",
             "LockscopeStress", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // `make bench`: ingest, ceiling, memory and start-up benchmarks (never part of `swift test`).
+        .executableTarget(name: "LockscopeBench",
+                          dependencies: ["CLibbpf", "CLockscopeBPF", "LockscopeCore", "LockscopeKernel"]),
         .testTarget(name: "LockscopeCoreTests", dependencies: ["LockscopeCore"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LockscopeReportTests", dependencies: ["LockscopeReport"]),

@@ -145,11 +145,8 @@ extension Aggregator.LockState {
         let ns = event.waitNs
         total.record(ns)
         if event.isRead { read.record(ns) } else { write.record(ns) }
-        var stack = stacks[event.stackID, default: Aggregator.StackState()]
-        stack.tally.add(ns)
-        if ns > stack.maxNs { stack.maxNs = ns }
-        stack.contexts[Aggregator.ContextKey(cpu: event.cpu, cgroupID: event.cgroupID), default: .init()].add(ns)
-        stacks[event.stackID] = stack
+        stacks[event.stackID, default: Aggregator.StackState()]
+            .record(ns, context: Aggregator.ContextKey(cpu: event.cpu, cgroupID: event.cgroupID))
         byCPU[event.cpu, default: WaitAccumulator(precision: .two)].record(ns)
         byCgroup[event.cgroupID, default: WaitAccumulator(precision: .two)].record(ns)
         byProcess[event.pid, default: WaitAccumulator(precision: .two)].record(ns)
@@ -168,6 +165,15 @@ extension Aggregator.LockState {
             if event.ownerPid != 0, ownerNames[event.ownerPid] == nil { ownerNames[event.ownerPid] = event.ownerComm }
         }
         if event.outerLockAddress != 0 { outerLocks[event.outerLockAddress, default: 0] += 1 }
+    }
+}
+
+extension Aggregator.StackState {
+    /// In place: a copy taken out of `stacks` would make every event copy the whole `contexts` table.
+    mutating func record(_ ns: UInt64, context: Aggregator.ContextKey) {
+        tally.add(ns)
+        if ns > maxNs { maxNs = ns }
+        contexts[context, default: .init()].add(ns)
     }
 }
 

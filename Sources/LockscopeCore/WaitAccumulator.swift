@@ -19,7 +19,22 @@ public struct WaitAccumulator: Sendable {
         totalNs &+= ns
         if ns < minNs { minNs = ns }
         if ns > maxNs { maxNs = ns }
+        if ns > histogram.highestTrackableValue { grow(toCover: ns) }
         _ = histogram.record(ns)
+    }
+
+    /// Replaces the histogram with a copy that covers `ns`, to the end of its power-of-two bucket (the
+    /// size the library's autoResize would reach). The library's own resize is generic code that is not
+    /// inlinable, so never specialized for UInt64 counts: about 0.3 µs per count slot, 0.6 ms for a
+    /// 1%-precision histogram of waits up to milliseconds. A new histogram plus the inlinable `add`
+    /// costs about 14 µs.
+    private mutating func grow(toCover ns: UInt64) {
+        let bucketEnd = Swift.max(UInt64.max >> ns.leadingZeroBitCount, 2)
+        var grown = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: bucketEnd,
+                                      numberOfSignificantValueDigits: histogram.numberOfSignificantValueDigits)
+        grown.autoResize = true
+        grown.add(histogram)
+        histogram = grown
     }
 
     /// Adds another accumulator's waits (for rolling CPUs up into sockets, cgroups into containers...).
@@ -29,6 +44,7 @@ public struct WaitAccumulator: Sendable {
         totalNs &+= other.totalNs
         minNs = Swift.min(minNs, other.minNs)
         maxNs = Swift.max(maxNs, other.maxNs)
+        if other.maxNs > histogram.highestTrackableValue { grow(toCover: other.maxNs) }
         histogram.add(other.histogram)
     }
 

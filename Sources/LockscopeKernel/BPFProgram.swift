@@ -39,14 +39,21 @@ public final class BPFProgram {
     public let options: BPFOptions
 
     /// Opens the embedded object, applies `options`, and loads it into the kernel (needs CAP_BPF and CAP_PERFMON).
-    public init(options: BPFOptions) throws {
+    public convenience init(options: BPFOptions) throws {
+        try self.init(objectName: "lockscope", bytes: lockscope_bpf_object_bytes(),
+                      size: Int(lockscope_bpf_object_size()), options: options)
+    }
+
+    /// Opens another embedded object through the same loader (lockscope-bench's synthetic event source).
+    /// The object needs `config` in .rodata and an `events` ring buffer; maps it lacks are not filled.
+    public init(objectName: String, bytes: UnsafeRawPointer, size: Int, options: BPFOptions) throws {
         self.options = options
         LibbpfLog.install()
         var openOptions = bpf_object_open_opts()
         openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
-        object = "lockscope".withCString { name in
+        object = objectName.withCString { name in
             openOptions.object_name = name
-            return bpf_object__open_mem(lockscope_bpf_object_bytes(), Int(lockscope_bpf_object_size()), &openOptions)
+            return bpf_object__open_mem(bytes, size, &openOptions)
         }
         guard object != nil else { throw BPFError.open(errno: errno) }
         do {
@@ -186,9 +193,10 @@ public final class BPFProgram {
         try check(bpf_map_update_elem(bpf_map__fd(map(mapName)), &key, &present, UInt64(BPF_ANY)), "fill \(mapName)")
     }
 
-    /// Mount-family syscall numbers (x86-64) -> lockscope_mount_syscall.
+    /// Mount-family syscall numbers (x86-64) -> lockscope_mount_syscall; nothing for an object without the table.
     private func fillSyscallTable() throws {
-        let fd = bpf_map__fd(map("syscall_table"))
+        guard let table = map("syscall_table") else { return }
+        let fd = bpf_map__fd(table)
         for syscall in MountSyscall.allCases {
             var key = UInt32(syscall.x86_64Number)
             var value = UInt32(syscall.rawValue)

@@ -65,7 +65,10 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(mountLock.stacks.contains { stack in
             stack.frames.contains { LockNamer.mountLockCallers.contains(LockNamer.baseName($0)) }
         })
-        XCTAssertEqual(profile.dropped, 0)
+        // Nothing lost to a full ring buffer or map; the kernel may skip a handful of nested program
+        // runs (recursion_misses), which are counted, not silent.
+        XCTAssertEqual(profile.dropped - profile.drops.recursionMisses, 0)
+        XCTAssertLessThan(profile.dropRatio, 0.001)
 
         // Every container's mount syscalls, as the kernel saw them, equal what the workers issued.
         let mounts = try XCTUnwrap(profile.mounts)

@@ -1,0 +1,1 @@
+../../../bpf/lockscope_bench.h

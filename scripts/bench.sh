@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# make bench: measure lockscope on this machine and write bench/results.json (docs/performance.md).
+#   1. overhead: the same `lockscope stress` mount storm, timed alone, under `lockscope record`
+#      (default --locks mount, and --locks all), under `perf lock record -a`, and under a bpftrace
+#      script doing the same aggregation; interleaved rounds, order rotated each round;
+#      then once more under lockscope with BPF run-time statistics, for its programs' own CPU time;
+#   2. lockscope-bench: ingest and ceiling rates, memory, start-up; then the results and a summary.
+# Needs root. Installs perf and bpftrace with apt-get when they are missing.
+set -euo pipefail
+shopt -s inherit_errexit
+bin=${1:-.build/release/lockscope}
+bench_bin=$(dirname "$bin")/lockscope-bench
+rounds=${LOCKSCOPE_BENCH_ROUNDS:-10}
+workload=(stress --containers 100 --layers 30 --parallel 16)
+out=bench/out
+tools=(alone lockscope lockscope-all perf bpftrace)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "make bench: loading BPF programs and mounting filesystems need root: run 'sudo make bench'" >&2
+  exit 2
+fi
+for program in "$bin" "$bench_bin"; do
+  [ -x "$program" ] || { echo "make bench: $program is missing: run 'make release' first" >&2; exit 2; }
+done
+missing=()
+command -v perf >/dev/null || missing+=(linux-perf)
+command -v bpftrace >/dev/null || missing+=(bpftrace)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# perf lock and bpftrace's tracepoints read lock:contention_begin/end through tracefs.
+if [ ! -d /sys/kernel/tracing/events/lock ]; then
+  mount -t tracefs nodev /sys/kernel/tracing
+fi
+mkdir -p "$out"
+rm -f "$out"/overhead.tsv "$out"/record-runs.tsv
+
+# Per-lock wait histograms, and per lock: by begin stack, by CPU, by cgroup (lockscope's breakdowns).
+cat > "$out/lockscope.bt" <<'EOF'
+BEGIN { printf("lockscope.bt: attached\n"); }
+tracepoint:lock:contention_begin {
+  @start[tid, args->lock_addr] = nsecs;
+  @begin_stack[tid, args->lock_addr] = kstack;
+}
+tracepoint:lock:contention_end /@start[tid, args->lock_addr]/ {
+  $wait = nsecs - @start[tid, args->lock_addr];
+  @wait_ns[args->lock_addr] = hist($wait);
+  @by_stack[args->lock_addr, @begin_stack[tid, args->lock_addr]] = stats($wait);
+  @by_cpu[args->lock_addr, cpu] = stats($wait);
+  @by_cgroup[args->lock_addr, cgroup] = stats($wait);
+  delete(@start[tid, args->lock_addr]);
+  delete(@begin_stack[tid, args->lock_addr]);
+}
+EOF
+
+now_ms() { local t=$EPOCHREALTIME; echo "${t/./}" | awk '{ printf "%.3f", $1 / 1000 }'; }
+
+# Waits (up to 30 s) until FILE contains TEXT.
+wait_for_text() {
+  local file=$1 text=$2
+  for _ in $(seq 300); do
+    grep -q "$text" "$file" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "make bench: timed out waiting for '$text' in $file" >&2
+  cat "$file" >&2
+  return 1
+}
+
+# Waits until PID's child has exec'ed COMMAND (perf starts its workload once its events are enabled).
+wait_for_child() {
+  local pid=$1 command=$2
+  for _ in $(seq 300); do
+    for child in $(pgrep -P "$pid"); do
+      [ "$(cat /proc/"$child"/comm 2>/dev/null)" = "$command" ] && return 0
+    done
+    sleep 0.1
+  done
+  echo "make bench: timed out waiting for $command under pid $pid" >&2
+  return 1
+}
+
+# Runs the workload once and prints its wall time in ms.
+timed_workload() {
+  local start end
+  start=$(now_ms)
+  "$bin" "${workload[@]}" >/dev/null
+  end=$(now_ms)
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }'
+}
+
+# Runs the workload once under TOOL (started first and attached, stopped after) and prints its wall
+# time; for lockscope, also appends its peak RSS, events and drops to record-runs.tsv.
+run_under() {
+  local tool=$1 round=$2 pid child ms
+  case $tool in
+    alone)
+      timed_workload
+      return ;;
+    lockscope|lockscope-all)
+      local locks=mount
+      [ "$tool" = lockscope-all ] && locks=all
+      /usr/bin/time -f %M -o "$out/$tool.maxrss" \
+        "$bin" record --locks "$locks" --quiet --no-report -o "$out/$tool.json" 2>"$out/$tool.err" &
+      pid=$!
+      wait_for_text "$out/$tool.err" "lockscope: attached"
+      ms=$(timed_workload)
+      child=$(pgrep -P "$pid")
+      kill -INT "$child"
+      wait "$pid"
+      printf '%s\t%s\t%s\t%s\n' "$tool" "$round" "$(cat "$out/$tool.maxrss")" \
+        "$(jq -r '"\(.events)\t\(.dropped)"' "$out/$tool.json")" >>"$out/record-runs.tsv" ;;
+    perf)
+      perf lock record -a -o "$out/perf.data" -- sleep 600 >"$out/perf.err" 2>&1 &
+      pid=$!
+      wait_for_child "$pid" sleep
+      ms=$(timed_workload)
+      kill -INT "$pid"
+      wait "$pid" || true
+      rm -f "$out/perf.data" ;;
+    bpftrace)
+      bpftrace "$out/lockscope.bt" >"$out/bpftrace.out" 2>&1 &
+      pid=$!
+      wait_for_text "$out/bpftrace.out" "lockscope.bt: attached"
+      ms=$(timed_workload)
+      kill -INT "$pid"
+      wait "$pid" || true ;;
+  esac
+  echo "$ms"
+}
+
+echo "== overhead: lockscope ${workload[*]}, $rounds interleaved rounds of: ${tools[*]}"
+timed_workload >/dev/null # warm up: page cache, cgroup and mount machinery
+for round in $(seq "$rounds"); do
+  line="round $round:"
+  for i in "${!tools[@]}"; do
+    tool=${tools[$(((i + round) % ${#tools[@]}))]}
+    ms=$(run_under "$tool" "$round")
+    printf '%s\t%s\t%s\n' "$tool" "$round" "$ms" >>"$out/overhead.tsv"
+    line+=" $tool ${ms} ms"
+  done
+  echo "$line"
+done
+
+# Once more under lockscope, with BPF run-time statistics on: the programs' own CPU time during the
+# workload, which the wall-time ratios above can only bound within their noise.
+echo "== BPF programs' run time during one more workload run under lockscope record"
+stats_were=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -q kernel.bpf_stats_enabled=1
+"$bin" record --quiet --no-report -o "$out/bpf-cost.json" 2>"$out/bpf-cost.err" &
+pid=$!
+wait_for_text "$out/bpf-cost.err" "lockscope: attached"
+ids=$({ grep -h '^prog_id:' /proc/"$pid"/fdinfo/* 2>/dev/null || true; } | awk '{ print $2 }' | sort -u)
+program_stats() {
+  for id in $ids; do
+    bpftool prog show id "$id" -j | jq -r '"\(.name)\t\(.run_cnt // 0)\t\(.run_time_ns // 0)"'
+  done
+}
+program_stats >"$out/bpf-before.tsv"
+ms=$(timed_workload)
+program_stats >"$out/bpf-after.tsv"
+kill -INT "$pid"
+wait "$pid"
+sysctl -q kernel.bpf_stats_enabled="$stats_were"
+paste "$out/bpf-before.tsv" "$out/bpf-after.tsv" |
+  awk -F'\t' -v ms="$ms" '{ printf "%s\t%d\t%d\t%s\n", $1, $5 - $2, $6 - $3, ms }' >"$out/bpf-cost.tsv"
+cat "$out/bpf-cost.tsv"
+
+echo "== lockscope-bench: start-up, memory, ingest and ceiling"
+"$bench_bin" --lockscope "$bin" --overhead "$out/overhead.tsv" --record-runs "$out/record-runs.tsv" \
+  --bpf-cost "$out/bpf-cost.tsv" --workload "lockscope ${workload[*]}" --output bench/results.json
