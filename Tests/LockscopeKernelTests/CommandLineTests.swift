@@ -103,6 +103,8 @@ final class CommandLineTests: XCTestCase {
             (["record", "--ringbuf-size", "3000", "-o", output], "bad --ringbuf-size '3000'"),
             (["record", "--kinds", "semaphore", "-o", output], "unknown lock kind 'semaphore'"),
             (["record", "--lock-addr", "zz", "-o", output], "bad --lock-addr 'zz'"),
+            (["record", "--container", "zzzz", "-o", output], "no running container id starts with 'zzzz'"),
+            (["record", "--min-wait", "fast", "-o", output], "bad --min-wait 'fast'"),
             (["report", "\(directory)/none.json"], "cannot read \(directory)/none.json"),
             (["report", output, "--sort", "fastest"], "--sort"),
         ]
