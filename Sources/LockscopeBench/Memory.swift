@@ -41,7 +41,7 @@ extension MemoryRun {
         let symbols = try Kallsyms.load()
         let kernel = KernelInfo.read()
         let cgroups = try? CgroupResolver()
-        let stacks = try SyntheticStacks()
+        let stacks = SyntheticStacks(symbols: symbols)
         let source = try SyntheticSource(ringBufferBytes: 8 << 20)
         let collector = try CollectorConsumer(mapFD: source.eventsFD, topology: try? Topology.read())
         let emitter = source.emitter(keys: keys)
@@ -102,15 +102,8 @@ struct SyntheticStacks: Sendable {
     static let depth = 12
     private let functions: [UInt64]
 
-    init(kallsymsPath: String = "/proc/kallsyms") throws {
-        let text = try String(contentsOfFile: kallsymsPath, encoding: .utf8)
-        functions = text.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            guard fields.count == 3, fields[1] == "t" || fields[1] == "T", let address = UInt64(fields[0], radix: 16),
-                  address != 0 else { return nil }
-            return address
-        }
-        guard !functions.isEmpty else { throw BenchError("no kernel text symbols in \(kallsymsPath): run as root") }
+    init(symbols: Kallsyms) {
+        functions = symbols.functionAddresses
     }
 
     func addresses(_ id: Int32) -> [UInt64]? {

@@ -4,6 +4,8 @@
 //   lockscope-bench [--lockscope PATH] [--overhead FILE [--record-runs FILE] [--bpf-cost FILE] --workload TEXT]
 //                   [--output PATH] [--step-seconds S] [--attach-runs N] [--locks N] [--cpus N] [--containers N]
 //   lockscope-bench memory EVENTS LOCKS CPUS CONTAINERS   (internal: one memory run, in a fresh process)
+//   lockscope-bench cost [EVENTS]   per-event cost and one memory run only: a quick check while tuning
+//   lockscope-bench ingest          the ingest and ceiling rates only
 import Foundation
 import LockscopeCore
 import LockscopeKernel
@@ -127,6 +129,18 @@ do {
         let keys = KeySpace(locks: numbers[1], cpus: numbers[2], containers: numbers[3])
         let run = try MemoryRun.measure(events: numbers[0], keys: keys)
         FileHandle.standardOutput.write(try JSONEncoder().encode(run))
+    } else if arguments.first == "cost" {
+        let events = arguments.dropFirst().first.flatMap { Int($0) } ?? 1_000_000
+        let keys = KeySpace()
+        let cost = try PerEventCost.measure(keys: keys)
+        let memory = try MemoryRun.inChildProcess(events: events, keys: keys)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        FileHandle.standardOutput.write(try encoder.encode(cost) + Data("\n".utf8) + encoder.encode(memory) + Data("\n".utf8))
+    } else if arguments.first == "ingest" {
+        let options = try BenchOptions(arguments.dropFirst())
+        let (ingest, ceiling) = try measureThroughput(options, cpus: Machine.current().cpus)
+        print("ingest without drops \(Format.rate(ingest.sustainedPerSec)), ceiling \(Format.rate(ceiling.sustainedPerSec))")
     } else {
         try runBenchmarks(try BenchOptions(arguments))
     }

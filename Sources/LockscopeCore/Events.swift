@@ -21,13 +21,13 @@ public struct WaitEvent: Sendable, Equatable {
     public var cpu: UInt32
     public var ret: Int32
     public var beginCPU: UInt32
-    public var comm: String
-    public var ownerComm: String
+    public var comm: Comm
+    public var ownerComm: Comm
 
     public init(flags: UInt32, endNs: UInt64 = 0, waitNs: UInt64, lockAddress: UInt64, outerLockAddress: UInt64 = 0,
                 cgroupID: UInt64 = 1, ownerCgroupID: UInt64 = 0, pid: UInt32 = 1, tid: UInt32 = 1,
                 ownerPid: UInt32 = 0, ownerTid: UInt32 = 0, stackID: Int32 = -1, cpu: UInt32 = 0, ret: Int32 = 0,
-                beginCPU: UInt32? = nil, comm: String = "", ownerComm: String = "") {
+                beginCPU: UInt32? = nil, comm: Comm = "", ownerComm: Comm = "") {
         self.flags = flags
         self.endNs = endNs
         self.waitNs = waitNs
@@ -61,10 +61,10 @@ public struct SyscallEvent: Sendable, Equatable {
     public var ret: Int64
     public var pid: UInt32
     public var tid: UInt32
-    public var comm: String
+    public var comm: Comm
 
     public init(syscall: MountSyscall, endNs: UInt64 = 0, latencyNs: UInt64, cgroupID: UInt64 = 1, ret: Int64 = 0,
-                pid: UInt32 = 1, tid: UInt32 = 1, comm: String = "") {
+                pid: UInt32 = 1, tid: UInt32 = 1, comm: Comm = "") {
         self.syscall = syscall
         self.endNs = endNs
         self.latencyNs = latencyNs
@@ -100,30 +100,53 @@ public enum KernelEvent: Sendable, Equatable {
 
 extension WaitEvent {
     init(_ raw: lockscope_wait_event) {
-        var raw = raw
         self.init(flags: raw.flags, endNs: raw.end_ns, waitNs: raw.wait_ns, lockAddress: raw.lock_addr,
                   outerLockAddress: raw.outer_lock_addr, cgroupID: raw.cgroup_id, ownerCgroupID: raw.owner_cgroup_id,
                   pid: raw.pid, tid: raw.tid, ownerPid: raw.owner_pid, ownerTid: raw.owner_tid,
                   stackID: raw.stack_id, cpu: raw.cpu, ret: raw.ret, beginCPU: raw.begin_cpu,
-                  comm: commString(&raw.comm), ownerComm: commString(&raw.owner_comm))
+                  comm: Comm(raw.comm), ownerComm: Comm(raw.owner_comm))
     }
 }
 
 extension SyscallEvent {
     init?(_ raw: lockscope_syscall_event) {
-        var raw = raw
         guard let syscall = MountSyscall(rawValue: Int(raw.syscall)) else { return nil }
         self.init(syscall: syscall, endNs: raw.end_ns, latencyNs: raw.latency_ns, cgroupID: raw.cgroup_id,
-                  ret: raw.ret, pid: raw.pid, tid: raw.tid, comm: commString(&raw.comm))
+                  ret: raw.ret, pid: raw.pid, tid: raw.tid, comm: Comm(raw.comm))
     }
 }
 
-/// A fixed-size, NUL-padded kernel `comm` as a String.
-private func commString<T>(_ tuple: inout T) -> String {
-    withUnsafeBytes(of: &tuple) { bytes in
-        let end = bytes.firstIndex(of: 0) ?? bytes.count
-        return String(decoding: bytes[..<end], as: UTF8.self)
+/// A task's `comm`: the kernel's 16 NUL-padded bytes, kept as two integers so that decoding and
+/// aggregating an event never builds a String; `string` makes one when a profile is written.
+public struct Comm: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    private var low: UInt64
+    private var high: UInt64
+
+    /// The kernel's bytes (`char comm[16]`, as the C header imports it).
+    public init<Bytes>(_ bytes: Bytes) {
+        precondition(MemoryLayout<Bytes>.size == 16, "a comm is 16 bytes")
+        (low, high) = withUnsafeBytes(of: bytes) { ($0.loadUnaligned(as: UInt64.self),
+                                                    $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
     }
+
+    /// The first 15 bytes of `string`, as the kernel would keep them.
+    public init(_ string: String) {
+        var bytes: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &bytes) { buffer in
+            for (index, byte) in string.utf8.prefix(15).enumerated() { buffer[index] = byte }
+        }
+        self.init(bytes)
+    }
+
+    public init(stringLiteral value: String) { self.init(value) }
+
+    public var string: String {
+        withUnsafeBytes(of: (low, high)) { bytes in
+            String(decoding: bytes[..<(bytes.firstIndex(of: 0) ?? bytes.count)], as: UTF8.self)
+        }
+    }
+
+    public var description: String { string }
 }
 
 extension LockKind {

@@ -15,29 +15,37 @@ public struct Kallsyms: Sendable {
         public var nameWithOffset: String { "\(name)+0x\(String(offset, radix: 16))" }
     }
 
+    /// 16 bytes per symbol: the name lives in `names`, the module in `modules`.
     private struct Entry: Sendable {
         var address: UInt64
-        var name: String
-        var module: String?
+        var nameStart: UInt32
+        var nameLength: UInt16
+        /// Index into `modules`, or `Entry.noModule` for the core kernel.
+        var module: UInt16
+        static let noModule = UInt16.max
     }
 
     /// Sorted by address.
     private let functions: [Entry]
     private let data: [Entry]
+    /// Every symbol's name, back to back (120k names take about 3 MB this way, 10 MB as Strings).
+    private let names: [UInt8]
+    private let modules: [String]
     /// Address ranges of the kernel's lock and scheduler text sections, where lock primitives live.
     private let lockTextRanges: [Range<UInt64>]
 
     public var functionCount: Int { functions.count }
+    /// Every function symbol's address, in ascending order.
+    public var functionAddresses: [UInt64] { functions.map(\.address) }
     public var hasDataSymbols: Bool { !data.isEmpty }
 
     /// Reads /proc/kallsyms (or a copy of it). Addresses all zero mean kptr_restrict hides them.
     public static func load(path: String = "/proc/kallsyms") throws -> Kallsyms {
         // procfs reports size 0, so read to the end rather than by the file's size.
-        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd() ?? Data(),
-              let text = String(data: data, encoding: .utf8) else {
+        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd() ?? Data() else {
             throw UserError("cannot read \(path): run as root, or check that the kernel exposes kallsyms")
         }
-        let symbols = Kallsyms(parsing: text)
+        let symbols = data.withUnsafeBytes { Kallsyms(parsing: $0) }
         if symbols.functions.isEmpty {
             throw UserError("\(path) lists no usable addresses (kptr_restrict?): run as root or set kernel.kptr_restrict=0")
         }
@@ -45,55 +53,88 @@ public struct Kallsyms: Sendable {
     }
 
     /// Parses kallsyms text: `ffffffff8170f1d0 T path_umount` or `... t name\t[module]`.
-    /// Works on UTF-8 bytes: splitting its 120k lines by Character took about a second, most of
-    /// `lockscope record`'s start-up.
     public init(parsing text: String) {
+        var text = text
+        self = text.withUTF8 { Kallsyms(parsing: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Parses kallsyms as UTF-8 bytes, a line at a time (splitting its 120k lines by Character took
+    /// about a second, and holding them as Strings 30 MB).
+    public init(parsing bytes: UnsafeRawBufferPointer) {
         var functions: [Entry] = []
         var data: [Entry] = []
-        functions.reserveCapacity(128 * 1024)
+        var names: [UInt8] = []
+        var modules: [String] = []
+        var moduleIndex: [Substring: UInt16] = [:]
         var markers: [String: UInt64] = [:]
-        var text = text
-        text.withUTF8 { bytes in
-            for line in bytes.split(separator: UInt8(ascii: "\n")) {
-                let fields = line.split(maxSplits: 3, whereSeparator: Self.isBlank)
-                guard fields.count >= 3, let address = Self.hexValue(fields[0]), address != 0,
-                      let type = fields[1].first else { continue }
-                let name = String(decoding: fields[2], as: UTF8.self)
-                var module: String?
-                if fields.count == 4 {
-                    var raw = fields[3]
-                    while let first = raw.first, Self.isBlank(first) { raw = raw.dropFirst() }
-                    while let last = raw.last, Self.isBlank(last) { raw = raw.dropLast() }
-                    if raw.count >= 2, raw.first == UInt8(ascii: "["), raw.last == UInt8(ascii: "]") {
-                        module = String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
+        var lineStart = 0
+        while lineStart < bytes.count {
+            let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+            let line = bytes[lineStart..<lineEnd]
+            lineStart = lineEnd + 1
+            let fields = line.split(maxSplits: 3, whereSeparator: Self.isBlank)
+            guard fields.count >= 3, let address = Self.hexValue(fields[0]), address != 0,
+                  let type = fields[1].first, fields[2].count <= Int(UInt16.max),
+                  names.count + fields[2].count <= Int(UInt32.max) else { continue }
+            let name = fields[2]
+            var module = Entry.noModule
+            if fields.count == 4 {
+                var raw = fields[3]
+                while let first = raw.first, Self.isBlank(first) { raw = raw.dropFirst() }
+                while let last = raw.last, Self.isBlank(last) { raw = raw.dropLast() }
+                if raw.count >= 2, raw.first == UInt8(ascii: "["), raw.last == UInt8(ascii: "]") {
+                    let moduleName = Substring(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
+                    if let index = moduleIndex[moduleName] {
+                        module = index
+                    } else if modules.count < Int(Entry.noModule) {
+                        module = UInt16(modules.count)
+                        moduleIndex[moduleName] = module
+                        modules.append(String(moduleName))
                     }
-                }
-                switch Unicode.Scalar(type) {
-                case "t", "T", "w", "W":
-                    functions.append(Entry(address: address, name: name, module: module))
-                    if name.hasSuffix("_text_start") || name.hasSuffix("_text_end") {
-                        markers[name] = address
-                    }
-                case "d", "D", "b", "B", "r", "R", "g", "G", "s", "S", "v", "V":
-                    // Section markers (__start_rodata, __stop___param...) are listed even without
-                    // CONFIG_KALLSYMS_ALL; they are boundaries, not objects.
-                    if name.hasPrefix("__start") || name.hasPrefix("__stop") || name.hasPrefix("__end")
-                        || name.hasPrefix("__init_") { continue }
-                    data.append(Entry(address: address, name: name, module: module))
-                default:
-                    continue
                 }
             }
+            let entry = Entry(address: address, nameStart: UInt32(names.count), nameLength: UInt16(name.count),
+                              module: module)
+            switch Unicode.Scalar(type) {
+            case "t", "T", "w", "W":
+                if Self.hasSuffix(name, "_text_start") || Self.hasSuffix(name, "_text_end") {
+                    markers[String(decoding: name, as: UTF8.self)] = address
+                }
+                functions.append(entry)
+            case "d", "D", "b", "B", "r", "R", "g", "G", "s", "S", "v", "V":
+                // Section markers (__start_rodata, __stop___param...) are listed even without
+                // CONFIG_KALLSYMS_ALL; they are boundaries, not objects.
+                if ["__start", "__stop", "__end", "__init_"].contains(where: { Self.hasPrefix(name, $0) }) { continue }
+                data.append(entry)
+            default:
+                continue
+            }
+            names.append(contentsOf: name)
         }
         functions.sort { $0.address < $1.address }
         data.sort { $0.address < $1.address }
         self.functions = functions
         self.data = data
+        self.names = names
+        self.modules = modules
         lockTextRanges = ["lock", "sched"].compactMap { section in
             guard let start = markers["__\(section)_text_start"], let end = markers["__\(section)_text_end"],
                   start < end else { return nil }
             return start..<end
         }
+    }
+
+    private static func hasPrefix(_ bytes: Slice<UnsafeRawBufferPointer>, _ prefix: String) -> Bool {
+        bytes.starts(with: prefix.utf8)
+    }
+
+    private static func hasSuffix(_ bytes: Slice<UnsafeRawBufferPointer>, _ suffix: String) -> Bool {
+        bytes.count >= suffix.utf8.count && bytes.suffix(suffix.utf8.count).elementsEqual(suffix.utf8)
+    }
+
+    private func name(of entry: Entry) -> String {
+        let start = Int(entry.nameStart)
+        return String(decoding: names[start..<(start + Int(entry.nameLength))], as: UTF8.self)
     }
 
     private static func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
@@ -115,18 +156,23 @@ public struct Kallsyms: Sendable {
 
     /// True when a function or data symbol has this name.
     public func hasSymbol(named name: String) -> Bool {
-        functions.contains { $0.name == name } || data.contains { $0.name == name }
+        let wanted = Array(name.utf8)
+        func matches(_ entry: Entry) -> Bool {
+            let start = Int(entry.nameStart)
+            return Int(entry.nameLength) == wanted.count && names[start..<(start + wanted.count)].elementsEqual(wanted)
+        }
+        return functions.contains(where: matches) || data.contains(where: matches)
     }
 
     /// The function containing `address`, or nil if it is below every symbol.
     public func function(at address: UInt64) -> Symbol? {
-        Kallsyms.lookup(address, in: functions, maxDistance: 1 << 20)
+        lookup(address, in: functions, maxDistance: 1 << 20)
     }
 
     /// The data object containing `address`: the nearest data symbol at or below it, if the address lies
     /// before the next data symbol and within `maxObjectSize` bytes of it.
     public func dataObject(at address: UInt64, maxObjectSize: UInt64 = 4096) -> Symbol? {
-        Kallsyms.lookup(address, in: data, maxDistance: maxObjectSize)
+        lookup(address, in: data, maxDistance: maxObjectSize)
     }
 
     /// True for addresses in the kernel's lock or scheduler text (spin_lock, down_write, schedule...).
@@ -134,7 +180,7 @@ public struct Kallsyms: Sendable {
         lockTextRanges.contains { $0.contains(address) }
     }
 
-    private static func lookup(_ address: UInt64, in entries: [Entry], maxDistance: UInt64) -> Symbol? {
+    private func lookup(_ address: UInt64, in entries: [Entry], maxDistance: UInt64) -> Symbol? {
         var low = 0
         var high = entries.count
         while low < high {
@@ -145,6 +191,7 @@ public struct Kallsyms: Sendable {
         let entry = entries[low - 1]
         let offset = address - entry.address
         if offset >= maxDistance { return nil }
-        return Symbol(name: entry.name, offset: offset, module: entry.module)
+        return Symbol(name: name(of: entry), offset: offset,
+                      module: entry.module == Entry.noModule ? nil : modules[Int(entry.module)])
     }
 }

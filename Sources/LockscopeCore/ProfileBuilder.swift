@@ -10,6 +10,8 @@ extension Aggregator {
     /// Frames that name where an event had no stack, or where stacks were summed away.
     public static let noStackFrame = "[no stack]"
     public static let otherStacksFrame = "[other stacks]"
+    /// The `by_process` entry that sums the processes beyond `maxProcessesPerLock`.
+    public static let otherProcessesKey = "[other processes]"
 
     struct GroupKey: Hashable {
         var name: LockName
@@ -25,10 +27,11 @@ extension Aggregator {
 
     private func lockNames(_ inputs: ProfileInputs, symbolizer: inout Symbolizer) -> [UInt64: LockName] {
         let candidates = locks.map { address, state in
-            let heaviest = state.stacks.max { $0.value.tally.totalNs < $1.value.tally.totalNs }?.key
+            let stacks = state.stackTallies
+            let heaviest = stacks.max { $0.value.totalNs < $1.value.totalNs }?.key
             return LockCandidate(
                 address: address, kind: state.kind, contentions: state.total.count,
-                stacks: state.stacks.map { (frames: symbolizer.frames($0.key), count: $0.value.tally.count) },
+                stacks: stacks.map { (frames: symbolizer.frames($0.key), count: $0.value.count) },
                 topCaller: heaviest.flatMap { symbolizer.caller($0) }, outerLocks: state.outerLocks)
         }
         return LockNamer(symbols: inputs.symbols, layout: inputs.layout).names(for: candidates)
@@ -58,8 +61,9 @@ extension Aggregator {
             var lock = buildLock(name: name, address: hottest.0, state: merged, symbolizer: &symbolizer,
                                  containers: &containers)
             lock.instances = addresses.count
-            for (cgroup, accumulator) in merged.byCgroup {
-                byContainerAll[containers.id(cgroup), default: WaitAccumulator(precision: .two)].merge(accumulator)
+            for (task, accumulator) in merged.byTask {
+                byContainerAll[containers.id(task.cgroupID),
+                               default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
             }
             lockProfiles.append(lock)
         }
@@ -80,19 +84,22 @@ extension Aggregator {
 
     private func buildLock(name: LockName, address: UInt64, state: LockState, symbolizer: inout Symbolizer,
                            containers: inout ContainerTable) -> LockProfile {
-        LockProfile(
+        let (read, write) = state.readWrite
+        return LockProfile(
             name: name.name, identity: name.identity, kind: state.kind,
-            address: "0x" + String(address, radix: 16), stats: state.total.stats, read: state.read.stats,
-            write: state.write.stats, stacks: stacks(of: state, symbolizer: &symbolizer, containers: &containers),
-            byCpu: keyed(state.byCPU.map { (String($0.key), $0.value) }, numeric: true),
+            address: "0x" + String(address, radix: 16), stats: state.total.stats, read: read.stats,
+            write: write.stats, stacks: stacks(of: state, symbolizer: &symbolizer, containers: &containers),
+            byCpu: keyed(state.byCPU.entries.map { (String($0), $1) }, numeric: true),
             bySocket: rollUp(state.byCPU) { topology?.cpu(Int($0))?.socket },
             byNode: rollUp(state.byCPU) { topology?.cpu(Int($0))?.node },
             byLlc: rollUp(state.byCPU) { topology?.cpu(Int($0))?.llc },
-            byContainer: keyed(merge(state.byCgroup) { containers.id($0) }, numeric: false),
-            byProcess: keyed(state.byProcess.map { ("\(state.processNames[$0.key] ?? "?")[\($0.key)]", $0.value) },
-                             numeric: false),
-            handoffs: Handoff.allCases.compactMap { handoff in
-                state.handoffs[handoff].map { HandoffStats(handoff: handoff, stats: $0.stats) }
+            byContainer: keyed(merge(state.byTask.lazy.map { ($0.key, $0.value) }) { containers.id($0.cgroupID) }, numeric: false),
+            byProcess: keyed(capped(merge(state.byTask.lazy.map { ($0.key, $0.value) }) { task in
+                task.pid == Aggregator.otherProcesses
+                    ? Aggregator.otherProcessesKey : "\(processNames[task.pid]?.string ?? "?")[\(task.pid)]"
+            }), numeric: false),
+            handoffs: zip(Handoff.allCases, state.handoffs).compactMap { handoff, accumulator in
+                accumulator.count > 0 ? HandoffStats(handoff: handoff, stats: accumulator.stats) : nil
             },
             owners: owners(of: state, containers: &containers))
     }
@@ -100,27 +107,26 @@ extension Aggregator {
     private func stacks(of state: LockState, symbolizer: inout Symbolizer,
                         containers: inout ContainerTable) -> [StackProfile] {
         // Stack ids that symbolize to the same frames (different return offsets) are one stack.
-        var byFrames: [[String]: StackState] = [:]
-        for (id, stack) in state.stacks {
-            let frames = id < 0 ? [Aggregator.noStackFrame] : symbolizer.frames(id)
-            byFrames[frames, default: StackState()].merge(stack)
+        var byFrames: [[String]: StackSummary] = [:]
+        var framesByID: [Int32: [String]] = [:]
+        for (key, tally) in state.contexts {
+            if framesByID[key.stackID] == nil {
+                framesByID[key.stackID] = key.stackID < 0 ? [Aggregator.noStackFrame] : symbolizer.frames(key.stackID)
+            }
+            let context = StackContext(cpu: Int(key.cpu), container: containers.id(key.cgroupID), count: 0,
+                                       totalWaitNs: 0)
+            byFrames[framesByID[key.stackID]!, default: StackSummary()].add(tally, context: context)
         }
         var sorted = byFrames.sorted { ($0.value.tally.totalNs, $0.key.count) > ($1.value.tally.totalNs, $1.key.count) }
         if sorted.count > Aggregator.maxStacksPerLock {
-            var rest = StackState()
+            var rest = StackSummary()
             for entry in sorted[(Aggregator.maxStacksPerLock - 1)...] { rest.merge(entry.value) }
             sorted = Array(sorted[..<(Aggregator.maxStacksPerLock - 1)]) + [([Aggregator.otherStacksFrame], rest)]
         }
         return sorted.map { frames, stack in
-            var contexts: [StackContext: Tally] = [:]
-            for (key, tally) in stack.contexts {
-                let context = StackContext(cpu: Int(key.cpu), container: containers.id(key.cgroupID), count: 0,
-                                           totalWaitNs: 0)
-                contexts[context, default: Tally()].merge(tally)
-            }
-            return StackProfile(
-                frames: frames, count: stack.tally.count, totalWaitNs: stack.tally.totalNs, maxWaitNs: stack.maxNs,
-                contexts: contexts.map { key, tally in
+            StackProfile(
+                frames: frames, count: stack.tally.count, totalWaitNs: stack.tally.totalNs, maxWaitNs: stack.tally.maxNs,
+                contexts: stack.contexts.map { key, tally in
                     StackContext(cpu: key.cpu, container: key.container, count: tally.count, totalWaitNs: tally.totalNs)
                 }.sorted { ($0.totalWaitNs, $0.cpu, $0.container) > ($1.totalWaitNs, $1.cpu, $1.container) })
         }
@@ -135,7 +141,7 @@ extension Aggregator {
                 waiterContainer: containers.id(key.waiterCgroupID),
                 ownerContainer: known ? containers.id(key.ownerCgroupID) : "unknown",
                 ownerPid: Int32(bitPattern: key.ownerPid),
-                ownerComm: known ? state.ownerNames[key.ownerPid] ?? "?" : "unknown",
+                ownerComm: known ? processNames[key.ownerPid]?.string ?? "?" : "unknown",
                 contentions: tally.count, totalWaitNs: tally.totalNs)
             if let index = rows.firstIndex(where: { $0.waiterContainer == row.waiterContainer
                 && $0.ownerContainer == row.ownerContainer && $0.ownerPid == row.ownerPid }) {
@@ -169,18 +175,30 @@ extension Aggregator {
                             bySyscall: syscallStats(syscalls), byContainer: containerRows)
     }
 
-    private func rollUp(_ byCPU: [UInt32: WaitAccumulator], _ group: (UInt32) -> Int?) -> [KeyedStats] {
+    private func rollUp(_ byCPU: CPUBreakdown, _ group: (UInt32) -> Int?) -> [KeyedStats] {
         guard topology != nil else { return [] }
-        return keyed(merge(byCPU) { group($0).map(String.init) ?? "unknown" }, numeric: true)
+        return keyed(merge(byCPU.entries) { group($0).map(String.init) ?? "unknown" }, numeric: true)
     }
 
-    private func merge<Key: Hashable>(_ accumulators: [Key: WaitAccumulator],
-                                      into group: (Key) -> String) -> [(String, WaitAccumulator)] {
+    private func merge<Entries: Sequence, Key>(_ entries: Entries, into group: (Key) -> String)
+        -> [(String, WaitAccumulator)] where Entries.Element == (Key, WaitAccumulator) {
         var merged: [String: WaitAccumulator] = [:]
-        for (key, accumulator) in accumulators {
-            merged[group(key), default: WaitAccumulator(precision: .two)].merge(accumulator)
+        for (key, accumulator) in entries {
+            merged[group(key), default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
         }
         return merged.map { ($0.key, $0.value) }
+    }
+
+    /// The `maxProcessesPerLock` heaviest processes, the others (locks merged under one name can have
+    /// more) summed into `[other processes]`.
+    private func capped(_ processes: [(String, WaitAccumulator)]) -> [(String, WaitAccumulator)] {
+        guard processes.count > Aggregator.maxProcessesPerLock else { return processes }
+        var sorted = processes.sorted { ($0.1.totalNs, $1.0) > ($1.1.totalNs, $0.0) }
+        var other = sorted.first { $0.0 == Aggregator.otherProcessesKey }?.1
+            ?? WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)
+        sorted.removeAll { $0.0 == Aggregator.otherProcessesKey }
+        for (_, accumulator) in sorted[(Aggregator.maxProcessesPerLock - 1)...] { other.merge(accumulator) }
+        return Array(sorted[..<(Aggregator.maxProcessesPerLock - 1)]) + [(Aggregator.otherProcessesKey, other)]
     }
 
     /// Numeric keys (CPUs, sockets) sort by number; others by total wait, heaviest first.
@@ -196,13 +214,22 @@ extension Aggregator.Tally {
     mutating func merge(_ other: Aggregator.Tally) {
         count += other.count
         totalNs &+= other.totalNs
+        maxNs = max(maxNs, other.maxNs)
     }
 }
 
-extension Aggregator.StackState {
-    mutating func merge(_ other: Aggregator.StackState) {
+/// One symbolized stack of a lock while the profile is built: its tally and its contexts.
+struct StackSummary {
+    var tally = Aggregator.Tally()
+    var contexts: [StackContext: Aggregator.Tally] = [:]
+
+    mutating func add(_ tally: Aggregator.Tally, context: StackContext) {
+        self.tally.merge(tally)
+        contexts[context, default: .init()].merge(tally)
+    }
+
+    mutating func merge(_ other: StackSummary) {
         tally.merge(other.tally)
-        maxNs = max(maxNs, other.maxNs)
         for (key, value) in other.contexts { contexts[key, default: .init()].merge(value) }
     }
 }
@@ -220,14 +247,17 @@ extension Aggregator.LockState {
         total.merge(other.total)
         read.merge(other.read)
         write.merge(other.write)
-        for (id, stack) in other.stacks { stacks[id, default: .init()].merge(stack) }
-        for (key, value) in other.byCPU { byCPU[key, default: WaitAccumulator(precision: .two)].merge(value) }
-        for (key, value) in other.byCgroup { byCgroup[key, default: WaitAccumulator(precision: .two)].merge(value) }
-        for (key, value) in other.byProcess { byProcess[key, default: WaitAccumulator(precision: .two)].merge(value) }
-        processNames.merge(other.processNames) { current, _ in current }
-        for (key, value) in other.handoffs { handoffs[key, default: WaitAccumulator(precision: .two)].merge(value) }
+        for (key, value) in other.contexts { contexts[key, default: .init()].merge(value) }
+        byCPU.merge(other.byCPU)
+        for (key, value) in other.byTask {
+            byTask[key, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(value)
+        }
+        if handoffs.isEmpty {
+            handoffs = other.handoffs
+        } else {
+            for (index, value) in other.handoffs.enumerated() { handoffs[index].merge(value) }
+        }
         for (key, value) in other.owners { owners[key, default: .init()].merge(value) }
-        ownerNames.merge(other.ownerNames) { current, _ in current }
         for (key, value) in other.outerLocks { outerLocks[key, default: 0] += value }
     }
 }

@@ -62,7 +62,7 @@ final class BPFTestRunTests: XCTestCase {
         XCTAssertEqual(waits[0].kind, .rwsem)
         XCTAssertEqual(waits[0].outerLockAddress, 0)
         XCTAssertEqual(waits[0].pid, UInt32(getpid()))
-        XCTAssertEqual(waits[0].comm, String(ProcessInfo.processInfo.processName.prefix(15)))
+        XCTAssertEqual(waits[0].comm.string, String(ProcessInfo.processInfo.processName.prefix(15)))
         XCTAssertGreaterThan(waits[0].waitNs, 0)
         XCTAssertEqual(h.counter(LOCKSCOPE_CTR_WAITS_COMPLETED), 1)
     }
