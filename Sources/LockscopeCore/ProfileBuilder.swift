@@ -192,13 +192,13 @@ extension Aggregator {
     /// The `maxProcessesPerLock` heaviest processes, the others (locks merged under one name can have
     /// more) summed into `[other processes]`.
     private func capped(_ processes: [(String, WaitAccumulator)]) -> [(String, WaitAccumulator)] {
-        guard processes.count > Aggregator.maxProcessesPerLock else { return processes }
-        var sorted = processes.sorted { ($0.1.totalNs, $1.0) > ($1.1.totalNs, $0.0) }
-        var other = sorted.first { $0.0 == Aggregator.otherProcessesKey }?.1
+        var named = processes.filter { $0.0 != Aggregator.otherProcessesKey }
+        guard named.count > Aggregator.maxProcessesPerLock else { return processes }
+        var other = processes.first { $0.0 == Aggregator.otherProcessesKey }?.1
             ?? WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)
-        sorted.removeAll { $0.0 == Aggregator.otherProcessesKey }
-        for (_, accumulator) in sorted[(Aggregator.maxProcessesPerLock - 1)...] { other.merge(accumulator) }
-        return Array(sorted[..<(Aggregator.maxProcessesPerLock - 1)]) + [(Aggregator.otherProcessesKey, other)]
+        named.sort { ($0.1.totalNs, $1.0) > ($1.1.totalNs, $0.0) }
+        for (_, accumulator) in named[Aggregator.maxProcessesPerLock...] { other.merge(accumulator) }
+        return Array(named[..<Aggregator.maxProcessesPerLock]) + [(Aggregator.otherProcessesKey, other)]
     }
 
     /// Numeric keys (CPUs, sockets) sort by number; others by total wait, heaviest first.

@@ -100,6 +100,59 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(accumulator.stats.totalWaitNs, values.reduce(0, +))
     }
 
+    /// Breakdown histograms keep percentiles within 6.25% (and never above the exact maximum).
+    func testBreakdownPercentilesWithinTheirPrecision() {
+        var aggregator = Aggregator(topology: nil)
+        var generator = SplitMix(seed: 7)
+        var values: [UInt64] = []
+        for _ in 0..<20_000 {
+            let value = UInt64(100 * pow(10, Double(generator.next() % 1_000_000) / 1_000_000 * 5))
+            values.append(value)
+            aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: value, lockAddress: Self.sem, cpu: 3))
+        }
+        values.sort()
+        let cpu = aggregator.profile(Self.inputs()).locks[0].byCpu[0].stats
+        XCTAssertEqual(cpu.contentions, 20_000)
+        XCTAssertEqual(cpu.totalWaitNs, values.reduce(0, +))
+        XCTAssertEqual(cpu.maxWaitNs, values.last)
+        for (percentile, estimate) in [(50.0, cpu.p50WaitNs), (90.0, cpu.p90WaitNs), (99.0, cpu.p99WaitNs)] {
+            let exact = Double(values[Int((percentile / 100 * Double(values.count)).rounded(.up)) - 1])
+            XCTAssertEqual(Double(estimate), exact, accuracy: exact * 0.0625, "p\(percentile)")
+        }
+    }
+
+    /// Past `maxProcessesPerLock` processes, a lock sums new ones per container under `[other processes]`:
+    /// memory stays bounded, and process, container and lock totals still agree exactly.
+    func testProcessesPastTheCapAreSummedPerContainer() {
+        var aggregator = Aggregator(topology: nil)
+        let cap = Aggregator.maxProcessesPerLock
+        for pid in 1...(cap + 10) {
+            // Every process waits 1 µs + pid ns, in container 7 (odd pids) or 8 (even pids).
+            aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 1_000 + UInt64(pid), lockAddress: Self.sem,
+                                        cgroupID: pid % 2 == 1 ? 7 : 8, pid: UInt32(pid), comm: Comm("runc:\(pid)")))
+        }
+        let lock = aggregator.profile(Self.inputs()).locks[0]
+        XCTAssertEqual(lock.byProcess.count, cap + 1)
+        let other = try! XCTUnwrap(lock.byProcess.first { $0.key == Aggregator.otherProcessesKey })
+        XCTAssertEqual(other.stats.contentions, 10)
+        let overflow = (cap + 1...cap + 10).reduce(UInt64(0)) { total, pid in total + 1_000 + UInt64(pid) }
+        XCTAssertEqual(other.stats.totalWaitNs, overflow)
+        XCTAssertTrue(lock.byProcess.contains { $0.key == "runc:1[1]" })
+        XCTAssertFalse(lock.byProcess.contains { $0.key.hasSuffix("[\(cap + 1)]") })
+        XCTAssertEqual(lock.byProcess.map(\.stats.totalWaitNs).reduce(0, +), lock.stats.totalWaitNs)
+        let oddPids = (1...(cap + 10)).filter { $0 % 2 == 1 }
+        let odd = oddPids.reduce(UInt64(0)) { total, pid in total + 1_000 + UInt64(pid) }
+        XCTAssertEqual(lock.byContainer.first { $0.key.hasSuffix("7") }?.stats.totalWaitNs, odd)
+        XCTAssertEqual(lock.byContainer.map(\.stats.totalWaitNs).reduce(0, +), lock.stats.totalWaitNs)
+    }
+
+    func testCommKeepsTheKernelsFifteenBytes() {
+        XCTAssertEqual(Comm("containerd-shim").string, "containerd-shim")
+        XCTAssertEqual(Comm("containerd-shim-runc-v2").string, "containerd-shim")
+        XCTAssertEqual(Comm("").string, "")
+        XCTAssertEqual(Comm("kworker/u8:3"), "kworker/u8:3")
+    }
+
     func testStacksAreSymbolizedWithoutTracingFramesAndSumToTheLockTotals() {
         var aggregator = Aggregator(topology: nil)
         aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 700, lockAddress: Self.sem, cgroupID: 1, stackID: 1))

@@ -76,4 +76,19 @@ final class WhereTests: XCTestCase {
         ])
         XCTAssertNil(locks["0xffffffff83001080"]?.owners, "spinlocks have no owner to read")
     }
+
+    /// The aggregator's precomputed hand-off classes agree with `Topology.handoff` for every pair of CPUs.
+    func testHandoffTableMatchesTheTopology() throws {
+        for name in ["dual-socket-96", "chiplet-1s", "vm-2cpu"] {
+            let topology = try host(name)
+            let table = HandoffTable(topology)
+            let ids = topology.cpus.map(\.id) + [topology.cpus.count + 5]
+            for from in ids {
+                for to in ids {
+                    XCTAssertEqual(Handoff.allCases[table.position(from: UInt32(from), to: UInt32(to))],
+                                   topology.handoff(from: from, to: to), "\(name): \(from) → \(to)")
+                }
+            }
+        }
+    }
 }
