@@ -63,8 +63,8 @@ struct task_struct {
 	struct css_set *cgroups;
 };
 
-/* x86-64 syscall arguments: di, si, dx, r10, r8, r9. */
-struct pt_regs { unsigned long di; unsigned long si; };
+/* x86-64: syscall arguments in di, si, dx, r10, r8, r9; the syscall number in orig_ax. */
+struct pt_regs { unsigned long di; unsigned long si; unsigned long orig_ax; };
 
 #pragma clang attribute pop
 

@@ -103,7 +103,7 @@ struct SyntheticStacks: Sendable {
     private let functions: [UInt64]
 
     init(symbols: Kallsyms) {
-        functions = symbols.functionAddresses
+        functions = symbols.kernelFunctionAddresses
     }
 
     func addresses(_ id: Int32) -> [UInt64]? {

@@ -67,7 +67,7 @@ public enum LockSelection: Sendable, Equatable {
 public struct Aggregator {
     /// Processes kept apart per lock; waits of later ones are summed per container under
     /// `[other processes]`, so memory stays bounded however many processes come and go.
-    public static let maxProcessesPerLock = 128
+    public static let maxProcessesPerLock = 64
 
     public private(set) var waitEvents: UInt64 = 0
     public private(set) var syscallEvents: UInt64 = 0
@@ -89,6 +89,12 @@ public struct Aggregator {
         var stackID: Int32
         var cpu: UInt32
         var cgroupID: UInt64
+
+        /// Two words instead of three fields: this is hashed on every event.
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(UInt64(UInt32(bitPattern: stackID)) << 32 | UInt64(cpu))
+            hasher.combine(cgroupID)
+        }
     }
 
     /// A waiting process and its cgroup; `pid` is `Aggregator.otherProcesses` for the processes past the cap.
@@ -256,15 +262,17 @@ extension Aggregator.LockState {
         byCPU.record(ns, cpu: event.cpu)
         var newWaiter = false
         var task = Aggregator.TaskKey(cgroupID: event.cgroupID, pid: event.pid)
-        if byTask[task] == nil {
+        if let index = byTask.index(forKey: task) {
+            byTask.values[index].record(ns)  // in place, one hash lookup
+        } else {
             if processes < Aggregator.maxProcessesPerLock {
                 processes += 1
                 newWaiter = true
             } else {
                 task.pid = Aggregator.otherProcesses
             }
+            byTask[task, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].record(ns)
         }
-        byTask[task, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].record(ns)
         if let handoffTable, let previous = lastCPU {
             if handoffs.isEmpty {
                 handoffs = Array(repeating: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision),
@@ -277,8 +285,12 @@ extension Aggregator.LockState {
         if kind == .mutex || kind == .rwsem {
             let key = Aggregator.OwnerKey(waiterCgroupID: event.cgroupID, ownerCgroupID: event.ownerCgroupID,
                                           ownerPid: event.ownerPid)
-            if owners[key] == nil { newOwner = event.ownerPid != 0 }
-            owners[key, default: .init()].add(ns)
+            if let index = owners.index(forKey: key) {
+                owners.values[index].add(ns)
+            } else {
+                newOwner = event.ownerPid != 0
+                owners[key, default: .init()].add(ns)
+            }
         }
         if event.outerLockAddress != 0 { outerLocks[event.outerLockAddress, default: 0] += 1 }
         return (newWaiter, newOwner)

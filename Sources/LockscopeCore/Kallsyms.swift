@@ -35,8 +35,10 @@ public struct Kallsyms: Sendable {
     private let lockTextRanges: [Range<UInt64>]
 
     public var functionCount: Int { functions.count }
-    /// Every function symbol's address, in ascending order.
-    public var functionAddresses: [UInt64] { functions.map(\.address) }
+    /// The core kernel's function addresses (modules left out), in ascending order.
+    public var kernelFunctionAddresses: [UInt64] {
+        functions.lazy.filter { $0.module == Entry.noModule }.map(\.address)
+    }
     public var hasDataSymbols: Bool { !data.isEmpty }
 
     /// Reads /proc/kallsyms (or a copy of it). Addresses all zero mean kptr_restrict hides them.

@@ -5,7 +5,8 @@ extension Profile {
     public static func makeEncoder(pretty: Bool = true) -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys]
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            : [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
 
@@ -66,9 +67,26 @@ extension Profile {
         return data
     }
 
-    /// Writes the profile atomically: a reader sees the old file or the complete new one, never half.
+    /// Writes the profile atomically (a reader sees the old file or the complete new one, never half),
+    /// as one line of JSON, exactly `encoded(pretty: false)`. Locks are encoded one at a time:
+    /// encoding thousands in one piece held several times the file's size in memory.
     public func write(to path: String) throws {
-        try AtomicFile.write(try encoded(), to: path)
+        let encoder = Profile.makeEncoder(pretty: false)
+        var shell = self
+        shell.locks = []
+        let head = try encoder.encode(shell)
+        // Keys are sorted and strings escape their quotes, so this only matches the `locks` key.
+        guard let empty = head.range(of: Data(#""locks":[]"#.utf8)) else {
+            throw UserError("cannot encode the profile for \(path): no locks field; this is a bug, please report it")
+        }
+        try AtomicFile.write(to: path) { append in
+            try append(head[..<empty.lowerBound] + Data(#""locks":["#.utf8))
+            for (index, lock) in locks.enumerated() {
+                if index > 0 { try append(Data(",".utf8)) }
+                try append(try encoder.encode(lock))
+            }
+            try append(Data("]".utf8) + head[empty.upperBound...] + Data("\n".utf8))
+        }
     }
 
     /// One line for a decoding error, naming the JSON path where it went wrong.
@@ -93,21 +111,39 @@ extension Profile {
 /// destination, flush it, then rename it into place.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { write in try write(data) }
+    }
+
+    /// The same, for a file written in pieces: `body` gets a function that appends bytes to the
+    /// temporary file. If `body` throws, the destination is left as it was.
+    public static func write(to path: String, _ body: ((Data) throws -> Void) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let temporary = "\(directory)/.\(url.lastPathComponent).tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw UserError("cannot write \(path): \(String(cString: strerror(errno))); choose a writable path") }
         var failure: Int32 = 0
-        data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 { if errno == EINTR { continue }; failure = errno; return }
-                offset += n
+        func append(_ data: Data) throws {
+            data.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                    if n < 0 { if errno == EINTR { continue }; failure = errno; return }
+                    offset += n
+                }
+            }
+            if failure != 0 {
+                throw UserError("cannot write \(path): \(String(cString: strerror(failure))); choose a writable path")
             }
         }
-        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        do {
+            try body(append)
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        if fsync(fd) != 0 { failure = errno }
         close(fd)
         if failure == 0 && rename(temporary, path) != 0 { failure = errno }
         if failure != 0 {

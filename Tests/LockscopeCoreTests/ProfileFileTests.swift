@@ -76,6 +76,22 @@ final class ProfileFileTests: XCTestCase {
         try sampleProfile().write(to: path)
         XCTAssertEqual(try Profile.load(path: path), sampleProfile())
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["p.json"], "no temp file left")
+        // Written a lock at a time, yet byte for byte what encoding the whole profile gives.
+        var twoLocks = sampleProfile()
+        twoLocks.locks.append(twoLocks.locks[0])
+        twoLocks.locks[1].name = "mount_lock"
+        try twoLocks.write(to: path)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), try twoLocks.encoded(pretty: false))
+        XCTAssertEqual(try Profile.load(path: path).locks.map(\.name), [twoLocks.locks[0].name, "mount_lock"])
+        try sampleProfile().write(to: path)
+        // A body that fails leaves the old file and no temporary one.
+        struct Interrupted: Error {}
+        XCTAssertThrowsError(try AtomicFile.write(to: path) { append in
+            try append(Data("{\"half\":".utf8))
+            throw Interrupted()
+        })
+        XCTAssertEqual(try Profile.load(path: path), sampleProfile())
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["p.json"], "no temp file left")
         XCTAssertThrowsError(try AtomicFile.checkWritable(directory + "/missing/p.json"))
         XCTAssertThrowsError(try AtomicFile.checkWritable(directory))
         XCTAssertNoThrow(try AtomicFile.checkWritable(path))
