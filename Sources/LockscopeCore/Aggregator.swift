@@ -103,8 +103,11 @@ public struct Aggregator {
         var pid: UInt32
     }
 
-    /// The pid under which processes past `maxProcessesPerLock` are summed.
+    /// The pid under which processes past `maxProcessesPerLock` (or owners past `maxOwnerKeysPerLock`) are summed.
     static let otherProcesses = UInt32.max
+    /// Distinct (waiter cgroup, owner cgroup, owner pid) keys kept per lock; later owners are summed per
+    /// pair of cgroups, so owner churn over a long recording cannot grow memory.
+    static let maxOwnerKeysPerLock = 1024
 
     struct Tally {
         var count: UInt64 = 0
@@ -283,12 +286,16 @@ extension Aggregator.LockState {
         lastCPU = event.cpu
         var newOwner = false
         if kind == .mutex || kind == .rwsem {
-            let key = Aggregator.OwnerKey(waiterCgroupID: event.cgroupID, ownerCgroupID: event.ownerCgroupID,
+            var key = Aggregator.OwnerKey(waiterCgroupID: event.cgroupID, ownerCgroupID: event.ownerCgroupID,
                                           ownerPid: event.ownerPid)
             if let index = owners.index(forKey: key) {
                 owners.values[index].add(ns)
             } else {
-                newOwner = event.ownerPid != 0
+                if owners.count >= Aggregator.maxOwnerKeysPerLock, key.ownerPid != 0 {
+                    key.ownerPid = Aggregator.otherProcesses
+                } else {
+                    newOwner = event.ownerPid != 0
+                }
                 owners[key, default: .init()].add(ns)
             }
         }

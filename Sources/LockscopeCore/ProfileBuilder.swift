@@ -134,24 +134,33 @@ extension Aggregator {
 
     private func owners(of state: LockState, containers: inout ContainerTable) -> [OwnerBlame]? {
         guard state.kind == .mutex || state.kind == .rwsem else { return nil }
-        var rows: [OwnerBlame] = []
+        // Several cgroups can be one container: rows are per (waiter container, owner container, owner).
+        struct RowKey: Hashable {
+            var waiterContainer: String
+            var ownerContainer: String
+            var ownerPid: UInt32
+        }
+        var byKey: [RowKey: OwnerBlame] = [:]
         for (key, tally) in state.owners {
             let known = key.ownerPid != 0
-            let row = OwnerBlame(
-                waiterContainer: containers.id(key.waiterCgroupID),
-                ownerContainer: known ? containers.id(key.ownerCgroupID) : "unknown",
-                ownerPid: Int32(bitPattern: key.ownerPid),
-                ownerComm: known ? processNames[key.ownerPid]?.string ?? "?" : "unknown",
-                contentions: tally.count, totalWaitNs: tally.totalNs)
-            if let index = rows.firstIndex(where: { $0.waiterContainer == row.waiterContainer
-                && $0.ownerContainer == row.ownerContainer && $0.ownerPid == row.ownerPid }) {
-                rows[index].contentions += row.contentions
-                rows[index].totalWaitNs += row.totalWaitNs
-            } else {
-                rows.append(row)
+            let other = key.ownerPid == Aggregator.otherProcesses
+            let rowKey = RowKey(waiterContainer: containers.id(key.waiterCgroupID),
+                                ownerContainer: known ? containers.id(key.ownerCgroupID) : "unknown",
+                                ownerPid: key.ownerPid)
+            if byKey[rowKey] == nil {
+                byKey[rowKey] = OwnerBlame(
+                    waiterContainer: rowKey.waiterContainer, ownerContainer: rowKey.ownerContainer,
+                    ownerPid: Int32(bitPattern: key.ownerPid),
+                    ownerComm: other ? Aggregator.otherProcessesKey
+                        : known ? processNames[key.ownerPid]?.string ?? "?" : "unknown",
+                    contentions: 0, totalWaitNs: 0)
             }
+            byKey[rowKey]!.contentions += tally.count
+            byKey[rowKey]!.totalWaitNs += tally.totalNs
         }
-        rows.sort { ($0.totalWaitNs, $0.ownerPid) > ($1.totalWaitNs, $1.ownerPid) }
+        var rows = Array(byKey.values)
+        rows.sort { ($0.totalWaitNs, $0.ownerPid, $1.waiterContainer, $1.ownerContainer)
+            > ($1.totalWaitNs, $1.ownerPid, $0.waiterContainer, $0.ownerContainer) }
         return Array(rows.prefix(Aggregator.maxOwnersPerLock))
     }
 

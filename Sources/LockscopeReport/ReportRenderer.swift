@@ -151,7 +151,7 @@ public struct ReportRenderer {
             var rows = [["waiter", "owner", "pid", "comm", "contended", "total wait"]]
             for owner in owners.prefix(options.breakdownRows) {
                 rows.append([shortContainer(owner.waiterContainer), shortContainer(owner.ownerContainer),
-                             owner.ownerPid == 0 ? "-" : String(owner.ownerPid), owner.ownerComm,
+                             owner.ownerPid <= 0 ? "-" : String(owner.ownerPid), owner.ownerComm,
                              String(owner.contentions), Units.duration(owner.totalWaitNs)])
             }
             return "\(title):\n" + TextTable.render(rows, rightAligned: 4..<6, indent: 2)

@@ -146,6 +146,23 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(lock.byContainer.map(\.stats.totalWaitNs).reduce(0, +), lock.stats.totalWaitNs)
     }
 
+    /// Owners past `maxOwnerKeysPerLock` are summed per pair of containers, so owner churn is bounded.
+    func testOwnersPastTheCapAreSummedPerPairOfContainers() {
+        var aggregator = Aggregator(topology: nil)
+        let cap = Aggregator.maxOwnerKeysPerLock
+        for owner in 1...(cap + 5) {
+            aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 100, lockAddress: Self.sem, cgroupID: 7,
+                                        ownerCgroupID: 8, ownerPid: UInt32(owner), ownerComm: "runc"))
+        }
+        let owners = try! XCTUnwrap(aggregator.profile(Self.inputs()).locks[0].owners)
+        XCTAssertEqual(owners.count, Aggregator.maxOwnersPerLock)
+        XCTAssertEqual(owners[0].ownerPid, -1)
+        XCTAssertEqual(owners[0].ownerComm, Aggregator.otherProcessesKey)
+        XCTAssertEqual(owners[0].contentions, 5)
+        XCTAssertEqual(owners[0].totalWaitNs, 500)
+        XCTAssertEqual(owners[1].ownerComm, "runc")
+    }
+
     func testCommKeepsTheKernelsFifteenBytes() {
         XCTAssertEqual(Comm("containerd-shim").string, "containerd-shim")
         XCTAssertEqual(Comm("containerd-shim-runc-v2").string, "containerd-shim")
