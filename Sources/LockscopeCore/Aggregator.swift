@@ -176,28 +176,35 @@ public struct Aggregator {
 }
 
 /// Per-CPU waits inside one lock: CPU ids are small, so an array indexed by CPU finds each
-/// accumulator without hashing.
+/// accumulator without hashing (ids past `maxCPUID`, which no kernel has, are searched for).
 struct CPUBreakdown {
     /// `positions[cpu]` is the CPU's index in `accumulators`, or -1.
     private var positions: [Int32] = []
     private(set) var cpus: [UInt32] = []
     private(set) var accumulators: [WaitAccumulator] = []
 
-    mutating func record(_ ns: UInt64, cpu: UInt32) {
+    private func position(of cpu: UInt32) -> Int? {
         let slot = Int(cpu)
-        if slot < positions.count, positions[slot] >= 0 {
-            accumulators[Int(positions[slot])].record(ns)
-            return
+        if slot < positions.count { return positions[slot] >= 0 ? Int(positions[slot]) : nil }
+        return slot > maxCPUID ? cpus.firstIndex(of: cpu) : nil
+    }
+
+    mutating func record(_ ns: UInt64, cpu: UInt32) {
+        if let position = position(of: cpu) {
+            accumulators[position].record(ns)
+        } else {
+            var accumulator = WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)
+            accumulator.record(ns)
+            add(accumulator, cpu: cpu)
         }
-        var accumulator = WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)
-        accumulator.record(ns)
-        add(accumulator, cpu: cpu)
     }
 
     private mutating func add(_ accumulator: WaitAccumulator, cpu: UInt32) {
         let slot = Int(cpu)
-        if slot >= positions.count { positions += repeatElement(-1, count: slot + 1 - positions.count) }
-        positions[slot] = Int32(cpus.count)
+        if slot <= maxCPUID {
+            if slot >= positions.count { positions += repeatElement(-1, count: slot + 1 - positions.count) }
+            positions[slot] = Int32(cpus.count)
+        }
         cpus.append(cpu)
         accumulators.append(accumulator)
     }
@@ -206,9 +213,8 @@ struct CPUBreakdown {
 
     mutating func merge(_ other: CPUBreakdown) {
         for (cpu, accumulator) in other.entries {
-            let slot = Int(cpu)
-            if slot < positions.count, positions[slot] >= 0 {
-                accumulators[Int(positions[slot])].merge(accumulator)
+            if let position = position(of: cpu) {
+                accumulators[position].merge(accumulator)
             } else {
                 add(accumulator, cpu: cpu)
             }

@@ -163,7 +163,7 @@ public enum TopologyError: Error, CustomStringConvertible, Equatable {
 }
 
 /// The largest CPU id accepted (the kernel's NR_CPUS is at most 8192).
-private let maxCPUID = 65_535
+let maxCPUID = 65_535
 
 /// Parses the kernel's CPU list syntax (`0-3,8,10-11`) into ascending, distinct CPU ids.
 /// Surrounding whitespace is ignored; an empty list gives `[]`.

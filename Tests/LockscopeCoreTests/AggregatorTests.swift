@@ -163,6 +163,18 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(owners[1].ownerComm, "runc")
     }
 
+    /// CPUs are found by number; an id no kernel has is still counted, without an array that large.
+    func testCPUBreakdownByNumber() {
+        var aggregator = Aggregator(topology: nil)
+        for (cpu, ns) in [(3, 100), (70_000, 200), (3, 300), (0, 400), (70_000, 500)] as [(UInt32, UInt64)] {
+            aggregator.record(WaitEvent(flags: Self.spin, waitNs: ns, lockAddress: Self.mountLock, cpu: cpu))
+        }
+        let lock = aggregator.profile(Self.inputs()).locks[0]
+        XCTAssertEqual(lock.byCpu.map(\.key), ["0", "3", "70000"])
+        XCTAssertEqual(lock.byCpu.map(\.stats.totalWaitNs), [400, 400, 700])
+        XCTAssertEqual(lock.byCpu.map(\.stats.contentions), [1, 2, 2])
+    }
+
     func testCommKeepsTheKernelsFifteenBytes() {
         XCTAssertEqual(Comm("containerd-shim").string, "containerd-shim")
         XCTAssertEqual(Comm("containerd-shim-runc-v2").string, "containerd-shim")
