@@ -106,8 +106,13 @@ public struct Aggregator {
     /// The pid under which processes past `maxProcessesPerLock` (or owners past `maxOwnerKeysPerLock`) are summed.
     static let otherProcesses = UInt32.max
     /// Distinct (waiter cgroup, owner cgroup, owner pid) keys kept per lock; later owners are summed per
-    /// pair of cgroups, so owner churn over a long recording cannot grow memory.
+    /// waiter cgroup, so owner churn over a long recording cannot grow memory.
     static let maxOwnerKeysPerLock = 1024
+    /// Cgroups kept apart per lock, and for mount-syscall accounting; waits from later ones are summed
+    /// under `[other containers]`, so container churn over a long rollout cannot grow memory.
+    public static let maxCgroupsPerLock = 4096
+    /// The cgroup id under which cgroups past `maxCgroupsPerLock` are summed (real ids are inode numbers).
+    static let otherCgroups = UInt64.max
 
     struct Tally {
         var count: UInt64 = 0
@@ -138,6 +143,8 @@ public struct Aggregator {
         var byTask: [TaskKey: WaitAccumulator] = [:]
         /// Distinct pids in `byTask` (not counting the `otherProcesses` entries).
         var processes = 0
+        /// Cgroups kept apart (looked up only when `byTask` meets a new (cgroup, pid)).
+        var cgroups: Set<UInt64> = []
         var lastCPU: UInt32?
         /// Indexed by `Handoff.allCases` position; empty until the first hand-off.
         var handoffs: [WaitAccumulator] = []
@@ -148,8 +155,10 @@ public struct Aggregator {
     }
 
     struct SyscallState {
-        var latency = WaitAccumulator(precision: .two)
+        var latency: WaitAccumulator
         var errors: UInt64 = 0
+
+        init(precision: SignificantDigits = .two) { latency = WaitAccumulator(precision: precision) }
     }
 
     public mutating func record(_ event: KernelEvent) {
@@ -171,7 +180,13 @@ public struct Aggregator {
     public mutating func record(_ event: SyscallEvent) {
         syscallEvents += 1
         syscalls[event.syscall, default: SyscallState()].record(event)
-        syscallsByCgroup[event.cgroupID, default: [:]][event.syscall, default: SyscallState()].record(event)
+        var cgroup = event.cgroupID
+        if syscallsByCgroup[cgroup] == nil, syscallsByCgroup.count >= Aggregator.maxCgroupsPerLock {
+            cgroup = Aggregator.otherCgroups
+        }
+        syscallsByCgroup[cgroup, default: [:]][event.syscall,
+                                                default: SyscallState(precision: WaitAccumulator.breakdownPrecision)]
+            .record(event)
     }
 }
 
@@ -266,22 +281,32 @@ extension Aggregator.LockState {
         if kind.hasSharedMode {
             if event.isRead { read.record(ns) } else { write.record(ns) }
         }
-        contexts[Aggregator.ContextKey(stackID: event.stackID, cpu: event.cpu, cgroupID: event.cgroupID),
-                 default: .init()].add(ns)
         byCPU.record(ns, cpu: event.cpu)
         var newWaiter = false
         var task = Aggregator.TaskKey(cgroupID: event.cgroupID, pid: event.pid)
         if let index = byTask.index(forKey: task) {
             byTask.values[index].record(ns)  // in place, one hash lookup
         } else {
-            if processes < Aggregator.maxProcessesPerLock {
-                processes += 1
-                newWaiter = true
-            } else {
-                task.pid = Aggregator.otherProcesses
+            if !cgroups.contains(task.cgroupID) {
+                if cgroups.count < Aggregator.maxCgroupsPerLock {
+                    cgroups.insert(task.cgroupID)
+                } else {
+                    task = Aggregator.TaskKey(cgroupID: Aggregator.otherCgroups, pid: Aggregator.otherProcesses)
+                }
+            }
+            if task.pid != Aggregator.otherProcesses {  // a (cgroup, pid) this lock has not seen
+                if processes < Aggregator.maxProcessesPerLock {
+                    processes += 1
+                    newWaiter = true
+                } else {
+                    task.pid = Aggregator.otherProcesses
+                }
             }
             byTask[task, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].record(ns)
         }
+        let cgroup = task.cgroupID
+        contexts[Aggregator.ContextKey(stackID: event.stackID, cpu: event.cpu, cgroupID: cgroup), default: .init()]
+            .add(ns)
         if let handoffTable, let previous = lastCPU {
             if handoffs.isEmpty {
                 handoffs = Array(repeating: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision),
@@ -292,12 +317,13 @@ extension Aggregator.LockState {
         lastCPU = event.cpu
         var newOwner = false
         if kind == .mutex || kind == .rwsem {
-            var key = Aggregator.OwnerKey(waiterCgroupID: event.cgroupID, ownerCgroupID: event.ownerCgroupID,
+            var key = Aggregator.OwnerKey(waiterCgroupID: cgroup, ownerCgroupID: event.ownerCgroupID,
                                           ownerPid: event.ownerPid)
             if let index = owners.index(forKey: key) {
                 owners.values[index].add(ns)
             } else {
-                if owners.count >= Aggregator.maxOwnerKeysPerLock, key.ownerPid != 0 {
+                if owners.count >= Aggregator.maxOwnerKeysPerLock {
+                    key.ownerCgroupID = Aggregator.otherCgroups
                     key.ownerPid = Aggregator.otherProcesses
                 } else {
                     newOwner = event.ownerPid != 0

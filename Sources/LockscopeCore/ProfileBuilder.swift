@@ -12,6 +12,8 @@ extension Aggregator {
     public static let otherStacksFrame = "[other stacks]"
     /// The `by_process` entry that sums the processes beyond `maxProcessesPerLock`.
     public static let otherProcessesKey = "[other processes]"
+    /// The container that sums the cgroups beyond `maxCgroupsPerLock`.
+    public static let otherContainersKey = "[other containers]"
 
     struct GroupKey: Hashable {
         var name: LockName
@@ -174,7 +176,10 @@ extension Aggregator {
         var byContainer: [String: [MountSyscall: SyscallState]] = [:]
         for (cgroup, states) in syscallsByCgroup {
             let id = containers.id(cgroup)
-            for (syscall, state) in states { byContainer[id, default: [:]][syscall, default: SyscallState()].merge(state) }
+            for (syscall, state) in states {
+                byContainer[id, default: [:]][syscall, default: SyscallState(precision: WaitAccumulator.breakdownPrecision)]
+                    .merge(state)
+            }
         }
         let containerRows = byContainer.map { id, states in
             ContainerMounts(id: id, runtime: containers.container(id: id).runtime,
@@ -327,6 +332,7 @@ struct ContainerTable {
     init(resolve: @escaping (UInt64) -> Container) { self.resolve = resolve }
 
     mutating func id(_ cgroupID: UInt64) -> String {
+        if cgroupID == Aggregator.otherCgroups { return Aggregator.otherContainersKey }
         if let id = idsByCgroup[cgroupID] { return id }
         let container = resolve(cgroupID)
         idsByCgroup[cgroupID] = container.id

@@ -48,8 +48,8 @@ public struct WaitAccumulator: Sendable {
         totalNs &+= other.totalNs
         minNs = Swift.min(minNs, other.minNs)
         maxNs = Swift.max(maxNs, other.maxNs)
-        // The other histogram's top bucket may reach past its maximum (less precise histograms have wider
-        // buckets), and adding a value this one cannot hold traps.
+        // Both must have the same precision (the library traps otherwise). The other histogram may
+        // have grown past this one's range, and adding a value this one cannot hold traps too.
         let otherTop = Swift.max(other.maxNs, other.histogram.highestTrackableValue)
         if otherTop > histogram.highestTrackableValue { grow(toCover: otherTop) }
         histogram.add(other.histogram)

@@ -146,8 +146,8 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(lock.byContainer.map(\.stats.totalWaitNs).reduce(0, +), lock.stats.totalWaitNs)
     }
 
-    /// Owners past `maxOwnerKeysPerLock` are summed per pair of containers, so owner churn is bounded.
-    func testOwnersPastTheCapAreSummedPerPairOfContainers() {
+    /// Owners past `maxOwnerKeysPerLock` are summed per waiter container, so owner churn is bounded.
+    func testOwnersPastTheCapAreSummedPerWaiterContainer() {
         var aggregator = Aggregator(topology: nil)
         let cap = Aggregator.maxOwnerKeysPerLock
         for owner in 1...(cap + 5) {
@@ -158,9 +158,34 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(owners.count, Aggregator.maxOwnersPerLock)
         XCTAssertEqual(owners[0].ownerPid, -1)
         XCTAssertEqual(owners[0].ownerComm, Aggregator.otherProcessesKey)
+        XCTAssertEqual(owners[0].ownerContainer, Aggregator.otherContainersKey)
+        XCTAssertEqual(owners[0].waiterContainer, String(repeating: "a", count: 63) + "7")
         XCTAssertEqual(owners[0].contentions, 5)
         XCTAssertEqual(owners[0].totalWaitNs, 500)
         XCTAssertEqual(owners[1].ownerComm, "runc")
+    }
+
+    /// Past `maxCgroupsPerLock` cgroups, a lock (and the mount accounting) sums new ones under
+    /// `[other containers]`: container churn over a long rollout cannot grow memory, and totals still agree.
+    func testCgroupsPastTheCapAreSummedAsOtherContainers() {
+        var aggregator = Aggregator(topology: nil)
+        let cap = Aggregator.maxCgroupsPerLock
+        for cgroup in 2...UInt64(cap + 4) {
+            aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 10, lockAddress: Self.sem, cgroupID: cgroup,
+                                        pid: 1, stackID: 1))
+            aggregator.record(SyscallEvent(syscall: .mount, latencyNs: 10, cgroupID: cgroup))
+        }
+        let profile = aggregator.profile(Self.inputs())
+        let lock = profile.locks[0]
+        XCTAssertEqual(lock.byContainer.count, cap + 1)
+        let other = try! XCTUnwrap(lock.byContainer.first { $0.key == Aggregator.otherContainersKey })
+        XCTAssertEqual(other.stats.contentions, 3)
+        XCTAssertEqual(lock.byContainer.map(\.stats.contentions).reduce(0, +), UInt64(cap + 3))
+        XCTAssertEqual(lock.stacks[0].contexts.first { $0.container == Aggregator.otherContainersKey }?.count, 3)
+        let mounts = try! XCTUnwrap(profile.mounts)
+        XCTAssertEqual(mounts.byContainer.first { $0.id == Aggregator.otherContainersKey }?.ops, 3)
+        XCTAssertEqual(mounts.byContainer.map(\.ops).reduce(0, +), UInt64(cap + 3))
+        XCTAssertEqual(profile.containers.first { $0.id == Aggregator.otherContainersKey }?.contentions, 3)
     }
 
     /// CPUs are found by number; an id no kernel has is still counted, without an array that large.
