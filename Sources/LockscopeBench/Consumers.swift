@@ -23,6 +23,9 @@ final class CollectorConsumer: RingConsumer {
         reader = try RingBufferReader(mapFD: mapFD) { [unowned self] event in aggregator.record(event) }
     }
 
+    /// The profile, as `Recorder.finish()` builds it (releasing the aggregated state).
+    func takeProfile(_ inputs: ProfileInputs) -> Profile { aggregator.takeProfile(inputs) }
+
     /// Records that were not a known event type; must stay 0.
     var undecodable: UInt64 { reader.undecodable }
 

@@ -72,7 +72,7 @@ extension MemoryRun {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-bench-\(getpid()).json").path
         defer { unlink(path) }
         let profileStart = monotonicNs()
-        let profile = collector.aggregator.profile(inputs)
+        let profile = collector.takeProfile(inputs)
         try profile.write(to: path)
         let profileNs = monotonicNs() - profileStart
         let profileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0

@@ -41,6 +41,18 @@ extension Aggregator {
 
     /// The profile of everything recorded so far.
     public func profile(_ inputs: ProfileInputs) -> Profile {
+        var copy = self  // shares storage with self: nothing is copied unless it is changed
+        return copy.buildProfile(inputs, consuming: false)
+    }
+
+    /// The same, at the end of a recording: each lock's state is released as soon as its part of the
+    /// profile is built, so the peak is the larger of the two rather than both. Leaves the lock
+    /// statistics empty.
+    public mutating func takeProfile(_ inputs: ProfileInputs) -> Profile {
+        buildProfile(inputs, consuming: true)
+    }
+
+    private mutating func buildProfile(_ inputs: ProfileInputs, consuming: Bool) -> Profile {
         var symbolizer = Symbolizer(inputs: inputs)
         let names = lockNames(inputs, symbolizer: &symbolizer)
         var containers = ContainerTable(resolve: inputs.container)
@@ -68,6 +80,9 @@ extension Aggregator {
                                default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
             }
             lockProfiles.append(lock)
+            if consuming {
+                for address in addresses { locks.removeValue(forKey: address) }
+            }
         }
         lockProfiles.sort { ($0.stats.totalWaitNs, $0.name) > ($1.stats.totalWaitNs, $1.name) }
 

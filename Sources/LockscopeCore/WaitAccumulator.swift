@@ -2,12 +2,27 @@ import Histogram
 
 /// Accumulates waits (or syscall latencies) and produces `WaitStats`: exact count, total, min and max,
 /// and percentiles from an HDR histogram (values kept to `precision` significant decimal digits).
+///
+/// The histogram counts in 32 bits, half the memory of 64 (the aggregator keeps thousands of them, and
+/// memory latency is its cost). No count can overflow: after 2^32 - 1 waits the counts move into a
+/// 64-bit histogram (`spilled`) and counting starts again from zero.
 public struct WaitAccumulator: Sendable {
     public private(set) var count: UInt64 = 0
     public private(set) var totalNs: UInt64 = 0
     public private(set) var minNs: UInt64 = .max
     public private(set) var maxNs: UInt64 = 0
-    private var histogram: Histogram<UInt64>
+    private var recent: Histogram<UInt32>
+    /// Waits in `recent`; it spills before this passes `spillThreshold`, so no bucket can overflow.
+    private var recentCount: UInt32 = 0
+    private let spillThreshold: UInt32
+    /// Earlier waits, moved out of `recent`; nil until the first spill (in practice, nearly always).
+    private var spilled: Spill?
+
+    /// 64-bit counts; never changed once made (a spill makes a new one), so accumulators stay values.
+    private final class Spill: Sendable {
+        let histogram: Histogram<UInt64>
+        init(_ histogram: Histogram<UInt64>) { self.histogram = histogram }
+    }
 
     /// Breakdowns (per CPU, container, process...) keep percentiles within 6.25%: a few hundred
     /// counts each, where 1% would take several thousand.
@@ -15,7 +30,13 @@ public struct WaitAccumulator: Sendable {
 
     /// `precision` 3 keeps percentiles within 0.1%, 2 within 1% (a quarter of the memory), 1 within 6.25%.
     public init(precision: SignificantDigits = .three) {
-        histogram = Histogram<UInt64>(numberOfSignificantValueDigits: precision)
+        self.init(precision: precision, spillThreshold: .max)
+    }
+
+    /// `spillThreshold` below 2^32 - 1 lets tests reach the spill.
+    init(precision: SignificantDigits, spillThreshold: UInt32) {
+        recent = Histogram<UInt32>(numberOfSignificantValueDigits: precision)
+        self.spillThreshold = spillThreshold
     }
 
     public mutating func record(_ ns: UInt64) {
@@ -23,41 +44,84 @@ public struct WaitAccumulator: Sendable {
         totalNs &+= ns
         if ns < minNs { minNs = ns }
         if ns > maxNs { maxNs = ns }
-        if ns > histogram.highestTrackableValue { grow(toCover: ns) }
-        _ = histogram.record(ns)
+        if recentCount == spillThreshold { spill() }
+        recentCount += 1
+        if ns > recent.highestTrackableValue { grow(toCover: ns) }
+        _ = recent.record(ns)
     }
 
     /// Replaces the histogram with a copy that covers `ns`, to the end of its power-of-two bucket (the
     /// size the library's autoResize would reach). The library's own resize is generic code that is not
-    /// inlinable, so never specialized for UInt64 counts: about 0.3 µs per count slot, 0.6 ms for a
+    /// inlinable, so never specialized for our count type: about 0.3 µs per count slot, 0.6 ms for a
     /// 1%-precision histogram of waits up to milliseconds. A new histogram plus the inlinable `add`
     /// costs about 14 µs.
     private mutating func grow(toCover ns: UInt64) {
-        let bucketEnd = Swift.max(UInt64.max >> ns.leadingZeroBitCount, 2)
-        var grown = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: bucketEnd,
-                                      numberOfSignificantValueDigits: histogram.numberOfSignificantValueDigits)
+        var grown = Histogram<UInt32>(lowestDiscernibleValue: 1, highestTrackableValue: Self.bucketEnd(ns),
+                                      numberOfSignificantValueDigits: recent.numberOfSignificantValueDigits)
         grown.autoResize = true
-        grown.add(histogram)
-        histogram = grown
+        grown.add(recent)
+        recent = grown
+    }
+
+    private static func bucketEnd(_ ns: UInt64) -> UInt64 { Swift.max(UInt64.max >> ns.leadingZeroBitCount, 2) }
+
+    /// Moves `recent` into `spilled` and empties it (keeping its range).
+    private mutating func spill() {
+        spilled = Spill(Self.wide(recent, plus: spilled?.histogram))
+        var empty = Histogram<UInt32>(lowestDiscernibleValue: 1, highestTrackableValue: recent.highestTrackableValue,
+                                      numberOfSignificantValueDigits: recent.numberOfSignificantValueDigits)
+        empty.autoResize = true
+        recent = empty
+        recentCount = 0
+    }
+
+    /// A 64-bit histogram of `narrow`'s waits and `wide`'s.
+    private static func wide(_ narrow: Histogram<UInt32>, plus wide: Histogram<UInt64>?) -> Histogram<UInt64> {
+        let top = Swift.max(narrow.highestTrackableValue, wide?.highestTrackableValue ?? 0)
+        var result = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: bucketEnd(top),
+                                       numberOfSignificantValueDigits: narrow.numberOfSignificantValueDigits)
+        result.autoResize = true
+        if let wide { result.add(wide) }
+        for entry in narrow.recordedValues() { _ = result.record(entry.value, count: UInt64(entry.count)) }
+        return result
     }
 
     /// Adds another accumulator's waits (for rolling CPUs up into sockets, cgroups into containers...).
+    /// Both must have the same precision (the histogram library traps otherwise).
     public mutating func merge(_ other: WaitAccumulator) {
         guard other.count > 0 else { return }
         count += other.count
         totalNs &+= other.totalNs
         minNs = Swift.min(minNs, other.minNs)
         maxNs = Swift.max(maxNs, other.maxNs)
-        // Both must have the same precision (the library traps otherwise). The other histogram may
-        // have grown past this one's range, and adding a value this one cannot hold traps too.
-        let otherTop = Swift.max(other.maxNs, other.histogram.highestTrackableValue)
-        if otherTop > histogram.highestTrackableValue { grow(toCover: otherTop) }
-        histogram.add(other.histogram)
+        if UInt64(recentCount) + UInt64(other.recentCount) > UInt64(spillThreshold) { spill() }
+        // The other histogram may have grown past this one's range; adding a value this one cannot
+        // hold traps.
+        let otherTop = Swift.max(other.maxNs, other.recent.highestTrackableValue)
+        if otherTop > recent.highestTrackableValue { grow(toCover: otherTop) }
+        recent.add(other.recent)
+        recentCount += other.recentCount
+        if let theirs = other.spilled?.histogram {
+            if let ours = spilled?.histogram {
+                let top = Swift.max(ours.highestTrackableValue, theirs.highestTrackableValue)
+                var both = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: top,
+                                             numberOfSignificantValueDigits: ours.numberOfSignificantValueDigits)
+                both.autoResize = true
+                both.add(ours)
+                both.add(theirs)
+                spilled = Spill(both)
+            } else {
+                spilled = other.spilled
+            }
+        }
     }
 
     /// The value at `percentile` (0...100), never above the exact maximum.
     public func value(atPercentile percentile: Double) -> UInt64 {
-        count == 0 ? 0 : Swift.min(histogram.valueAtPercentile(percentile), maxNs)
+        guard count > 0 else { return 0 }
+        let value = spilled.map { Self.wide(recent, plus: $0.histogram).valueAtPercentile(percentile) }
+            ?? recent.valueAtPercentile(percentile)
+        return Swift.min(value, maxNs)
     }
 
     public var stats: WaitStats {
@@ -71,10 +135,12 @@ public struct WaitAccumulator: Sendable {
     /// Buckets `[2^k, 2^(k+1))`, non-empty only; 0 ns waits go to `[0, 1)`.
     func powerOfTwoBuckets() -> [HistogramBucket] {
         var counts = [UInt64](repeating: 0, count: 65)
-        for entry in histogram.recordedValues() {
-            let value = entry.value
-            let index = value == 0 ? 0 : 64 - value.leadingZeroBitCount
-            counts[index] += UInt64(entry.count)
+        func add(_ value: UInt64, _ count: UInt64) {
+            counts[value == 0 ? 0 : 64 - value.leadingZeroBitCount] += count
+        }
+        for entry in recent.recordedValues() { add(entry.value, UInt64(entry.count)) }
+        if let spilled {
+            for entry in spilled.histogram.recordedValues() { add(entry.value, entry.count) }
         }
         return counts.indices.compactMap { index in
             guard counts[index] > 0 else { return nil }

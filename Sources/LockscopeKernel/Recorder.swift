@@ -78,7 +78,8 @@ public final class Recorder {
         }
     }
 
-    /// Stops recording (detaches, drains what is left) and builds the profile. Call once.
+    /// Stops recording (detaches, drains what is left) and builds the profile, releasing the
+    /// aggregated state as it goes. Call once.
     public func finish() -> Profile {
         if !finished {
             finished = true
@@ -86,7 +87,7 @@ public final class Recorder {
             program.detach()
             reader.drain()
         }
-        return aggregator.profile(inputs(containers: containerResolver()))
+        return aggregator.takeProfile(inputs(containers: containerResolver()))
     }
 
     /// The processes' drops so far, from the kernel counters.

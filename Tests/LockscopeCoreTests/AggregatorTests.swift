@@ -200,6 +200,20 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(lock.byCpu.map(\.stats.contentions), [1, 2, 2])
     }
 
+    /// `takeProfile` (what `record` does at the end) gives the same profile as `profile`, and releases
+    /// the lock state it was built from.
+    func testTakeProfileEqualsProfileAndReleasesTheLocks() {
+        var aggregator = Aggregator(topology: nil)
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 700, lockAddress: Self.sem, cgroupID: 7, stackID: 1))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 90, lockAddress: Self.mountLock, cgroupID: 1, stackID: 3))
+        aggregator.record(SyscallEvent(syscall: .moveMount, latencyNs: 9_000, cgroupID: 7))
+        let expected = aggregator.profile(Self.inputs())
+        XCTAssertEqual(expected.locks.count, 2)
+        XCTAssertEqual(aggregator.profile(Self.inputs()), expected, "profile leaves the aggregator as it was")
+        XCTAssertEqual(aggregator.takeProfile(Self.inputs()), expected)
+        XCTAssertTrue(aggregator.locks.isEmpty)
+    }
+
     func testCommKeepsTheKernelsFifteenBytes() {
         XCTAssertEqual(Comm("containerd-shim").string, "containerd-shim")
         XCTAssertEqual(Comm("containerd-shim-runc-v2").string, "containerd-shim")
