@@ -68,6 +68,15 @@ public struct Aggregator {
     /// Processes kept apart per lock; waits of later ones are summed per container under
     /// `[other processes]`, so memory stays bounded however many processes come and go.
     public static let maxProcessesPerLock = 64
+    /// Lock addresses kept apart. Per-object locks (inodes, dentries...) can bring new addresses for as
+    /// long as a recording runs; past this many, waits on new addresses are summed per kind under
+    /// `[other locks]`.
+    public static let maxLockAddresses = 4096
+    public static let otherLocksName = "[other locks]"
+
+    /// Where `[other locks]` of a kind are kept: a small number no lock address can be.
+    static func otherLocksAddress(_ kind: LockKind) -> UInt64 { UInt64(kind.filterBit) }
+    static func isOtherLocks(_ address: UInt64) -> Bool { address < 1 << 16 }
 
     public private(set) var waitEvents: UInt64 = 0
     public private(set) var syscallEvents: UInt64 = 0
@@ -171,8 +180,14 @@ public struct Aggregator {
     public mutating func record(_ event: WaitEvent) {
         waitEvents += 1
         let kind = event.kind
-        let new = locks[event.lockAddress, default: LockState(kind: kind)]
-            .record(event, kind: kind, handoffTable: handoffTable)
+        let new: (waiter: Bool, owner: Bool)
+        if let index = locks.index(forKey: event.lockAddress) {
+            new = locks.values[index].record(event, kind: kind, handoffTable: handoffTable)  // in place
+        } else {
+            let address = locks.count < Aggregator.maxLockAddresses || Aggregator.isOtherLocks(event.lockAddress)
+                ? event.lockAddress : Aggregator.otherLocksAddress(kind)
+            new = locks[address, default: LockState(kind: kind)].record(event, kind: kind, handoffTable: handoffTable)
+        }
         if new.waiter, processNames[event.pid] == nil { processNames[event.pid] = event.comm }
         if new.owner, processNames[event.ownerPid] == nil { processNames[event.ownerPid] = event.ownerComm }
     }

@@ -28,7 +28,7 @@ extension Aggregator {
     }
 
     private func lockNames(_ inputs: ProfileInputs, symbolizer: inout Symbolizer) -> [UInt64: LockName] {
-        let candidates = locks.map { address, state in
+        let candidates = locks.filter { !Aggregator.isOtherLocks($0.key) }.map { address, state in
             let stacks = state.stackTallies
             let heaviest = stacks.max { $0.value.totalNs < $1.value.totalNs }?.key
             return LockCandidate(
@@ -36,7 +36,11 @@ extension Aggregator {
                 stacks: stacks.map { (frames: symbolizer.frames($0.key), count: $0.value.count) },
                 topCaller: heaviest.flatMap { symbolizer.caller($0) }, outerLocks: state.outerLocks)
         }
-        return LockNamer(symbols: inputs.symbols, layout: inputs.layout).names(for: candidates)
+        var names = LockNamer(symbols: inputs.symbols, layout: inputs.layout).names(for: candidates)
+        for address in locks.keys where Aggregator.isOtherLocks(address) {
+            names[address] = LockName(Aggregator.otherLocksName, .caller)
+        }
+        return names
     }
 
     /// The profile of everything recorded so far.
@@ -104,7 +108,8 @@ extension Aggregator {
         let (read, write) = state.readWrite
         return LockProfile(
             name: name.name, identity: name.identity, kind: state.kind,
-            address: "0x" + String(address, radix: 16), stats: state.total.stats, read: read.stats,
+            address: Aggregator.isOtherLocks(address) ? "0x0" : "0x" + String(address, radix: 16),
+            stats: state.total.stats, read: read.stats,
             write: write.stats, stacks: stacks(of: state, symbolizer: &symbolizer, containers: &containers),
             byCpu: keyed(state.byCPU.entries.map { (String($0), $1) }, numeric: true),
             bySocket: rollUp(state.byCPU) { topology?.cpu(Int($0))?.socket },

@@ -121,7 +121,9 @@ public struct ReportRenderer {
     }
 
     private func callPaths(_ lock: LockProfile) -> String {
-        var out = "call paths of \(lock.name) (\(identityNote(lock)), \(lock.address)):\n"
+        let heading = lock.name.hasPrefix(Aggregator.otherLocksName)
+            ? "lock addresses past the first \(Aggregator.maxLockAddresses)" : "\(identityNote(lock)), \(lock.address)"
+        var out = "call paths of \(lock.name) (\(heading)):\n"
         for stack in lock.stacks.prefix(options.stacksPerLock) {
             let share = percent(stack.totalWaitNs, of: lock.stats.totalWaitNs)
             out += "  \(share) \(stack.count)x  " + condensed(stack.frames) + "\n"

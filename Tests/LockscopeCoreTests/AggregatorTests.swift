@@ -188,6 +188,26 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(profile.containers.first { $0.id == Aggregator.otherContainersKey }?.contentions, 3)
     }
 
+    /// Past `maxLockAddresses`, waits on new addresses are summed per kind under `[other locks]`, so a
+    /// long recording of per-object locks cannot grow memory; totals still add up.
+    func testLockAddressesPastTheCapAreSummedAsOtherLocks() {
+        var aggregator = Aggregator(topology: nil)
+        let cap = Aggregator.maxLockAddresses
+        for index in 0..<(cap + 5) {
+            aggregator.record(WaitEvent(flags: Self.spin, waitNs: 10, lockAddress: 0xffff_8880_0000_0000 + UInt64(index) * 64,
+                                        stackID: 3))
+        }
+        aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: 1_000, lockAddress: Self.sem, stackID: 1))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 10, lockAddress: 0xffff_8880_0000_0000, stackID: 3))
+        XCTAssertEqual(aggregator.locks.count, cap + 2)
+        let profile = aggregator.profile(Self.inputs())
+        let others = profile.locks.filter { $0.name.hasPrefix(Aggregator.otherLocksName) }
+        XCTAssertEqual(others.map(\.name).sorted(), ["[other locks] (rwsem)", "[other locks] (spinlock)"])
+        XCTAssertEqual(others.map(\.address), ["0x0", "0x0"])
+        XCTAssertEqual(others.first { $0.kind == .spinlock }?.stats.contentions, 5)
+        XCTAssertEqual(profile.locks.map(\.stats.contentions).reduce(0, +), UInt64(cap + 7))
+    }
+
     /// CPUs are found by number; an id no kernel has is still counted, without an array that large.
     func testCPUBreakdownByNumber() {
         var aggregator = Aggregator(topology: nil)

@@ -57,6 +57,17 @@ final class ReportRendererTests: XCTestCase {
         XCTAssertTrue(text.split(separator: "\n").allSatisfy { $0.count <= 90 })
     }
 
+    func testOtherLocksHeadingSaysWhatTheyAre() {
+        var profile = profile()
+        profile.locks = [LockProfile(
+            name: Aggregator.otherLocksName, identity: .caller, kind: .spinlock, address: "0x0",
+            stats: stats(5, total: 500, max: 200, p99: 200),
+            stacks: [StackProfile(frames: ["_raw_spin_lock", "d_alloc_parallel"], count: 5, totalWaitNs: 500,
+                                  maxWaitNs: 200, contexts: [])])]
+        let text = ReportRenderer(profile: profile, options: ReportOptions(top: 5)).render()
+        XCTAssertTrue(text.contains("call paths of [other locks] (lock addresses past the first 4096):"), text)
+    }
+
     func testSortAndTop() {
         let byCount = ReportRenderer(profile: profile(), options: ReportOptions(top: 1, sort: .count))
         XCTAssertEqual(byCount.selectedLocks.map(\.name), ["mount_lock"])
