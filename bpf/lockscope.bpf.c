@@ -398,39 +398,34 @@ static __always_inline bool creates_mount_namespace(__u32 syscall, struct pt_reg
 	return flags & CLONE_NEWNS;
 }
 
-/* Whether syscall number `id` is one lockscope accounts for. */
-static __always_inline bool is_mount_syscall(long id)
+/* The lockscope_mount_syscall that syscall number `id` is, or 0 for one lockscope does not account for. */
+static __always_inline __u32 mount_syscall(long id)
 {
 	__u32 key, *syscall;
 
 	if (id < 0 || id >= LOCKSCOPE_MAX_SYSCALL_NR)
-		return false;
+		return 0;
 	key = id;
 	syscall = bpf_map_lookup_elem(&syscall_table, &key);
-	return syscall && *syscall;
+	return syscall ? *syscall : 0;
 }
 
 SEC("raw_tp/sys_enter")
 int syscall_enter(__u64 *ctx)
 {
-	long id = (long)ctx[1];
-	__u64 pid_tgid;
-	__u32 key, tid, *syscall;
+	__u32 syscall = mount_syscall((long)ctx[1]), tid;
 	struct open_syscall open = {};
+	__u64 pid_tgid;
 
-	if (id < 0 || id >= LOCKSCOPE_MAX_SYSCALL_NR)
-		return 0;
-	key = id;
-	syscall = bpf_map_lookup_elem(&syscall_table, &key);
-	if (!syscall || !*syscall)
+	if (!syscall)
 		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
 	if (!task_selected(pid_tgid >> 32))
 		return 0;
-	if (!creates_mount_namespace(*syscall, (struct pt_regs *)ctx[0]))
+	if (!creates_mount_namespace(syscall, (struct pt_regs *)ctx[0]))
 		return 0;
 	tid = (__u32)pid_tgid;
-	open.syscall = *syscall;
+	open.syscall = syscall;
 	open.begin_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&open_syscalls, &tid, &open, BPF_ANY))
 		count(LOCKSCOPE_CTR_SYSCALL_MAP_FULL);
@@ -450,7 +445,7 @@ int syscall_exit(__u64 *ctx)
 	/* This runs after every syscall on the host and almost none are ours: rule them out by number
 	 * (an array lookup) before anything else. When the number cannot be read (BPF_PROG_TEST_RUN
 	 * passes no registers), the hash lookup decides alone. */
-	if (!bpf_core_read(&id, sizeof(id), &regs->orig_ax) && !is_mount_syscall(id))
+	if (!bpf_core_read(&id, sizeof(id), &regs->orig_ax) && !mount_syscall(id))
 		return 0;
 	end_ns = bpf_ktime_get_ns();
 	pid_tgid = bpf_get_current_pid_tgid();

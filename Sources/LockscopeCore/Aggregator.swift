@@ -184,8 +184,7 @@ public struct Aggregator {
         if let index = locks.index(forKey: event.lockAddress) {
             new = locks.values[index].record(event, kind: kind, handoffTable: handoffTable)  // in place
         } else {
-            let address = locks.count < Aggregator.maxLockAddresses || Aggregator.isOtherLocks(event.lockAddress)
-                ? event.lockAddress : Aggregator.otherLocksAddress(kind)
+            let address = locks.count < Aggregator.maxLockAddresses ? event.lockAddress : Aggregator.otherLocksAddress(kind)
             new = locks[address, default: LockState(kind: kind)].record(event, kind: kind, handoffTable: handoffTable)
         }
         if new.waiter, processNames[event.pid] == nil { processNames[event.pid] = event.comm }

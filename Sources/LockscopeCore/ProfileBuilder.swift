@@ -28,7 +28,8 @@ extension Aggregator {
     }
 
     private func lockNames(_ inputs: ProfileInputs, symbolizer: inout Symbolizer) -> [UInt64: LockName] {
-        let candidates = locks.filter { !Aggregator.isOtherLocks($0.key) }.map { address, state in
+        let candidates = locks.compactMap { address, state -> LockCandidate? in
+            if Aggregator.isOtherLocks(address) { return nil }  // named below, not by its call paths
             let stacks = state.stackTallies
             let heaviest = stacks.max { $0.value.totalNs < $1.value.totalNs }?.key
             return LockCandidate(

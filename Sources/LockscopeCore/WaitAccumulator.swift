@@ -11,9 +11,8 @@ public struct WaitAccumulator: Sendable {
     public private(set) var totalNs: UInt64 = 0
     public private(set) var minNs: UInt64 = .max
     public private(set) var maxNs: UInt64 = 0
+    /// Spills before its `totalCount` passes `spillThreshold`, so no bucket can overflow.
     private var recent: Histogram<UInt32>
-    /// Waits in `recent`; it spills before this passes `spillThreshold`, so no bucket can overflow.
-    private var recentCount: UInt32 = 0
     private let spillThreshold: UInt32
     /// Earlier waits, moved out of `recent`; nil until the first spill (in practice, nearly always).
     private var spilled: Spill?
@@ -33,7 +32,10 @@ public struct WaitAccumulator: Sendable {
         self.init(precision: precision, spillThreshold: .max)
     }
 
-    /// `spillThreshold` below 2^32 - 1 lets tests reach the spill.
+    /// Waits in the 32-bit histogram (for tests: never above `spillThreshold`).
+    var unspilledCount: UInt64 { recent.totalCount }
+
+    /// `spillThreshold` below 2^32 - 1 (the most a bucket can count) lets tests reach the spill.
     init(precision: SignificantDigits, spillThreshold: UInt32) {
         recent = Histogram<UInt32>(numberOfSignificantValueDigits: precision)
         self.spillThreshold = spillThreshold
@@ -44,8 +46,7 @@ public struct WaitAccumulator: Sendable {
         totalNs &+= ns
         if ns < minNs { minNs = ns }
         if ns > maxNs { maxNs = ns }
-        if recentCount == spillThreshold { spill() }
-        recentCount += 1
+        if recent.totalCount == spillThreshold { spill() }
         if ns > recent.highestTrackableValue { grow(toCover: ns) }
         _ = recent.record(ns)
     }
@@ -56,9 +57,7 @@ public struct WaitAccumulator: Sendable {
     /// 1%-precision histogram of waits up to milliseconds. A new histogram plus the inlinable `add`
     /// costs about 14 µs.
     private mutating func grow(toCover ns: UInt64) {
-        var grown = Histogram<UInt32>(lowestDiscernibleValue: 1, highestTrackableValue: Self.bucketEnd(ns),
-                                      numberOfSignificantValueDigits: recent.numberOfSignificantValueDigits)
-        grown.autoResize = true
+        var grown = Self.empty(Histogram<UInt32>.self, covering: ns, precision: recent.numberOfSignificantValueDigits)
         grown.add(recent)
         recent = grown
     }
@@ -68,19 +67,24 @@ public struct WaitAccumulator: Sendable {
     /// Moves `recent` into `spilled` and empties it (keeping its range).
     private mutating func spill() {
         spilled = Spill(Self.wide(recent, plus: spilled?.histogram))
-        var empty = Histogram<UInt32>(lowestDiscernibleValue: 1, highestTrackableValue: recent.highestTrackableValue,
-                                      numberOfSignificantValueDigits: recent.numberOfSignificantValueDigits)
-        empty.autoResize = true
-        recent = empty
-        recentCount = 0
+        recent = Self.empty(Histogram<UInt32>.self, covering: recent.highestTrackableValue,
+                            precision: recent.numberOfSignificantValueDigits)
+    }
+
+    /// An empty histogram with room for values up to `top`.
+    private static func empty<Count>(_: Histogram<Count>.Type, covering top: UInt64,
+                                     precision: SignificantDigits) -> Histogram<Count> {
+        var histogram = Histogram<Count>(lowestDiscernibleValue: 1, highestTrackableValue: bucketEnd(top),
+                                         numberOfSignificantValueDigits: precision)
+        histogram.autoResize = true
+        return histogram
     }
 
     /// A 64-bit histogram of `narrow`'s waits and `wide`'s.
     private static func wide(_ narrow: Histogram<UInt32>, plus wide: Histogram<UInt64>?) -> Histogram<UInt64> {
-        let top = Swift.max(narrow.highestTrackableValue, wide?.highestTrackableValue ?? 0)
-        var result = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: bucketEnd(top),
-                                       numberOfSignificantValueDigits: narrow.numberOfSignificantValueDigits)
-        result.autoResize = true
+        var result = empty(Histogram<UInt64>.self,
+                           covering: Swift.max(narrow.highestTrackableValue, wide?.highestTrackableValue ?? 0),
+                           precision: narrow.numberOfSignificantValueDigits)
         if let wide { result.add(wide) }
         for entry in narrow.recordedValues() { _ = result.record(entry.value, count: UInt64(entry.count)) }
         return result
@@ -94,19 +98,18 @@ public struct WaitAccumulator: Sendable {
         totalNs &+= other.totalNs
         minNs = Swift.min(minNs, other.minNs)
         maxNs = Swift.max(maxNs, other.maxNs)
-        if UInt64(recentCount) + UInt64(other.recentCount) > UInt64(spillThreshold) { spill() }
+        if recent.totalCount + other.recent.totalCount > spillThreshold { spill() }
         // The other histogram may have grown past this one's range; adding a value this one cannot
         // hold traps.
-        let otherTop = Swift.max(other.maxNs, other.recent.highestTrackableValue)
-        if otherTop > recent.highestTrackableValue { grow(toCover: otherTop) }
+        if other.recent.highestTrackableValue > recent.highestTrackableValue {
+            grow(toCover: other.recent.highestTrackableValue)
+        }
         recent.add(other.recent)
-        recentCount += other.recentCount
         if let theirs = other.spilled?.histogram {
             if let ours = spilled?.histogram {
-                let top = Swift.max(ours.highestTrackableValue, theirs.highestTrackableValue)
-                var both = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: top,
-                                             numberOfSignificantValueDigits: ours.numberOfSignificantValueDigits)
-                both.autoResize = true
+                var both = Self.empty(Histogram<UInt64>.self,
+                                      covering: Swift.max(ours.highestTrackableValue, theirs.highestTrackableValue),
+                                      precision: ours.numberOfSignificantValueDigits)
                 both.add(ours)
                 both.add(theirs)
                 spilled = Spill(both)

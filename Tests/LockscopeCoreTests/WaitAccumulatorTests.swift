@@ -29,6 +29,22 @@ final class WaitAccumulatorTests: XCTestCase {
         }
     }
 
+    /// The 32-bit histogram never holds more waits than the threshold, so none of its counts can overflow.
+    func testThe32BitHistogramNeverPassesTheThreshold() {
+        var accumulator = WaitAccumulator(precision: .two, spillThreshold: 7)
+        for value in waits(100, seed: 9) {
+            accumulator.record(value)
+            XCTAssertLessThanOrEqual(accumulator.unspilledCount, 7)
+        }
+        for other in [accumulate(waits(6, seed: 10), spillThreshold: 7), accumulate(waits(50, seed: 11), spillThreshold: 7)] {
+            var converted = WaitAccumulator(precision: .two, spillThreshold: 7)
+            converted.merge(other)
+            accumulator.merge(converted)
+            XCTAssertLessThanOrEqual(accumulator.unspilledCount, 7)
+        }
+        XCTAssertEqual(accumulator.count, 156)
+    }
+
     func testMergingSpilledAndUnspilledAccumulators() {
         let first = waits(700, seed: 5), second = waits(1_300, seed: 6)
         let reference = accumulate(first + second).stats
