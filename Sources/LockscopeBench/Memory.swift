@@ -57,6 +57,9 @@ extension MemoryRun {
             throw BenchError("memory benchmark lost events: produced \(counts.produced), lost \(counts.lost), aggregated \(collector.aggregator.waitEvents)")
         }
         let peakAfterEvents = ResidentSet.peakBytes
+        for (name, size) in collector.aggregator.tableSizes.sorted(by: { $0.key < $1.key }) {
+            progress("table \(name): \(size.bytes >> 20) MiB, \(size.entries) entries")
+        }
 
         let inputs = ProfileInputs(
             stackAddresses: stacks.addresses, symbols: symbols, layout: kernel.layout,

@@ -59,11 +59,15 @@ public enum LockSelection: Sendable, Equatable {
 /// CPU, cgroup id, pid); symbolizing, naming, container lookup and roll-ups happen once, in `profile(_:)`.
 ///
 /// It is built for millions of events a second over thousands of keys, where the cost is memory
-/// latency: every structure an event touches is a likely cache miss. So each event updates few of
-/// them: the lock's total (percentiles within 1%), one table of (stack, CPU, cgroup) tallies from
-/// which stacks and their contexts are summed, one histogram per CPU and one per (cgroup, process),
-/// from which containers and processes are summed (breakdowns keep percentiles within 6.25%, at a
-/// tenth of the memory), and the hand-off class. Task names stay 16 raw bytes until the profile.
+/// latency: every structure an event touches is a likely cache miss, and a miss that must wait for
+/// another (a table found through a lock found through a table) costs twice. So each lock gets a small
+/// index when first seen, and the breakdowns live in a few flat tables keyed by (lock index, id): once
+/// the lock's index is known, the lookups of one event are independent and their misses overlap. Each
+/// lookup is one cache line (`FlatTable`), and each histogram one more (`CompactHistogram`). An event
+/// updates the lock's total (percentiles within 1%), its (stack, CPU, cgroup) tally, from which stacks
+/// and their contexts are summed, a histogram per CPU and one per (cgroup, process), from which
+/// containers and processes are summed (breakdowns keep percentiles within 6.25%, at a tenth of the
+/// memory), and the hand-off class. Task names stay 16 raw bytes until the profile.
 public struct Aggregator {
     /// Processes kept apart per lock; waits of later ones are summed per container under
     /// `[other processes]`, so memory stays bounded however many processes come and go.
@@ -78,40 +82,6 @@ public struct Aggregator {
     static func otherLocksAddress(_ kind: LockKind) -> UInt64 { UInt64(kind.filterBit) }
     static func isOtherLocks(_ address: UInt64) -> Bool { address < 1 << 16 }
 
-    public private(set) var waitEvents: UInt64 = 0
-    public private(set) var syscallEvents: UInt64 = 0
-    let topology: Topology?
-    private let handoffTable: HandoffTable?
-    var locks: [UInt64: LockState] = [:]
-    /// The first `comm` seen for each pid, waiter or owner (written only when a lock first sees the pid).
-    var processNames: [UInt32: Comm] = [:]
-    var syscalls: [MountSyscall: SyscallState] = [:]
-    var syscallsByCgroup: [UInt64: [MountSyscall: SyscallState]] = [:]
-
-    public init(topology: Topology?) {
-        self.topology = topology
-        handoffTable = topology.map(HandoffTable.init)
-    }
-
-    /// Where one wait happened: the stack, the CPU that took the lock, and the waiter's cgroup.
-    struct ContextKey: Hashable {
-        var stackID: Int32
-        var cpu: UInt32
-        var cgroupID: UInt64
-
-        /// Two words instead of three fields: this is hashed on every event.
-        func hash(into hasher: inout Hasher) {
-            hasher.combine(UInt64(UInt32(bitPattern: stackID)) << 32 | UInt64(cpu))
-            hasher.combine(cgroupID)
-        }
-    }
-
-    /// A waiting process and its cgroup; `pid` is `Aggregator.otherProcesses` for the processes past the cap.
-    struct TaskKey: Hashable {
-        var cgroupID: UInt64
-        var pid: UInt32
-    }
-
     /// The pid under which processes past `maxProcessesPerLock` (or owners past `maxOwnerKeysPerLock`) are summed.
     static let otherProcesses = UInt32.max
     /// Distinct (waiter cgroup, owner cgroup, owner pid) keys kept per lock; later owners are summed per
@@ -122,6 +92,74 @@ public struct Aggregator {
     public static let maxCgroupsPerLock = 4096
     /// The cgroup id under which cgroups past `maxCgroupsPerLock` are summed (real ids are inode numbers).
     static let otherCgroups = UInt64.max
+
+    public private(set) var waitEvents: UInt64 = 0
+    public private(set) var syscallEvents: UInt64 = 0
+    let topology: Topology?
+    private let handoffTable: HandoffTable?
+
+    /// Lock address to lock index (the position in `lockEntries`).
+    private var lockIndices: [UInt64: Int32] = [:]
+    private(set) var lockEntries: [LockEntry] = []
+    /// `histogramsPerLock` per lock, at `lock * histogramsPerLock + LockHistogram.rawValue`.
+    private var lockHistograms: [CompactHistogram] = []
+    private var byCPU = FlatTable<LockCPUKey, CompactHistogram>(empty: .init(precision: WaitAccumulator.breakdownPrecision))
+    private var byTask = FlatTable<LockTaskKey, CompactHistogram>(empty: .init(precision: WaitAccumulator.breakdownPrecision))
+    private var contexts = FlatTable<LockContextKey, Tally>(empty: .init())
+    private var owners = FlatTable<LockOwnerKey, Tally>(empty: .init())
+    /// (lock, cgroup) pairs kept apart, for `maxCgroupsPerLock` (looked up only for a new (cgroup, pid)).
+    private var lockCgroups: Set<LockCgroup> = []
+    /// The bucket counts of every `CompactHistogram` above.
+    private var counts = CountsPool()
+
+    /// The first `comm` seen for each pid, waiter or owner (written only when a lock first sees the pid).
+    var processNames: [UInt32: Comm] = [:]
+    var syscalls: [MountSyscall: SyscallState] = [:]
+    var syscallsByCgroup: [UInt64: [MountSyscall: SyscallState]] = [:]
+
+    public init(topology: Topology?) {
+        self.topology = topology
+        handoffTable = topology.map(HandoffTable.init)
+    }
+
+    /// What the per-event path keeps of a lock besides its histograms.
+    struct LockEntry {
+        var address: UInt64
+        var kind: LockKind
+        var lastCPU: UInt32?
+        /// Distinct pids in `byTask` (not counting the `otherProcesses` entries).
+        var processes = 0
+        /// Cgroups kept apart.
+        var cgroups = 0
+        /// Keys in `owners`.
+        var ownerKeys = 0
+        var outerLocks: [UInt64: UInt64] = [:]
+    }
+
+    /// The histograms every lock has, by position.
+    enum LockHistogram: Int {
+        case total, read, write
+        /// The first of one per `Handoff` case.
+        case handoffs
+    }
+
+    static let histogramsPerLock = LockHistogram.handoffs.rawValue + Handoff.allCases.count
+
+    /// Number of locks (addresses, and one `[other locks]` per kind past the cap).
+    var lockCount: Int { lockEntries.count }
+
+    /// Where one wait happened: the stack, the CPU that took the lock, and the waiter's cgroup.
+    struct ContextKey: Hashable {
+        var stackID: Int32
+        var cpu: UInt32
+        var cgroupID: UInt64
+    }
+
+    /// A waiting process and its cgroup; `pid` is `Aggregator.otherProcesses` for the processes past the cap.
+    struct TaskKey: Hashable {
+        var cgroupID: UInt64
+        var pid: UInt32
+    }
 
     struct Tally {
         var count: UInt64 = 0
@@ -141,6 +179,7 @@ public struct Aggregator {
         var ownerPid: UInt32
     }
 
+    /// One lock's statistics as the profile builder reads them, gathered from the tables.
     struct LockState {
         var kind: LockKind
         var total = WaitAccumulator(precision: .two)
@@ -148,14 +187,9 @@ public struct Aggregator {
         var read = WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)
         var write = WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)
         var contexts: [ContextKey: Tally] = [:]
-        var byCPU = CPUBreakdown()
+        var byCPU: [UInt32: WaitAccumulator] = [:]
         var byTask: [TaskKey: WaitAccumulator] = [:]
-        /// Distinct pids in `byTask` (not counting the `otherProcesses` entries).
-        var processes = 0
-        /// Cgroups kept apart (looked up only when `byTask` meets a new (cgroup, pid)).
-        var cgroups: Set<UInt64> = []
-        var lastCPU: UInt32?
-        /// Indexed by `Handoff.allCases` position; empty until the first hand-off.
+        /// Indexed by `Handoff.allCases` position; empty when no hand-off was seen.
         var handoffs: [WaitAccumulator] = []
         var owners: [OwnerKey: Tally] = [:]
         var outerLocks: [UInt64: UInt64] = [:]
@@ -179,16 +213,90 @@ public struct Aggregator {
 
     public mutating func record(_ event: WaitEvent) {
         waitEvents += 1
+        let ns = event.waitNs
         let kind = event.kind
-        let new: (waiter: Bool, owner: Bool)
-        if let index = locks.index(forKey: event.lockAddress) {
-            new = locks.values[index].record(event, kind: kind, handoffTable: handoffTable)  // in place
-        } else {
-            let address = locks.count < Aggregator.maxLockAddresses ? event.lockAddress : Aggregator.otherLocksAddress(kind)
-            new = locks[address, default: LockState(kind: kind)].record(event, kind: kind, handoffTable: handoffTable)
+        let lock = lockIndex(event.lockAddress, kind: kind)
+        let histograms = lock * Self.histogramsPerLock
+        counts.record(ns, in: &lockHistograms[histograms + LockHistogram.total.rawValue])
+        if kind.hasSharedMode {
+            let mode = event.isRead ? LockHistogram.read : LockHistogram.write
+            counts.record(ns, in: &lockHistograms[histograms + mode.rawValue])
         }
-        if new.waiter, processNames[event.pid] == nil { processNames[event.pid] = event.comm }
-        if new.owner, processNames[event.ownerPid] == nil { processNames[event.ownerPid] = event.ownerComm }
+        let cpu = byCPU.index(of: LockCPUKey(lock: lock, cpu: event.cpu),
+                              adding: CompactHistogram(precision: WaitAccumulator.breakdownPrecision))
+        counts.record(ns, in: &byCPU[cpu])
+
+        var cgroup = event.cgroupID
+        var newWaiter = false
+        if let task = byTask.index(of: LockTaskKey(lock: lock, cgroupID: cgroup, pid: event.pid)) {
+            counts.record(ns, in: &byTask[task])
+        } else {
+            var pid = event.pid
+            if !lockCgroups.contains(LockCgroup(lock: Int32(lock), cgroupID: cgroup)) {
+                if lockEntries[lock].cgroups < Aggregator.maxCgroupsPerLock {
+                    lockCgroups.insert(LockCgroup(lock: Int32(lock), cgroupID: cgroup))
+                    lockEntries[lock].cgroups += 1
+                } else {
+                    (cgroup, pid) = (Aggregator.otherCgroups, Aggregator.otherProcesses)
+                }
+            }
+            if pid != Aggregator.otherProcesses {  // a (cgroup, pid) this lock has not seen
+                if lockEntries[lock].processes < Aggregator.maxProcessesPerLock {
+                    lockEntries[lock].processes += 1
+                    newWaiter = true
+                } else {
+                    pid = Aggregator.otherProcesses
+                }
+            }
+            let task = byTask.index(of: LockTaskKey(lock: lock, cgroupID: cgroup, pid: pid),
+                                    adding: CompactHistogram(precision: WaitAccumulator.breakdownPrecision))
+            counts.record(ns, in: &byTask[task])
+        }
+        let context = contexts.index(of: LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu,
+                                                        cgroupID: cgroup), adding: Tally())
+        contexts[context].add(ns)
+        if let handoffTable, let previous = lockEntries[lock].lastCPU {
+            let handoff = histograms + LockHistogram.handoffs.rawValue + handoffTable.position(from: previous, to: event.cpu)
+            counts.record(ns, in: &lockHistograms[handoff])
+        }
+        lockEntries[lock].lastCPU = event.cpu
+        var newOwner = false
+        if kind == .mutex || kind == .rwsem {
+            var key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: event.ownerCgroupID,
+                                   ownerPid: event.ownerPid)
+            if let owner = owners.index(of: key) {
+                owners[owner].add(ns)
+            } else {
+                if lockEntries[lock].ownerKeys >= Aggregator.maxOwnerKeysPerLock {
+                    key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: Aggregator.otherCgroups,
+                                       ownerPid: Aggregator.otherProcesses)
+                } else {
+                    newOwner = event.ownerPid != 0
+                }
+                let owner = owners.index(of: key) ?? {
+                    lockEntries[lock].ownerKeys += 1
+                    return owners.insert(key, Tally())
+                }()
+                owners[owner].add(ns)
+            }
+        }
+        if event.outerLockAddress != 0 { lockEntries[lock].outerLocks[event.outerLockAddress, default: 0] += 1 }
+        if newWaiter, processNames[event.pid] == nil { processNames[event.pid] = event.comm }
+        if newOwner, processNames[event.ownerPid] == nil { processNames[event.ownerPid] = event.ownerComm }
+    }
+
+    /// The lock's index, adding it (or, past `maxLockAddresses`, its kind's `[other locks]`) when new.
+    @inline(__always)
+    private mutating func lockIndex(_ address: UInt64, kind: LockKind) -> Int {
+        if let index = lockIndices[address] { return Int(index) }
+        let kept = lockEntries.count < Aggregator.maxLockAddresses ? address : Aggregator.otherLocksAddress(kind)
+        if let index = lockIndices[kept] { return Int(index) }
+        lockIndices[kept] = Int32(lockEntries.count)
+        lockEntries.append(LockEntry(address: kept, kind: kind))
+        lockHistograms.append(CompactHistogram(precision: .two))
+        lockHistograms += repeatElement(CompactHistogram(precision: WaitAccumulator.breakdownPrecision),
+                                        count: Self.histogramsPerLock - 1)
+        return lockEntries.count - 1
     }
 
     public mutating func record(_ event: SyscallEvent) {
@@ -202,53 +310,193 @@ public struct Aggregator {
                                                 default: SyscallState(precision: WaitAccumulator.breakdownPrecision)]
             .record(event)
     }
+
+    /// Bytes held by each of the per-event tables, and their entries (for the benchmarks).
+    public var tableSizes: [String: (bytes: Int, entries: Int)] {
+        func size<Key, Value>(_ table: FlatTable<Key, Value>) -> (Int, Int) {
+            (table.slots.capacity * MemoryLayout<FlatTable<Key, Value>.Slot>.stride, table.count)
+        }
+        return ["cpus": size(byCPU), "tasks": size(byTask), "contexts": size(contexts), "owners": size(owners),
+                "counts": (counts.bytes, 0),
+                "locks": (lockHistograms.capacity * MemoryLayout<CompactHistogram>.stride
+                    + lockEntries.capacity * MemoryLayout<LockEntry>.stride, lockEntries.count)]
+    }
+
+    /// Forgets every lock (after `takeProfile`).
+    mutating func removeLocks() {
+        lockIndices = [:]
+        lockEntries = []
+        lockHistograms = []
+        byCPU = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
+        byTask = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
+        contexts = .init(empty: .init())
+        owners = .init(empty: .init())
+        lockCgroups = []
+        counts = CountsPool()
+    }
 }
 
-/// Per-CPU waits inside one lock: CPU ids are small, so an array indexed by CPU finds each
-/// accumulator without hashing (ids past `maxCPUID`, which no kernel has, are searched for).
-struct CPUBreakdown {
-    /// `positions[cpu]` is the CPU's index in `accumulators`, or -1.
-    private var positions: [Int32] = []
-    private(set) var cpus: [UInt32] = []
-    private(set) var accumulators: [WaitAccumulator] = []
+// MARK: - Reading the tables back, a lock at a time
 
-    private func position(of cpu: UInt32) -> Int? {
-        let slot = Int(cpu)
-        if slot < positions.count { return positions[slot] >= 0 ? Int(positions[slot]) : nil }
-        return slot > maxCPUID ? cpus.firstIndex(of: cpu) : nil
-    }
+extension Aggregator {
+    /// The breakdown tables' entries, grouped by lock index, so the profile can be built a lock at a time.
+    struct LockTables {
+        var cpus: [[FlatTable<LockCPUKey, CompactHistogram>.Slot]]
+        var tasks: [[FlatTable<LockTaskKey, CompactHistogram>.Slot]]
+        var contexts: [[FlatTable<LockContextKey, Tally>.Slot]]
+        var owners: [[FlatTable<LockOwnerKey, Tally>.Slot]]
 
-    mutating func record(_ ns: UInt64, cpu: UInt32) {
-        if let position = position(of: cpu) {
-            accumulators[position].record(ns)
-        } else {
-            var accumulator = WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)
-            accumulator.record(ns)
-            add(accumulator, cpu: cpu)
+        /// Frees a lock's entries once its part of the profile is built.
+        mutating func removeLock(_ lock: Int) {
+            (cpus[lock], tasks[lock], contexts[lock], owners[lock]) = ([], [], [], [])
         }
     }
 
-    private mutating func add(_ accumulator: WaitAccumulator, cpu: UInt32) {
-        let slot = Int(cpu)
-        if slot <= maxCPUID {
-            if slot >= positions.count { positions += repeatElement(-1, count: slot + 1 - positions.count) }
-            positions[slot] = Int32(cpus.count)
-        }
-        cpus.append(cpu)
-        accumulators.append(accumulator)
+    private static func grouped<Key: LockIndexedKey, Value>(_ table: FlatTable<Key, Value>,
+                                                            locks: Int) -> [[FlatTable<Key, Value>.Slot]] {
+        var groups = [[FlatTable<Key, Value>.Slot]](repeating: [], count: locks)
+        for slot in table.entries { groups[slot.key.lock].append(slot) }
+        return groups
     }
 
-    var entries: Zip2Sequence<[UInt32], [WaitAccumulator]> { zip(cpus, accumulators) }
-
-    mutating func merge(_ other: CPUBreakdown) {
-        for (cpu, accumulator) in other.entries {
-            if let position = position(of: cpu) {
-                accumulators[position].merge(accumulator)
-            } else {
-                add(accumulator, cpu: cpu)
-            }
-        }
+    func lockTables() -> LockTables {
+        let locks = lockEntries.count
+        return LockTables(cpus: Self.grouped(byCPU, locks: locks), tasks: Self.grouped(byTask, locks: locks),
+                          contexts: Self.grouped(contexts, locks: locks), owners: Self.grouped(owners, locks: locks))
     }
+
+    /// The same, emptying each table once its entries are grouped: the grouped entries take less memory
+    /// than the tables (no empty slots), and the profile is built from them.
+    mutating func takeLockTables() -> LockTables {
+        let locks = lockEntries.count
+        let cpus = Self.grouped(byCPU, locks: locks)
+        byCPU = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
+        let tasks = Self.grouped(byTask, locks: locks)
+        byTask = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
+        let contexts = Self.grouped(self.contexts, locks: locks)
+        self.contexts = .init(empty: .init())
+        let owners = Self.grouped(self.owners, locks: locks)
+        self.owners = .init(empty: .init())
+        lockCgroups = []
+        return LockTables(cpus: cpus, tasks: tasks, contexts: contexts, owners: owners)
+    }
+
+    /// The lock's statistics as the profile builder reads them.
+    func lockState(_ lock: Int, tables: LockTables) -> LockState {
+        let entry = lockEntries[lock]
+        let histograms = lock * Self.histogramsPerLock
+        func accumulator(_ kind: LockHistogram, plus offset: Int = 0) -> WaitAccumulator {
+            counts.accumulator(lockHistograms[histograms + kind.rawValue + offset])
+        }
+        var state = LockState(kind: entry.kind)
+        state.total = accumulator(.total)
+        state.read = accumulator(.read)
+        state.write = accumulator(.write)
+        let handoffs = Handoff.allCases.indices.map { accumulator(.handoffs, plus: $0) }
+        if handoffs.contains(where: { $0.count > 0 }) { state.handoffs = handoffs }
+        for slot in tables.cpus[lock] { state.byCPU[slot.key.cpu] = counts.accumulator(slot.value) }
+        for slot in tables.tasks[lock] {
+            state.byTask[TaskKey(cgroupID: slot.key.cgroupID, pid: slot.key.pid)] = counts.accumulator(slot.value)
+        }
+        for slot in tables.contexts[lock] { state.contexts[slot.key.context] = slot.value }
+        for slot in tables.owners[lock] { state.owners[slot.key.owner] = slot.value }
+        state.outerLocks = entry.outerLocks
+        return state
+    }
+
+    /// Each lock's stacks and their tallies, by lock index (for naming locks).
+    func stackTallies() -> [[Int32: Tally]] {
+        var tallies = [[Int32: Tally]](repeating: [:], count: lockEntries.count)
+        for slot in contexts.entries { tallies[slot.key.lock][slot.key.stackID, default: .init()].merge(slot.value) }
+        return tallies
+    }
+
+    func totalNs(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Self.histogramsPerLock].totalNs }
+    func contentions(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Self.histogramsPerLock].count }
+
+    /// The lock address with the most total wait so far.
+    public func heaviestLock() -> (address: UInt64, totalNs: UInt64)? {
+        lockEntries.indices.max { totalNs(ofLock: $0) < totalNs(ofLock: $1) }
+            .map { (lockEntries[$0].address, totalNs(ofLock: $0)) }
+    }
+}
+
+// MARK: - Table keys
+
+/// A table key that starts with a lock index. The index is stored plus one, so a key word is never 0:
+/// 0 marks an unused slot.
+protocol LockIndexedKey: FlatTableKey {
+    var lock: Int { get }
+}
+
+/// (lock, CPU): (lock + 1) << 32 | cpu.
+struct LockCPUKey: LockIndexedKey {
+    var word: UInt64
+    init(lock: Int, cpu: UInt32) { word = UInt64(lock + 1) << 32 | UInt64(cpu) }
+    private init(word: UInt64) { self.word = word }
+    static let unused = LockCPUKey(word: 0)
+    var hashWord: UInt64 { word }
+    var lock: Int { Int(word >> 32) - 1 }
+    var cpu: UInt32 { UInt32(truncatingIfNeeded: word) }
+}
+
+/// (lock, cgroup, pid).
+struct LockTaskKey: LockIndexedKey {
+    var cgroupID: UInt64
+    /// (lock + 1) << 32 | pid.
+    var lockAndPid: UInt64
+    init(lock: Int, cgroupID: UInt64, pid: UInt32) {
+        self.cgroupID = cgroupID
+        lockAndPid = UInt64(lock + 1) << 32 | UInt64(pid)
+    }
+    static let unused = LockTaskKey(lock: -1, cgroupID: 0, pid: 0)
+    var hashWord: UInt64 { cgroupID &* 31 &+ lockAndPid }
+    var lock: Int { Int(lockAndPid >> 32) - 1 }
+    var pid: UInt32 { UInt32(truncatingIfNeeded: lockAndPid) }
+}
+
+/// (lock, stack, CPU, cgroup).
+struct LockContextKey: LockIndexedKey {
+    var cgroupID: UInt64
+    /// (lock + 1) << 32 | cpu.
+    var lockAndCPU: UInt64
+    var stackID: Int32
+    init(lock: Int, stackID: Int32, cpu: UInt32, cgroupID: UInt64) {
+        self.cgroupID = cgroupID
+        lockAndCPU = UInt64(lock + 1) << 32 | UInt64(cpu)
+        self.stackID = stackID
+    }
+    static let unused = LockContextKey(lock: -1, stackID: 0, cpu: 0, cgroupID: 0)
+    var hashWord: UInt64 { (cgroupID &* 31 &+ lockAndCPU) &* 31 &+ UInt64(UInt32(bitPattern: stackID)) }
+    var lock: Int { Int(lockAndCPU >> 32) - 1 }
+    var context: Aggregator.ContextKey {
+        .init(stackID: stackID, cpu: UInt32(truncatingIfNeeded: lockAndCPU), cgroupID: cgroupID)
+    }
+}
+
+/// (lock, waiter cgroup, owner cgroup, owner pid).
+struct LockOwnerKey: LockIndexedKey {
+    var waiterCgroupID: UInt64
+    var ownerCgroupID: UInt64
+    /// (lock + 1) << 32 | owner pid.
+    var lockAndOwnerPid: UInt64
+    init(lock: Int, waiterCgroupID: UInt64, ownerCgroupID: UInt64, ownerPid: UInt32) {
+        self.waiterCgroupID = waiterCgroupID
+        self.ownerCgroupID = ownerCgroupID
+        lockAndOwnerPid = UInt64(lock + 1) << 32 | UInt64(ownerPid)
+    }
+    static let unused = LockOwnerKey(lock: -1, waiterCgroupID: 0, ownerCgroupID: 0, ownerPid: 0)
+    var hashWord: UInt64 { (waiterCgroupID &* 31 &+ ownerCgroupID) &* 31 &+ lockAndOwnerPid }
+    var lock: Int { Int(lockAndOwnerPid >> 32) - 1 }
+    var owner: Aggregator.OwnerKey {
+        .init(waiterCgroupID: waiterCgroupID, ownerCgroupID: ownerCgroupID,
+              ownerPid: UInt32(truncatingIfNeeded: lockAndOwnerPid))
+    }
+}
+
+struct LockCgroup: Hashable {
+    var lock: Int32
+    var cgroupID: UInt64
 }
 
 /// The hand-off class between every pair of known CPUs, worked out once from the topology so the
@@ -287,91 +535,16 @@ extension LockKind {
 }
 
 extension Aggregator.LockState {
-    /// Returns whether the waiter's pid, and the owner's, are new to this lock (their names are wanted).
-    mutating func record(_ event: WaitEvent, kind: LockKind,
-                         handoffTable: HandoffTable?) -> (waiter: Bool, owner: Bool) {
-        let ns = event.waitNs
-        total.record(ns)
-        if kind.hasSharedMode {
-            if event.isRead { read.record(ns) } else { write.record(ns) }
-        }
-        byCPU.record(ns, cpu: event.cpu)
-        var newWaiter = false
-        var task = Aggregator.TaskKey(cgroupID: event.cgroupID, pid: event.pid)
-        if let index = byTask.index(forKey: task) {
-            byTask.values[index].record(ns)  // in place, one hash lookup
-        } else {
-            if !cgroups.contains(task.cgroupID) {
-                if cgroups.count < Aggregator.maxCgroupsPerLock {
-                    cgroups.insert(task.cgroupID)
-                } else {
-                    task = Aggregator.TaskKey(cgroupID: Aggregator.otherCgroups, pid: Aggregator.otherProcesses)
-                }
-            }
-            if task.pid != Aggregator.otherProcesses {  // a (cgroup, pid) this lock has not seen
-                if processes < Aggregator.maxProcessesPerLock {
-                    processes += 1
-                    newWaiter = true
-                } else {
-                    task.pid = Aggregator.otherProcesses
-                }
-            }
-            byTask[task, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].record(ns)
-        }
-        let cgroup = task.cgroupID
-        contexts[Aggregator.ContextKey(stackID: event.stackID, cpu: event.cpu, cgroupID: cgroup), default: .init()]
-            .add(ns)
-        if let handoffTable, let previous = lastCPU {
-            if handoffs.isEmpty {
-                handoffs = Array(repeating: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision),
-                                 count: Handoff.allCases.count)
-            }
-            handoffs[handoffTable.position(from: previous, to: event.cpu)].record(ns)
-        }
-        lastCPU = event.cpu
-        var newOwner = false
-        if kind == .mutex || kind == .rwsem {
-            var key = Aggregator.OwnerKey(waiterCgroupID: cgroup, ownerCgroupID: event.ownerCgroupID,
-                                          ownerPid: event.ownerPid)
-            if let index = owners.index(forKey: key) {
-                owners.values[index].add(ns)
-            } else {
-                if owners.count >= Aggregator.maxOwnerKeysPerLock {
-                    key.ownerCgroupID = Aggregator.otherCgroups
-                    key.ownerPid = Aggregator.otherProcesses
-                } else {
-                    newOwner = event.ownerPid != 0
-                }
-                owners[key, default: .init()].add(ns)
-            }
-        }
-        if event.outerLockAddress != 0 { outerLocks[event.outerLockAddress, default: 0] += 1 }
-        return (newWaiter, newOwner)
-    }
-
     /// Read and write waits as the profile shows them: a kind without a shared mode only has writes.
     var readWrite: (read: WaitAccumulator, write: WaitAccumulator) {
         kind.hasSharedMode ? (read, write) : (WaitAccumulator(precision: WaitAccumulator.breakdownPrecision), total)
     }
 
-    /// Each stack's tally, summed over its contexts.
-    var stackTallies: [Int32: Aggregator.Tally] {
-        var tallies: [Int32: Aggregator.Tally] = [:]
-        for (key, tally) in contexts { tallies[key.stackID, default: .init()].merge(tally) }
-        return tallies
-    }
 }
 
 extension Aggregator.SyscallState {
     mutating func record(_ event: SyscallEvent) {
         latency.record(event.latencyNs)
         if event.ret < 0 { errors += 1 }
-    }
-}
-
-extension Aggregator {
-    /// The lock address with the most total wait so far.
-    public func heaviestLock() -> (address: UInt64, totalNs: UInt64)? {
-        locks.max { $0.value.total.totalNs < $1.value.total.totalNs }.map { ($0.key, $0.value.total.totalNs) }
     }
 }

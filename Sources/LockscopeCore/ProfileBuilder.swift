@@ -28,66 +28,72 @@ extension Aggregator {
     }
 
     private func lockNames(_ inputs: ProfileInputs, symbolizer: inout Symbolizer) -> [UInt64: LockName] {
-        let candidates = locks.compactMap { address, state -> LockCandidate? in
-            if Aggregator.isOtherLocks(address) { return nil }  // named below, not by its call paths
-            let stacks = state.stackTallies
+        let stackTallies = stackTallies()
+        let candidates = lockEntries.indices.compactMap { lock -> LockCandidate? in
+            let entry = lockEntries[lock]
+            if Aggregator.isOtherLocks(entry.address) { return nil }  // named below, not by its call paths
+            let stacks = stackTallies[lock]
             let heaviest = stacks.max { $0.value.totalNs < $1.value.totalNs }?.key
             return LockCandidate(
-                address: address, kind: state.kind, contentions: state.total.count,
+                address: entry.address, kind: entry.kind, contentions: contentions(ofLock: lock),
                 stacks: stacks.map { (frames: symbolizer.frames($0.key), count: $0.value.count) },
-                topCaller: heaviest.flatMap { symbolizer.caller($0) }, outerLocks: state.outerLocks)
+                topCaller: heaviest.flatMap { symbolizer.caller($0) }, outerLocks: entry.outerLocks)
         }
         var names = LockNamer(symbols: inputs.symbols, layout: inputs.layout).names(for: candidates)
-        for address in locks.keys where Aggregator.isOtherLocks(address) {
-            names[address] = LockName(Aggregator.otherLocksName, .caller)
+        for entry in lockEntries where Aggregator.isOtherLocks(entry.address) {
+            names[entry.address] = LockName(Aggregator.otherLocksName, .caller)
         }
         return names
     }
 
     /// The profile of everything recorded so far.
     public func profile(_ inputs: ProfileInputs) -> Profile {
-        var copy = self  // shares storage with self: nothing is copied unless it is changed
-        return copy.buildProfile(inputs, consuming: false)
+        var tables = lockTables()
+        return buildProfile(inputs, tables: &tables)
     }
 
-    /// The same, at the end of a recording: each lock's state is released as soon as its part of the
-    /// profile is built, so the peak is the larger of the two rather than both. Leaves the lock
-    /// statistics empty.
+    /// The same, at the end of a recording: the tables are released as the profile is built, so the
+    /// peak is not both. Leaves the lock statistics empty.
     public mutating func takeProfile(_ inputs: ProfileInputs) -> Profile {
-        buildProfile(inputs, consuming: true)
+        let names = lockNames(inputs)
+        var tables = takeLockTables()
+        let profile = buildProfile(inputs, names: names, tables: &tables)
+        removeLocks()
+        return profile
     }
 
-    private mutating func buildProfile(_ inputs: ProfileInputs, consuming: Bool) -> Profile {
+    /// Builds the profile from `tables`, emptying each lock's part as it goes.
+    private func buildProfile(_ inputs: ProfileInputs, names: [UInt64: LockName]? = nil,
+                              tables: inout LockTables) -> Profile {
         var symbolizer = Symbolizer(inputs: inputs)
-        let names = lockNames(inputs, symbolizer: &symbolizer)
+        let names = names ?? lockNames(inputs, symbolizer: &symbolizer)
         var containers = ContainerTable(resolve: inputs.container)
 
         // Locks of one kind that share a name (per-object locks named after one caller) are one entry;
         // different kinds behind one caller name keep apart, told apart by their kind.
-        var groups: [GroupKey: [UInt64]] = [:]
-        for (address, name) in names where inputs.selection.keeps(name.name) {
-            groups[GroupKey(name: name, kind: locks[address]!.kind), default: []].append(address)
+        var groups: [GroupKey: [Int]] = [:]
+        for (lock, entry) in lockEntries.enumerated() {
+            guard let name = names[entry.address], inputs.selection.keeps(name.name) else { continue }
+            groups[GroupKey(name: name, kind: entry.kind), default: []].append(lock)
         }
         let kindsByName = Dictionary(grouping: groups.keys, by: \.name.name)
         var lockProfiles: [LockProfile] = []
         var byContainerAll: [String: WaitAccumulator] = [:]
-        for (key, addresses) in groups {
+        for (key, group) in groups {
             var name = key.name
             if kindsByName[name.name]!.count > 1 { name.name += " (\(key.kind.rawValue))" }
-            let hottest = addresses.map { ($0, locks[$0]!) }.max { $0.1.total.totalNs < $1.1.total.totalNs }!
-            var merged = hottest.1
-            for address in addresses where address != hottest.0 { merged.merge(locks[address]!) }
-            var lock = buildLock(name: name, address: hottest.0, state: merged, symbolizer: &symbolizer,
-                                 containers: &containers)
-            lock.instances = addresses.count
+            let hottest = group.max { totalNs(ofLock: $0) < totalNs(ofLock: $1) }!
+            var merged = lockState(hottest, tables: tables)
+            for lock in group where lock != hottest { merged.merge(lockState(lock, tables: tables)) }
+            for lock in group { tables.removeLock(lock) }
+            var lock = buildLock(name: name, address: lockEntries[hottest].address, state: merged,
+                                 symbolizer: &symbolizer, containers: &containers)
+            lock.instances = group.count
             for (task, accumulator) in merged.byTask {
                 byContainerAll[containers.id(task.cgroupID),
                                default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
             }
             lockProfiles.append(lock)
-            if consuming {
-                for address in addresses { locks.removeValue(forKey: address) }
-            }
         }
         lockProfiles.sort { ($0.stats.totalWaitNs, $0.name) > ($1.stats.totalWaitNs, $1.name) }
 
@@ -112,7 +118,7 @@ extension Aggregator {
             address: Aggregator.isOtherLocks(address) ? "0x0" : "0x" + String(address, radix: 16),
             stats: state.total.stats, read: read.stats,
             write: write.stats, stacks: stacks(of: state, symbolizer: &symbolizer, containers: &containers),
-            byCpu: keyed(state.byCPU.entries.map { (String($0), $1) }, numeric: true),
+            byCpu: keyed(state.byCPU.map { (String($0), $1) }, numeric: true),
             bySocket: rollUp(state.byCPU) { topology?.cpu(Int($0))?.socket },
             byNode: rollUp(state.byCPU) { topology?.cpu(Int($0))?.node },
             byLlc: rollUp(state.byCPU) { topology?.cpu(Int($0))?.llc },
@@ -210,9 +216,9 @@ extension Aggregator {
                             bySyscall: syscallStats(syscalls), byContainer: containerRows)
     }
 
-    private func rollUp(_ byCPU: CPUBreakdown, _ group: (UInt32) -> Int?) -> [KeyedStats] {
+    private func rollUp(_ byCPU: [UInt32: WaitAccumulator], _ group: (UInt32) -> Int?) -> [KeyedStats] {
         guard topology != nil else { return [] }
-        return keyed(merge(byCPU.entries) { group($0).map(String.init) ?? "unknown" }, numeric: true)
+        return keyed(merge(byCPU.lazy.map { ($0.key, $0.value) }) { group($0).map(String.init) ?? "unknown" }, numeric: true)
     }
 
     private func merge<Entries: Sequence, Key>(_ entries: Entries, into group: (Key) -> String)
@@ -283,7 +289,9 @@ extension Aggregator.LockState {
         read.merge(other.read)
         write.merge(other.write)
         for (key, value) in other.contexts { contexts[key, default: .init()].merge(value) }
-        byCPU.merge(other.byCPU)
+        for (cpu, value) in other.byCPU {
+            byCPU[cpu, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(value)
+        }
         for (key, value) in other.byTask {
             byTask[key, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(value)
         }

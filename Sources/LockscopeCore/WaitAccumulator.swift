@@ -41,6 +41,38 @@ public struct WaitAccumulator: Sendable {
         self.spillThreshold = spillThreshold
     }
 
+    /// Waits already counted elsewhere (`CompactHistogram`): `buckets` are (a value in the bucket, its
+    /// count), lowest first. The histogram clamps percentiles to its own min and max, so those are
+    /// recorded at the exact `minNs` and `maxNs` (in the same buckets).
+    init(precision: SignificantDigits, count: UInt64, totalNs: UInt64, minNs: UInt64, maxNs: UInt64,
+         buckets: [(value: UInt64, count: UInt64)]) {
+        self.init(precision: precision)
+        guard count > 0 else { return }
+        self.count = count
+        self.totalNs = totalNs
+        self.minNs = minNs
+        self.maxNs = maxNs
+        func fill<Count: FixedWidthInteger>(_ histogram: inout Histogram<Count>) {
+            for (index, bucket) in buckets.enumerated() {
+                var value = Swift.max(bucket.value, minNs), count = bucket.count
+                if index == buckets.count - 1 {
+                    value = maxNs
+                    if count > 1 { _ = histogram.record(Swift.max(bucket.value, minNs), count: Count(count - 1)) }
+                    count = 1
+                }
+                _ = histogram.record(value, count: Count(count))
+            }
+        }
+        if count <= UInt64(spillThreshold) {
+            recent = Self.empty(Histogram<UInt32>.self, covering: maxNs, precision: precision)
+            fill(&recent)
+        } else {
+            var wide = Self.empty(Histogram<UInt64>.self, covering: maxNs, precision: precision)
+            fill(&wide)
+            spilled = Spill(wide)
+        }
+    }
+
     public mutating func record(_ ns: UInt64) {
         count += 1
         totalNs &+= ns

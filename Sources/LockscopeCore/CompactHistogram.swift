@@ -1,0 +1,156 @@
+import Histogram
+
+/// One histogram of waits on the aggregator's per-event path: exact count, total, min and max, and
+/// bucket counts kept in a shared `CountsPool`.
+///
+/// The buckets are the HDR histogram's own (`WaitAccumulator` turns this into one, bucket for bucket,
+/// when the profile is built): with `magnitude` m, values below 2^(m+1) have a bucket each, and every
+/// later power of two is split into 2^m buckets, a "group". At 1 significant digit (m = 4) a group is
+/// 16 counts of 32 bits, one cache line. A histogram holds counts only for the groups between its
+/// smallest and largest wait, so recording a wait touches two cache lines: this header (stored inline
+/// in the aggregator's tables) and the bucket.
+struct CompactHistogram {
+    var count: UInt64 = 0
+    var totalNs: UInt64 = 0
+    var minNs: UInt64 = .max
+    var maxNs: UInt64 = 0
+    /// Where the counts of group `firstGroup` start in the pool.
+    fileprivate(set) var offset: UInt32 = 0
+    fileprivate(set) var firstGroup: UInt8 = 0
+    /// Groups held, 0 before the first wait.
+    fileprivate(set) var groups: UInt8 = 0
+    /// log2 of the buckets per group: 4 for 1 significant digit, 7 for 2.
+    let magnitude: UInt8
+
+    init(precision: SignificantDigits) {
+        switch precision {
+        case .one: magnitude = 4
+        case .two: magnitude = 7
+        default: preconditionFailure("compact histograms keep 1 or 2 significant digits")
+        }
+    }
+
+    var precision: SignificantDigits { magnitude == 4 ? .one : .two }
+
+    /// The HDR histogram's counts index of `value` (lowest discernible value 1).
+    @inline(__always)
+    static func bucket(of value: UInt64, magnitude: UInt8) -> Int {
+        let m = Int(magnitude)
+        let shift = Swift.max(63 - value.leadingZeroBitCount - m, 0)
+        return shift << m + Int(value >> shift)
+    }
+
+    /// The lowest value of a bucket (recorded into an HDR histogram of the same precision, it lands in
+    /// the same bucket).
+    static func lowestValue(ofBucket bucket: Int, magnitude: UInt8) -> UInt64 {
+        let m = Int(magnitude)
+        let shift = Swift.max((bucket >> m) - 1, 0)
+        return UInt64(bucket - shift << m) << shift
+    }
+
+}
+
+/// Bucket counts of every `CompactHistogram` of an aggregator: a histogram's groups are a region of
+/// one of its chunks (256 KiB each, so growing never copies what is already there). When a histogram's
+/// waits reach a group outside its region it moves to a region just large enough, and the old region
+/// is kept for the next histogram that needs that size (histograms grow through the same sizes).
+///
+/// Counts are 32 bits; a bucket that wraps past 2^32 - 1 adds 2^32 in `carries`.
+struct CountsPool {
+    private static let chunkCounts = 1 << 16
+    private var chunks: [[UInt32]] = []
+    /// Counts used in the last chunk.
+    private var used = chunkCounts
+    /// Regions given back, by (magnitude << 8 | groups): positions.
+    private var freeRegions: [Int: [UInt32]] = [:]
+    /// Wraps of a bucket's 32-bit count, by position.
+    private var carries: [UInt32: UInt64] = [:]
+
+    /// Bytes held (for the benchmarks).
+    var bytes: Int { chunks.count * Self.chunkCounts * MemoryLayout<UInt32>.stride }
+
+    /// Counts handed out in regions so far, and those of them in regions given back (for tests).
+    var regionCounts: (allocated: Int, free: Int) {
+        let free = freeRegions.reduce(0) { $0 + ($1.key & 0xff) << ($1.key >> 8) * $1.value.count }
+        return (chunks.isEmpty ? 0 : (chunks.count - 1) * Self.chunkCounts + used, free)
+    }
+
+    @inline(__always)
+    mutating func record(_ ns: UInt64, in histogram: inout CompactHistogram) {
+        record(ns, count: 1, in: &histogram)
+    }
+
+    /// Records `count` waits of `ns` each.
+    @inline(__always)
+    mutating func record(_ ns: UInt64, count: UInt32, in histogram: inout CompactHistogram) {
+        histogram.count += UInt64(count)
+        histogram.totalNs &+= ns &* UInt64(count)
+        if ns < histogram.minNs { histogram.minNs = ns }
+        if ns > histogram.maxNs { histogram.maxNs = ns }
+        let m = Int(histogram.magnitude)
+        let bucket = CompactHistogram.bucket(of: ns, magnitude: histogram.magnitude)
+        let group = bucket >> m
+        let first = Int(histogram.firstGroup)
+        if group < first || group >= first + Int(histogram.groups) { grow(&histogram, toHold: group) }
+        let position = histogram.offset + UInt32(bucket - Int(histogram.firstGroup) << m)
+        let chunk = Int(position >> 16), index = Int(position & 0xffff)
+        chunks[chunk][index] &+= count
+        if chunks[chunk][index] < count { carries[position, default: 0] += 1 }  // wrapped past 2^32 - 1
+    }
+
+    private func count(at position: UInt32) -> UInt64 {
+        UInt64(chunks[Int(position >> 16)][Int(position & 0xffff)]) + (carries[position] ?? 0) << 32
+    }
+
+    /// Moves the histogram to a region that also holds `group`.
+    private mutating func grow(_ histogram: inout CompactHistogram, toHold group: Int) {
+        let m = Int(histogram.magnitude)
+        let held = Int(histogram.groups)
+        let low = held == 0 ? group : Swift.min(group, Int(histogram.firstGroup))
+        let high = held == 0 ? group : Swift.max(group, Int(histogram.firstGroup) + held - 1)
+        let offset = allocate(groups: high - low + 1, magnitude: m)
+        if held > 0 {
+            let old = histogram.offset, new = offset + UInt32((Int(histogram.firstGroup) - low) << m)
+            for index in 0..<UInt32(held << m) {
+                let from = old + index, to = new + index
+                chunks[Int(to >> 16)][Int(to & 0xffff)] = chunks[Int(from >> 16)][Int(from & 0xffff)]
+                chunks[Int(from >> 16)][Int(from & 0xffff)] = 0
+                if let carry = carries.removeValue(forKey: from) { carries[to] = carry }
+            }
+            freeRegions[m << 8 | held, default: []].append(old)
+        }
+        histogram.offset = offset
+        histogram.firstGroup = UInt8(low)
+        histogram.groups = UInt8(high - low + 1)
+    }
+
+    /// An all-zero region of `groups` groups, inside one chunk.
+    private mutating func allocate(groups: Int, magnitude m: Int) -> UInt32 {
+        if let position = freeRegions[m << 8 | groups]?.popLast() { return position }
+        let size = groups << m
+        if used + size > Self.chunkCounts {
+            precondition(chunks.count < 1 << 16, "histogram counts past 2^32 slots")
+            chunks.append([UInt32](repeating: 0, count: Self.chunkCounts))
+            used = 0
+        }
+        defer { used += size }
+        return UInt32(chunks.count - 1) << 16 | UInt32(used)
+    }
+
+    /// The histogram's non-empty buckets: (lowest value of the bucket, count).
+    func buckets(of histogram: CompactHistogram) -> [(value: UInt64, count: UInt64)] {
+        let m = Int(histogram.magnitude)
+        return (0..<(Int(histogram.groups) << m)).compactMap { index in
+            let count = count(at: histogram.offset + UInt32(index))
+            guard count > 0 else { return nil }
+            let bucket = Int(histogram.firstGroup) << m + index
+            return (CompactHistogram.lowestValue(ofBucket: bucket, magnitude: histogram.magnitude), count)
+        }
+    }
+
+    /// The histogram as a `WaitAccumulator` (same buckets, so the same percentiles).
+    func accumulator(_ histogram: CompactHistogram) -> WaitAccumulator {
+        WaitAccumulator(precision: histogram.precision, count: histogram.count, totalNs: histogram.totalNs,
+                        minNs: histogram.minNs, maxNs: histogram.maxNs, buckets: buckets(of: histogram))
+    }
+}
