@@ -107,8 +107,9 @@ public struct Aggregator {
     private var byTask = FlatTable<LockTaskKey, CompactHistogram>(empty: .init(precision: WaitAccumulator.breakdownPrecision))
     private var contexts = FlatTable<LockContextKey, Tally>(empty: .init())
     private var owners = FlatTable<LockOwnerKey, Tally>(empty: .init())
-    /// (lock, cgroup) pairs kept apart, for `maxCgroupsPerLock` (looked up only for a new (cgroup, pid)).
-    private var lockCgroups: Set<LockCgroup> = []
+    /// (lock, cgroup) pairs kept apart, for `maxCgroupsPerLock`, keyed with pid 0. Looked up for every
+    /// (cgroup, pid) not in `byTask`, which includes every wait of a process past the cap.
+    private var lockCgroups = FlatTable<LockTaskKey, Bool>(empty: false)
     /// The bucket counts of every `CompactHistogram` above.
     private var counts = CountsPool()
 
@@ -232,9 +233,10 @@ public struct Aggregator {
             counts.record(ns, in: &byTask[task])
         } else {
             var pid = event.pid
-            if !lockCgroups.contains(LockCgroup(lock: Int32(lock), cgroupID: cgroup)) {
+            let lockCgroup = LockTaskKey(lock: lock, cgroupID: cgroup, pid: 0)
+            if lockCgroups.index(of: lockCgroup) == nil {
                 if lockEntries[lock].cgroups < Aggregator.maxCgroupsPerLock {
-                    lockCgroups.insert(LockCgroup(lock: Int32(lock), cgroupID: cgroup))
+                    lockCgroups.insert(lockCgroup, true)
                     lockEntries[lock].cgroups += 1
                 } else {
                     (cgroup, pid) = (Aggregator.otherCgroups, Aggregator.otherProcesses)
@@ -331,7 +333,7 @@ public struct Aggregator {
         byTask = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
         contexts = .init(empty: .init())
         owners = .init(empty: .init())
-        lockCgroups = []
+        lockCgroups = .init(empty: false)
         counts = CountsPool()
     }
 }
@@ -377,7 +379,7 @@ extension Aggregator {
         self.contexts = .init(empty: .init())
         let owners = Self.grouped(self.owners, locks: locks)
         self.owners = .init(empty: .init())
-        lockCgroups = []
+        lockCgroups = .init(empty: false)
         return LockTables(cpus: cpus, tasks: tasks, contexts: contexts, owners: owners)
     }
 
@@ -492,11 +494,6 @@ struct LockOwnerKey: LockIndexedKey {
         .init(waiterCgroupID: waiterCgroupID, ownerCgroupID: ownerCgroupID,
               ownerPid: UInt32(truncatingIfNeeded: lockAndOwnerPid))
     }
-}
-
-struct LockCgroup: Hashable {
-    var lock: Int32
-    var cgroupID: UInt64
 }
 
 /// The hand-off class between every pair of known CPUs, worked out once from the topology so the
