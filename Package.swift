@@ -25,9 +25,11 @@ let package = Package(
         .target(name: "CLockscopeBPF", path: "Sources/CLockscopeBPF"),
         // Mount-API syscalls Glibc does not wrap (open_tree, move_mount, mount_setattr, ...).
         .target(name: "CMountSyscalls", path: "Sources/CMountSyscalls"),
+        // A cache prefetch hint for the aggregator's per-event path (Swift has no intrinsic for it).
+        .target(name: "CPrefetch", path: "Sources/CPrefetch"),
         // Pure model and logic: no kernel needed, testable from fixtures and recorded events.
         .target(name: "LockscopeCore",
-                dependencies: ["CLockscopeBPF", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+                dependencies: ["CLockscopeBPF", "CPrefetch", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .target(name: "LockscopeReport", dependencies: ["LockscopeCore"]),
         // zlib from the system (zlib1g-dev), for gzip-compressed pprof files.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -36,7 +38,7 @@ let package = Package(
                 exclude: ["Proto/profile.proto"]),
         .target(name: "LockscopeCompare", dependencies: ["LockscopeCore"]),
         // The kernel side: load and attach BPF, read the ring buffer, probe what the kernel supports.
-        .target(name: "LockscopeKernel", dependencies: ["CLibbpf", "CLockscopeBPF", "LockscopeCore"]),
+        .target(name: "LockscopeKernel", dependencies: ["CLibbpf", "CLockscopeBPF", "CPrefetch", "LockscopeCore"]),
         // The built-in container-start mount storm.
         .target(name: "LockscopeStress", dependencies: ["CMountSyscalls", "LockscopeCore"]),
         .executableTarget(name: "lockscope", dependencies: [

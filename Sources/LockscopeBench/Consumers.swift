@@ -10,17 +10,15 @@ protocol RingConsumer: AnyObject {
     func drain() -> Int
 }
 
-extension RingBufferReader: RingConsumer {}
-
 /// The collector's per-event path, exactly as `Recorder` wires it: `RingBufferReader` (which decodes
 /// each record with `KernelEvent.decode`) → `Aggregator.record`.
 final class CollectorConsumer: RingConsumer {
     private(set) var aggregator: Aggregator
-    private var reader: RingBufferReader!
+    private let reader: RingBufferReader
 
     init(mapFD: Int32, topology: Topology?) throws {
         aggregator = Aggregator(topology: topology)
-        reader = try RingBufferReader(mapFD: mapFD) { [unowned self] event in aggregator.record(event) }
+        reader = try RingBufferReader(mapFD: mapFD)
     }
 
     /// The profile, as `Recorder.finish()` builds it (releasing the aggregated state).
@@ -29,8 +27,8 @@ final class CollectorConsumer: RingConsumer {
     /// Records that were not a known event type; must stay 0.
     var undecodable: UInt64 { reader.undecodable }
 
-    func poll(timeoutMs: Int32) -> Int { reader.poll(timeoutMs: timeoutMs) }
-    func drain() -> Int { reader.drain() }
+    func poll(timeoutMs: Int32) -> Int { reader.poll(timeoutMs: timeoutMs, into: &aggregator) }
+    func drain() -> Int { reader.drain(into: &aggregator) }
 }
 
 /// The ceiling: libbpf's ring buffer consumer with a callback that does nothing.

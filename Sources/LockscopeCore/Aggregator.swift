@@ -59,15 +59,19 @@ public enum LockSelection: Sendable, Equatable {
 /// CPU, cgroup id, pid); symbolizing, naming, container lookup and roll-ups happen once, in `profile(_:)`.
 ///
 /// It is built for millions of events a second over thousands of keys, where the cost is memory
-/// latency: every structure an event touches is a likely cache miss, and a miss that must wait for
-/// another (a table found through a lock found through a table) costs twice. So each lock gets a small
-/// index when first seen, and the breakdowns live in a few flat tables keyed by (lock index, id): once
-/// the lock's index is known, the lookups of one event are independent and their misses overlap. Each
-/// lookup is one cache line (`FlatTable`), and each histogram one more (`CompactHistogram`). An event
-/// updates the lock's total (percentiles within 1%), its (stack, CPU, cgroup) tally, from which stacks
-/// and their contexts are summed, a histogram per CPU and one per (cgroup, process), from which
-/// containers and processes are summed (breakdowns keep percentiles within 6.25%, at a tenth of the
-/// memory), and the hand-off class. Task names stay 16 raw bytes until the profile.
+/// latency: every structure an event touches is a likely cache miss. So each lock gets a small index
+/// when first seen, and the breakdowns live in a few flat tables keyed by (lock index, id), each lookup
+/// one cache line (`FlatTable`), each histogram one more (`CompactHistogram`). An event updates the
+/// lock's total (percentiles within 1%), its (stack, CPU, cgroup) tally, from which stacks and their
+/// contexts are summed, a histogram per CPU and one per (cgroup, process), from which containers and
+/// processes are summed (breakdowns keep percentiles within 6.25%, at a tenth of the memory), and the
+/// hand-off class. Task names stay 16 raw bytes until the profile.
+///
+/// The misses are overlapped rather than waited for one after another. `record` only finds the lock's
+/// index and asks the CPU for the lines the wait will touch (`prefetchSlots`); the wait is applied
+/// `eventsInFlight` waits later, when those lines have arrived. The histograms' bucket increments are
+/// noted and applied in batches, each bucket requested a few increments ahead (`CountsPool`). Waits in
+/// flight and noted increments are applied before anything reads the tables (`finishPending`).
 public struct Aggregator {
     /// Processes kept apart per lock; waits of later ones are summed per container under
     /// `[other processes]`, so memory stays bounded however many processes come and go.
@@ -99,8 +103,10 @@ public struct Aggregator {
     private let handoffTable: HandoffTable?
 
     /// Lock address to lock index (the position in `lockEntries`).
-    private var lockIndices: [UInt64: Int32] = [:]
+    private var lockIndices = FlatTable<LockAddressKey, Int32>(empty: -1)
     private(set) var lockEntries: [LockEntry] = []
+    /// Per lock, the caps its waits have run into (small, so it stays in cache for `prefetchSlots`).
+    private var capsReached: [CapsReached] = []
     /// `histogramsPerLock` per lock, at `lock * histogramsPerLock + LockHistogram.rawValue`.
     private var lockHistograms: [CompactHistogram] = []
     private var byCPU = FlatTable<LockCPUKey, CompactHistogram>(empty: .init(precision: WaitAccumulator.breakdownPrecision))
@@ -112,6 +118,17 @@ public struct Aggregator {
     private var lockCgroups = FlatTable<LockTaskKey, Bool>(empty: false)
     /// The bucket counts of every `CompactHistogram` above.
     private var counts = CountsPool()
+    /// Waits recorded but not yet applied, oldest at `oldestInFlight` (see `record`).
+    private var inFlight: [QueuedWait] = []
+    private var oldestInFlight = 0
+    /// How many waits are held back while their table slots load.
+    static let eventsInFlight = 4
+
+    struct QueuedWait {
+        var event: WaitEvent
+        var lock: Int
+        var kind: LockKind
+    }
 
     /// The first `comm` seen for each pid, waiter or owner (written only when a lock first sees the pid).
     var processNames: [UInt32: Comm] = [:]
@@ -135,6 +152,13 @@ public struct Aggregator {
         /// Keys in `owners`.
         var ownerKeys = 0
         var outerLocks: [UInt64: UInt64] = [:]
+    }
+
+    /// Caps a lock has reached: its later waits from new processes or owners go to overflow slots.
+    struct CapsReached: OptionSet {
+        var rawValue: UInt8
+        static let processes = CapsReached(rawValue: 1)
+        static let owners = CapsReached(rawValue: 2)
     }
 
     /// The histograms every lock has, by position.
@@ -212,11 +236,62 @@ public struct Aggregator {
         }
     }
 
+    /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     public mutating func record(_ event: WaitEvent) {
         waitEvents += 1
-        let ns = event.waitNs
         let kind = event.kind
         let lock = lockIndex(event.lockAddress, kind: kind)
+        prefetchSlots(of: event, lock: lock, kind: kind)
+        let queued = QueuedWait(event: event, lock: lock, kind: kind)
+        if inFlight.count < Self.eventsInFlight {
+            inFlight.append(queued)
+            return
+        }
+        let oldest = inFlight[oldestInFlight]
+        inFlight[oldestInFlight] = queued
+        oldestInFlight = (oldestInFlight + 1) % Self.eventsInFlight
+        apply(oldest)
+    }
+
+    /// Applies the waits still in flight and the histograms' pending bucket increments: everything
+    /// recorded so far is then in the tables.
+    mutating func finishPending() {
+        for offset in inFlight.indices {
+            apply(inFlight[(oldestInFlight + offset) % inFlight.count])
+        }
+        inFlight.removeAll(keepingCapacity: true)
+        oldestInFlight = 0
+        counts.applyPending()
+    }
+
+    /// Requests the cache lines a wait will touch, which are likely misses: the lock's entry and
+    /// histograms, its table slots, and, for a lock past a cap, the slots its overflow goes to.
+    @inline(__always)
+    private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind) {
+        lockEntries.prefetch(lock)
+        lockHistograms.prefetch(lock * Self.histogramsPerLock)
+        byCPU.prefetch(LockCPUKey(lock: lock, cpu: event.cpu))
+        byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: event.pid))
+        contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu, cgroupID: event.cgroupID))
+        let caps = capsReached[lock]
+        if caps.contains(.processes) {
+            lockCgroups.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: 0))
+            byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: Aggregator.otherProcesses))
+        }
+        if kind.hasOwner {
+            owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID,
+                                         ownerCgroupID: event.ownerCgroupID, ownerPid: event.ownerPid))
+            if caps.contains(.owners) {
+                owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID,
+                                             ownerCgroupID: Aggregator.otherCgroups, ownerPid: Aggregator.otherProcesses))
+            }
+        }
+    }
+
+    /// Adds one wait to the tables.
+    private mutating func apply(_ queued: QueuedWait) {
+        let (event, lock, kind) = (queued.event, queued.lock, queued.kind)
+        let ns = event.waitNs
         let histograms = lock * Self.histogramsPerLock
         counts.record(ns, in: &lockHistograms[histograms + LockHistogram.total.rawValue])
         if kind.hasSharedMode {
@@ -248,6 +323,7 @@ public struct Aggregator {
                     newWaiter = true
                 } else {
                     pid = Aggregator.otherProcesses
+                    capsReached[lock].insert(.processes)
                 }
             }
             let task = byTask.index(of: LockTaskKey(lock: lock, cgroupID: cgroup, pid: pid),
@@ -263,13 +339,14 @@ public struct Aggregator {
         }
         lockEntries[lock].lastCPU = event.cpu
         var newOwner = false
-        if kind == .mutex || kind == .rwsem {
+        if kind.hasOwner {
             var key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: event.ownerCgroupID,
                                    ownerPid: event.ownerPid)
             if let owner = owners.index(of: key) {
                 owners[owner].add(ns)
             } else {
                 if lockEntries[lock].ownerKeys >= Aggregator.maxOwnerKeysPerLock {
+                    capsReached[lock].insert(.owners)
                     key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: Aggregator.otherCgroups,
                                        ownerPid: Aggregator.otherProcesses)
                 } else {
@@ -290,11 +367,14 @@ public struct Aggregator {
     /// The lock's index, adding it (or, past `maxLockAddresses`, its kind's `[other locks]`) when new.
     @inline(__always)
     private mutating func lockIndex(_ address: UInt64, kind: LockKind) -> Int {
-        if let index = lockIndices[address] { return Int(index) }
-        let kept = lockEntries.count < Aggregator.maxLockAddresses ? address : Aggregator.otherLocksAddress(kind)
-        if let index = lockIndices[kept] { return Int(index) }
-        lockIndices[kept] = Int32(lockEntries.count)
+        if let slot = lockIndices.index(of: LockAddressKey(address)) { return Int(lockIndices[slot]) }
+        // Past the cap (and for address 0, which no lock has and which marks unused slots): `[other locks]`.
+        let kept = lockEntries.count < Aggregator.maxLockAddresses && address != 0
+            ? address : Aggregator.otherLocksAddress(kind)
+        if let slot = lockIndices.index(of: LockAddressKey(kept)) { return Int(lockIndices[slot]) }
+        lockIndices.insert(LockAddressKey(kept), Int32(lockEntries.count))
         lockEntries.append(LockEntry(address: kept, kind: kind))
+        capsReached.append([])
         lockHistograms.append(CompactHistogram(precision: .two))
         lockHistograms += repeatElement(CompactHistogram(precision: WaitAccumulator.breakdownPrecision),
                                         count: Self.histogramsPerLock - 1)
@@ -326,8 +406,9 @@ public struct Aggregator {
 
     /// Forgets every lock (after `takeProfile`).
     mutating func removeLocks() {
-        lockIndices = [:]
+        lockIndices = .init(empty: -1)
         lockEntries = []
+        capsReached = []
         lockHistograms = []
         byCPU = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
         byTask = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
@@ -416,7 +497,8 @@ extension Aggregator {
     func totalNs(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Self.histogramsPerLock].totalNs }
     func contentions(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Self.histogramsPerLock].count }
 
-    /// The lock address with the most total wait so far.
+    /// The lock address with the most total wait so far (for the status line: the waits still in flight
+    /// are not in it yet).
     public func heaviestLock() -> (address: UInt64, totalNs: UInt64)? {
         lockEntries.indices.max { totalNs(ofLock: $0) < totalNs(ofLock: $1) }
             .map { (lockEntries[$0].address, totalNs(ofLock: $0)) }
@@ -429,6 +511,14 @@ extension Aggregator {
 /// 0 marks an unused slot.
 protocol LockIndexedKey: FlatTableKey {
     var lock: Int { get }
+}
+
+/// A lock address (never 0: see `Aggregator.lockIndex`).
+struct LockAddressKey: FlatTableKey {
+    var address: UInt64
+    init(_ address: UInt64) { self.address = address }
+    static let unused = LockAddressKey(0)
+    var hashWord: UInt64 { address }
 }
 
 /// (lock, CPU): (lock + 1) << 32 | cpu.
@@ -505,9 +595,18 @@ struct HandoffTable {
     /// Beyond this many CPU ids the table would be too big to stay in cache; pairs are worked out per event.
     static let maxCPUs = 1024
 
+    /// Every CPU id past the table is one the topology does not know (the table covers them all).
+    private let coversTopology: Bool
+    /// The class of a hand-off between different CPUs of which one is unknown, and of one to the same CPU.
+    private let unknownPosition: Int
+    private let sameCPUPosition = Handoff.allCases.firstIndex(of: .sameCPU)!
+
     init(_ topology: Topology) {
         self.topology = topology
-        size = min((topology.cpus.map(\.id).max() ?? -1) + 1, Self.maxCPUs)
+        let ids = (topology.cpus.map(\.id).max() ?? -1) + 1
+        size = min(ids, Self.maxCPUs)
+        coversTopology = ids <= Self.maxCPUs
+        unknownPosition = Handoff.allCases.firstIndex(of: topology.handoff(from: ids, to: ids + 1))!
         var classes = [UInt8](repeating: 0, count: size * size)
         let all = Handoff.allCases
         for from in 0..<size {
@@ -522,6 +621,8 @@ struct HandoffTable {
     func position(from previous: UInt32, to current: UInt32) -> Int {
         let from = Int(previous), to = Int(current)
         if from < size, to < size { return Int(classes[from * size + to]) }
+        if from == to { return sameCPUPosition }
+        if coversTopology { return unknownPosition }
         return Handoff.allCases.firstIndex(of: topology.handoff(from: from, to: to))!
     }
 }
@@ -529,6 +630,8 @@ struct HandoffTable {
 extension LockKind {
     /// Whether waits can be for shared (read) access.
     var hasSharedMode: Bool { self == .rwsem || self == .rwlock || self == .percpuRwsem }
+    /// Whether the BPF program reads the lock's owner at contention begin.
+    var hasOwner: Bool { self == .mutex || self == .rwsem }
 }
 
 extension Aggregator.LockState {

@@ -1,3 +1,4 @@
+import CPrefetch
 import Histogram
 
 /// One histogram of waits on the aggregator's per-event path: exact count, total, min and max, and
@@ -55,36 +56,84 @@ struct CompactHistogram {
 /// waits reach a group outside its region it moves to a region just large enough, and the old region
 /// is kept for the next histogram that needs that size (histograms grow through the same sizes).
 ///
+/// Recording a wait updates the histogram's header at once but only notes which bucket to increment;
+/// the increments are applied `pendingLimit` at a time, each bucket's cache line requested a few
+/// increments ahead (`lockscope_prefetch`), so that the misses of many buckets overlap instead of
+/// costing one stall each. Read nothing before `applyPending()`.
+///
 /// Counts are 32 bits; a bucket that wraps past 2^32 - 1 adds 2^32 in `carries`.
 struct CountsPool {
     private static let chunkCounts = 1 << 16
-    private var chunks: [[UInt32]] = []
+    /// Increments noted before they are applied.
+    static let pendingLimit = 4096
+    /// How many increments ahead a bucket is requested from memory.
+    private static let prefetchDistance = 32
+
+    /// The chunks, at fixed addresses; copied when a copy of the pool is about to be written.
+    private final class Chunks {
+        var bases: [UnsafeMutablePointer<UInt32>] = []
+
+        init() {}
+
+        deinit { for base in bases { base.deallocate() } }
+
+        func copy() -> Chunks {
+            let copy = Chunks()
+            copy.bases = bases.map { base in
+                let chunk = UnsafeMutablePointer<UInt32>.allocate(capacity: chunkCounts)
+                chunk.initialize(from: base, count: chunkCounts)
+                return chunk
+            }
+            return copy
+        }
+
+        @inline(__always)
+        func pointer(_ position: UInt32) -> UnsafeMutablePointer<UInt32> {
+            bases[Int(position >> 16)] + Int(position & 0xffff)
+        }
+    }
+
+    private var chunks = Chunks()
     /// Counts used in the last chunk.
     private var used = chunkCounts
     /// Regions given back, by (magnitude << 8 | groups): positions.
     private var freeRegions: [Int: [UInt32]] = [:]
     /// Wraps of a bucket's 32-bit count, by position.
     private var carries: [UInt32: UInt64] = [:]
+    /// Positions of buckets to increment by one, not yet applied.
+    private var pending: [UInt32] = []
 
     /// Bytes held (for the benchmarks).
-    var bytes: Int { chunks.count * Self.chunkCounts * MemoryLayout<UInt32>.stride }
+    var bytes: Int { chunks.bases.count * Self.chunkCounts * MemoryLayout<UInt32>.stride }
 
     /// Counts handed out in regions so far, and those of them in regions given back (for tests).
     var regionCounts: (allocated: Int, free: Int) {
         let free = freeRegions.reduce(0) { $0 + ($1.key & 0xff) << ($1.key >> 8) * $1.value.count }
-        return (chunks.isEmpty ? 0 : (chunks.count - 1) * Self.chunkCounts + used, free)
+        return (chunks.bases.isEmpty ? 0 : (chunks.bases.count - 1) * Self.chunkCounts + used, free)
     }
 
+    /// Records one wait of `ns`: the header now, the bucket with the next batch.
     @inline(__always)
     mutating func record(_ ns: UInt64, in histogram: inout CompactHistogram) {
-        record(ns, count: 1, in: &histogram)
+        let position = account(ns, count: 1, in: &histogram)
+        if pending.isEmpty { pending.reserveCapacity(Self.pendingLimit) }
+        pending.append(position)
+        if pending.count == Self.pendingLimit { applyPending() }
     }
 
-    /// Records `count` waits of `ns` each.
-    @inline(__always)
+    /// Records `count` waits of `ns` each, at once.
     mutating func record(_ ns: UInt64, count: UInt32, in histogram: inout CompactHistogram) {
-        histogram.count += UInt64(count)
-        histogram.totalNs &+= ns &* UInt64(count)
+        let position = account(ns, count: UInt64(count), in: &histogram)
+        makeChunksUnique()
+        add(count, at: position)
+    }
+
+    /// Updates the header and returns the position of the wait's bucket, moving the histogram first
+    /// if its region does not hold it.
+    @inline(__always)
+    private mutating func account(_ ns: UInt64, count: UInt64, in histogram: inout CompactHistogram) -> UInt32 {
+        histogram.count += count
+        histogram.totalNs &+= ns &* count
         if ns < histogram.minNs { histogram.minNs = ns }
         if ns > histogram.maxNs { histogram.maxNs = ns }
         let m = Int(histogram.magnitude)
@@ -92,18 +141,46 @@ struct CountsPool {
         let group = bucket >> m
         let first = Int(histogram.firstGroup)
         if group < first || group >= first + Int(histogram.groups) { grow(&histogram, toHold: group) }
-        let position = histogram.offset + UInt32(bucket - Int(histogram.firstGroup) << m)
-        let chunk = Int(position >> 16), index = Int(position & 0xffff)
-        chunks[chunk][index] &+= count
-        if chunks[chunk][index] < count { carries[position, default: 0] += 1 }  // wrapped past 2^32 - 1
+        return histogram.offset + UInt32(bucket - Int(histogram.firstGroup) << m)
+    }
+
+    @inline(__always)
+    private mutating func add(_ count: UInt32, at position: UInt32) {
+        let bucket = chunks.pointer(position)
+        bucket.pointee &+= count
+        if bucket.pointee < count { carries[position, default: 0] += 1 }  // wrapped past 2^32 - 1
+    }
+
+    /// Applies every noted increment.
+    mutating func applyPending() {
+        guard !pending.isEmpty else { return }
+        makeChunksUnique()
+        let chunks = self.chunks
+        pending.withUnsafeBufferPointer { positions in
+            let ahead = Swift.min(Self.prefetchDistance, positions.count)
+            for index in 0..<ahead { lockscope_prefetch(chunks.pointer(positions[index])) }
+            for index in positions.indices {
+                if index + ahead < positions.count { lockscope_prefetch(chunks.pointer(positions[index + ahead])) }
+                let bucket = chunks.pointer(positions[index])
+                bucket.pointee &+= 1
+                if bucket.pointee == 0 { carries[positions[index], default: 0] += 1 }
+            }
+        }
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func makeChunksUnique() {
+        if !isKnownUniquelyReferenced(&chunks) { chunks = chunks.copy() }
     }
 
     private func count(at position: UInt32) -> UInt64 {
-        UInt64(chunks[Int(position >> 16)][Int(position & 0xffff)]) + (carries[position] ?? 0) << 32
+        UInt64(chunks.pointer(position).pointee) + (carries[position] ?? 0) << 32
     }
 
     /// Moves the histogram to a region that also holds `group`.
     private mutating func grow(_ histogram: inout CompactHistogram, toHold group: Int) {
+        applyPending()  // noted increments may be in the region that moves
+        makeChunksUnique()
         let m = Int(histogram.magnitude)
         let held = Int(histogram.groups)
         let low = held == 0 ? group : Swift.min(group, Int(histogram.firstGroup))
@@ -113,8 +190,8 @@ struct CountsPool {
             let old = histogram.offset, new = offset + UInt32((Int(histogram.firstGroup) - low) << m)
             for index in 0..<UInt32(held << m) {
                 let from = old + index, to = new + index
-                chunks[Int(to >> 16)][Int(to & 0xffff)] = chunks[Int(from >> 16)][Int(from & 0xffff)]
-                chunks[Int(from >> 16)][Int(from & 0xffff)] = 0
+                chunks.pointer(to).pointee = chunks.pointer(from).pointee
+                chunks.pointer(from).pointee = 0
                 if let carry = carries.removeValue(forKey: from) { carries[to] = carry }
             }
             freeRegions[m << 8 | held, default: []].append(old)
@@ -129,16 +206,19 @@ struct CountsPool {
         if let position = freeRegions[m << 8 | groups]?.popLast() { return position }
         let size = groups << m
         if used + size > Self.chunkCounts {
-            precondition(chunks.count < 1 << 16, "histogram counts past 2^32 slots")
-            chunks.append([UInt32](repeating: 0, count: Self.chunkCounts))
+            precondition(chunks.bases.count < 1 << 16, "histogram counts past 2^32 slots")
+            let chunk = UnsafeMutablePointer<UInt32>.allocate(capacity: Self.chunkCounts)
+            chunk.initialize(repeating: 0, count: Self.chunkCounts)
+            chunks.bases.append(chunk)
             used = 0
         }
         defer { used += size }
-        return UInt32(chunks.count - 1) << 16 | UInt32(used)
+        return UInt32(chunks.bases.count - 1) << 16 | UInt32(used)
     }
 
     /// The histogram's non-empty buckets: (lowest value of the bucket, count).
     func buckets(of histogram: CompactHistogram) -> [(value: UInt64, count: UInt64)] {
+        precondition(pending.isEmpty, "applyPending() before reading counts")
         let m = Int(histogram.magnitude)
         return (0..<(Int(histogram.groups) << m)).compactMap { index in
             let count = count(at: histogram.offset + UInt32(index))

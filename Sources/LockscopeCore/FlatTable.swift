@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// A key for `FlatTable`: plain words, hashed with one multiply per word, with one value that no real
 /// key takes to mark an empty slot.
 protocol FlatTableKey: Equatable {
@@ -12,6 +14,14 @@ extension FlatTableKey {
         var x = hashWord &* 0x9e37_79b9_7f4a_7c15
         x ^= x >> 29
         return Int(truncatingIfNeeded: (x &* 0xbf58_476d_1ce4_e5b9) >> 32)
+    }
+}
+
+extension Array {
+    /// Starts loading the cache line of the element at `index`, without waiting for it.
+    @inline(__always)
+    func prefetch(_ index: Int) {
+        withUnsafeBufferPointer { lockscope_prefetch($0.baseAddress! + index) }
     }
 }
 
@@ -47,6 +57,12 @@ struct FlatTable<Key: FlatTableKey, Value> {
             if slotKey == .unused { return nil }
             index = (index + 1) & mask
         }
+    }
+
+    /// Starts loading the cache line where a lookup of `key` begins, without waiting for it.
+    @inline(__always)
+    func prefetch(_ key: Key) {
+        slots.withUnsafeBufferPointer { lockscope_prefetch($0.baseAddress! + (key.slotHash & ($0.count - 1))) }
     }
 
     /// Adds `key` (which must not be present) with `value`; returns its slot.

@@ -48,13 +48,16 @@ extension Aggregator {
 
     /// The profile of everything recorded so far.
     public func profile(_ inputs: ProfileInputs) -> Profile {
-        var tables = lockTables()
-        return buildProfile(inputs, tables: &tables)
+        var current = self
+        current.finishPending()
+        var tables = current.lockTables()
+        return current.buildProfile(inputs, tables: &tables)
     }
 
     /// The same, at the end of a recording: the tables are released as the profile is built, so the
     /// peak is not both. Leaves the lock statistics empty.
     public mutating func takeProfile(_ inputs: ProfileInputs) -> Profile {
+        finishPending()
         let names = lockNames(inputs)
         var tables = takeLockTables()
         let profile = buildProfile(inputs, names: names, tables: &tables)

@@ -32,7 +32,7 @@ public final class Recorder {
     public let topology: Topology?
     private let cgroups: CgroupResolver?
     private let program: BPFProgram
-    private var reader: RingBufferReader!
+    private let reader: RingBufferReader
     private var aggregator: Aggregator
     private var stackCache: [Int32: [UInt64]] = [:]
     private var filteredLockAddresses = Set<UInt64>()
@@ -51,9 +51,7 @@ public final class Recorder {
         cgroups = try? CgroupResolver()
         aggregator = Aggregator(topology: topology)
         program = try BPFProgram(options: options.bpf)
-        reader = try RingBufferReader(mapFD: program.eventsFD) { [unowned self] event in
-            aggregator.record(event)
-        }
+        reader = try RingBufferReader(mapFD: program.eventsFD)
     }
 
     deinit { program.close() }
@@ -75,7 +73,7 @@ public final class Recorder {
         var nextNaming = nextTick
         var names: [UInt64: LockName] = [:]
         while !shouldStop() {
-            reader.poll(timeoutMs: 100)
+            reader.poll(timeoutMs: 100, into: &aggregator)
             let now = monotonicNs()
             if now >= nextTick {
                 nextTick = now + 1_000_000_000
@@ -95,7 +93,7 @@ public final class Recorder {
             finished = true
             stopNs = monotonicNs()
             program.detach()
-            reader.drain()
+            reader.drain(into: &aggregator)
         }
         return aggregator.takeProfile(inputs(containers: containerResolver()))
     }

@@ -234,6 +234,27 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(aggregator.lockCount, 0)
     }
 
+    /// `record` applies a wait `eventsInFlight` waits later; a profile taken at any point still has
+    /// every wait recorded before it, and taking one does not disturb what follows.
+    func testWaitsStillInFlightAreInEveryProfile() {
+        var aggregator = Aggregator(topology: nil)
+        var total: UInt64 = 0
+        for index in 0..<(3 * Aggregator.eventsInFlight + 3) {
+            let ns = UInt64(1_000 + index)
+            aggregator.record(WaitEvent(flags: Self.rwsemWrite, waitNs: ns, lockAddress: Self.sem, stackID: 1,
+                                        cpu: UInt32(index % 3)))
+            total += ns
+            let lock = aggregator.profile(Self.inputs()).locks[0]
+            XCTAssertEqual(lock.stats.contentions, UInt64(index + 1))
+            XCTAssertEqual(lock.stats.totalWaitNs, total)
+            XCTAssertEqual(lock.stats.maxWaitNs, ns)
+            XCTAssertEqual(lock.byCpu.reduce(0) { $0 + $1.stats.contentions }, UInt64(index + 1))
+        }
+        let taken = aggregator.takeProfile(Self.inputs()).locks[0]
+        XCTAssertEqual(taken.stats.contentions, UInt64(3 * Aggregator.eventsInFlight + 3))
+        XCTAssertEqual(taken.stats.totalWaitNs, total)
+    }
+
     func testCommKeepsTheKernelsFifteenBytes() {
         XCTAssertEqual(Comm("containerd-shim").string, "containerd-shim")
         XCTAssertEqual(Comm("containerd-shim-runc-v2").string, "containerd-shim")

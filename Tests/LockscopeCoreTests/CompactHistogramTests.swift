@@ -39,6 +39,7 @@ final class CompactHistogramTests: XCTestCase {
             var pool = CountsPool()
             var histogram = CompactHistogram(precision: precision)
             for value in values { pool.record(value, in: &histogram) }
+            pool.applyPending()
             XCTAssertEqual(pool.accumulator(histogram).stats, reference(values, precision: precision).stats)
         }
     }
@@ -58,6 +59,7 @@ final class CompactHistogramTests: XCTestCase {
             values[index].append(value)
             pool.record(value, in: &histograms[index])
         }
+        pool.applyPending()
         for index in histograms.indices {
             XCTAssertEqual(pool.accumulator(histograms[index]).stats, reference(values[index], precision: .one).stats,
                            "histogram \(index)")
@@ -77,6 +79,7 @@ final class CompactHistogramTests: XCTestCase {
         XCTAssertEqual(pool.regionCounts.allocated, 3 * 16)
         XCTAssertEqual(pool.regionCounts.free, 16)
         pool.record(5, in: &second)  // one group: the one given back
+        pool.applyPending()
         XCTAssertEqual(pool.regionCounts.allocated, 3 * 16)
         XCTAssertEqual(pool.regionCounts.free, 0)
         XCTAssertEqual(pool.accumulator(first).stats.contentions, 2)
@@ -91,6 +94,7 @@ final class CompactHistogramTests: XCTestCase {
         pool.record(1_000, count: 5, in: &histogram)
         pool.record(1, in: &histogram)  // moves to a larger region
         pool.record(1 << 40, in: &histogram)  // and again
+        pool.applyPending()
         let accumulator = pool.accumulator(histogram)
         XCTAssertEqual(accumulator.count, UInt64(UInt32.max) + 7)
         XCTAssertEqual(pool.buckets(of: histogram).map(\.count), [1, UInt64(UInt32.max) + 5, 1])
@@ -98,6 +102,44 @@ final class CompactHistogramTests: XCTestCase {
         XCTAssertEqual(median, CompactHistogram.bucket(of: 1_000, magnitude: 4))
         XCTAssertEqual(accumulator.stats.maxWaitNs, 1 << 40)
         XCTAssertEqual(accumulator.stats.totalWaitNs, 1_000 * (UInt64(UInt32.max) + 5) + 1 + 1 << 40)
+    }
+}
+
+/// Bucket increments are noted and applied in batches; the pool still behaves as a value.
+final class CountsPoolTests: XCTestCase {
+    /// Noted increments are applied when the batch fills, when a histogram's region moves, and by
+    /// `applyPending`; none is lost or applied twice.
+    func testNotedIncrementsAreAppliedExactlyOnce() {
+        var pool = CountsPool()
+        var histogram = CompactHistogram(precision: .one)
+        let waits = 3 * CountsPool.pendingLimit + 5  // three full batches and a part
+        for index in 0..<waits { pool.record(UInt64(1_000 + index % 16), in: &histogram) }
+        pool.record(1 << 30, in: &histogram)  // moves the region with increments still noted
+        pool.applyPending()
+        pool.applyPending()  // nothing left to apply
+        let buckets = pool.buckets(of: histogram)
+        XCTAssertEqual(buckets.reduce(0) { $0 + $1.count }, UInt64(waits + 1))
+        XCTAssertEqual(buckets.last?.count, 1)
+        XCTAssertEqual(histogram.count, UInt64(waits + 1))
+    }
+
+    /// A copy of a pool is independent: recording into one leaves the other's counts alone, although
+    /// the chunks are shared until one of them is written.
+    func testACopyIsIndependent() {
+        var original = CountsPool()
+        var histogram = CompactHistogram(precision: .two)
+        for _ in 0..<10 { original.record(5_000, in: &histogram) }
+        var copy = original
+        var copied = histogram
+        for _ in 0..<7 { copy.record(5_000, in: &copied) }
+        copy.applyPending()
+        original.applyPending()
+        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [10])
+        XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
+        original.record(5_000, in: &histogram)
+        original.applyPending()
+        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [11])
+        XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
     }
 }
 
