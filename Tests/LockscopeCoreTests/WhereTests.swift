@@ -82,7 +82,8 @@ final class WhereTests: XCTestCase {
         for name in ["dual-socket-96", "chiplet-1s", "vm-2cpu"] {
             let topology = try host(name)
             let table = HandoffTable(topology)
-            let ids = topology.cpus.map(\.id) + [topology.cpus.count + 5]
+            // And CPUs the topology does not know, inside and past the table's range.
+            let ids = topology.cpus.map(\.id) + [topology.cpus.count + 5, topology.cpus.count + 9, 2_000]
             for from in ids {
                 for to in ids {
                     XCTAssertEqual(Handoff.allCases[table.position(from: UInt32(from), to: UInt32(to))],
