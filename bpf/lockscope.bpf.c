@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * lockscope's BPF side: time every contended lock wait between lock:contention_begin and
- * lock:contention_end, and every mount-family syscall between raw_syscalls sys_enter/sys_exit,
- * and stream one record per completed wait or syscall to user space through a ring buffer.
+ * lock:contention_end, and every mount-family syscall between its syscalls:sys_enter_* and
+ * sys_exit_* tracepoints, and stream one record per completed wait or syscall to user space
+ * through a ring buffer.
  *
- * All programs are raw_tp: they attach without tracefs and can be driven by BPF_PROG_TEST_RUN.
+ * The lock programs are raw_tp: they attach without tracefs and can be driven by
+ * BPF_PROG_TEST_RUN. The per-syscall tracepoints need tracefs and CONFIG_FTRACE_SYSCALLS; where
+ * they are missing, user space attaches raw_syscalls sys_enter/sys_exit (raw_tp) instead, which
+ * run on every syscall of the host and pick the mount-family ones by number.
  * Filters run here, before anything is written; every way to lose data bumps a counter.
  */
 #include "kernel_types.h"
@@ -373,56 +377,40 @@ int contention_end(__u64 *ctx)
 	return 0;
 }
 
-/* Namespace-creating calls count only when they create a mount namespace. */
-static __always_inline bool creates_mount_namespace(__u32 syscall, struct pt_regs *regs)
+/* Namespace-creating calls count only when they create a mount namespace. `flags_arg` is the
+ * argument with their flags: unshare's and clone's first, setns's second, and for clone3 its first,
+ * which points at clone_args, whose first field is flags. Other syscalls always count. */
+static __always_inline bool creates_mount_namespace(__u32 syscall, __u64 flags_arg)
 {
 	__u64 flags = 0;
 
 	switch (syscall) {
 	case LOCKSCOPE_SYS_UNSHARE:
 	case LOCKSCOPE_SYS_CLONE:
-		flags = BPF_CORE_READ(regs, di);
-		break;
 	case LOCKSCOPE_SYS_SETNS:
-		flags = BPF_CORE_READ(regs, si);
+		flags = flags_arg;
 		break;
-	case LOCKSCOPE_SYS_CLONE3: {
-		void *args = (void *)BPF_CORE_READ(regs, di);
-		if (bpf_probe_read_user(&flags, sizeof(flags), args)) /* clone_args.flags is first */
+	case LOCKSCOPE_SYS_CLONE3:
+		if (bpf_probe_read_user(&flags, sizeof(flags), (void *)flags_arg))
 			return false;
 		break;
-	}
 	default:
 		return true;
 	}
 	return flags & CLONE_NEWNS;
 }
 
-/* The lockscope_mount_syscall that syscall number `id` is, or 0 for one lockscope does not account for. */
-static __always_inline __u32 mount_syscall(long id)
+/* A mount-family syscall begins: remember it for the thread (this is also what marks the thread as
+ * "on a mount path" for LOCKSCOPE_FILTER_MOUNT_PATH). Not inlined: one copy serves every syscall program. */
+static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg)
 {
-	__u32 key, *syscall;
-
-	if (id < 0 || id >= LOCKSCOPE_MAX_SYSCALL_NR)
-		return 0;
-	key = id;
-	syscall = bpf_map_lookup_elem(&syscall_table, &key);
-	return syscall ? *syscall : 0;
-}
-
-SEC("raw_tp/sys_enter")
-int syscall_enter(__u64 *ctx)
-{
-	__u32 syscall = mount_syscall((long)ctx[1]), tid;
 	struct open_syscall open = {};
-	__u64 pid_tgid;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid;
 
-	if (!syscall)
-		return 0;
-	pid_tgid = bpf_get_current_pid_tgid();
 	if (!task_selected(pid_tgid >> 32))
 		return 0;
-	if (!creates_mount_namespace(syscall, (struct pt_regs *)ctx[0]))
+	if (!creates_mount_namespace(syscall, flags_arg))
 		return 0;
 	tid = (__u32)pid_tgid;
 	open.syscall = syscall;
@@ -432,24 +420,15 @@ int syscall_enter(__u64 *ctx)
 	return 0;
 }
 
-SEC("raw_tp/sys_exit")
-int syscall_exit(__u64 *ctx)
+/* A syscall that may be one `begin_syscall` remembered ends with `ret`: send it. Not inlined either. */
+static __noinline int end_syscall(__s64 ret)
 {
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	struct lockscope_syscall_event *event;
 	struct open_syscall *found, open;
-	__u64 end_ns, pid_tgid;
-	__u32 tid;
-	long id;
+	__u64 end_ns = bpf_ktime_get_ns();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
 
-	/* This runs after every syscall on the host and almost none are ours: rule them out by number
-	 * (an array lookup) before anything else. When the number cannot be read (BPF_PROG_TEST_RUN
-	 * passes no registers), the hash lookup decides alone. */
-	if (!bpf_core_read(&id, sizeof(id), &regs->orig_ax) && !mount_syscall(id))
-		return 0;
-	end_ns = bpf_ktime_get_ns();
-	pid_tgid = bpf_get_current_pid_tgid();
-	tid = (__u32)pid_tgid;
 	found = bpf_map_lookup_elem(&open_syscalls, &tid);
 	if (!found)
 		return 0;
@@ -467,10 +446,98 @@ int syscall_exit(__u64 *ctx)
 	event->latency_ns = end_ns - open.begin_ns;
 	event->cgroup_id = bpf_get_current_cgroup_id();
 	remember_cgroup(event->cgroup_id);
-	event->ret = (__s64)ctx[1];
+	event->ret = ret;
 	event->pid = pid_tgid >> 32;
 	event->tid = tid;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	bpf_ringbuf_submit(event, submit_flags());
 	return 0;
+}
+
+/*
+ * The per-syscall tracepoints: each runs only for its own syscall. Their records, as
+ * tracefs events/syscalls/sys_{enter,exit}_NAME/format lays them out: 8 bytes of common fields,
+ * the syscall number, then the arguments (or the return value) as 8-byte fields from offset 16.
+ * A record holds only its syscall's arguments, and the kernel refuses to attach a program that
+ * reads past them (EACCES), so each program reads at most the one argument it needs.
+ */
+struct syscall_enter_record {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+struct syscall_exit_record {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+#define SYSCALL_TRACEPOINTS(name, syscall, flags_arg)                              \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
+	int enter_##name(struct syscall_enter_record *record)                     \
+	{                                                                          \
+		return begin_syscall(syscall, flags_arg);                          \
+	}                                                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                 \
+	int exit_##name(struct syscall_exit_record *record)                       \
+	{                                                                          \
+		return end_syscall(record->ret);                                   \
+	}
+
+/* The names are the kernel's SYSCALL_DEFINE names (umount2 is `umount`); user space attaches them
+ * by these program names (BPFProgram.perSyscallPrograms). */
+SYSCALL_TRACEPOINTS(mount, LOCKSCOPE_SYS_MOUNT, 0)
+SYSCALL_TRACEPOINTS(umount, LOCKSCOPE_SYS_UMOUNT2, 0)
+SYSCALL_TRACEPOINTS(open_tree, LOCKSCOPE_SYS_OPEN_TREE, 0)
+SYSCALL_TRACEPOINTS(move_mount, LOCKSCOPE_SYS_MOVE_MOUNT, 0)
+SYSCALL_TRACEPOINTS(mount_setattr, LOCKSCOPE_SYS_MOUNT_SETATTR, 0)
+SYSCALL_TRACEPOINTS(fsopen, LOCKSCOPE_SYS_FSOPEN, 0)
+SYSCALL_TRACEPOINTS(fsconfig, LOCKSCOPE_SYS_FSCONFIG, 0)
+SYSCALL_TRACEPOINTS(fsmount, LOCKSCOPE_SYS_FSMOUNT, 0)
+SYSCALL_TRACEPOINTS(fspick, LOCKSCOPE_SYS_FSPICK, 0)
+SYSCALL_TRACEPOINTS(unshare, LOCKSCOPE_SYS_UNSHARE, record->args[0])
+SYSCALL_TRACEPOINTS(clone, LOCKSCOPE_SYS_CLONE, record->args[0])
+SYSCALL_TRACEPOINTS(clone3, LOCKSCOPE_SYS_CLONE3, record->args[0])
+SYSCALL_TRACEPOINTS(setns, LOCKSCOPE_SYS_SETNS, record->args[1])
+
+/* The fallback: raw_syscalls, on every syscall of the host. */
+
+/* The lockscope_mount_syscall that syscall number `id` is, or 0 for one lockscope does not account for. */
+static __always_inline __u32 mount_syscall(long id)
+{
+	__u32 key, *syscall;
+
+	if (id < 0 || id >= LOCKSCOPE_MAX_SYSCALL_NR)
+		return 0;
+	key = id;
+	syscall = bpf_map_lookup_elem(&syscall_table, &key);
+	return syscall ? *syscall : 0;
+}
+
+SEC("raw_tp/sys_enter")
+int syscall_enter(__u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	__u32 syscall = mount_syscall((long)ctx[1]);
+
+	if (!syscall)
+		return 0;
+	return begin_syscall(syscall, syscall == LOCKSCOPE_SYS_SETNS ? BPF_CORE_READ(regs, si) : BPF_CORE_READ(regs, di));
+}
+
+SEC("raw_tp/sys_exit")
+int syscall_exit(__u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long id;
+
+	/* This runs after every syscall on the host and almost none are ours: rule them out by number
+	 * (an array lookup) before anything else. When the number cannot be read (BPF_PROG_TEST_RUN
+	 * passes no registers), the hash lookup in end_syscall decides alone. */
+	if (!bpf_core_read(&id, sizeof(id), &regs->orig_ax) && !mount_syscall(id))
+		return 0;
+	return end_syscall((__s64)ctx[1]);
 }

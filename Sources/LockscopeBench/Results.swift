@@ -263,7 +263,7 @@ struct Results: Encodable {
                     + String(format: "%7.0f ms [%.0f-%.0f]", ms, quartiles[0], quartiles[1]) + ratio + paired)
             }
             if let cost = overhead.bpfCost {
-                let programs = cost.programs.map { program in
+                let programs = cost.programs.filter { $0.runs > 0 }.map { program in
                     "\(program.name) \(program.runs)×\(program.runs > 0 ? program.runNs / program.runs : 0) ns"
                 }
                 lines.append(String(format: "  lockscope's BPF programs: %.1f%% of all CPU time in a %.0f ms run (",

@@ -22,13 +22,32 @@ public struct BPFOptions: Sendable, Equatable {
     public var cgroupIDs: [UInt64] = []
     /// Read mutex and rwsem owners at contention begin.
     public var readOwners = true
-    /// Account mount-family syscalls (attaches raw_syscalls sys_enter/sys_exit).
+    /// Account mount-family syscalls (attaches their syscalls tracepoints, or raw_syscalls).
     public var mountSyscalls = true
+    /// How to hook mount-family syscalls; `.automatic` tries per-syscall tracepoints first.
+    public var syscallHooks = SyscallHookChoice.automatic
 
     public init() {}
 
     /// Wake the reader once a quarter of the ring buffer is full; otherwise it polls on a timer.
     var wakeupBytes: UInt64 { UInt64(ringBufferBytes / 4) }
+}
+
+/// Which tracepoints time the mount-family syscalls.
+public enum SyscallHooks: String, Sendable, Equatable {
+    /// syscalls:sys_enter_mount, sys_exit_mount, ...: they run only on those syscalls. They need
+    /// tracefs and a kernel with CONFIG_FTRACE_SYSCALLS.
+    case perSyscall = "per-syscall tracepoints"
+    /// raw_syscalls sys_enter/sys_exit: they run on every syscall of the host and pick the
+    /// mount-family ones by number (about 0.2 µs per syscall here). They need neither.
+    case rawSyscalls = "raw_syscalls"
+}
+
+/// Which syscall hooks to attach.
+public enum SyscallHookChoice: Sendable, Equatable {
+    /// Per-syscall tracepoints where the kernel has them, raw_syscalls otherwise.
+    case automatic
+    case only(SyscallHooks)
 }
 
 /// The loaded BPF object: programs, maps and the links that attach them.
@@ -73,27 +92,66 @@ public final class BPFProgram {
 
     deinit { close() }
 
-    /// Attaches the programs: contention_begin/end, and sys_enter/sys_exit when accounting mount syscalls.
+    /// The syscall hooks attached, nil when mount syscalls are not hooked (or not yet attached).
+    public private(set) var syscallHooks: SyscallHooks?
+
+    /// The per-syscall tracepoint programs (`SYSCALL_TRACEPOINTS` in bpf/lockscope.bpf.c).
+    static let perSyscallPrograms = ["mount", "umount", "open_tree", "move_mount", "mount_setattr", "fsopen",
+                                     "fsconfig", "fsmount", "fspick", "unshare", "clone", "clone3", "setns"]
+        .flatMap { ["enter_\($0)", "exit_\($0)"] }
+
+    /// Attaches the programs: contention_begin/end, and the syscall hooks when accounting mount
+    /// syscalls or filtering by mount path. On failure nothing stays attached.
     public func attach() throws {
-        var names = ["contention_begin", "contention_end"]
-        if options.mountSyscalls || options.filterByMountPath { names += ["syscall_enter", "syscall_exit"] }
+        do {
+            try attach(["contention_begin", "contention_end"])
+            guard options.mountSyscalls || options.filterByMountPath else { return }
+            switch options.syscallHooks {
+            case .automatic:
+                do {
+                    try attach(Self.perSyscallPrograms)
+                    syscallHooks = .perSyscall
+                } catch {
+                    try attach(["syscall_enter", "syscall_exit"])
+                    syscallHooks = .rawSyscalls
+                }
+            case .only(.perSyscall):
+                try attach(Self.perSyscallPrograms)
+                syscallHooks = .perSyscall
+            case .only(.rawSyscalls):
+                try attach(["syscall_enter", "syscall_exit"])
+                syscallHooks = .rawSyscalls
+            }
+        } catch {
+            detach()
+            throw error
+        }
+    }
+
+    /// Attaches every program of `names`, or none of them.
+    private func attach(_ names: [String]) throws {
+        var attached: [OpaquePointer] = []
+        func fail(_ error: BPFError) -> BPFError {
+            for link in attached { bpf_link__destroy(link) }
+            return error
+        }
         for name in names {
             guard let program = bpf_object__find_program_by_name(object, name) else {
-                throw BPFError.missing("program \(name)")
+                throw fail(.missing("program \(name)"))
             }
             guard let link = bpf_program__attach(program) else {
-                let code = errno
-                detach()
-                throw BPFError.attach(program: name, errno: code)
+                throw fail(.attach(program: name, errno: errno))
             }
-            links.append(link)
+            attached.append(link)
         }
+        links += attached
     }
 
     /// Detaches every program (idempotent); maps stay readable until `close()`.
     public func detach() {
         for link in links { bpf_link__destroy(link) }
         links.removeAll()
+        syscallHooks = nil
     }
 
     /// Detaches and frees the object (idempotent).

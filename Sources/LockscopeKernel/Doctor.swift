@@ -51,8 +51,8 @@ public enum Doctor {
                         detail: "not in this kernel: lock contention tracepoints need Linux 5.19 or later"))
         }
         checks.append(kernel.tracepoints.contains("sys_enter")
-            ? Check(status: .ok, name: "raw_syscalls", detail: "sys_enter/sys_exit present: mount syscalls are accounted")
-            : Check(status: .note, name: "raw_syscalls", detail: "sys_enter not found: mount-syscall accounting may not attach"))
+            ? Check(status: .ok, name: "raw_syscalls", detail: "sys_enter/sys_exit present: the fallback for mount-syscall accounting")
+            : Check(status: .note, name: "raw_syscalls", detail: "sys_enter not found: without per-syscall tracepoints, mount syscalls are not accounted"))
         if privileged {
             checks.append(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nil) == 1
                 ? Check(status: .ok, name: "ring buffer", detail: "BPF_MAP_TYPE_RINGBUF supported")
@@ -78,8 +78,16 @@ public enum Doctor {
         do {
             let program = try BPFProgram(options: BPFOptions())
             try program.attach()
+            let hooks = program.syscallHooks
             program.close()
-            return Check(status: .ok, name: "load and attach", detail: "lockscope's BPF programs load and attach")
+            if hooks == .rawSyscalls {
+                return Check(status: .note, name: "load and attach",
+                             detail: "lockscope's BPF programs load and attach; mount syscalls through raw_syscalls, "
+                                 + "which run on every syscall: mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) "
+                                 + "for per-syscall tracepoints")
+            }
+            return Check(status: .ok, name: "load and attach",
+                         detail: "lockscope's BPF programs load and attach; mount syscalls through per-syscall tracepoints")
         } catch {
             return Check(status: .missing, name: "load and attach", detail: "\(error)")
         }

@@ -56,6 +56,9 @@ public final class Recorder {
 
     deinit { program.close() }
 
+    /// How mount-family syscalls are hooked, once attached (nil when they are not).
+    public var syscallHooks: SyscallHooks? { program.syscallHooks }
+
     /// Attaches the programs; from here on waits are recorded.
     public func attach() throws {
         startedAt = Date()

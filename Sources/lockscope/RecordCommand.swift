@@ -71,7 +71,8 @@ struct RecordCommand: ParsableCommand {
         let recorder = try Recorder(options: plan.options)
         StopSignal.install()
         try recorder.attach()
-        let attachedLine = "lockscope: attached (\(plan.describe)); recording" +
+        let hooks = recorder.syscallHooks.map { "; mount syscalls through \($0.rawValue)" } ?? ""
+        let attachedLine = "lockscope: attached (\(plan.describe)\(hooks)); recording" +
             (plan.durationNs.map { " for \(Units.duration($0))" } ?? "") +
             (command.isEmpty ? ", Ctrl-C to stop" : " while `\(command.joined(separator: " "))` runs")
         FileHandle.standardError.write(Data((attachedLine + "\n").utf8))

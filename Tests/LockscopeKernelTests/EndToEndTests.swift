@@ -10,10 +10,11 @@ import XCTest
 /// and check what the profile says about it.
 final class EndToEndTests: XCTestCase {
     /// Records while `workload` runs on another thread; returns the profile and the workload's result.
-    private func record<Result: Sendable>(_ options: RecordOptions,
+    private func record<Result: Sendable>(_ options: RecordOptions, attached: (Recorder) -> Void = { _ in },
                                           _ workload: @escaping @Sendable () throws -> Result) throws -> (Profile, Result) {
         let recorder = try Recorder(options: options)
         try recorder.attach()
+        attached(recorder)
         let box = ResultBox<Result>()
         let thread = Thread { box.set(Swift.Result { try workload() }) }
         thread.start()
@@ -77,6 +78,33 @@ final class EndToEndTests: XCTestCase {
             let seen = try XCTUnwrap(opsByContainer[container.id], "container \(container.id) missing from mounts")
             XCTAssertEqual(seen.runtime, "docker")
             XCTAssertEqual(Int(seen.ops), container.mountOps, "container \(container.id)")
+        }
+    }
+
+    /// Both ways of hooking the mount-family syscalls see exactly the syscalls the storm issued, per
+    /// container and per syscall: the per-syscall tracepoints, and raw_syscalls, their fallback.
+    func testBothSyscallHooksCountEveryMountSyscall() throws {
+        try requireBPF()
+        // The per-syscall tracepoints attach through tracefs, which not every machine mounts at boot.
+        if !FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/syscalls") {
+            XCTAssertEqual(mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nil), 0, "mount tracefs: errno \(errno)")
+        }
+        for hooks in [SyscallHooks.perSyscall, .rawSyscalls] {
+            var options = RecordOptions()
+            options.bpf.syscallHooks = .only(hooks)
+            let stress = try storm(.perLayer, style: .docker, containers: 8, layers: 5)
+            var attachedWith: SyscallHooks?
+            let (profile, result) = try record(options, attached: { attachedWith = $0.syscallHooks }) {
+                try StressRunner(options: stress).run()
+            }
+            XCTAssertEqual(attachedWith, hooks)
+            XCTAssertEqual(result.failures, 0)
+            let mounts = try XCTUnwrap(profile.mounts, "\(hooks)")
+            let seen = Dictionary(mounts.byContainer.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for container in result.containerList {
+                let counted = try XCTUnwrap(seen[container.id], "\(hooks): container \(container.id) missing")
+                XCTAssertEqual(Int(counted.ops), container.mountOps, "\(hooks): container \(container.id)")
+            }
         }
     }
 
