@@ -367,10 +367,10 @@ public struct Aggregator {
     /// The lock's index, adding it (or, past `maxLockAddresses`, its kind's `[other locks]`) when new.
     @inline(__always)
     private mutating func lockIndex(_ address: UInt64, kind: LockKind) -> Int {
+        // Address 0, which no lock has, is the key of the table's unused slots: `[other locks]` it is.
+        let address = address == 0 ? Aggregator.otherLocksAddress(kind) : address
         if let slot = lockIndices.index(of: LockAddressKey(address)) { return Int(lockIndices[slot]) }
-        // Past the cap (and for address 0, which no lock has and which marks unused slots): `[other locks]`.
-        let kept = lockEntries.count < Aggregator.maxLockAddresses && address != 0
-            ? address : Aggregator.otherLocksAddress(kind)
+        let kept = lockEntries.count < Aggregator.maxLockAddresses ? address : Aggregator.otherLocksAddress(kind)
         if let slot = lockIndices.index(of: LockAddressKey(kept)) { return Int(lockIndices[slot]) }
         lockIndices.insert(LockAddressKey(kept), Int32(lockEntries.count))
         lockEntries.append(LockEntry(address: kept, kind: kind))

@@ -101,7 +101,11 @@ struct CountsPool {
     /// Wraps of a bucket's 32-bit count, by position.
     private var carries: [UInt32: UInt64] = [:]
     /// Positions of buckets to increment by one, not yet applied.
-    private var pending: [UInt32] = []
+    private var pending: [UInt32] = {
+        var pending: [UInt32] = []
+        pending.reserveCapacity(pendingLimit)  // kept by `applyPending`: the per-event append never grows it
+        return pending
+    }()
 
     /// Bytes held (for the benchmarks).
     var bytes: Int { chunks.bases.count * Self.chunkCounts * MemoryLayout<UInt32>.stride }
@@ -116,7 +120,6 @@ struct CountsPool {
     @inline(__always)
     mutating func record(_ ns: UInt64, in histogram: inout CompactHistogram) {
         let position = account(ns, count: 1, in: &histogram)
-        if pending.isEmpty { pending.reserveCapacity(Self.pendingLimit) }
         pending.append(position)
         if pending.count == Self.pendingLimit { applyPending() }
     }

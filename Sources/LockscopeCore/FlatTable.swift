@@ -46,7 +46,7 @@ struct FlatTable<Key: FlatTableKey, Value> {
         slots = Array(repeating: Slot(key: .unused, value: empty), count: 16)
     }
 
-    /// The slot of `key`, if present.
+    /// The slot of `key`, if present (`key` must not be `.unused`, which every empty slot holds).
     @inline(__always)
     func index(of key: Key) -> Int? {
         let mask = slots.count - 1

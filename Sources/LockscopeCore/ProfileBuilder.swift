@@ -165,7 +165,7 @@ extension Aggregator {
     }
 
     private func owners(of state: LockState, containers: inout ContainerTable) -> [OwnerBlame]? {
-        guard state.kind == .mutex || state.kind == .rwsem else { return nil }
+        guard state.kind.hasOwner else { return nil }
         // Several cgroups can be one container: rows are per (waiter container, owner container, owner).
         struct RowKey: Hashable {
             var waiterContainer: String

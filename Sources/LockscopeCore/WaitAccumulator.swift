@@ -3,9 +3,10 @@ import Histogram
 /// Accumulates waits (or syscall latencies) and produces `WaitStats`: exact count, total, min and max,
 /// and percentiles from an HDR histogram (values kept to `precision` significant decimal digits).
 ///
-/// The histogram counts in 32 bits, half the memory of 64 (the aggregator keeps thousands of them, and
-/// memory latency is its cost). No count can overflow: after 2^32 - 1 waits the counts move into a
-/// 64-bit histogram (`spilled`) and counting starts again from zero.
+/// The histogram counts in 32 bits, half the memory of 64: a profile is built from thousands of them
+/// (every lock's breakdowns, made from the aggregator's `CompactHistogram`s), and the mount accounting
+/// keeps one per (container, syscall). No count can overflow: after 2^32 - 1 waits the counts move into
+/// a 64-bit histogram (`spilled`) and counting starts again from zero.
 public struct WaitAccumulator: Sendable {
     public private(set) var count: UInt64 = 0
     public private(set) var totalNs: UInt64 = 0

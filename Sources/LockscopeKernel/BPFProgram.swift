@@ -128,8 +128,8 @@ public final class BPFProgram {
         }
     }
 
-    /// Attaches every program of `names`, or none of them.
-    private func attach(_ names: [String]) throws {
+    /// Attaches every program of `names`, or none of them (internal for tests).
+    func attach(_ names: [String]) throws {
         var attached: [OpaquePointer] = []
         func fail(_ error: BPFError) -> BPFError {
             for link in attached { bpf_link__destroy(link) }

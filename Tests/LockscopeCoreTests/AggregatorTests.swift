@@ -208,6 +208,21 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(profile.locks.map(\.stats.contentions).reduce(0, +), UInt64(cap + 7))
     }
 
+    /// Address 0, which no lock has and which the aggregator's lock table uses for its empty slots,
+    /// goes to its kind's `[other locks]` instead of being a lock of its own.
+    func testLockAddressZeroIsSummedAsOtherLocks() {
+        var aggregator = Aggregator(topology: nil)
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 10, lockAddress: 0, stackID: 3))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 30, lockAddress: 0, stackID: 3))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 20, lockAddress: Self.mountLock, stackID: 3))
+        XCTAssertEqual(aggregator.lockCount, 2)
+        let profile = aggregator.profile(Self.inputs())
+        let other = profile.locks.first { $0.name.hasPrefix(Aggregator.otherLocksName) }
+        XCTAssertEqual(other?.stats.contentions, 2)
+        XCTAssertEqual(other?.stats.totalWaitNs, 40)
+        XCTAssertEqual(other?.address, "0x0")
+    }
+
     /// CPUs are found by number; an id no kernel has is still counted, without an array that large.
     func testCPUBreakdownByNumber() {
         var aggregator = Aggregator(topology: nil)

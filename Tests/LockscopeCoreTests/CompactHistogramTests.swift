@@ -143,6 +143,20 @@ final class CountsPoolTests: XCTestCase {
     }
 }
 
+extension CountsPoolTests {
+    /// A bucket that a batch of noted increments takes past 2^32 - 1 keeps counting too.
+    func testNotedIncrementPastThirtyTwoBitsCarries() {
+        var pool = CountsPool()
+        var histogram = CompactHistogram(precision: .one)
+        pool.record(1_000, count: .max, in: &histogram)
+        pool.record(1_000, in: &histogram)  // noted; wraps the bucket to 0 when applied
+        pool.record(1_000, in: &histogram)
+        pool.applyPending()
+        XCTAssertEqual(pool.buckets(of: histogram).map(\.count), [UInt64(UInt32.max) + 2])
+        XCTAssertEqual(pool.accumulator(histogram).count, UInt64(UInt32.max) + 2)
+    }
+}
+
 /// `FlatTable` finds what was inserted, through growth, and nothing else.
 final class FlatTableTests: XCTestCase {
     private struct Key: FlatTableKey {

@@ -51,6 +51,16 @@ final class BPFTestRunTests: XCTestCase {
         return try Harness(options)
     }
 
+    /// A set of programs attaches whole or not at all: the syscall hooks' fallback relies on it.
+    func testAttachingASetIsAllOrNothing() throws {
+        let h = try harness()
+        XCTAssertThrowsError(try h.program.attach(["contention_begin", "no_such_program"]))
+        XCTAssertFalse(h.program.isAttached, "contention_begin was attached and must be detached again")
+        try h.program.attach(["contention_begin", "contention_end"])
+        XCTAssertTrue(h.program.isAttached)
+        h.program.detach()
+    }
+
     func testPairsBeginAndEndIntoOneWait() throws {
         let h = try harness()
         try h.begin(rwsemA, Self.write)
