@@ -292,20 +292,21 @@ public struct Aggregator {
     private mutating func apply(_ queued: QueuedWait) {
         let (event, lock, kind) = (queued.event, queued.lock, queued.kind)
         let ns = event.waitNs
+        let wait = BucketedWait(ns)
         let histograms = lock * Self.histogramsPerLock
-        counts.record(ns, in: &lockHistograms[histograms + LockHistogram.total.rawValue])
+        counts.record(wait, in: &lockHistograms[histograms + LockHistogram.total.rawValue])
         if kind.hasSharedMode {
             let mode = event.isRead ? LockHistogram.read : LockHistogram.write
-            counts.record(ns, in: &lockHistograms[histograms + mode.rawValue])
+            counts.record(wait, in: &lockHistograms[histograms + mode.rawValue])
         }
         let cpu = byCPU.index(of: LockCPUKey(lock: lock, cpu: event.cpu),
                               adding: CompactHistogram(precision: WaitAccumulator.breakdownPrecision))
-        counts.record(ns, in: &byCPU[cpu])
+        counts.record(wait, in: &byCPU[cpu])
 
         var cgroup = event.cgroupID
         var newWaiter = false
         if let task = byTask.index(of: LockTaskKey(lock: lock, cgroupID: cgroup, pid: event.pid)) {
-            counts.record(ns, in: &byTask[task])
+            counts.record(wait, in: &byTask[task])
         } else {
             var pid = event.pid
             let lockCgroup = LockTaskKey(lock: lock, cgroupID: cgroup, pid: 0)
@@ -328,14 +329,14 @@ public struct Aggregator {
             }
             let task = byTask.index(of: LockTaskKey(lock: lock, cgroupID: cgroup, pid: pid),
                                     adding: CompactHistogram(precision: WaitAccumulator.breakdownPrecision))
-            counts.record(ns, in: &byTask[task])
+            counts.record(wait, in: &byTask[task])
         }
         let context = contexts.index(of: LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu,
                                                         cgroupID: cgroup), adding: Tally())
         contexts[context].add(ns)
         if let handoffTable, let previous = lockEntries[lock].lastCPU {
             let handoff = histograms + LockHistogram.handoffs.rawValue + handoffTable.position(from: previous, to: event.cpu)
-            counts.record(ns, in: &lockHistograms[handoff])
+            counts.record(wait, in: &lockHistograms[handoff])
         }
         lockEntries[lock].lastCPU = event.cpu
         var newOwner = false

@@ -23,15 +23,18 @@ struct CompactHistogram {
     /// log2 of the buckets per group: 4 for 1 significant digit, 7 for 2.
     let magnitude: UInt8
 
+    static let oneDigitMagnitude: UInt8 = 4
+    static let twoDigitMagnitude: UInt8 = 7
+
     init(precision: SignificantDigits) {
         switch precision {
-        case .one: magnitude = 4
-        case .two: magnitude = 7
+        case .one: magnitude = Self.oneDigitMagnitude
+        case .two: magnitude = Self.twoDigitMagnitude
         default: preconditionFailure("compact histograms keep 1 or 2 significant digits")
         }
     }
 
-    var precision: SignificantDigits { magnitude == 4 ? .one : .two }
+    var precision: SignificantDigits { magnitude == Self.oneDigitMagnitude ? .one : .two }
 
     /// The HDR histogram's counts index of `value` (lowest discernible value 1).
     @inline(__always)
@@ -49,6 +52,27 @@ struct CompactHistogram {
         return UInt64(bucket - shift << m) << shift
     }
 
+}
+
+/// A wait and its bucket at each precision compact histograms keep, worked out once for all the
+/// histograms one event updates.
+struct BucketedWait {
+    let ns: UInt64
+    private let oneDigitBucket: Int
+    private let twoDigitBucket: Int
+
+    @inline(__always)
+    init(_ ns: UInt64) {
+        self.ns = ns
+        oneDigitBucket = CompactHistogram.bucket(of: ns, magnitude: CompactHistogram.oneDigitMagnitude)
+        twoDigitBucket = CompactHistogram.bucket(of: ns, magnitude: CompactHistogram.twoDigitMagnitude)
+    }
+
+    /// The bucket in a histogram of this magnitude.
+    @inline(__always)
+    func bucket(magnitude: UInt8) -> Int {
+        magnitude == CompactHistogram.oneDigitMagnitude ? oneDigitBucket : twoDigitBucket
+    }
 }
 
 /// Bucket counts of every `CompactHistogram` of an aggregator: a histogram's groups are a region of
@@ -69,21 +93,31 @@ struct CountsPool {
     /// How many increments ahead a bucket is requested from memory.
     private static let prefetchDistance = 32
 
-    /// The chunks, at fixed addresses; copied when a copy of the pool is about to be written.
-    private final class Chunks {
+    /// The chunks, at fixed addresses, and the increments noted but not yet applied: copied, both, when
+    /// a copy of the pool is about to be written (one uniqueness check per noted increment, where an
+    /// array of positions would add its capacity checks to every append).
+    private final class Storage {
         var bases: [UnsafeMutablePointer<UInt32>] = []
+        /// Positions of buckets to increment by one, the first `pendingCount` of `pendingLimit`.
+        let pending = UnsafeMutablePointer<UInt32>.allocate(capacity: pendingLimit)
+        var pendingCount = 0
 
         init() {}
 
-        deinit { for base in bases { base.deallocate() } }
+        deinit {
+            for base in bases { base.deallocate() }
+            pending.deallocate()
+        }
 
-        func copy() -> Chunks {
-            let copy = Chunks()
+        func copy() -> Storage {
+            let copy = Storage()
             copy.bases = bases.map { base in
                 let chunk = UnsafeMutablePointer<UInt32>.allocate(capacity: chunkCounts)
                 chunk.initialize(from: base, count: chunkCounts)
                 return chunk
             }
+            copy.pending.initialize(from: pending, count: pendingCount)
+            copy.pendingCount = pendingCount
             return copy
         }
 
@@ -93,54 +127,56 @@ struct CountsPool {
         }
     }
 
-    private var chunks = Chunks()
+    private var storage = Storage()
     /// Counts used in the last chunk.
     private var used = chunkCounts
     /// Regions given back, by (magnitude << 8 | groups): positions.
     private var freeRegions: [Int: [UInt32]] = [:]
     /// Wraps of a bucket's 32-bit count, by position.
     private var carries: [UInt32: UInt64] = [:]
-    /// Positions of buckets to increment by one, not yet applied.
-    private var pending: [UInt32] = {
-        var pending: [UInt32] = []
-        pending.reserveCapacity(pendingLimit)  // kept by `applyPending`: the per-event append never grows it
-        return pending
-    }()
 
     /// Bytes held (for the benchmarks).
-    var bytes: Int { chunks.bases.count * Self.chunkCounts * MemoryLayout<UInt32>.stride }
+    var bytes: Int { storage.bases.count * Self.chunkCounts * MemoryLayout<UInt32>.stride }
 
     /// Counts handed out in regions so far, and those of them in regions given back (for tests).
     var regionCounts: (allocated: Int, free: Int) {
         let free = freeRegions.reduce(0) { $0 + ($1.key & 0xff) << ($1.key >> 8) * $1.value.count }
-        return (chunks.bases.isEmpty ? 0 : (chunks.bases.count - 1) * Self.chunkCounts + used, free)
+        return (storage.bases.isEmpty ? 0 : (storage.bases.count - 1) * Self.chunkCounts + used, free)
     }
 
-    /// Records one wait of `ns`: the header now, the bucket with the next batch.
+    /// Records one wait: the header now, the bucket with the next batch.
     @inline(__always)
+    mutating func record(_ wait: BucketedWait, in histogram: inout CompactHistogram) {
+        let position = account(wait, count: 1, in: &histogram)
+        makeStorageUnique()
+        storage.pending[storage.pendingCount] = position
+        storage.pendingCount += 1
+        if storage.pendingCount == Self.pendingLimit { applyPending() }
+    }
+
+    /// Records one wait of `ns`.
     mutating func record(_ ns: UInt64, in histogram: inout CompactHistogram) {
-        let position = account(ns, count: 1, in: &histogram)
-        pending.append(position)
-        if pending.count == Self.pendingLimit { applyPending() }
+        record(BucketedWait(ns), in: &histogram)
     }
 
     /// Records `count` waits of `ns` each, at once.
     mutating func record(_ ns: UInt64, count: UInt32, in histogram: inout CompactHistogram) {
-        let position = account(ns, count: UInt64(count), in: &histogram)
-        makeChunksUnique()
+        let position = account(BucketedWait(ns), count: UInt64(count), in: &histogram)
+        makeStorageUnique()
         add(count, at: position)
     }
 
     /// Updates the header and returns the position of the wait's bucket, moving the histogram first
     /// if its region does not hold it.
     @inline(__always)
-    private mutating func account(_ ns: UInt64, count: UInt64, in histogram: inout CompactHistogram) -> UInt32 {
+    private mutating func account(_ wait: BucketedWait, count: UInt64, in histogram: inout CompactHistogram) -> UInt32 {
+        let ns = wait.ns
         histogram.count += count
         histogram.totalNs &+= ns &* count
         if ns < histogram.minNs { histogram.minNs = ns }
         if ns > histogram.maxNs { histogram.maxNs = ns }
         let m = Int(histogram.magnitude)
-        let bucket = CompactHistogram.bucket(of: ns, magnitude: histogram.magnitude)
+        let bucket = wait.bucket(magnitude: histogram.magnitude)
         let group = bucket >> m
         let first = Int(histogram.firstGroup)
         if group < first || group >= first + Int(histogram.groups) { grow(&histogram, toHold: group) }
@@ -149,41 +185,40 @@ struct CountsPool {
 
     @inline(__always)
     private mutating func add(_ count: UInt32, at position: UInt32) {
-        let bucket = chunks.pointer(position)
+        let bucket = storage.pointer(position)
         bucket.pointee &+= count
         if bucket.pointee < count { carries[position, default: 0] += 1 }  // wrapped past 2^32 - 1
     }
 
     /// Applies every noted increment.
     mutating func applyPending() {
-        guard !pending.isEmpty else { return }
-        makeChunksUnique()
-        let chunks = self.chunks
-        pending.withUnsafeBufferPointer { positions in
-            let ahead = Swift.min(Self.prefetchDistance, positions.count)
-            for index in 0..<ahead { lockscope_prefetch(chunks.pointer(positions[index])) }
-            for index in positions.indices {
-                if index + ahead < positions.count { lockscope_prefetch(chunks.pointer(positions[index + ahead])) }
-                let bucket = chunks.pointer(positions[index])
-                bucket.pointee &+= 1
-                if bucket.pointee == 0 { carries[positions[index], default: 0] += 1 }
-            }
+        guard storage.pendingCount > 0 else { return }
+        makeStorageUnique()
+        let storage = self.storage
+        let positions = UnsafeBufferPointer(start: storage.pending, count: storage.pendingCount)
+        let ahead = Swift.min(Self.prefetchDistance, positions.count)
+        for index in 0..<ahead { lockscope_prefetch(storage.pointer(positions[index])) }
+        for index in positions.indices {
+            if index + ahead < positions.count { lockscope_prefetch(storage.pointer(positions[index + ahead])) }
+            let bucket = storage.pointer(positions[index])
+            bucket.pointee &+= 1
+            if bucket.pointee == 0 { carries[positions[index], default: 0] += 1 }
         }
-        pending.removeAll(keepingCapacity: true)
+        storage.pendingCount = 0
     }
 
-    private mutating func makeChunksUnique() {
-        if !isKnownUniquelyReferenced(&chunks) { chunks = chunks.copy() }
+    private mutating func makeStorageUnique() {
+        if _slowPath(!isKnownUniquelyReferenced(&storage)) { storage = storage.copy() }
     }
 
     private func count(at position: UInt32) -> UInt64 {
-        UInt64(chunks.pointer(position).pointee) + (carries[position] ?? 0) << 32
+        UInt64(storage.pointer(position).pointee) + (carries[position] ?? 0) << 32
     }
 
     /// Moves the histogram to a region that also holds `group`.
     private mutating func grow(_ histogram: inout CompactHistogram, toHold group: Int) {
         applyPending()  // noted increments may be in the region that moves
-        makeChunksUnique()
+        makeStorageUnique()
         let m = Int(histogram.magnitude)
         let held = Int(histogram.groups)
         let low = held == 0 ? group : Swift.min(group, Int(histogram.firstGroup))
@@ -193,9 +228,9 @@ struct CountsPool {
             let old = histogram.offset, new = offset + UInt32((Int(histogram.firstGroup) - low) << m)
             for index in 0..<UInt32(held << m) {
                 let from = old + index, to = new + index
-                chunks.pointer(to).pointee = chunks.pointer(from).pointee
-                chunks.pointer(from).pointee = 0
-                if let carry = carries.removeValue(forKey: from) { carries[to] = carry }
+                storage.pointer(to).pointee = storage.pointer(from).pointee
+                storage.pointer(from).pointee = 0
+                if !carries.isEmpty, let carry = carries.removeValue(forKey: from) { carries[to] = carry }
             }
             freeRegions[m << 8 | held, default: []].append(old)
         }
@@ -209,19 +244,19 @@ struct CountsPool {
         if let position = freeRegions[m << 8 | groups]?.popLast() { return position }
         let size = groups << m
         if used + size > Self.chunkCounts {
-            precondition(chunks.bases.count < 1 << 16, "histogram counts past 2^32 slots")
+            precondition(storage.bases.count < 1 << 16, "histogram counts past 2^32 slots")
             let chunk = UnsafeMutablePointer<UInt32>.allocate(capacity: Self.chunkCounts)
             chunk.initialize(repeating: 0, count: Self.chunkCounts)
-            chunks.bases.append(chunk)
+            storage.bases.append(chunk)
             used = 0
         }
         defer { used += size }
-        return UInt32(chunks.bases.count - 1) << 16 | UInt32(used)
+        return UInt32(storage.bases.count - 1) << 16 | UInt32(used)
     }
 
     /// The histogram's non-empty buckets: (lowest value of the bucket, count).
     func buckets(of histogram: CompactHistogram) -> [(value: UInt64, count: UInt64)] {
-        precondition(pending.isEmpty, "applyPending() before reading counts")
+        precondition(storage.pendingCount == 0, "applyPending() before reading counts")
         let m = Int(histogram.magnitude)
         return (0..<(Int(histogram.groups) << m)).compactMap { index in
             let count = count(at: histogram.offset + UInt32(index))

@@ -124,21 +124,22 @@ final class CountsPoolTests: XCTestCase {
     }
 
     /// A copy of a pool is independent: recording into one leaves the other's counts alone, although
-    /// the chunks are shared until one of them is written.
+    /// the chunks and the noted increments are shared until one of them is written.
     func testACopyIsIndependent() {
         var original = CountsPool()
         var histogram = CompactHistogram(precision: .two)
         for _ in 0..<10 { original.record(5_000, in: &histogram) }
         var copy = original
         var copied = histogram
+        original.record(5_000, in: &histogram)  // noted by the original only, while both hold 10 noted
         for _ in 0..<7 { copy.record(5_000, in: &copied) }
         copy.applyPending()
         original.applyPending()
-        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [10])
+        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [11])
         XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
         original.record(5_000, in: &histogram)
         original.applyPending()
-        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [11])
+        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [12])
         XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
     }
 }
