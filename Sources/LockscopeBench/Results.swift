@@ -148,6 +148,8 @@ struct Results: Encodable {
     var keySpace: KeySpace
     var ingest: RateSearch
     var ceiling: RateSearch
+    /// The collector flat out with fewer containers contending each lock.
+    var ingestByContainers: [KeySpaceRate]
     var perEventCost: PerEventCost
     var memory: [MemoryRun]
     var attach: AttachTimes
@@ -158,7 +160,9 @@ struct Results: Encodable {
     var peakRSSFewestEvents: UInt64 { memory.min { $0.events < $1.events }?.peakRSSBytes ?? 0 }
 
     /// In every step, produced = consumed + lost, exactly.
-    var lossAccountingExact: Bool { (ingest.steps + ceiling.steps).allSatisfy(\.accountingExact) }
+    var lossAccountingExact: Bool {
+        (ingest.steps + ceiling.steps + ingestByContainers.map(\.flatOut)).allSatisfy(\.accountingExact)
+    }
 
     var targets: [TargetCheck] {
         let overheadRatio = overhead?.ratios["lockscope"]
@@ -189,7 +193,7 @@ struct Results: Encodable {
         case bpftraceOverheadRatio = "bpftrace_overhead_ratio"
         case peakRSSBytes = "peak_rss_bytes", peakRSSBytes1M = "peak_rss_bytes_1m_events"
         case attachMs = "attach_ms", lossAccountingExact = "loss_accounting_exact", targets
-        case keySpace = "key_space", ingest, ceiling, perEventCost = "per_event_cost", memory, attach, overhead
+        case keySpace = "key_space", ingest, ceiling, ingestByContainers = "ingest_by_containers", perEventCost = "per_event_cost", memory, attach, overhead
     }
 
     func encode(to encoder: Encoder) throws {
@@ -213,6 +217,7 @@ struct Results: Encodable {
         try container.encode(keySpace, forKey: .keySpace)
         try container.encode(ingest, forKey: .ingest)
         try container.encode(ceiling, forKey: .ceiling)
+        try container.encode(ingestByContainers, forKey: .ingestByContainers)
         try container.encode(perEventCost, forKey: .perEventCost)
         try container.encode(memory, forKey: .memory)
         try container.encode(attach, forKey: .attach)
@@ -242,6 +247,14 @@ struct Results: Encodable {
             "  do-nothing consumer       \(Format.rate(ceiling.sustainedPerSec))"
                 + (ceiling.dropOnsetPerSec == nil ? " (never dropped: bounded by the producer)" : ""),
             "  ingest / do-nothing       \(String(format: "%.2f", ingestToCeiling))",
+        ]
+        for rate in ingestByContainers {
+            let ratio = ceiling.sustainedPerSec > 0 ? rate.flatOut.producedPerSec / ceiling.sustainedPerSec : 0
+            lines.append("  with \(rate.keySpace.containersText)".padding(toLength: 28, withPad: " ", startingAt: 0)
+                + "\(Format.rate(rate.flatOut.producedPerSec)) flat out, \(rate.flatOut.lost) lost, "
+                + String(format: "%.0f ns per event, %.2f of the do-nothing rate", rate.flatOut.consumerNsPerEvent, ratio))
+        }
+        lines += [
             String(format: "  per event, one thread     read+decode %.0f ns, aggregate %.0f ns (%.0f ns with few keys)",
                    perEventCost.readAndDecodeNs, perEventCost.aggregateNs, perEventCost.aggregateFewKeysNs),
             "memory (\(keySpace.locks) locks, \(keySpace.cpus) CPUs, \(keySpace.containers) containers, "

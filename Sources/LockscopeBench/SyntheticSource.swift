@@ -14,6 +14,7 @@ struct KeySpace: Codable, Sendable {
 
     var hotLocks: Int { Int(LOCKSCOPE_BENCH_HOT_LOCKS) }
     var processes: Int { containers * Int(LOCKSCOPE_BENCH_PIDS_PER_CONTAINER) }
+    var containersText: String { containers == 1 ? "1 container" : "\(containers) containers" }
 
     enum CodingKeys: String, CodingKey {
         case locks, cpus, containers, seed

@@ -30,6 +30,16 @@ struct RateSearch: Codable {
     var steps: [Step]
 }
 
+/// The collector flat out on a smaller key space: one step with the producer as fast as it can go,
+/// after a warm-up step that has every key seen.
+struct KeySpaceRate: Codable {
+    /// The container counts measured besides the default key space's (same locks and CPUs).
+    static let containerCounts = [1, 8, 32]
+
+    var keySpace: KeySpace
+    var flatOut: Step
+}
+
 /// Runs the synthetic producer on one CPU against a consumer on another, at controlled rates.
 final class ThroughputBench {
     let source: SyntheticSource

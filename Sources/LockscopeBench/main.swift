@@ -71,7 +71,10 @@ func describe(_ step: Step, consumer: String) -> String {
 }
 
 /// Ingest and ceiling on the same ring buffer: the consumer on CPU 0 (this thread), the producer on CPU 1.
-func measureThroughput(_ options: BenchOptions, cpus: Int) throws -> (ingest: RateSearch, ceiling: RateSearch) {
+/// Then the collector flat out with fewer containers: its cost per event grows with how many
+/// containers (and so processes and contexts) contend each lock.
+func measureThroughput(_ options: BenchOptions, cpus: Int) throws
+    -> (ingest: RateSearch, ceiling: RateSearch, byContainers: [KeySpaceRate]) {
     let producerCPU = cpus > 1 ? 1 : 0
     if cpus < 2 { progress("warning: one CPU: producer and consumer share it, rates are understated") }
     pinCurrentThread(to: 0)
@@ -88,7 +91,18 @@ func measureThroughput(_ options: BenchOptions, cpus: Int) throws -> (ingest: Ra
     guard collector.undecodable == 0 else {
         throw BenchError("\(collector.undecodable) records did not decode: rebuild (make bpf)")
     }
-    return (ingest, ceiling)
+    var byContainers: [KeySpaceRate] = []
+    for containers in KeySpaceRate.containerCounts where containers < options.keys.containers {
+        var keys = options.keys
+        keys.containers = containers
+        let bench = ThroughputBench(source: source, keys: keys, producerCPU: producerCPU, stepSeconds: options.stepSeconds)
+        let collector = try CollectorConsumer(mapFD: source.eventsFD, topology: try? Topology.read())
+        progress(describe(try bench.step(collector, rate: 1e6), consumer: "collector warm-up, \(keys.containersText)"))
+        let step = try bench.step(collector, rate: nil)
+        progress(describe(step, consumer: "collector, \(keys.containersText)"))
+        byContainers.append(KeySpaceRate(keySpace: keys, flatOut: step))
+    }
+    return (ingest, ceiling, byContainers)
 }
 
 func runBenchmarks(_ options: BenchOptions) throws {
@@ -113,6 +127,7 @@ func runBenchmarks(_ options: BenchOptions) throws {
 
     let results = Results(generatedAt: ISO8601DateFormatter().string(from: Date()), machine: machine,
                           keySpace: options.keys, ingest: throughput.ingest, ceiling: throughput.ceiling,
+                          ingestByContainers: throughput.byContainers,
                           perEventCost: cost, memory: memory, attach: attach, overhead: overhead)
     try AtomicFile.write(try results.json(), to: options.output)
     print(results.summary(), terminator: "")
@@ -139,8 +154,11 @@ do {
         FileHandle.standardOutput.write(try encoder.encode(cost) + Data("\n".utf8) + encoder.encode(memory) + Data("\n".utf8))
     } else if arguments.first == "ingest" {
         let options = try BenchOptions(arguments.dropFirst())
-        let (ingest, ceiling) = try measureThroughput(options, cpus: Machine.current().cpus)
+        let (ingest, ceiling, byContainers) = try measureThroughput(options, cpus: Machine.current().cpus)
         print("ingest without drops \(Format.rate(ingest.sustainedPerSec)), ceiling \(Format.rate(ceiling.sustainedPerSec))")
+        for rate in byContainers {
+            print("  \(rate.keySpace.containersText): \(Format.rate(rate.flatOut.producedPerSec)), lost \(rate.flatOut.lost)")
+        }
     } else {
         try runBenchmarks(try BenchOptions(arguments))
     }
