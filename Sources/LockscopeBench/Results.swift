@@ -193,7 +193,8 @@ struct Results: Encodable {
         case bpftraceOverheadRatio = "bpftrace_overhead_ratio"
         case peakRSSBytes = "peak_rss_bytes", peakRSSBytes1M = "peak_rss_bytes_1m_events"
         case attachMs = "attach_ms", lossAccountingExact = "loss_accounting_exact", targets
-        case keySpace = "key_space", ingest, ceiling, ingestByContainers = "ingest_by_containers", perEventCost = "per_event_cost", memory, attach, overhead
+        case keySpace = "key_space", ingest, ceiling, ingestByContainers = "ingest_by_containers"
+        case perEventCost = "per_event_cost", memory, attach, overhead
     }
 
     func encode(to encoder: Encoder) throws {
