@@ -188,7 +188,7 @@ final class CheckEndToEndTests: XCTestCase {
     private func record(_ strategy: String, to path: String) throws {
         let binary = try LockscopeBinary.path()
         let result = try run(["record", "-o", path, "--quiet", "--no-report", "--", binary, "stress",
-                              "--strategy", strategy, "--containers", "200", "--layers", "50", "--parallel", "16"])
+                              "--strategy", strategy, "--containers", "200", "--layers", "50", "--parallel", "48"])
         XCTAssertEqual(result.status, 0, result.output)
     }
 
@@ -199,12 +199,17 @@ final class CheckEndToEndTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let base = "\(directory)/base.json", candidate = "\(directory)/candidate.json"
         try record("common-parent", to: base)
-        // namespace_sem is held for microseconds and 2 CPUs rarely collide on it: storm until they do.
-        for _ in 0..<4 {
+        // namespace_sem is held for microseconds and 2 CPUs rarely collide on it; on a loaded machine a
+        // per-layer storm can collide no more often than the baseline did. Storm until the candidate
+        // contends clearly more often (the rate's limits: +20% and 10/s), so the gate has a regression to find.
+        let baseRate = try namespaceSemContentionsPerSecond(base)
+        var candidateRate = 0.0
+        for _ in 0..<6 {
             try record("per-layer", to: candidate)
-            let contentions = try Profile.load(path: candidate).locks.first { $0.name == "namespace_sem" }?.stats.contentions
-            if (contentions ?? 0) >= 10 { break }
+            candidateRate = try namespaceSemContentionsPerSecond(candidate)
+            if candidateRate >= max(baseRate * 1.5, baseRate + 15) { break }
         }
+        XCTAssertGreaterThanOrEqual(candidateRate, baseRate + 15, "6 per-layer storms never contended clearly more than the baseline")
         let gate = try run(["check", candidate, "--baseline", base, "--locks", "namespace_sem", "--min-contentions", "5",
                             "--junit", "\(directory)/junit.xml"])
         XCTAssertEqual(gate.status, 1, gate.output)
@@ -212,5 +217,11 @@ final class CheckEndToEndTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: "\(directory)/junit.xml", encoding: .utf8).contains("<failure"))
         let same = try run(["check", candidate, "--baseline", candidate])
         XCTAssertEqual(same.status, 0, same.output)
+    }
+
+    private func namespaceSemContentionsPerSecond(_ path: String) throws -> Double {
+        let profile = try Profile.load(path: path)
+        let contentions = profile.locks.first { $0.name == "namespace_sem" }?.stats.contentions ?? 0
+        return Double(contentions) / max(Double(profile.durationNs) / 1e9, 1e-9)
     }
 }
