@@ -72,6 +72,10 @@ public enum LockSelection: Sendable, Equatable {
 /// `eventsInFlight` waits later, when those lines have arrived. The histograms' bucket increments are
 /// noted and applied in batches, each bucket requested a few increments ahead (`CountsPool`). Waits in
 /// flight and noted increments are applied before anything reads the tables (`finishPending`).
+///
+/// The per-event tables are written through raw pointers, with no bounds or copy-on-write check per
+/// access (`SharedBuffer`); an aggregator is still a value: `makeTablesUnique` copies them, once, when
+/// a copy of it is first written.
 public struct Aggregator {
     /// Processes kept apart per lock; waits of later ones are summed per container under
     /// `[other processes]`, so memory stays bounded however many processes come and go.
@@ -102,13 +106,18 @@ public struct Aggregator {
     let topology: Topology?
     private let handoffTable: HandoffTable?
 
+    /// Copied with the aggregator, and replaced when a copy makes its tables unique: while no other
+    /// aggregator holds it, no other holds any of the tables below (see `makeTablesUnique`).
+    private var tablesToken = TablesToken()
+    private final class TablesToken {}
+
     /// Lock address to lock index (the position in `lockEntries`).
     private var lockIndices = FlatTable<LockAddressKey, Int32>(empty: -1)
     private(set) var lockEntries: [LockEntry] = []
-    /// Per lock, the caps its waits have run into (small, so it stays in cache for `prefetchSlots`).
-    private var capsReached: [CapsReached] = []
+    /// Per lock, what each wait reads and writes besides the tables (small, so it stays in cache).
+    private var lockActivity = TableArray<LockActivity>()
     /// `histogramsPerLock` per lock, at `lock * histogramsPerLock + LockHistogram.rawValue`.
-    private var lockHistograms: [CompactHistogram] = []
+    private var lockHistograms = TableArray<CompactHistogram>()
     private var byCPU = FlatTable<LockCPUKey, CompactHistogram>(empty: .init(precision: WaitAccumulator.breakdownPrecision))
     private var byTask = FlatTable<LockTaskKey, CompactHistogram>(empty: .init(precision: WaitAccumulator.breakdownPrecision))
     private var contexts = FlatTable<LockContextKey, Tally>(empty: .init())
@@ -118,16 +127,47 @@ public struct Aggregator {
     private var lockCgroups = FlatTable<LockTaskKey, Bool>(empty: false)
     /// The bucket counts of every `CompactHistogram` above.
     private var counts = CountsPool()
-    /// Waits recorded but not yet applied, oldest at `oldestInFlight` (see `record`).
-    private var inFlight: [QueuedWait] = []
+    /// Waits recorded but not yet applied: the first `inFlightCount` of `eventsInFlight`, oldest at
+    /// `oldestInFlight` (see `record`).
+    private var inFlight = TableArray<QueuedWait>()
+    private var inFlightCount = 0
     private var oldestInFlight = 0
-    /// How many waits are held back while their table slots load.
+    /// How many waits are held back while their table slots load (a power of two).
     static let eventsInFlight = 4
 
+    /// A wait between `record` and `apply`: the fields applying it reads, and its lock (copied twice per
+    /// event, so kept small).
     struct QueuedWait {
-        var event: WaitEvent
-        var lock: Int
+        var waitNs: UInt64
+        var cgroupID: UInt64
+        var ownerCgroupID: UInt64
+        var outerLockAddress: UInt64
+        var comm: Comm
+        var ownerComm: Comm
+        var pid: UInt32
+        var ownerPid: UInt32
+        var stackID: Int32
+        var cpu: UInt32
+        var lock: Int32
         var kind: LockKind
+        var isRead: Bool
+
+        @inline(__always)
+        init(_ event: WaitEvent, lock: Int, kind: LockKind) {
+            waitNs = event.waitNs
+            cgroupID = event.cgroupID
+            ownerCgroupID = event.ownerCgroupID
+            outerLockAddress = event.outerLockAddress
+            comm = event.comm
+            ownerComm = event.ownerComm
+            pid = event.pid
+            ownerPid = event.ownerPid
+            stackID = event.stackID
+            cpu = event.cpu
+            self.lock = Int32(truncatingIfNeeded: lock)
+            self.kind = kind
+            isRead = event.isRead
+        }
     }
 
     /// The first `comm` seen for each pid, waiter or owner (written only when a lock first sees the pid).
@@ -138,20 +178,31 @@ public struct Aggregator {
     public init(topology: Topology?) {
         self.topology = topology
         handoffTable = topology.map(HandoffTable.init)
+        let idle = QueuedWait(WaitEvent(flags: 0, waitNs: 0, lockAddress: 0), lock: 0, kind: .other)
+        for _ in 0..<Self.eventsInFlight { inFlight.append(idle) }
     }
 
-    /// What the per-event path keeps of a lock besides its histograms.
+    /// A lock as the profile builder needs it.
     struct LockEntry {
         var address: UInt64
         var kind: LockKind
-        var lastCPU: UInt32?
-        /// Distinct pids in `byTask` (not counting the `otherProcesses` entries).
-        var processes = 0
-        /// Cgroups kept apart.
-        var cgroups = 0
-        /// Keys in `owners`.
-        var ownerKeys = 0
+        /// Waits in this lock's slow path by the lock around it (an rwsem's wait_lock), by address.
         var outerLocks: [UInt64: UInt64] = [:]
+    }
+
+    /// What a lock's waits read and update besides the tables.
+    struct LockActivity {
+        /// The CPU that took the lock last, `noCPU` before its first wait.
+        var lastCPU = LockActivity.noCPU
+        /// Distinct pids in `byTask` (not counting the `otherProcesses` entries).
+        var processes: Int32 = 0
+        /// Cgroups kept apart.
+        var cgroups: Int32 = 0
+        /// Keys in `owners`.
+        var ownerKeys: Int32 = 0
+        var capsReached: CapsReached = []
+
+        static let noCPU = UInt32.max
     }
 
     /// Caps a lock has reached: its later waits from new processes or owners go to overflow slots.
@@ -159,6 +210,24 @@ public struct Aggregator {
         var rawValue: UInt8
         static let processes = CapsReached(rawValue: 1)
         static let owners = CapsReached(rawValue: 2)
+    }
+
+    /// Gives this aggregator tables of its own if it shares them with a copy (one check, then nothing
+    /// more, however many tables the caller then writes). Call before writing any table.
+    @inline(__always)
+    private mutating func makeTablesUnique() {
+        guard _slowPath(!isKnownUniquelyReferenced(&tablesToken)) else { return }
+        lockIndices.makeUnique()
+        lockActivity.makeUnique()
+        lockHistograms.makeUnique()
+        byCPU.makeUnique()
+        byTask.makeUnique()
+        contexts.makeUnique()
+        owners.makeUnique()
+        lockCgroups.makeUnique()
+        counts.makeUnique()
+        inFlight.makeUnique()
+        tablesToken = TablesToken()
     }
 
     /// The histograms every lock has, by position.
@@ -238,28 +307,31 @@ public struct Aggregator {
 
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     public mutating func record(_ event: WaitEvent) {
-        waitEvents += 1
+        makeTablesUnique()
+        waitEvents &+= 1
         let kind = event.kind
         let lock = lockIndex(event.lockAddress, kind: kind)
         prefetchSlots(of: event, lock: lock, kind: kind)
-        let queued = QueuedWait(event: event, lock: lock, kind: kind)
-        if inFlight.count < Self.eventsInFlight {
-            inFlight.append(queued)
+        let queued = QueuedWait(event, lock: lock, kind: kind)
+        if _slowPath(inFlightCount < Self.eventsInFlight) {
+            inFlight[inFlightCount] = queued
+            inFlightCount &+= 1
             return
         }
         let oldest = inFlight[oldestInFlight]
         inFlight[oldestInFlight] = queued
-        oldestInFlight = (oldestInFlight + 1) % Self.eventsInFlight
+        oldestInFlight = (oldestInFlight &+ 1) & (Self.eventsInFlight - 1)
         apply(oldest)
     }
 
     /// Applies the waits still in flight and the histograms' pending bucket increments: everything
     /// recorded so far is then in the tables.
     mutating func finishPending() {
-        for offset in inFlight.indices {
-            apply(inFlight[(oldestInFlight + offset) % inFlight.count])
+        makeTablesUnique()
+        for offset in 0..<inFlightCount {
+            apply(inFlight[(oldestInFlight + offset) % inFlightCount])
         }
-        inFlight.removeAll(keepingCapacity: true)
+        inFlightCount = 0
         oldestInFlight = 0
         counts.applyPending()
     }
@@ -268,12 +340,11 @@ public struct Aggregator {
     /// histograms, its table slots, and, for a lock past a cap, the slots its overflow goes to.
     @inline(__always)
     private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind) {
-        lockEntries.prefetch(lock)
         lockHistograms.prefetch(lock * Self.histogramsPerLock)
         byCPU.prefetch(LockCPUKey(lock: lock, cpu: event.cpu))
         byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: event.pid))
         contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu, cgroupID: event.cgroupID))
-        let caps = capsReached[lock]
+        let caps = lockActivity[lock].capsReached
         if caps.contains(.processes) {
             lockCgroups.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: 0))
             byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: Aggregator.otherProcesses))
@@ -290,14 +361,14 @@ public struct Aggregator {
 
     /// Adds one wait to the tables.
     private mutating func apply(_ queued: QueuedWait) {
-        let (event, lock, kind) = (queued.event, queued.lock, queued.kind)
+        let (event, lock, kind) = (queued, Int(queued.lock), queued.kind)
         let ns = event.waitNs
         let wait = BucketedWait(ns)
-        let histograms = lock * Self.histogramsPerLock
-        counts.record(wait, in: &lockHistograms[histograms + LockHistogram.total.rawValue])
+        let histograms = lock &* Self.histogramsPerLock
+        counts.record(wait, in: &lockHistograms[histograms &+ LockHistogram.total.rawValue])
         if kind.hasSharedMode {
             let mode = event.isRead ? LockHistogram.read : LockHistogram.write
-            counts.record(wait, in: &lockHistograms[histograms + mode.rawValue])
+            counts.record(wait, in: &lockHistograms[histograms &+ mode.rawValue])
         }
         let cpu = byCPU.index(of: LockCPUKey(lock: lock, cpu: event.cpu),
                               adding: CompactHistogram(precision: WaitAccumulator.breakdownPrecision))
@@ -311,20 +382,20 @@ public struct Aggregator {
             var pid = event.pid
             let lockCgroup = LockTaskKey(lock: lock, cgroupID: cgroup, pid: 0)
             if lockCgroups.index(of: lockCgroup) == nil {
-                if lockEntries[lock].cgroups < Aggregator.maxCgroupsPerLock {
+                if lockActivity[lock].cgroups < Aggregator.maxCgroupsPerLock {
                     lockCgroups.insert(lockCgroup, true)
-                    lockEntries[lock].cgroups += 1
+                    lockActivity[lock].cgroups += 1
                 } else {
                     (cgroup, pid) = (Aggregator.otherCgroups, Aggregator.otherProcesses)
                 }
             }
             if pid != Aggregator.otherProcesses {  // a (cgroup, pid) this lock has not seen
-                if lockEntries[lock].processes < Aggregator.maxProcessesPerLock {
-                    lockEntries[lock].processes += 1
+                if lockActivity[lock].processes < Aggregator.maxProcessesPerLock {
+                    lockActivity[lock].processes += 1
                     newWaiter = true
                 } else {
                     pid = Aggregator.otherProcesses
-                    capsReached[lock].insert(.processes)
+                    lockActivity[lock].capsReached.insert(.processes)
                 }
             }
             let task = byTask.index(of: LockTaskKey(lock: lock, cgroupID: cgroup, pid: pid),
@@ -334,11 +405,12 @@ public struct Aggregator {
         let context = contexts.index(of: LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu,
                                                         cgroupID: cgroup), adding: Tally())
         contexts[context].add(ns)
-        if let handoffTable, let previous = lockEntries[lock].lastCPU {
-            let handoff = histograms + LockHistogram.handoffs.rawValue + handoffTable.position(from: previous, to: event.cpu)
+        let previous = lockActivity[lock].lastCPU
+        if let handoffTable, previous != LockActivity.noCPU {
+            let handoff = histograms &+ LockHistogram.handoffs.rawValue &+ handoffTable.position(from: previous, to: event.cpu)
             counts.record(wait, in: &lockHistograms[handoff])
         }
-        lockEntries[lock].lastCPU = event.cpu
+        lockActivity[lock].lastCPU = event.cpu
         var newOwner = false
         if kind.hasOwner {
             var key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: event.ownerCgroupID,
@@ -346,15 +418,15 @@ public struct Aggregator {
             if let owner = owners.index(of: key) {
                 owners[owner].add(ns)
             } else {
-                if lockEntries[lock].ownerKeys >= Aggregator.maxOwnerKeysPerLock {
-                    capsReached[lock].insert(.owners)
+                if lockActivity[lock].ownerKeys >= Aggregator.maxOwnerKeysPerLock {
+                    lockActivity[lock].capsReached.insert(.owners)
                     key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: Aggregator.otherCgroups,
                                        ownerPid: Aggregator.otherProcesses)
                 } else {
                     newOwner = event.ownerPid != 0
                 }
                 let owner = owners.index(of: key) ?? {
-                    lockEntries[lock].ownerKeys += 1
+                    lockActivity[lock].ownerKeys += 1
                     return owners.insert(key, Tally())
                 }()
                 owners[owner].add(ns)
@@ -375,10 +447,11 @@ public struct Aggregator {
         if let slot = lockIndices.index(of: LockAddressKey(kept)) { return Int(lockIndices[slot]) }
         lockIndices.insert(LockAddressKey(kept), Int32(lockEntries.count))
         lockEntries.append(LockEntry(address: kept, kind: kind))
-        capsReached.append([])
+        lockActivity.append(LockActivity())
         lockHistograms.append(CompactHistogram(precision: .two))
-        lockHistograms += repeatElement(CompactHistogram(precision: WaitAccumulator.breakdownPrecision),
-                                        count: Self.histogramsPerLock - 1)
+        for _ in 1..<Self.histogramsPerLock {
+            lockHistograms.append(CompactHistogram(precision: WaitAccumulator.breakdownPrecision))
+        }
         return lockEntries.count - 1
     }
 
@@ -397,20 +470,21 @@ public struct Aggregator {
     /// Bytes held by each of the per-event tables, and their entries (for the benchmarks).
     public var tableSizes: [String: (bytes: Int, entries: Int)] {
         func size<Key, Value>(_ table: FlatTable<Key, Value>) -> (Int, Int) {
-            (table.slots.capacity * MemoryLayout<FlatTable<Key, Value>.Slot>.stride, table.count)
+            (table.capacity * MemoryLayout<FlatTable<Key, Value>.Slot>.stride, table.count)
         }
         return ["cpus": size(byCPU), "tasks": size(byTask), "contexts": size(contexts), "owners": size(owners),
                 "counts": (counts.bytes, 0),
                 "locks": (lockHistograms.capacity * MemoryLayout<CompactHistogram>.stride
-                    + lockEntries.capacity * MemoryLayout<LockEntry>.stride, lockEntries.count)]
+                    + lockEntries.capacity * MemoryLayout<LockEntry>.stride
+                    + lockActivity.capacity * MemoryLayout<LockActivity>.stride, lockEntries.count)]
     }
 
     /// Forgets every lock (after `takeProfile`).
     mutating func removeLocks() {
         lockIndices = .init(empty: -1)
         lockEntries = []
-        capsReached = []
-        lockHistograms = []
+        lockActivity = .init()
+        lockHistograms = .init()
         byCPU = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
         byTask = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
         contexts = .init(empty: .init())
@@ -439,7 +513,7 @@ extension Aggregator {
     private static func grouped<Key: LockIndexedKey, Value>(_ table: FlatTable<Key, Value>,
                                                             locks: Int) -> [[FlatTable<Key, Value>.Slot]] {
         var groups = [[FlatTable<Key, Value>.Slot]](repeating: [], count: locks)
-        for slot in table.entries { groups[slot.key.lock].append(slot) }
+        table.forEachEntry { groups[$0.key.lock].append($0) }
         return groups
     }
 
@@ -491,7 +565,7 @@ extension Aggregator {
     /// Each lock's stacks and their tallies, by lock index (for naming locks).
     func stackTallies() -> [[Int32: Tally]] {
         var tallies = [[Int32: Tally]](repeating: [:], count: lockEntries.count)
-        for slot in contexts.entries { tallies[slot.key.lock][slot.key.stackID, default: .init()].merge(slot.value) }
+        contexts.forEachEntry { tallies[$0.key.lock][$0.key.stackID, default: .init()].merge($0.value) }
         return tallies
     }
 
@@ -619,12 +693,17 @@ struct HandoffTable {
     }
 
     /// The position of the hand-off from `previous` to `current` in `Handoff.allCases`.
+    @inline(__always)
     func position(from previous: UInt32, to current: UInt32) -> Int {
         let from = Int(previous), to = Int(current)
-        if from < size, to < size { return Int(classes[from * size + to]) }
+        if from < size, to < size { return Int(classes[from &* size &+ to]) }
         if from == to { return sameCPUPosition }
         if coversTopology { return unknownPosition }
-        return Handoff.allCases.firstIndex(of: topology.handoff(from: from, to: to))!
+        return positionOutsideTable(from: from, to: to)
+    }
+
+    private func positionOutsideTable(from: Int, to: Int) -> Int {
+        Handoff.allCases.firstIndex(of: topology.handoff(from: from, to: to))!
     }
 }
 

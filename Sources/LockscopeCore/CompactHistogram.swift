@@ -86,6 +86,9 @@ struct BucketedWait {
 /// costing one stall each. Read nothing before `applyPending()`.
 ///
 /// Counts are 32 bits; a bucket that wraps past 2^32 - 1 adds 2^32 in `carries`.
+///
+/// Like the aggregator's other tables (see `SharedBuffer`), copies share the chunks and the noted
+/// increments, and nothing that writes them checks: call `makeUnique()` before writing a copy.
 struct CountsPool {
     private static let chunkCounts = 1 << 16
     /// Increments noted before they are applied.
@@ -93,9 +96,8 @@ struct CountsPool {
     /// How many increments ahead a bucket is requested from memory.
     private static let prefetchDistance = 32
 
-    /// The chunks, at fixed addresses, and the increments noted but not yet applied: copied, both, when
-    /// a copy of the pool is about to be written (one uniqueness check per noted increment, where an
-    /// array of positions would add its capacity checks to every append).
+    /// The chunks, at fixed addresses, and the increments noted but not yet applied: copied, both, by
+    /// `makeUnique()`.
     private final class Storage {
         var bases: [UnsafeMutablePointer<UInt32>] = []
         /// Positions of buckets to increment by one, the first `pendingCount` of `pendingLimit`.
@@ -148,10 +150,9 @@ struct CountsPool {
     @inline(__always)
     mutating func record(_ wait: BucketedWait, in histogram: inout CompactHistogram) {
         let position = account(wait, count: 1, in: &histogram)
-        makeStorageUnique()
         storage.pending[storage.pendingCount] = position
-        storage.pendingCount += 1
-        if storage.pendingCount == Self.pendingLimit { applyPending() }
+        storage.pendingCount &+= 1
+        if _slowPath(storage.pendingCount == Self.pendingLimit) { applyPending() }
     }
 
     /// Records one wait of `ns`.
@@ -162,7 +163,6 @@ struct CountsPool {
     /// Records `count` waits of `ns` each, at once.
     mutating func record(_ ns: UInt64, count: UInt32, in histogram: inout CompactHistogram) {
         let position = account(BucketedWait(ns), count: UInt64(count), in: &histogram)
-        makeStorageUnique()
         add(count, at: position)
     }
 
@@ -171,7 +171,7 @@ struct CountsPool {
     @inline(__always)
     private mutating func account(_ wait: BucketedWait, count: UInt64, in histogram: inout CompactHistogram) -> UInt32 {
         let ns = wait.ns
-        histogram.count += count
+        histogram.count &+= count
         histogram.totalNs &+= ns &* count
         if ns < histogram.minNs { histogram.minNs = ns }
         if ns > histogram.maxNs { histogram.maxNs = ns }
@@ -180,7 +180,7 @@ struct CountsPool {
         let group = bucket >> m
         let first = Int(histogram.firstGroup)
         if group < first || group >= first + Int(histogram.groups) { grow(&histogram, toHold: group) }
-        return histogram.offset + UInt32(bucket - Int(histogram.firstGroup) << m)
+        return histogram.offset &+ UInt32(truncatingIfNeeded: bucket &- Int(histogram.firstGroup) << m)
     }
 
     @inline(__always)
@@ -193,21 +193,27 @@ struct CountsPool {
     /// Applies every noted increment.
     mutating func applyPending() {
         guard storage.pendingCount > 0 else { return }
-        makeStorageUnique()
         let storage = self.storage
         let positions = UnsafeBufferPointer(start: storage.pending, count: storage.pendingCount)
-        let ahead = Swift.min(Self.prefetchDistance, positions.count)
-        for index in 0..<ahead { lockscope_prefetch(storage.pointer(positions[index])) }
-        for index in positions.indices {
-            if index + ahead < positions.count { lockscope_prefetch(storage.pointer(positions[index + ahead])) }
-            let bucket = storage.pointer(positions[index])
-            bucket.pointee &+= 1
-            if bucket.pointee == 0 { carries[positions[index], default: 0] += 1 }
+        storage.bases.withUnsafeBufferPointer { bases in
+            func bucket(_ position: UInt32) -> UnsafeMutablePointer<UInt32> {
+                bases[Int(position >> 16)] + Int(position & 0xffff)
+            }
+            let ahead = Swift.min(Self.prefetchDistance, positions.count)
+            for index in 0..<ahead { lockscope_prefetch(bucket(positions[index])) }
+            for index in positions.indices {
+                if index &+ ahead < positions.count { lockscope_prefetch(bucket(positions[index &+ ahead])) }
+                let count = bucket(positions[index])
+                count.pointee &+= 1
+                if _slowPath(count.pointee == 0) { carries[positions[index], default: 0] += 1 }
+            }
         }
         storage.pendingCount = 0
     }
 
-    private mutating func makeStorageUnique() {
+    /// Gives this pool chunks and noted increments of its own if it shares them with a copy.
+    @inline(__always)
+    mutating func makeUnique() {
         if _slowPath(!isKnownUniquelyReferenced(&storage)) { storage = storage.copy() }
     }
 
@@ -218,7 +224,6 @@ struct CountsPool {
     /// Moves the histogram to a region that also holds `group`.
     private mutating func grow(_ histogram: inout CompactHistogram, toHold group: Int) {
         applyPending()  // noted increments may be in the region that moves
-        makeStorageUnique()
         let m = Int(histogram.magnitude)
         let held = Int(histogram.groups)
         let low = held == 0 ? group : Swift.min(group, Int(histogram.firstGroup))

@@ -47,7 +47,9 @@ public struct WaitEvent: Sendable, Equatable {
         self.ownerComm = ownerComm
     }
 
-    public var kind: LockKind { LockKind(flags: flags) }
+    public var kind: LockKind {
+        @inline(__always) get { LockKind(flags: flags) }
+    }
     /// Waits for shared (read) access; everything else is exclusive.
     public var isRead: Bool { flags & UInt32(LOCKSCOPE_LCB_F_READ) != 0 }
 }
@@ -151,6 +153,7 @@ public struct Comm: Hashable, Sendable, ExpressibleByStringLiteral, CustomString
 
 extension LockKind {
     /// The kind the contention flags describe (the same rule the BPF filter uses).
+    @inline(__always)
     public init(flags: UInt32) {
         switch Int32(bitPattern: lockscope_kind_of(flags)) {
         case Int32(LOCKSCOPE_KIND_SPINLOCK.rawValue): self = .spinlock

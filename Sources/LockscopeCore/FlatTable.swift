@@ -17,78 +17,94 @@ extension FlatTableKey {
     }
 }
 
-extension Array {
-    /// Starts loading the cache line of the element at `index`, without waiting for it.
-    @inline(__always)
-    func prefetch(_ index: Int) {
-        withUnsafeBufferPointer { lockscope_prefetch($0.baseAddress! + index) }
-    }
-}
-
 /// An open-addressing hash table (linear probing, at most 70% full) whose keys and values sit side by
-/// side in one array: a lookup usually touches a single cache line, where `Dictionary` touches three
+/// side in one buffer: a lookup usually touches a single cache line, where `Dictionary` touches three
 /// (its bitmap, keys and values arrays). The aggregator does several lookups per event over tables
 /// too large for the cache, so this is most of its speed. No removal: tables only grow, and are
 /// emptied whole.
+///
+/// The slots live in a `SharedBuffer`: copies share them, and a copy must call `makeUnique()` before
+/// it is written (no access checks anything).
 struct FlatTable<Key: FlatTableKey, Value> {
     struct Slot {
         var key: Key
         var value: Value
     }
 
-    private(set) var slots: [Slot]
+    private var buffer: SharedBuffer<Slot>
+    /// `buffer.base` and `buffer.capacity - 1`, kept here so a probe is a load, a mask and a compare.
+    private var slots: UnsafeMutablePointer<Slot>
+    private var mask: Int
     private(set) var count = 0
     private let empty: Value
 
     /// `empty` fills unused slots; it is never returned.
     init(empty: Value) {
         self.empty = empty
-        slots = Array(repeating: Slot(key: .unused, value: empty), count: 16)
+        buffer = SharedBuffer(capacity: 16, repeating: Slot(key: .unused, value: empty))
+        slots = buffer.base
+        mask = buffer.capacity - 1
     }
+
+    /// Slots, used or not.
+    var capacity: Int { buffer.capacity }
 
     /// The slot of `key`, if present (`key` must not be `.unused`, which every empty slot holds).
     @inline(__always)
     func index(of key: Key) -> Int? {
-        let mask = slots.count - 1
         var index = key.slotHash & mask
         while true {
             let slotKey = slots[index].key
             if slotKey == key { return index }
             if slotKey == .unused { return nil }
-            index = (index + 1) & mask
+            index = (index &+ 1) & mask
         }
     }
 
     /// Starts loading the cache line where a lookup of `key` begins, without waiting for it.
     @inline(__always)
     func prefetch(_ key: Key) {
-        slots.withUnsafeBufferPointer { lockscope_prefetch($0.baseAddress! + (key.slotHash & ($0.count - 1))) }
+        lockscope_prefetch(slots + (key.slotHash & mask))
     }
 
     /// Adds `key` (which must not be present) with `value`; returns its slot.
     @discardableResult
     mutating func insert(_ key: Key, _ value: Value) -> Int {
         precondition(key != .unused, "the unused key marks empty slots")
-        if (count + 1) * 10 > slots.count * 7 { rehash(capacity: slots.count * 2) }
+        if (count + 1) * 10 > buffer.capacity * 7 { rehash(capacity: buffer.capacity * 2) }
         count += 1
         return place(Slot(key: key, value: value))
     }
 
     /// The slot of `key`, added with `value` if it was missing.
+    @inline(__always)
     mutating func index(of key: Key, adding value: @autoclosure () -> Value) -> Int {
         index(of: key) ?? insert(key, value())
     }
 
+    @inline(__always)
     subscript(index: Int) -> Value {
         get { slots[index].value }
         _modify { yield &slots[index].value }
     }
 
+    /// Gives this table slots of its own if it shares them with a copy.
+    @inline(__always)
+    mutating func makeUnique() {
+        if _slowPath(!isKnownUniquelyReferenced(&buffer)) {
+            buffer = buffer.copy()
+            slots = buffer.base
+        }
+    }
+
     /// Every key and value, in no particular order.
-    var entries: some Sequence<Slot> { slots.lazy.filter { $0.key != .unused } }
+    func forEachEntry(_ body: (Slot) -> Void) {
+        withExtendedLifetime(buffer) {
+            for slot in buffer.elements where slot.key != .unused { body(slot) }
+        }
+    }
 
     private mutating func place(_ slot: Slot) -> Int {
-        let mask = slots.count - 1
         var index = slot.key.slotHash & mask
         while slots[index].key != .unused { index = (index + 1) & mask }
         slots[index] = slot
@@ -96,8 +112,10 @@ struct FlatTable<Key: FlatTableKey, Value> {
     }
 
     private mutating func rehash(capacity: Int) {
-        let old = slots
-        slots = Array(repeating: Slot(key: .unused, value: empty), count: capacity)
-        for slot in old where slot.key != .unused { _ = place(slot) }
+        let old = buffer
+        buffer = SharedBuffer(capacity: capacity, repeating: Slot(key: .unused, value: empty))
+        slots = buffer.base
+        mask = capacity - 1
+        for slot in old.elements where slot.key != .unused { _ = place(slot) }
     }
 }

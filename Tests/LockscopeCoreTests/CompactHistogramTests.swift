@@ -123,20 +123,23 @@ final class CountsPoolTests: XCTestCase {
         XCTAssertEqual(histogram.count, UInt64(waits + 1))
     }
 
-    /// A copy of a pool is independent: recording into one leaves the other's counts alone, although
-    /// the chunks and the noted increments are shared until one of them is written.
-    func testACopyIsIndependent() {
+    /// A copy of a pool is independent once made unique: recording into one leaves the other's counts
+    /// alone, although the chunks and the noted increments were shared until then.
+    func testACopyMadeUniqueIsIndependent() {
         var original = CountsPool()
         var histogram = CompactHistogram(precision: .two)
         for _ in 0..<10 { original.record(5_000, in: &histogram) }
         var copy = original
         var copied = histogram
+        original.makeUnique()
         original.record(5_000, in: &histogram)  // noted by the original only, while both hold 10 noted
+        copy.makeUnique()
         for _ in 0..<7 { copy.record(5_000, in: &copied) }
         copy.applyPending()
         original.applyPending()
         XCTAssertEqual(original.buckets(of: histogram).map(\.count), [11])
         XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
+        original.makeUnique()
         original.record(5_000, in: &histogram)
         original.applyPending()
         XCTAssertEqual(original.buckets(of: histogram).map(\.count), [12])
@@ -177,10 +180,30 @@ final class FlatTableTests: XCTestCase {
             expected[word, default: 0] += 1
         }
         XCTAssertEqual(table.count, 5_000)
-        XCTAssertEqual(Dictionary(uniqueKeysWithValues: table.entries.map { ($0.key.word, $0.value) }), expected)
+        var entries: [UInt64: Int] = [:]
+        table.forEachEntry { entries[$0.key.word] = $0.value }
+        XCTAssertEqual(entries, expected)
         for word in 1...20_000 as ClosedRange<UInt64> {
             XCTAssertEqual(table.index(of: Key(word: word)).map { table[$0] }, expected[word])
         }
-        XCTAssertLessThanOrEqual(table.count * 10, table.slots.count * 7, "at most 70% full")
+        XCTAssertLessThanOrEqual(table.count * 10, table.capacity * 7, "at most 70% full")
+    }
+
+    /// A copy shares the slots until it is made unique; then writes to either leave the other alone.
+    func testACopyMadeUniqueIsIndependent() {
+        var original = FlatTable<Key, Int>(empty: -1)
+        for word in 1...100 as ClosedRange<UInt64> { original.insert(Key(word: word), Int(word)) }
+        var copy = original
+        copy.makeUnique()
+        copy[copy.index(of: Key(word: 7))!] = -7
+        copy.insert(Key(word: 1_000), 1_000)
+        original.makeUnique()
+        original[original.index(of: Key(word: 8))!] = -8
+        XCTAssertEqual(original.index(of: Key(word: 7)).map { original[$0] }, 7)
+        XCTAssertNil(original.index(of: Key(word: 1_000)))
+        XCTAssertEqual(copy.index(of: Key(word: 8)).map { copy[$0] }, 8)
+        XCTAssertEqual(copy.index(of: Key(word: 7)).map { copy[$0] }, -7)
+        XCTAssertEqual(copy.count, 101)
+        XCTAssertEqual(original.count, 100)
     }
 }
