@@ -336,8 +336,8 @@ public struct Aggregator {
         counts.applyPending()
     }
 
-    /// Requests the cache lines a wait will touch, which are likely misses: the lock's entry and
-    /// histograms, its table slots, and, for a lock past a cap, the slots its overflow goes to.
+    /// Requests the cache lines a wait will touch, which are likely misses: the lock's histograms,
+    /// its table slots, and, for a lock past a cap, the slots its overflow goes to.
     @inline(__always)
     private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind) {
         lockHistograms.prefetch(lock * Self.histogramsPerLock)

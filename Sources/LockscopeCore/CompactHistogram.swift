@@ -132,8 +132,10 @@ struct CountsPool {
     private var storage = Storage()
     /// Counts used in the last chunk.
     private var used = chunkCounts
-    /// Regions given back, by (magnitude << 8 | groups): positions.
-    private var freeRegions: [Int: [UInt32]] = [:]
+    /// Regions given back: their positions, in one list per size (`freeList(groups:magnitude:)`).
+    private var freeRegions = [[UInt32]](repeating: [], count: 2 * (maxGroups + 1))
+    /// The most groups a histogram spans: every power of two a 64-bit wait can fall in.
+    private static let maxGroups = 65
     /// Wraps of a bucket's 32-bit count, by position.
     private var carries: [UInt32: UInt64] = [:]
 
@@ -142,7 +144,12 @@ struct CountsPool {
 
     /// Counts handed out in regions so far, and those of them in regions given back (for tests).
     var regionCounts: (allocated: Int, free: Int) {
-        let free = freeRegions.reduce(0) { $0 + ($1.key & 0xff) << ($1.key >> 8) * $1.value.count }
+        var free = 0
+        for magnitude in [CompactHistogram.oneDigitMagnitude, CompactHistogram.twoDigitMagnitude] {
+            for groups in 1...Self.maxGroups {
+                free += groups << magnitude * freeRegions[Self.freeList(groups: groups, magnitude: Int(magnitude))].count
+            }
+        }
         return (storage.bases.isEmpty ? 0 : (storage.bases.count - 1) * Self.chunkCounts + used, free)
     }
 
@@ -231,22 +238,29 @@ struct CountsPool {
         let offset = allocate(groups: high - low + 1, magnitude: m)
         if held > 0 {
             let old = histogram.offset, new = offset + UInt32((Int(histogram.firstGroup) - low) << m)
-            for index in 0..<UInt32(held << m) {
-                let from = old + index, to = new + index
-                storage.pointer(to).pointee = storage.pointer(from).pointee
-                storage.pointer(from).pointee = 0
-                if !carries.isEmpty, let carry = carries.removeValue(forKey: from) { carries[to] = carry }
+            let counts = held << m  // both regions lie inside one chunk each
+            storage.pointer(new).update(from: storage.pointer(old), count: counts)
+            storage.pointer(old).update(repeating: 0, count: counts)
+            if !carries.isEmpty {
+                for index in 0..<UInt32(counts) {
+                    if let carry = carries.removeValue(forKey: old + index) { carries[new + index] = carry }
+                }
             }
-            freeRegions[m << 8 | held, default: []].append(old)
+            freeRegions[Self.freeList(groups: held, magnitude: m)].append(old)
         }
         histogram.offset = offset
         histogram.firstGroup = UInt8(low)
         histogram.groups = UInt8(high - low + 1)
     }
 
+    /// Where regions of `groups` groups of 2^`magnitude` counts are kept when given back.
+    private static func freeList(groups: Int, magnitude: Int) -> Int {
+        (magnitude == Int(CompactHistogram.oneDigitMagnitude) ? 0 : maxGroups + 1) + groups
+    }
+
     /// An all-zero region of `groups` groups, inside one chunk.
     private mutating func allocate(groups: Int, magnitude m: Int) -> UInt32 {
-        if let position = freeRegions[m << 8 | groups]?.popLast() { return position }
+        if let position = freeRegions[Self.freeList(groups: groups, magnitude: m)].popLast() { return position }
         let size = groups << m
         if used + size > Self.chunkCounts {
             precondition(storage.bases.count < 1 << 16, "histogram counts past 2^32 slots")
