@@ -88,7 +88,8 @@ struct BucketedWait {
 /// Counts are 32 bits; a bucket that wraps past 2^32 - 1 adds 2^32 in `carries`.
 ///
 /// Like the aggregator's other tables (see `SharedBuffer`), copies share the chunks and the noted
-/// increments, and nothing that writes them checks: call `makeUnique()` before writing a copy.
+/// increments, and recording a wait or applying increments does not check: call `makeUnique()`
+/// before writing a copy.
 struct CountsPool {
     private static let chunkCounts = 1 << 16
     /// Increments noted before they are applied.
@@ -230,6 +231,7 @@ struct CountsPool {
 
     /// Moves the histogram to a region that also holds `group`.
     private mutating func grow(_ histogram: inout CompactHistogram, toHold group: Int) {
+        makeUnique()  // moves are rare enough to check
         applyPending()  // noted increments may be in the region that moves
         let m = Int(histogram.magnitude)
         let held = Int(histogram.groups)

@@ -24,7 +24,7 @@ extension FlatTableKey {
 /// emptied whole.
 ///
 /// The slots live in a `SharedBuffer`: copies share them, and a copy must call `makeUnique()` before
-/// it is written (no access checks anything).
+/// it writes a value in place (`table[index] = ...` checks nothing; only `insert` does).
 struct FlatTable<Key: FlatTableKey, Value> {
     struct Slot {
         var key: Key
@@ -67,11 +67,16 @@ struct FlatTable<Key: FlatTableKey, Value> {
         lockscope_prefetch(slots + (key.slotHash & mask))
     }
 
-    /// Adds `key` (which must not be present) with `value`; returns its slot.
+    /// Adds `key` (which must not be present) with `value`, in slots of this table's own (inserting
+    /// is rare enough to check); returns its slot.
     @discardableResult
     mutating func insert(_ key: Key, _ value: Value) -> Int {
         precondition(key != .unused, "the unused key marks empty slots")
-        if (count + 1) * 10 > buffer.capacity * 7 { rehash(capacity: buffer.capacity * 2) }
+        if (count + 1) * 10 > buffer.capacity * 7 {
+            rehash(capacity: buffer.capacity * 2)
+        } else {
+            makeUnique()
+        }
         count += 1
         return place(Slot(key: key, value: value))
     }

@@ -75,9 +75,13 @@ struct TableArray<Element> {
         _modify { yield &base[index] }
     }
 
-    /// Adds `element`, growing the buffer (which makes it unique) when full.
+    /// Adds `element`, in a buffer of this array's own (appending is rare enough to check).
     mutating func append(_ element: Element) {
-        if buffer.count == buffer.capacity { replaceBuffer(capacity: Swift.max(16, buffer.capacity * 2)) }
+        if buffer.count == buffer.capacity {
+            replaceBuffer(capacity: Swift.max(16, buffer.capacity * 2))
+        } else {
+            makeUnique()
+        }
         buffer.append(element)
     }
 
