@@ -107,10 +107,15 @@ public enum CheckReport {
     static func subjectHeading(_ subject: SubjectComparison) -> String {
         let counts = switch subject.presence {
         case .both, .neither: "\(subject.baseContentions) → \(subject.currentContentions) contentions"
-        case .onlyInCurrent: "new: \(subject.currentContentions) contentions, none in the baseline"
-        case .onlyInBaseline: "gone: \(subject.baseContentions) contentions in the baseline, none now"
+        case .onlyInCurrent: "new: \(contentions(subject.currentContentions)), none in the baseline"
+        case .onlyInBaseline: "gone: \(contentions(subject.baseContentions)) in the baseline, none now"
         }
         return "\(subject.subject.label) (\(counts))"
+    }
+
+    /// `1 contention`, `300 contentions`.
+    private static func contentions(_ count: UInt64) -> String {
+        count == 1 ? "1 contention" : "\(count) contentions"
     }
 
     /// `p99 wait        100 us → 2.00 ms (+1.90 ms, +1900%), over the limit of +20% and 10.0 us`.

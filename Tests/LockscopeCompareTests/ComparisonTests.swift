@@ -72,6 +72,17 @@ final class ComparisonTests: XCTestCase {
         XCTAssertEqual(new.verdict, .regressed)
     }
 
+    func testHeadingsCountNewAndVanishedContentions() throws {
+        var new = try subject(try compareFixtures("base.json", "regressed.json"), "alloc_vfsmnt+0x6e")
+        XCTAssertEqual(CheckReport.subjectHeading(new),
+                       "alloc_vfsmnt+0x6e (new: \(new.currentContentions) contentions, none in the baseline)")
+        new.currentContentions = 1
+        XCTAssertEqual(CheckReport.subjectHeading(new), "alloc_vfsmnt+0x6e (new: 1 contention, none in the baseline)")
+        var gone = new
+        (gone.presence, gone.baseContentions, gone.currentContentions) = (.onlyInBaseline, 1, 0)
+        XCTAssertEqual(CheckReport.subjectHeading(gone), "alloc_vfsmnt+0x6e (gone: 1 contention in the baseline, none now)")
+    }
+
     func testImprovementsAndVanishedLocks() throws {
         let comparison = try compareFixtures("base.json", "improved.json")
         XCTAssertTrue(comparison.passed)
