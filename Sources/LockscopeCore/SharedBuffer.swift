@@ -66,7 +66,7 @@ struct TableArray<Element> {
         base = buffer.base
     }
 
-    var count: Int { buffer.count }
+    /// Elements this array has room for (for the benchmarks' table sizes).
     var capacity: Int { buffer.capacity }
 
     @inline(__always)

@@ -53,11 +53,8 @@ public final class RingBufferReader {
             }
             return 0
         }, UnsafeMutableRawPointer(target), nil)
-        guard ring != nil else {
-            target.deinitialize(count: 1)
-            target.deallocate()
-            throw BPFError.setup("open the ring buffer", errno: errno)
-        }
+        // Every stored property is set by now, so throwing runs `deinit`, which frees `target`.
+        guard ring != nil else { throw BPFError.setup("open the ring buffer", errno: errno) }
     }
 
     deinit {

@@ -51,6 +51,32 @@ final class BPFTestRunTests: XCTestCase {
         return try Harness(options)
     }
 
+    /// A file descriptor that is not a ring buffer map is refused with an error naming what failed.
+    func testReaderRefusesAnFDThatIsNotARingBuffer() {
+        XCTAssertThrowsError(try RingBufferReader(mapFD: -1)) { error in
+            XCTAssertTrue("\(error)".contains("open the ring buffer"), "\(error)")
+        }
+    }
+
+    /// The collector's path: records go straight into the aggregator while it drains, and to the
+    /// handler again afterwards.
+    func testDrainIntoAnAggregatorRecordsEveryWait() throws {
+        let h = try harness()
+        try h.begin(rwsemA, Self.write)
+        try h.end(rwsemA)
+        var aggregator = Aggregator(topology: nil)
+        XCTAssertEqual(h.reader.drain(into: &aggregator), 1)
+        XCTAssertTrue(h.events.isEmpty, "the handler saw a record meant for the aggregator")
+        let profile = aggregator.profile(ProfileInputs(
+            stackAddresses: { _ in nil }, symbols: nil, container: { _ in Container(id: "host", runtime: "host", cgroup: "/") }, hostname: "test",
+            kernel: "test", startedAt: "", durationNs: 1, drops: Drops(), recording: Recording(locks: "all")))
+        XCTAssertEqual(profile.locks.map(\.stats.contentions), [1])
+        XCTAssertEqual(profile.locks.first?.address, "0x\(String(rwsemA, radix: 16))")
+        try h.begin(spinB, Self.spin)
+        try h.end(spinB)
+        XCTAssertEqual(h.waits.map(\.lockAddress), [spinB])
+    }
+
     /// A set of programs attaches whole or not at all: the syscall hooks' fallback relies on it.
     func testAttachingASetIsAllOrNothing() throws {
         let h = try harness()
