@@ -7,7 +7,7 @@ import Histogram
 /// The buckets are the HDR histogram's own (`WaitAccumulator` turns this into one, bucket for bucket,
 /// when the profile is built): with `magnitude` m, values below 2^(m+1) have a bucket each, and every
 /// later power of two is split into 2^m buckets, a "group". At 1 significant digit (m = 4) a group is
-/// 16 counts of 32 bits, one cache line. A histogram holds counts only for the groups between its
+/// 16 counts of 16 bits, half a cache line. A histogram holds counts only for the groups between its
 /// smallest and largest wait, so recording a wait touches two cache lines: this header (stored inline
 /// in the aggregator's tables) and the bucket.
 struct CompactHistogram {
@@ -76,7 +76,7 @@ struct BucketedWait {
 }
 
 /// Bucket counts of every `CompactHistogram` of an aggregator: a histogram's groups are a region of
-/// one of its chunks (256 KiB each, so growing never copies what is already there). When a histogram's
+/// one of its chunks (128 KiB each, so growing never copies what is already there). When a histogram's
 /// waits reach a group outside its region it moves to a region just large enough, and the old region
 /// is kept for the next histogram that needs that size (histograms grow through the same sizes).
 ///
@@ -85,12 +85,16 @@ struct BucketedWait {
 /// increments ahead (`lockscope_prefetch`), so that the misses of many buckets overlap instead of
 /// costing one stall each. Read nothing before `applyPending()`.
 ///
-/// Counts are 32 bits; a bucket that wraps past 2^32 - 1 adds 2^32 in `carries`.
+/// Counts are 16 bits; a bucket that wraps past 2^16 - 1 adds one to its entry in `carries`, which
+/// stays small: only buckets that have counted past 65,535 are in it.
 ///
 /// Like the aggregator's other tables (see `SharedBuffer`), copies share the chunks and the noted
 /// increments, and recording a wait or applying increments does not check: call `makeUnique()`
 /// before writing a copy.
 struct CountsPool {
+    /// A bucket's count: 16 bits, so that the pool is half the size it would be at 32 and more of it
+    /// stays in cache. Each wrap past 2^16 - 1 adds one to the bucket's entry in `carries`.
+    typealias Count = UInt16
     private static let chunkCounts = 1 << 16
     /// Increments noted before they are applied.
     static let pendingLimit = 4096
@@ -100,7 +104,7 @@ struct CountsPool {
     /// The chunks, at fixed addresses, and the increments noted but not yet applied: copied, both, by
     /// `makeUnique()`.
     private final class Storage {
-        var bases: [UnsafeMutablePointer<UInt32>] = []
+        var bases: [UnsafeMutablePointer<Count>] = []
         /// Positions of buckets to increment by one, the first `pendingCount` of `pendingLimit`.
         let pending = UnsafeMutablePointer<UInt32>.allocate(capacity: pendingLimit)
         var pendingCount = 0
@@ -115,7 +119,7 @@ struct CountsPool {
         func copy() -> Storage {
             let copy = Storage()
             copy.bases = bases.map { base in
-                let chunk = UnsafeMutablePointer<UInt32>.allocate(capacity: chunkCounts)
+                let chunk = UnsafeMutablePointer<Count>.allocate(capacity: chunkCounts)
                 chunk.initialize(from: base, count: chunkCounts)
                 return chunk
             }
@@ -125,7 +129,7 @@ struct CountsPool {
         }
 
         @inline(__always)
-        func pointer(_ position: UInt32) -> UnsafeMutablePointer<UInt32> {
+        func pointer(_ position: UInt32) -> UnsafeMutablePointer<Count> {
             bases[Int(position >> 16)] + Int(position & 0xffff)
         }
     }
@@ -137,11 +141,11 @@ struct CountsPool {
     private var freeRegions = [[UInt32]](repeating: [], count: 2 * (maxGroups + 1))
     /// The most groups a histogram spans: every power of two a 64-bit wait can fall in.
     private static let maxGroups = 65
-    /// Wraps of a bucket's 32-bit count, by position.
+    /// Wraps of a bucket's 16-bit count, by position.
     private var carries: [UInt32: UInt64] = [:]
 
     /// Bytes held (for the benchmarks).
-    var bytes: Int { storage.bases.count * Self.chunkCounts * MemoryLayout<UInt32>.stride }
+    var bytes: Int { storage.bases.count * Self.chunkCounts * MemoryLayout<Count>.stride }
 
     /// Counts handed out in regions so far, and those of them in regions given back (for tests).
     var regionCounts: (allocated: Int, free: Int) {
@@ -157,7 +161,7 @@ struct CountsPool {
     /// Records one wait: the header now, the bucket with the next batch.
     @inline(__always)
     mutating func record(_ wait: BucketedWait, in histogram: inout CompactHistogram) {
-        let position = account(wait, count: 1, in: &histogram)
+        let position = account(wait, in: &histogram)
         storage.pending[storage.pendingCount] = position
         storage.pendingCount &+= 1
         if _slowPath(storage.pendingCount == Self.pendingLimit) { applyPending() }
@@ -168,19 +172,13 @@ struct CountsPool {
         record(BucketedWait(ns), in: &histogram)
     }
 
-    /// Records `count` waits of `ns` each, at once.
-    mutating func record(_ ns: UInt64, count: UInt32, in histogram: inout CompactHistogram) {
-        let position = account(BucketedWait(ns), count: UInt64(count), in: &histogram)
-        add(count, at: position)
-    }
-
     /// Updates the header and returns the position of the wait's bucket, moving the histogram first
     /// if its region does not hold it.
     @inline(__always)
-    private mutating func account(_ wait: BucketedWait, count: UInt64, in histogram: inout CompactHistogram) -> UInt32 {
+    private mutating func account(_ wait: BucketedWait, in histogram: inout CompactHistogram) -> UInt32 {
         let ns = wait.ns
-        histogram.count &+= count
-        histogram.totalNs &+= ns &* count
+        histogram.count &+= 1
+        histogram.totalNs &+= ns
         if ns < histogram.minNs { histogram.minNs = ns }
         if ns > histogram.maxNs { histogram.maxNs = ns }
         let m = Int(histogram.magnitude)
@@ -191,20 +189,13 @@ struct CountsPool {
         return histogram.offset &+ UInt32(truncatingIfNeeded: bucket &- Int(histogram.firstGroup) << m)
     }
 
-    @inline(__always)
-    private mutating func add(_ count: UInt32, at position: UInt32) {
-        let bucket = storage.pointer(position)
-        bucket.pointee &+= count
-        if bucket.pointee < count { carries[position, default: 0] += 1 }  // wrapped past 2^32 - 1
-    }
-
     /// Applies every noted increment.
     mutating func applyPending() {
         guard storage.pendingCount > 0 else { return }
         let storage = self.storage
         let positions = UnsafeBufferPointer(start: storage.pending, count: storage.pendingCount)
         storage.bases.withUnsafeBufferPointer { bases in
-            func bucket(_ position: UInt32) -> UnsafeMutablePointer<UInt32> {
+            func bucket(_ position: UInt32) -> UnsafeMutablePointer<Count> {
                 bases[Int(position >> 16)] + Int(position & 0xffff)
             }
             let ahead = Swift.min(Self.prefetchDistance, positions.count)
@@ -226,7 +217,8 @@ struct CountsPool {
     }
 
     private func count(at position: UInt32) -> UInt64 {
-        UInt64(storage.pointer(position).pointee) + (carries[position] ?? 0) << 32
+        let low = UInt64(storage.pointer(position).pointee)
+        return carries.isEmpty ? low : low + (carries[position] ?? 0) << Count.bitWidth
     }
 
     /// Moves the histogram to a region that also holds `group`.
@@ -243,16 +235,26 @@ struct CountsPool {
             let counts = held << m  // both regions lie inside one chunk each
             storage.pointer(new).update(from: storage.pointer(old), count: counts)
             storage.pointer(old).update(repeating: 0, count: counts)
-            if !carries.isEmpty {
-                for index in 0..<UInt32(counts) {
-                    if let carry = carries.removeValue(forKey: old + index) { carries[new + index] = carry }
-                }
-            }
+            moveCarries(from: old, to: new, count: counts)
             freeRegions[Self.freeList(groups: held, magnitude: m)].append(old)
         }
         histogram.offset = offset
         histogram.firstGroup = UInt8(low)
         histogram.groups = UInt8(high - low + 1)
+    }
+
+    /// Moves the carries of the `count` buckets at `old` to the same buckets at `new`: looked up bucket
+    /// by bucket, or found among the carries, whichever is fewer.
+    private mutating func moveCarries(from old: UInt32, to new: UInt32, count: Int) {
+        guard !carries.isEmpty else { return }
+        let moved: [(UInt32, UInt64)]
+        if carries.count < count {
+            moved = carries.filter { $0.key &- old < UInt32(count) }.map { ($0.key, $0.value) }
+        } else {
+            moved = (old..<old + UInt32(count)).compactMap { position in carries[position].map { (position, $0) } }
+        }
+        for (position, _) in moved { carries[position] = nil }
+        for (position, carry) in moved { carries[position - old + new] = carry }
     }
 
     /// Where regions of `groups` groups of 2^`magnitude` counts are kept when given back.
@@ -266,7 +268,7 @@ struct CountsPool {
         let size = groups << m
         if used + size > Self.chunkCounts {
             precondition(storage.bases.count < 1 << 16, "histogram counts past 2^32 slots")
-            let chunk = UnsafeMutablePointer<UInt32>.allocate(capacity: Self.chunkCounts)
+            let chunk = UnsafeMutablePointer<Count>.allocate(capacity: Self.chunkCounts)
             chunk.initialize(repeating: 0, count: Self.chunkCounts)
             storage.bases.append(chunk)
             used = 0
