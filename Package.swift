@@ -47,7 +47,7 @@ let package = Package(
         ]),
         // `make bench`: ingest, ceiling, memory and start-up benchmarks (never part of `swift test`).
         .executableTarget(name: "LockscopeBench",
-                          dependencies: ["CLibbpf", "CLockscopeBPF", "LockscopeCore", "LockscopeKernel"]),
+                          dependencies: ["CLibbpf", "CLockscopeBPF", "CPrefetch", "LockscopeCore", "LockscopeKernel"]),
         .testTarget(name: "LockscopeCoreTests", dependencies: ["LockscopeCore"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LockscopeReportTests", dependencies: ["LockscopeReport"]),

@@ -151,6 +151,8 @@ struct Results: Encodable {
     /// The collector flat out with fewer containers contending each lock.
     var ingestByContainers: [KeySpaceRate]
     var perEventCost: PerEventCost
+    /// What a random cache line costs on this machine, in a small and a large working set.
+    var lineCosts: [LineCost]
     var memory: [MemoryRun]
     var attach: AttachTimes
     var overhead: Overhead?
@@ -194,7 +196,7 @@ struct Results: Encodable {
         case peakRSSBytes = "peak_rss_bytes", peakRSSBytes1M = "peak_rss_bytes_1m_events"
         case attachMs = "attach_ms", lossAccountingExact = "loss_accounting_exact", targets
         case keySpace = "key_space", ingest, ceiling, ingestByContainers = "ingest_by_containers"
-        case perEventCost = "per_event_cost", memory, attach, overhead
+        case perEventCost = "per_event_cost", lineCosts = "line_costs", memory, attach, overhead
     }
 
     func encode(to encoder: Encoder) throws {
@@ -220,6 +222,7 @@ struct Results: Encodable {
         try container.encode(ceiling, forKey: .ceiling)
         try container.encode(ingestByContainers, forKey: .ingestByContainers)
         try container.encode(perEventCost, forKey: .perEventCost)
+        try container.encode(lineCosts, forKey: .lineCosts)
         try container.encode(memory, forKey: .memory)
         try container.encode(attach, forKey: .attach)
         try container.encode(overhead, forKey: .overhead)
@@ -258,6 +261,12 @@ struct Results: Encodable {
         lines += [
             String(format: "  per event, one thread     read+decode %.0f ns, aggregate %.0f ns (%.0f ns with few keys)",
                    perEventCost.readAndDecodeNs, perEventCost.aggregateNs, perEventCost.aggregateFewKeysNs),
+        ]
+        for cost in lineCosts {
+            lines.append("  one random cache line     " + String(format: "%.1f ns, %.1f ns requested %d ahead, in %d MiB",
+                cost.ns, cost.prefetchedNs, LineCost.prefetchDistance, cost.workingSetBytes >> 20))
+        }
+        lines += [
             "memory (\(keySpace.locks) locks, \(keySpace.cpus) CPUs, \(keySpace.containers) containers, "
                 + "\(keySpace.processes) processes)",
         ]

@@ -4,7 +4,7 @@
 //   lockscope-bench [--lockscope PATH] [--overhead FILE [--record-runs FILE] [--bpf-cost FILE] --workload TEXT]
 //                   [--output PATH] [--step-seconds S] [--attach-runs N] [--locks N] [--cpus N] [--containers N]
 //   lockscope-bench memory EVENTS LOCKS CPUS CONTAINERS   (internal: one memory run, in a fresh process)
-//   lockscope-bench cost [EVENTS]   per-event cost and one memory run only: a quick check while tuning
+//   lockscope-bench cost [EVENTS]   per-event cost, line cost and one memory run only: a quick check while tuning
 //   lockscope-bench ingest          the ingest and ceiling rates only
 import Foundation
 import LockscopeCore
@@ -122,13 +122,15 @@ func runBenchmarks(_ options: BenchOptions) throws {
     }
     progress("per-event cost, on one thread")
     let cost = try PerEventCost.measure(keys: options.keys)
+    pinCurrentThread(to: 0)
+    let lineCosts = LineCost.workingSets.map { LineCost.measure(workingSetBytes: $0) }
     progress("throughput: \(String(format: "%g", options.stepSeconds)) s per step")
     let throughput = try measureThroughput(options, cpus: machine.cpus)
 
     let results = Results(generatedAt: ISO8601DateFormatter().string(from: Date()), machine: machine,
                           keySpace: options.keys, ingest: throughput.ingest, ceiling: throughput.ceiling,
                           ingestByContainers: throughput.byContainers,
-                          perEventCost: cost, memory: memory, attach: attach, overhead: overhead)
+                          perEventCost: cost, lineCosts: lineCosts, memory: memory, attach: attach, overhead: overhead)
     try AtomicFile.write(try results.json(), to: options.output)
     print(results.summary(), terminator: "")
     print("wrote \(options.output)")
@@ -148,10 +150,14 @@ do {
         let events = arguments.dropFirst().first.flatMap { Int($0) } ?? 1_000_000
         let keys = KeySpace()
         let cost = try PerEventCost.measure(keys: keys)
+        pinCurrentThread(to: 0)
+        let lineCosts = LineCost.workingSets.map { LineCost.measure(workingSetBytes: $0) }
         let memory = try MemoryRun.inChildProcess(events: events, keys: keys)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        FileHandle.standardOutput.write(try encoder.encode(cost) + Data("\n".utf8) + encoder.encode(memory) + Data("\n".utf8))
+        for part in [try encoder.encode(cost), try encoder.encode(lineCosts), try encoder.encode(memory)] {
+            FileHandle.standardOutput.write(part + Data("\n".utf8))
+        }
     } else if arguments.first == "ingest" {
         let options = try BenchOptions(arguments.dropFirst())
         let (ingest, ceiling, byContainers) = try measureThroughput(options, cpus: Machine.current().cpus)

@@ -470,13 +470,13 @@ public struct Aggregator {
     /// Bytes held by each of the per-event tables, and their entries (for the benchmarks).
     public var tableSizes: [String: (bytes: Int, entries: Int)] {
         func size<Key, Value>(_ table: FlatTable<Key, Value>) -> (Int, Int) {
-            (table.capacity * MemoryLayout<FlatTable<Key, Value>.Slot>.stride, table.count)
+            (table.capacity * FlatTable<Key, Value>.slotBytes, table.count)
         }
         return ["cpus": size(byCPU), "tasks": size(byTask), "contexts": size(contexts), "owners": size(owners),
                 "counts": (counts.bytes, 0),
-                "locks": (lockHistograms.capacity * MemoryLayout<CompactHistogram>.stride
+                "locks": (lockHistograms.capacity * SharedBuffer<CompactHistogram>.stride
                     + lockEntries.capacity * MemoryLayout<LockEntry>.stride
-                    + lockActivity.capacity * MemoryLayout<LockActivity>.stride, lockEntries.count)]
+                    + lockActivity.capacity * SharedBuffer<LockActivity>.stride, lockEntries.count)]
     }
 
     /// Forgets every lock (after `takeProfile`).

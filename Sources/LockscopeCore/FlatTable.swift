@@ -33,7 +33,7 @@ struct FlatTable<Key: FlatTableKey, Value> {
 
     private var buffer: SharedBuffer<Slot>
     /// `buffer.base` and `buffer.capacity - 1`, kept here so a probe is a load, a mask and a compare.
-    private var slots: UnsafeMutablePointer<Slot>
+    private var slots: UnsafeMutableRawPointer
     private var mask: Int
     private(set) var count = 0
     private let empty: Value
@@ -49,12 +49,20 @@ struct FlatTable<Key: FlatTableKey, Value> {
     /// Slots, used or not.
     var capacity: Int { buffer.capacity }
 
+    /// Bytes a slot takes (`SharedBuffer` pads it to a power of two, up to a cache line).
+    static var slotBytes: Int { SharedBuffer<Slot>.stride }
+
+    @inline(__always)
+    private func slot(_ index: Int) -> UnsafeMutablePointer<Slot> {
+        (slots + index &* Self.slotBytes).assumingMemoryBound(to: Slot.self)
+    }
+
     /// The slot of `key`, if present (`key` must not be `.unused`, which every empty slot holds).
     @inline(__always)
     func index(of key: Key) -> Int? {
         var index = key.slotHash & mask
         while true {
-            let slotKey = slots[index].key
+            let slotKey = slot(index).pointee.key
             if slotKey == key { return index }
             if slotKey == .unused { return nil }
             index = (index &+ 1) & mask
@@ -64,7 +72,7 @@ struct FlatTable<Key: FlatTableKey, Value> {
     /// Starts loading the cache line where a lookup of `key` begins, without waiting for it.
     @inline(__always)
     func prefetch(_ key: Key) {
-        lockscope_prefetch(slots + (key.slotHash & mask))
+        lockscope_prefetch(slot(key.slotHash & mask))
     }
 
     /// Adds `key` (which must not be present) with `value`, in slots of this table's own (inserting
@@ -89,8 +97,8 @@ struct FlatTable<Key: FlatTableKey, Value> {
 
     @inline(__always)
     subscript(index: Int) -> Value {
-        get { slots[index].value }
-        _modify { yield &slots[index].value }
+        get { slot(index).pointee.value }
+        _modify { yield &slot(index).pointee.value }
     }
 
     /// Gives this table slots of its own if it shares them with a copy.
@@ -105,14 +113,14 @@ struct FlatTable<Key: FlatTableKey, Value> {
     /// Every key and value, in no particular order.
     func forEachEntry(_ body: (Slot) -> Void) {
         withExtendedLifetime(buffer) {
-            for slot in buffer.elements where slot.key != .unused { body(slot) }
+            for index in 0..<buffer.capacity where slot(index).pointee.key != .unused { body(slot(index).pointee) }
         }
     }
 
-    private mutating func place(_ slot: Slot) -> Int {
-        var index = slot.key.slotHash & mask
-        while slots[index].key != .unused { index = (index + 1) & mask }
-        slots[index] = slot
+    private mutating func place(_ entry: Slot) -> Int {
+        var index = entry.key.slotHash & mask
+        while slot(index).pointee.key != .unused { index = (index + 1) & mask }
+        slot(index).pointee = entry
         return index
     }
 
@@ -121,6 +129,9 @@ struct FlatTable<Key: FlatTableKey, Value> {
         buffer = SharedBuffer(capacity: capacity, repeating: Slot(key: .unused, value: empty))
         slots = buffer.base
         mask = capacity - 1
-        for slot in old.elements where slot.key != .unused { _ = place(slot) }
+        for index in 0..<old.capacity {
+            let entry = old.pointer(index).pointee
+            if entry.key != .unused { _ = place(entry) }
+        }
     }
 }

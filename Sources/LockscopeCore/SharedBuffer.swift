@@ -9,15 +9,32 @@ import CPrefetch
 /// instead read and write through `base` with no check per access, and keep value semantics one level
 /// up: whoever writes a table calls its `makeUnique()` first. The aggregator does that once per event
 /// for all its tables, behind a single check of its own (`Aggregator.makeTablesUnique`).
+///
+/// Elements are laid out so that none straddles two cache lines more than it must: the buffer starts
+/// on a line, and each element takes the next power of two of its size up to a line (64 bytes), or a
+/// whole number of lines beyond. A 48-byte table slot then sits in one line instead of spanning two
+/// half the time, so the one line a lookup requests ahead (`lockscope_prefetch`) is all it touches.
+/// Elements must be plain values (no references), which are copied as bytes.
 final class SharedBuffer<Element> {
-    let base: UnsafeMutablePointer<Element>
+    let base: UnsafeMutableRawPointer
     let capacity: Int
     /// Elements initialized, from `base`.
     private(set) var count: Int
 
+    static var lineBytes: Int { 64 }
+
+    /// Bytes from one element to the next.
+    @inline(__always)
+    static var stride: Int {
+        let size = MemoryLayout<Element>.stride
+        return size <= lineBytes ? 1 << (Int.bitWidth - (size - 1).leadingZeroBitCount)
+            : (size + lineBytes - 1) / lineBytes * lineBytes
+    }
+
     /// Room for `capacity` elements, none there yet.
     init(capacity: Int) {
-        base = .allocate(capacity: capacity)
+        precondition(_isPOD(Element.self), "a SharedBuffer holds plain values only")
+        base = .allocate(byteCount: Swift.max(capacity, 1) * Self.stride, alignment: Self.lineBytes)
         self.capacity = capacity
         count = 0
     }
@@ -25,20 +42,21 @@ final class SharedBuffer<Element> {
     /// `capacity` elements, all `element`.
     convenience init(capacity: Int, repeating element: Element) {
         self.init(capacity: capacity)
-        base.initialize(repeating: element, count: capacity)
-        count = capacity
+        for _ in 0..<capacity { append(element) }
     }
 
-    deinit {
-        base.deinitialize(count: count)
-        base.deallocate()
+    deinit { base.deallocate() }
+
+    /// The element at `index`.
+    @inline(__always)
+    func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
+        (base + index &* Self.stride).assumingMemoryBound(to: Element.self)
     }
 
     /// A buffer of `capacity` (at least this one's count) holding this one's elements.
     func copy(capacity: Int? = nil) -> SharedBuffer {
         let copy = SharedBuffer(capacity: capacity ?? self.capacity)
-        copy.base.initialize(from: base, count: count)
-        copy.count = count
+        for index in 0..<count { copy.append(pointer(index).pointee) }
         return copy
     }
 
@@ -46,12 +64,9 @@ final class SharedBuffer<Element> {
     @inline(__always)
     func append(_ element: Element) {
         precondition(count < capacity)
-        (base + count).initialize(to: element)
+        (base + count * Self.stride).initializeMemory(as: Element.self, to: element)
         count += 1
     }
-
-    /// The elements, for reading (the buffer must outlive the result's use).
-    var elements: UnsafeBufferPointer<Element> { UnsafeBufferPointer(start: base, count: count) }
 }
 
 /// A growable array of the aggregator's per-event data (lock histograms, lock state) in a
@@ -59,11 +74,16 @@ final class SharedBuffer<Element> {
 struct TableArray<Element> {
     private var buffer: SharedBuffer<Element>
     /// `buffer.base`, kept here so an access is one load.
-    private var base: UnsafeMutablePointer<Element>
+    private var base: UnsafeMutableRawPointer
 
     init() {
         buffer = SharedBuffer(capacity: 0)
         base = buffer.base
+    }
+
+    @inline(__always)
+    private func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
+        (base + index &* SharedBuffer<Element>.stride).assumingMemoryBound(to: Element.self)
     }
 
     /// Elements this array has room for (for the benchmarks' table sizes).
@@ -71,8 +91,8 @@ struct TableArray<Element> {
 
     @inline(__always)
     subscript(index: Int) -> Element {
-        get { base[index] }
-        _modify { yield &base[index] }
+        get { pointer(index).pointee }
+        _modify { yield &pointer(index).pointee }
     }
 
     /// Adds `element`, in a buffer of this array's own (appending is rare enough to check).
@@ -87,7 +107,7 @@ struct TableArray<Element> {
 
     /// Starts loading the cache line of the element at `index`, without waiting for it.
     @inline(__always)
-    func prefetch(_ index: Int) { lockscope_prefetch(base + index) }
+    func prefetch(_ index: Int) { lockscope_prefetch(pointer(index)) }
 
     /// Gives this array a buffer of its own if it shares one with a copy.
     @inline(__always)

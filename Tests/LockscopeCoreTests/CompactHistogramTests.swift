@@ -217,3 +217,32 @@ final class FlatTableTests: XCTestCase {
         XCTAssertEqual(original.count, 100)
     }
 }
+
+/// `SharedBuffer` lays elements out so that none straddles more cache lines than its size needs.
+final class SharedBufferTests: XCTestCase {
+    private struct Bytes48 { var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) }
+    private struct Bytes88 { var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) }
+
+    func testElementsSitInAsFewCacheLinesAsTheirSize() {
+        XCTAssertEqual(SharedBuffer<UInt8>.stride, 1)
+        XCTAssertEqual(SharedBuffer<(UInt64, UInt32)>.stride, 16)
+        XCTAssertEqual(SharedBuffer<(UInt64, UInt64, UInt32)>.stride, 32)
+        XCTAssertEqual(SharedBuffer<Bytes48>.stride, 64)
+        XCTAssertEqual(SharedBuffer<Bytes88>.stride, 128)
+        XCTAssertEqual(FlatTable<LockTaskKey, CompactHistogram>.slotBytes, 64)
+        XCTAssertEqual(FlatTable<LockContextKey, Aggregator.Tally>.slotBytes, 64)
+
+        let element = Bytes48(words: (1, 2, 3, 4, 5, 6))
+        let buffer = SharedBuffer<Bytes48>(capacity: 5, repeating: element)
+        XCTAssertEqual(Int(bitPattern: buffer.base) % 64, 0, "the buffer starts on a cache line")
+        for index in 0..<5 {
+            let address = Int(bitPattern: buffer.pointer(index))
+            XCTAssertEqual(address % 64, 0, "element \(index) starts on a line")
+            XCTAssertEqual(buffer.pointer(index).pointee.words.5, 6)
+        }
+        buffer.pointer(3).pointee.words.0 = 42
+        let copy = buffer.copy(capacity: 8)
+        XCTAssertEqual(copy.count, 5)
+        XCTAssertEqual((0..<5).map { copy.pointer($0).pointee.words.0 }, [1, 1, 1, 42, 1])
+    }
+}
