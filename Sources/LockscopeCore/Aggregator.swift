@@ -122,8 +122,8 @@ public struct Aggregator {
     private var byTask = FlatTable<LockTaskKey, CompactHistogram>(empty: .init(precision: WaitAccumulator.breakdownPrecision))
     private var contexts = FlatTable<LockContextKey, Tally>(empty: .init())
     private var owners = FlatTable<LockOwnerKey, Tally>(empty: .init())
-    /// (lock, cgroup) pairs kept apart, for `maxCgroupsPerLock`, keyed with pid 0. Looked up for every
-    /// (cgroup, pid) not in `byTask`, which includes every wait of a process past the cap.
+    /// (lock, cgroup) pairs kept apart, for `maxCgroupsPerLock`, keyed with pid 0. Looked up for a
+    /// (cgroup, pid) not in `byTask`, unless its cgroup already sums the processes past the cap there.
     private var lockCgroups = FlatTable<LockTaskKey, Bool>(empty: false)
     /// The bucket counts of every `CompactHistogram` above.
     private var counts = CountsPool()
@@ -336,17 +336,27 @@ public struct Aggregator {
         counts.applyPending()
     }
 
-    /// Requests the cache lines a wait will touch, which are likely misses: the lock's histograms,
-    /// its table slots, and, for a lock past a cap, the slots its overflow goes to.
+    /// Requests the cache lines a wait will touch, which are likely misses: the lock's histograms
+    /// (total, read or write, hand-off), its table slots, and, for a lock past a cap, the slots its
+    /// overflow goes to.
     @inline(__always)
     private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind) {
-        lockHistograms.prefetch(lock * Self.histogramsPerLock)
+        let histograms = lock &* Self.histogramsPerLock
+        lockHistograms.prefetch(histograms &+ LockHistogram.total.rawValue)
+        if kind.hasSharedMode {
+            lockHistograms.prefetch(histograms &+ (event.isRead ? LockHistogram.read : LockHistogram.write).rawValue)
+        }
+        // The CPU that took the lock last, as of now: `apply` will see the one of the wait before it.
+        let activity = lockActivity[lock]
+        if let handoffTable, activity.lastCPU != LockActivity.noCPU {
+            lockHistograms.prefetch(histograms &+ LockHistogram.handoffs.rawValue
+                                    &+ handoffTable.position(from: activity.lastCPU, to: event.cpu))
+        }
         byCPU.prefetch(LockCPUKey(lock: lock, cpu: event.cpu))
         byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: event.pid))
         contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu, cgroupID: event.cgroupID))
-        let caps = lockActivity[lock].capsReached
+        let caps = activity.capsReached
         if caps.contains(.processes) {
-            lockCgroups.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: 0))
             byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: Aggregator.otherProcesses))
         }
         if kind.hasOwner {
@@ -377,6 +387,10 @@ public struct Aggregator {
         var cgroup = event.cgroupID
         var newWaiter = false
         if let task = byTask.index(of: LockTaskKey(lock: lock, cgroupID: cgroup, pid: event.pid)) {
+            counts.record(wait, in: &byTask[task])
+        } else if lockActivity[lock].capsReached.contains(.processes),
+                  let task = byTask.index(of: LockTaskKey(lock: lock, cgroupID: cgroup, pid: Aggregator.otherProcesses)) {
+            // A process past the cap, from a cgroup this lock already keeps (the entry exists only then).
             counts.record(wait, in: &byTask[task])
         } else {
             var pid = event.pid
