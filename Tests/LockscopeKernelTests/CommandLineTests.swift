@@ -82,6 +82,42 @@ final class CommandLineTests: XCTestCase {
                       report.stdout)
     }
 
+    /// Where the per-syscall tracepoints cannot be attached (here: no tracefs, in a mount namespace of
+    /// its own), `record` falls back to raw_syscalls, says so, and still counts every mount syscall.
+    func testRecordFallsBackToRawSyscallsWithoutTracefs() throws {
+        try requireBPF()
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else {
+            throw XCTSkip("needs unshare(1) to hide tracefs in a mount namespace of the test's own")
+        }
+        let directory = try temporaryDirectory()
+        let binary = try LockscopeBinary.path()
+        let hostTracefs = "/sys/kernel/tracing/events/syscalls"
+        let hostHadTracefs = FileManager.default.fileExists(atPath: hostTracefs)
+        let withoutTracefs = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                              "for m in /sys/kernel/tracing /sys/kernel/debug/tracing /sys/kernel/debug; do "
+                                  + "umount $m 2>/dev/null; done; exec \"$0\" \"$@\""]
+        let run = try lockscope(["record", "-o", "\(directory)/p.json", "--quiet", "--no-report", "--",
+                                 binary, "stress", "--strategy", "per-layer", "--containers", "4", "--layers", "3",
+                                 "--json"], prefix: withoutTracefs)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.hasPrefix("lockscope: attached"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("mount syscalls through raw_syscalls"), run.stderr)
+        struct StressJSON: Decodable {
+            struct Container: Decodable { var id: String; var mountOps: Int }
+            var containerList: [Container]
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let stress = try decoder.decode(StressJSON.self, from: Data(run.stdout.utf8))
+        let mounts = try XCTUnwrap(try Profile.load(path: "\(directory)/p.json").mounts)
+        let seen = Dictionary(mounts.byContainer.map { ($0.id, $0.ops) }, uniquingKeysWith: +)
+        XCTAssertEqual(stress.containerList.count, 4)
+        for container in stress.containerList {
+            XCTAssertEqual(seen[container.id], UInt64(container.mountOps), container.id)
+        }
+        XCTAssertEqual(FileManager.default.fileExists(atPath: hostTracefs), hostHadTracefs, "the host's tracefs changed")
+    }
+
     func testRecordExitsWithTheCommandsStatus() throws {
         try requireBPF()
         let directory = try temporaryDirectory()
