@@ -56,7 +56,7 @@
     });
     deepest.querySelector("rect").dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
     var details = document.getElementById("details").textContent;
-    check(details.indexOf(nameOf(deepest) + ": wait ") === 0 && /\(\d+\.\d\d%\)/.test(details) && /contentions/.test(details),
+    check(details.indexOf(nameOf(deepest) + ": wait ") === 0 && /\(\d+\.\d\d%\)/.test(details) && /\d+ contentions? \(/.test(details),
           "hover shows \"" + details + "\"");
 
     // Click to zoom: the widest frame below the root that is not the whole graph (or the deepest).

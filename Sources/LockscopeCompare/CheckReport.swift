@@ -35,18 +35,18 @@ public enum CheckReport {
                 if judged == 0 {
                     passes.append("nothing to judge (no \(subjectNoun(comparison)) with \(comparison.settings.minContentions) contentions)")
                 } else {
-                    passes.append("no regression in \(count(judged, subjectNoun(comparison)))"
+                    passes.append("no regression in \(Units.count(judged, subjectNoun(comparison)))"
                                   + (improved > 0 ? " (\(improved) improved)" : ""))
                 }
             } else {
-                failures.append("\(count(regressions.count, "regression")) in \(count(regressedSubjects, subjectNoun(comparison)))")
+                failures.append("\(Units.count(regressions.count, "regression")) in \(Units.count(regressedSubjects, subjectNoun(comparison)))")
             }
         }
         if let budget = result.budget {
             if budget.passed {
-                passes.append("within budget (\(count(budget.limitCount, "limit")))")
+                passes.append("within budget (\(Units.count(budget.limitCount, "limit")))")
             } else {
-                failures.append("\(count(budget.exceededCount, "budget limit")) exceeded")
+                failures.append("\(Units.count(budget.exceededCount, "budget limit")) exceeded")
             }
         }
         return (failures.isEmpty ? passes : failures).joined(separator: "; ")
@@ -55,7 +55,7 @@ public enum CheckReport {
     private static func comparisonLines(_ comparison: Comparison) -> [String] {
         let settings = comparison.settings
         var lines = ["Current \(comparison.currentSource) against baseline \(comparison.baseSource), "
-                     + "\(count(comparison.subjects.count, subjectNoun(comparison))), "
+                     + "\(Units.count(comparison.subjects.count, subjectNoun(comparison))), "
                      + "judged with at least \(settings.minContentions) contentions."]
         for (title, verdict) in [("Regressed:", Verdict.regressed), ("Improved:", .improved)] {
             let subjects = comparison.subjects.filter { $0.metrics.contains { $0.verdict == verdict } }
@@ -70,7 +70,7 @@ public enum CheckReport {
         }
         let unchanged = comparison.subjects.filter { $0.verdict == .unchanged }
         if !unchanged.isEmpty {
-            lines.append("Within limits: \(count(unchanged.count, subjectNoun(comparison))).")
+            lines.append("Within limits: \(Units.count(unchanged.count, subjectNoun(comparison))).")
         }
         let unjudged = comparison.subjects.filter { $0.verdict == .notEnoughData }
         if !unjudged.isEmpty {
@@ -86,7 +86,7 @@ public enum CheckReport {
     }
 
     private static func budgetLines(_ budget: BudgetEvaluation) -> [String] {
-        var lines = ["Budget \(budget.source): \(budget.exceededCount) of \(count(budget.limitCount, "limit")) exceeded."]
+        var lines = ["Budget \(budget.source): \(budget.exceededCount) of \(Units.count(budget.limitCount, "limit")) exceeded."]
         for finding in budget.locks where finding.status == .exceeded {
             lines.append("  " + explanation(finding))
         }
@@ -107,15 +107,10 @@ public enum CheckReport {
     static func subjectHeading(_ subject: SubjectComparison) -> String {
         let counts = switch subject.presence {
         case .both, .neither: "\(subject.baseContentions) → \(subject.currentContentions) contentions"
-        case .onlyInCurrent: "new: \(contentions(subject.currentContentions)), none in the baseline"
-        case .onlyInBaseline: "gone: \(contentions(subject.baseContentions)) in the baseline, none now"
+        case .onlyInCurrent: "new: \(Units.count(subject.currentContentions, "contention")), none in the baseline"
+        case .onlyInBaseline: "gone: \(Units.count(subject.baseContentions, "contention")) in the baseline, none now"
         }
         return "\(subject.subject.label) (\(counts))"
-    }
-
-    /// `1 contention`, `300 contentions`.
-    private static func contentions(_ count: UInt64) -> String {
-        count == 1 ? "1 contention" : "\(count) contentions"
     }
 
     /// `p99 wait        100 us → 2.00 ms (+1.90 ms, +1900%), over the limit of +20% and 10.0 us`.
@@ -159,11 +154,6 @@ public enum CheckReport {
     /// `10`, `7.5`.
     static func formatCount(_ value: Double) -> String {
         value == value.rounded() ? String(format: "%.0f", value) : String(value)
-    }
-
-    /// `1 lock`, `3 locks`.
-    static func count(_ number: Int, _ noun: String) -> String {
-        "\(number) \(noun)\(number == 1 ? "" : "s")"
     }
 
     /// What a row is called: `lock`, or `lock-container pair`.

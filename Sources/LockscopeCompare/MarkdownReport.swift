@@ -1,4 +1,5 @@
 import Foundation
+import LockscopeCore
 
 /// Markdown for a pull-request comment or `$GITHUB_STEP_SUMMARY`: a headline verdict, the regressions
 /// and improvements in a table, the full comparison folded away, then the budget.
@@ -39,7 +40,7 @@ public enum MarkdownReport {
         let tally = [Verdict.regressed, .improved, .unchanged, .notEnoughData].map { verdict in
             "\(comparison.subjects.filter { $0.verdict == verdict }.count) \(verdict.label)"
         }
-        lines += ["\(CheckReport.count(comparison.subjects.count, CheckReport.subjectNoun(comparison))): "
+        lines += ["\(Units.count(comparison.subjects.count, CheckReport.subjectNoun(comparison))): "
                   + tally.joined(separator: ", ") + ".", ""]
         if !comparison.subjects.isEmpty {
             lines += ["<details><summary>All comparisons</summary>", "",
@@ -63,7 +64,7 @@ public enum MarkdownReport {
 
     private static func budgetLines(_ budget: BudgetEvaluation) -> [String] {
         var lines = ["#### Budget \(code(budget.source)): \(budget.exceededCount) of "
-                     + "\(CheckReport.count(budget.limitCount, "limit")) exceeded", "",
+                     + "\(Units.count(budget.limitCount, "limit")) exceeded", "",
                      "| Lock | Metric | Value | Budget | Result |", "| --- | --- | ---: | ---: | --- |"]
         for finding in budget.locks {
             let quantity = finding.metric.quantity

@@ -117,12 +117,8 @@ public struct Topology: Codable, Sendable, Equatable {
     /// One line, e.g. "96 CPUs, 2 sockets, 2 NUMA nodes, 2 LLCs, SMT 2 threads/core".
     public func summary() -> String {
         let smtPart = smt ? "SMT \(threadsPerCore) threads/core" : "no SMT"
-        return [counted(cpus.count, "CPU"), counted(sockets, "socket"), counted(nodes, "NUMA node"),
-                counted(llcs, "LLC"), smtPart].joined(separator: ", ")
-    }
-
-    private func counted(_ count: Int, _ noun: String) -> String {
-        "\(count) \(noun)\(count == 1 ? "" : "s")"
+        return [Units.count(cpus.count, "CPU"), Units.count(sockets, "socket"), Units.count(nodes, "NUMA node"),
+                Units.count(llcs, "LLC"), smtPart].joined(separator: ", ")
     }
 }
 

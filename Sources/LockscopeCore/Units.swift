@@ -2,6 +2,11 @@ import Foundation
 
 /// Parsing and printing of durations and sizes, the same everywhere in the CLI.
 public enum Units {
+    /// `1 lock`, `3 locks`: a count and its noun, plural unless the count is one.
+    public static func count<Number: BinaryInteger>(_ number: Number, _ noun: String) -> String {
+        "\(number) \(noun)\(number == 1 ? "" : "s")"
+    }
+
     /// Parses `30`, `30s`, `500ms`, `250us`, `100ns`, `2m`, `1h`, `1.5s`. A bare number is in
     /// `defaultUnit` nanoseconds (seconds unless told). Nil when malformed or negative.
     public static func parseDuration(_ text: String, defaultUnit: UInt64 = 1_000_000_000) -> UInt64? {

@@ -70,7 +70,7 @@ public enum FlameGraphSVG {
             let y = headerHeight + Double(row) * frameHeight
             let tooltip = [node.name,
                            "wait \(Units.duration(node.amount.waitNs)) (\(percent(node.amount.waitNs, of: total.waitNs)))",
-                           "\(node.amount.contentions) contentions (\(percent(node.amount.contentions, of: total.contentions)))"]
+                           "\(Units.count(node.amount.contentions, "contention")) (\(percent(node.amount.contentions, of: total.contentions)))"]
             let fill = color(of: node, depth: frame.depth, groupDepth: tree.groupDepth, coloring: options.coloring)
             drewNeutralFrame = drewNeutralFrame || fill.isNeutral
             frames += "<g class=\"f\" data-x=\"\(frame.offset)\" data-w=\"\(weight)\" data-d=\"\(frame.depth)\">"
@@ -125,7 +125,7 @@ public enum FlameGraphSVG {
 
     private static func subtitle(_ profile: Profile, total: WaitAmount, options: Options) -> String {
         var parts = [profile.hostname, "kernel \(profile.kernel)", "\(Units.duration(profile.durationNs)) recorded",
-                     "\(total.contentions) contentions", "\(Units.duration(total.waitNs)) waited",
+                     Units.count(total.contentions, "contention"), "\(Units.duration(total.waitNs)) waited",
                      "grouped by \(options.grouping)"]
         if profile.dropped > 0 { parts.append("\(profile.dropped) events lost") }
         return parts.joined(separator: " · ")

@@ -1,4 +1,5 @@
 import Foundation
+import LockscopeCore
 
 /// One simulated container: who the profiler should attribute its waits to, and how its start went.
 public struct StressContainer: Codable, Sendable, Equatable {
@@ -123,14 +124,13 @@ public struct StressResult: Codable, Sendable {
 
     /// A few lines for a person.
     public var summary: String {
-        func count(_ number: Int, _ noun: String) -> String { "\(number) \(noun)\(number == 1 ? "" : "s")" }
         let cgroupText = cgroupStyle == .none ? "no cgroups" : "\(cgroupStyle.rawValue) cgroups"
         let bySyscall = StressSyscall.allCases
             .map { "\($0.rawValue) \(mountOpsBySyscall[$0.rawValue] ?? 0)" }
             .joined(separator: ", ")
         var lines = [
-            "lockscope stress: \(count(containers, "container")) × \(count(layers, "layer")), \(strategy.rawValue), "
-                + "parallel \(parallel), \(count(rounds, "round")), \(cgroupText)",
+            "lockscope stress: \(Units.count(containers, "container")) × \(Units.count(layers, "layer")), \(strategy.rawValue), "
+                + "parallel \(parallel), \(Units.count(rounds, "round")), \(cgroupText)",
             "  mount ops       \(mountOps) (\(mountOpsPerContainer) per container): \(bySyscall)",
             "  set-up latency  p50 \(Self.format(setupP50Milliseconds)) ms, p90 \(Self.format(setupP90Milliseconds)) ms, "
                 + "p99 \(Self.format(setupP99Milliseconds)) ms, max \(Self.format(setupMaxMilliseconds)) ms",

@@ -3,6 +3,12 @@ import XCTest
 @testable import LockscopeCore
 
 final class UnitsTests: XCTestCase {
+    func testCountIsPluralUnlessOne() {
+        XCTAssertEqual(Units.count(0, "contention"), "0 contentions")
+        XCTAssertEqual(Units.count(UInt64(1), "contention"), "1 contention")
+        XCTAssertEqual(Units.count(2, "NUMA node"), "2 NUMA nodes")
+    }
+
     func testParseDuration() {
         XCTAssertEqual(Units.parseDuration("30"), 30_000_000_000)
         XCTAssertEqual(Units.parseDuration("30s"), 30_000_000_000)

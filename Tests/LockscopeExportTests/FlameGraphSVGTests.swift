@@ -137,7 +137,7 @@ import Testing
         let svg = FlameGraphSVG.render(makeProfile(locks: [lock]), options: .init(title: "A & B <\u{1}x>"))
         let reader = try FrameReader.read(svg)
         #expect(svg.contains("<text id=\"title\" x=\"600\" y=\"24\">A &amp; B &lt;\u{FFFD}x&gt;</text>"))
-        #expect(reader.frames.last?.title == "a<b>&\"c\"\nwait 1.50 us (100.00%)\n1 contentions (100.00%)")
+        #expect(reader.frames.last?.title == "a<b>&\"c\"\nwait 1.50 us (100.00%)\n1 contention (100.00%)")
     }
 
     @Test func anEmptyProfileSaysSo() throws {
