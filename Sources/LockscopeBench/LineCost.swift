@@ -20,6 +20,12 @@ struct LineCost: Codable {
     /// A working set that stays in a core's own cache, and one the size of the aggregator's tables.
     static let workingSets = [1 << 20, 32 << 20]
 
+    /// Every working set, measured on the consumer's CPU (0), where the ingest benchmark aggregates.
+    static func measureOnConsumerCPU() -> [LineCost] {
+        pinCurrentThread(to: 0)
+        return workingSets.map { measure(workingSetBytes: $0) }
+    }
+
     static func measure(workingSetBytes: Int, accesses: Int = 1 << 22) -> LineCost {
         let lines = workingSetBytes / 64
         let words = UnsafeMutablePointer<UInt64>.allocate(capacity: lines * lineWords)

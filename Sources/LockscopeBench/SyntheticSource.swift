@@ -1,6 +1,7 @@
 import CLibbpf
 import CLockscopeBPF
 import Foundation
+import LockscopeCore
 import LockscopeKernel
 import Synchronization
 
@@ -14,7 +15,7 @@ struct KeySpace: Codable, Sendable {
 
     var hotLocks: Int { Int(LOCKSCOPE_BENCH_HOT_LOCKS) }
     var processes: Int { containers * Int(LOCKSCOPE_BENCH_PIDS_PER_CONTAINER) }
-    var containersText: String { containers == 1 ? "1 container" : "\(containers) containers" }
+    var containersText: String { Units.count(containers, "container") }
 
     enum CodingKeys: String, CodingKey {
         case locks, cpus, containers, seed

@@ -122,8 +122,7 @@ func runBenchmarks(_ options: BenchOptions) throws {
     }
     progress("per-event cost, on one thread")
     let cost = try PerEventCost.measure(keys: options.keys)
-    pinCurrentThread(to: 0)
-    let lineCosts = LineCost.workingSets.map { LineCost.measure(workingSetBytes: $0) }
+    let lineCosts = LineCost.measureOnConsumerCPU()
     progress("throughput: \(String(format: "%g", options.stepSeconds)) s per step")
     let throughput = try measureThroughput(options, cpus: machine.cpus)
 
@@ -150,8 +149,7 @@ do {
         let events = arguments.dropFirst().first.flatMap { Int($0) } ?? 1_000_000
         let keys = KeySpace()
         let cost = try PerEventCost.measure(keys: keys)
-        pinCurrentThread(to: 0)
-        let lineCosts = LineCost.workingSets.map { LineCost.measure(workingSetBytes: $0) }
+        let lineCosts = LineCost.measureOnConsumerCPU()
         let memory = try MemoryRun.inChildProcess(events: events, keys: keys)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -53,9 +53,7 @@ struct FlatTable<Key: FlatTableKey, Value> {
     static var slotBytes: Int { SharedBuffer<Slot>.stride }
 
     @inline(__always)
-    private func slot(_ index: Int) -> UnsafeMutablePointer<Slot> {
-        (slots + index &* Self.slotBytes).assumingMemoryBound(to: Slot.self)
-    }
+    private func slot(_ index: Int) -> UnsafeMutablePointer<Slot> { SharedBuffer.element(index, from: slots) }
 
     /// The slot of `key`, if present (`key` must not be `.unused`, which every empty slot holds).
     @inline(__always)

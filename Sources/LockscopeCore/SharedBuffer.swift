@@ -5,9 +5,10 @@ import CPrefetch
 ///
 /// Swift's arrays check on every write that their buffer is not shared (a runtime call), and check
 /// every index. An event writes a dozen table entries; taking those checks out removed about a
-/// quarter of the collector's instructions (docs/performance.md). The tables built on this (`FlatTable`, `TableArray`, `CountsPool`)
-/// instead read and write through `base` with no check per access, and keep value semantics one level
-/// up: whoever writes a table calls its `makeUnique()` first. The aggregator does that once per event
+/// quarter of the collector's instructions (docs/performance.md). The tables built on this
+/// (`FlatTable`, `TableArray`) instead read and write through `base` with no check per access, and keep
+/// value semantics one level up: whoever writes a table calls its `makeUnique()` first (`CountsPool`
+/// keeps its chunks the same way). The aggregator does that once per event
 /// for all its tables, behind a single check of its own (`Aggregator.makeTablesUnique`).
 ///
 /// Elements are laid out so that none straddles two cache lines more than it must: the buffer starts
@@ -47,11 +48,15 @@ final class SharedBuffer<Element> {
 
     deinit { base.deallocate() }
 
+    /// The element at `index` of a buffer starting at `base`: for tables that keep `base` at hand.
+    @inline(__always)
+    static func element(_ index: Int, from base: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Element> {
+        (base + index &* stride).assumingMemoryBound(to: Element.self)
+    }
+
     /// The element at `index`.
     @inline(__always)
-    func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
-        (base + index &* Self.stride).assumingMemoryBound(to: Element.self)
-    }
+    func pointer(_ index: Int) -> UnsafeMutablePointer<Element> { Self.element(index, from: base) }
 
     /// A buffer of `capacity` (at least this one's count) holding this one's elements.
     func copy(capacity: Int? = nil) -> SharedBuffer {
@@ -69,7 +74,7 @@ final class SharedBuffer<Element> {
     }
 }
 
-/// A growable array of the aggregator's per-event data (lock histograms, lock state) in a
+/// A growable array of the aggregator's per-event data (lock histograms and activity, waits in flight) in a
 /// `SharedBuffer`: indexing checks nothing, and writes must follow `makeUnique()` on a copy.
 struct TableArray<Element> {
     private var buffer: SharedBuffer<Element>
@@ -82,9 +87,7 @@ struct TableArray<Element> {
     }
 
     @inline(__always)
-    private func pointer(_ index: Int) -> UnsafeMutablePointer<Element> {
-        (base + index &* SharedBuffer<Element>.stride).assumingMemoryBound(to: Element.self)
-    }
+    private func pointer(_ index: Int) -> UnsafeMutablePointer<Element> { SharedBuffer.element(index, from: base) }
 
     /// Elements this array has room for (for the benchmarks' table sizes).
     var capacity: Int { buffer.capacity }
