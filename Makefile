@@ -5,7 +5,9 @@
 #   make bench  run the benchmarks, write bench/results.json
 
 SWIFT ?= swift
-BPF_CLANG ?= clang
+# The clang next to swift, whatever else is on PATH: `make bpf-check` compares bytes, so every machine
+# must compile bpf/ with the same compiler (a Debian clang earlier in PATH gives other bytes).
+BPF_CLANG ?= $(or $(wildcard $(dir $(realpath $(shell command -v $(SWIFT))))clang),clang)
 BPFTOOL ?= bpftool
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev pkg-config
 BPF_CFLAGS := -target bpf -O2 -g -D__BPF__ -D__TARGET_ARCH_x86 -Ibpf -fdebug-prefix-map=$(CURDIR)=.

@@ -87,12 +87,13 @@ struct {
 	__uint(max_entries, LOCKSCOPE_CTR_COUNT);
 } counters SEC(".maps");
 
+/* Least recently used names make room for new ones: user space reads the table every second, so an
+ * evicted name is normally kept already; evictions are counted as added minus still present. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, __u64); /* cgroup id */
 	__type(value, struct lockscope_cgroup_names);
-	__uint(max_entries, LOCKSCOPE_MAX_CGROUPS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, LOCKSCOPE_MAX_CGROUPS); /* user space may set another size */
 } cgroup_names SEC(".maps");
 
 /* Room to build a cgroup_names entry (too big for the BPF stack). */
@@ -179,7 +180,10 @@ static __always_inline void remember_cgroup(__u64 cgroup_id)
 	}
 	if (node && kernfs_parent(node))
 		entry->truncated = 1;
-	if (bpf_map_update_elem(&cgroup_names, &cgroup_id, entry, BPF_NOEXIST) == -7 /* -E2BIG: full */)
+	long stored = bpf_map_update_elem(&cgroup_names, &cgroup_id, entry, BPF_NOEXIST);
+	if (stored == 0)
+		count(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED);
+	else if (stored != -17 /* -EEXIST: another CPU stored it first */)
 		count(LOCKSCOPE_CTR_CGROUP_MAP_FULL);
 }
 

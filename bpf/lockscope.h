@@ -25,7 +25,7 @@
 /* Entries in each filter map (lock addresses, pids, cgroups). */
 #define LOCKSCOPE_MAX_FILTER_ENTRIES 1024
 /* Cgroups whose names are kept, and how much of each name. */
-#define LOCKSCOPE_MAX_CGROUPS 8192
+#define LOCKSCOPE_MAX_CGROUPS 4096
 #define LOCKSCOPE_CGROUP_LEVELS 5
 #define LOCKSCOPE_CGROUP_NAME_LEN 128
 /* Syscall numbers covered by the mount-syscall table. */
@@ -99,7 +99,8 @@ enum lockscope_counter {
 	LOCKSCOPE_CTR_SYSCALLS_COMPLETED,  /* mount-family syscalls seen: each becomes an event or a drop */
 	LOCKSCOPE_CTR_SYSCALL_RINGBUF_FULL,/* syscall events lost: no room in the ring buffer */
 	LOCKSCOPE_CTR_SYSCALL_MAP_FULL,    /* syscalls lost: no room to remember the open syscall */
-	LOCKSCOPE_CTR_CGROUP_MAP_FULL,     /* cgroups whose names could not be kept (resolved from /sys only) */
+	LOCKSCOPE_CTR_CGROUP_MAP_FULL,     /* cgroup names that could not be stored (not counted as evictions) */
+	LOCKSCOPE_CTR_CGROUP_NAMES_ADDED,  /* cgroup names stored; minus those still stored = evicted (LRU) */
 	LOCKSCOPE_CTR_COUNT,
 };
 

@@ -52,7 +52,8 @@ public struct Profile: Codable, Sendable, Equatable {
 }
 
 /// Counts of lost data, by cause. `ringbuf_full`, `task_map_full`, `nesting_overflow`, `syscall_map_full`
-/// and `recursion_misses` lose events; `stack_failed` events arrive without a call stack.
+/// and `recursion_misses` lose events; `stack_failed` events arrive without a call stack; the
+/// `cgroup_names_*` counters lose container names, not events.
 public struct Drops: Codable, Sendable, Equatable {
     public var ringbufFull: UInt64 = 0
     public var taskMapFull: UInt64 = 0
@@ -62,14 +63,57 @@ public struct Drops: Codable, Sendable, Equatable {
     /// Contention tracepoint hits the kernel did not run lockscope's programs for, because a BPF program
     /// was already running on that CPU (locks contended inside BPF code). Their waits are not seen.
     public var recursionMisses: UInt64 = 0
-    /// Cgroups whose names the kernel could not keep (more than 8192): their containers are found
-    /// from the live cgroup tree only, and may show as `cgroup:<id>` if they are gone by then.
+    /// Attempts to keep a cgroup's name that found the kernel's table full (profiles before the table
+    /// evicted; now always 0).
     public var cgroupNamesFull: UInt64 = 0
+    /// Cgroup names the kernel's table evicted, least recently used first, to make room for new ones.
+    /// Lockscope reads the table every second, so an evicted name is usually already kept.
+    public var cgroupNamesEvicted: UInt64 = 0
+    /// Cgroups with recorded waits or syscalls whose names were never learned (evicted before they were
+    /// read, and gone from the cgroup tree by the end): their containers show as `cgroup:<id>`.
+    public var cgroupNamesLost: UInt64 = 0
 
     public init() {}
 
-    private enum CodingKeys: String, CodingKey {
+    /// The profile's key for each counter; `value(of:)` switches over every case, so a new counter
+    /// cannot be left out of the warnings that list them.
+    public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses, cgroupNamesFull
+        case cgroupNamesEvicted, cgroupNamesLost
+
+        /// The key as written in profiles.
+        public var profileKey: String {
+            rawValue.reduce(into: "") { key, character in
+                if character.isUppercase { key += "_" + character.lowercased() } else { key.append(character) }
+            }
+        }
+
+        /// What the user can do about it, when there is something.
+        public var advice: String? {
+            switch self {
+            case .ringbufFull: "try a larger --ringbuf-size or a --min-wait"
+            case .taskMapFull, .syscallMapFull: "more tasks waited at once than the kernel table holds"
+            case .nestingOverflow: "more nested waits in one task than lockscope follows"
+            case .stackFailed: "those events have no call stack"
+            case .recursionMisses: "waits contended inside BPF programs are not seen"
+            case .cgroupNamesFull, .cgroupNamesEvicted: nil
+            case .cgroupNamesLost: "their containers show as cgroup:<id>"
+            }
+        }
+    }
+
+    public func value(of key: CodingKeys) -> UInt64 {
+        switch key {
+        case .ringbufFull: ringbufFull
+        case .taskMapFull: taskMapFull
+        case .nestingOverflow: nestingOverflow
+        case .syscallMapFull: syscallMapFull
+        case .stackFailed: stackFailed
+        case .recursionMisses: recursionMisses
+        case .cgroupNamesFull: cgroupNamesFull
+        case .cgroupNamesEvicted: cgroupNamesEvicted
+        case .cgroupNamesLost: cgroupNamesLost
+        }
     }
 
     /// Causes added in later minor versions decode as 0 from older profiles.
@@ -83,10 +127,31 @@ public struct Drops: Codable, Sendable, Equatable {
         stackFailed = try count(.stackFailed)
         recursionMisses = try count(.recursionMisses)
         cgroupNamesFull = try count(.cgroupNamesFull)
+        cgroupNamesEvicted = try count(.cgroupNamesEvicted)
+        cgroupNamesLost = try count(.cgroupNamesLost)
     }
 
     /// Events lost (stack failures lose only the stack, not the event).
     public var total: UInt64 { ringbufFull + taskMapFull + nestingOverflow + syscallMapFull + recursionMisses }
+
+    /// Every counter that is not zero, in the profile's order.
+    public var nonZero: [(key: CodingKeys, value: UInt64)] {
+        CodingKeys.allCases.map { ($0, value(of: $0)) }.filter { $0.1 > 0 }
+    }
+}
+
+extension Profile {
+    /// The end-of-recording warning: every non-zero loss counter by its profile name, with what it
+    /// means or what to do; nil when nothing was lost.
+    public var lossWarning: String? {
+        let counters = drops.nonZero
+        guard !counters.isEmpty else { return nil }
+        let ratio = String(format: "%.1f", dropRatio * 100)
+        let list = counters.map { counter in
+            "\(counter.key.profileKey) \(counter.value)" + (counter.key.advice.map { " (\($0))" } ?? "")
+        }
+        return "lost data: dropped \(dropped) events (\(ratio)%); " + list.joined(separator: ", ")
+    }
 }
 
 /// How a recording was made.

@@ -70,7 +70,7 @@ extension Profile {
     /// Writes the profile atomically (a reader sees the old file or the complete new one, never half),
     /// as one line of JSON, exactly `encoded(pretty: false)`. Locks are encoded one at a time:
     /// encoding thousands in one piece held several times the file's size in memory.
-    public func write(to path: String) throws {
+    public func write(to path: String, mode: mode_t = AtomicFile.defaultMode) throws {
         let encoder = Profile.makeEncoder(pretty: false)
         var shell = self
         shell.locks = []
@@ -79,7 +79,7 @@ extension Profile {
         guard let empty = head.range(of: Data(#""locks":[]"#.utf8)) else {
             throw UserError("cannot encode the profile for \(path): no locks field; this is a bug, please report it")
         }
-        try AtomicFile.write(to: path) { append in
+        try AtomicFile.write(to: path, mode: mode) { append in
             try append(head[..<empty.lowerBound] + Data(#""locks":["#.utf8))
             for (index, lock) in locks.enumerated() {
                 if index > 0 { try append(Data(",".utf8)) }

@@ -26,6 +26,9 @@ public struct BPFOptions: Sendable, Equatable {
     public var mountSyscalls = true
     /// How to hook mount-family syscalls; `.automatic` tries per-syscall tracepoints first.
     public var syscallHooks = SyscallHookChoice.automatic
+    /// How many cgroup names the kernel keeps between two reads by user space (least recently used
+    /// evicted first).
+    public var cgroupNamesCapacity = UInt32(LOCKSCOPE_MAX_CGROUPS)
 
     public init() {}
 
@@ -78,6 +81,9 @@ public final class BPFProgram {
         do {
             try writeConfig()
             try check(bpf_map__set_max_entries(map("events"), UInt32(options.ringBufferBytes)), "size the ring buffer")
+            if let names = map("cgroup_names") {
+                try check(bpf_map__set_max_entries(names, options.cgroupNamesCapacity), "size the cgroup names")
+            }
             let loaded = bpf_object__load(object)
             if loaded != 0 { throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines()) }
             try fillSyscallTable()
@@ -218,7 +224,8 @@ public final class BPFProgram {
     }
 
     /// Cgroup paths the kernel recorded when it first saw each cgroup id: `/system.slice/docker-<id>.scope`,
-    /// or `/.../a/b/c/d/e` when the path was deeper than the levels kept. Read once, at the end.
+    /// or `/.../a/b/c/d/e` when the path was deeper than the levels kept. The recorder reads them every
+    /// second, so that names the kernel evicts later are kept.
     public func cgroupPaths() -> [UInt64: String] {
         let fd = bpf_map__fd(map("cgroup_names"))
         var paths: [UInt64: String] = [:]

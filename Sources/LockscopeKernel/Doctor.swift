@@ -2,24 +2,6 @@ import CLibbpf
 import Foundation
 import LockscopeCore
 
-/// Linux capabilities of this process (from /proc/self/status).
-public struct Capabilities: OptionSet, Sendable {
-    public let rawValue: UInt64
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
-
-    public static let sysAdmin = Capabilities(rawValue: 1 << 21)
-    public static let perfmon = Capabilities(rawValue: 1 << 38)
-    public static let bpf = Capabilities(rawValue: 1 << 39)
-
-    public static func effective(statusPath: String = "/proc/self/status") -> Capabilities {
-        guard let status = try? String(contentsOfFile: statusPath, encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
-              let value = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16)
-        else { return [] }
-        return Capabilities(rawValue: value)
-    }
-}
-
 /// `lockscope doctor`: what this kernel and this process support, each with what to do if not.
 public enum Doctor {
     public enum Status: String, Sendable { case ok, missing, note }
@@ -34,12 +16,9 @@ public enum Doctor {
     public static func run() -> [Check] {
         var checks: [Check] = []
         let kernel = KernelInfo.read()
-        let capabilities = Capabilities.effective()
-        let privileged = geteuid() == 0 || capabilities.isSuperset(of: [.bpf, .perfmon])
-            || capabilities.contains(.sysAdmin)
-        checks.append(privileged
-            ? Check(status: .ok, name: "privileges", detail: geteuid() == 0 ? "running as root" : "CAP_BPF and CAP_PERFMON")
-            : Check(status: .missing, name: "privileges", detail: "need root or CAP_BPF + CAP_PERFMON: run with sudo"))
+        let privileges = Privileges.current()
+        let privileged = privileges.canUseBPF
+        checks.append(privilegesCheck(privileges))
         checks.append(kernel.hasBTF
             ? Check(status: .ok, name: "BTF", detail: KernelInfo.btfPath)
             : Check(status: .missing, name: "BTF", detail: "\(KernelInfo.btfPath) is missing: use a kernel built with CONFIG_DEBUG_INFO_BTF=y"))
@@ -83,8 +62,7 @@ public enum Doctor {
             if hooks == .rawSyscalls {
                 return Check(status: .note, name: "load and attach",
                              detail: "lockscope's BPF programs load and attach; mount syscalls through raw_syscalls, "
-                                 + "which run on every syscall: mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) "
-                                 + "for per-syscall tracepoints")
+                                 + "which run on every syscall: \(tracefsAdvice())")
             }
             return Check(status: .ok, name: "load and attach",
                          detail: "lockscope's BPF programs load and attach; mount syscalls through per-syscall tracepoints")
@@ -93,10 +71,39 @@ public enum Doctor {
         }
     }
 
+    /// What would give per-syscall tracepoints: libbpf finds them through tracefs's event ids.
+    static func tracefsAdvice(tracefs: String = "/sys/kernel/tracing") -> String {
+        let mounted = MountTable.current().mounts.contains { $0.mountPoint == tracefs && $0.filesystemType == "tracefs" }
+        if !mounted { return "mount tracefs (mount -t tracefs nodev \(tracefs)) for per-syscall tracepoints" }
+        if access("\(tracefs)/events", R_OK | X_OK) != 0 {
+            return "\(tracefs) is mounted but this user cannot read it: per-syscall tracepoints need root or CAP_DAC_READ_SEARCH"
+        }
+        return "this kernel has no per-syscall tracepoints for them (CONFIG_FTRACE_SYSCALLS off)"
+    }
+
+    /// The capabilities that recording needs, each named, and nothing advised that would change nothing.
+    static func privilegesCheck(_ privileges: Privileges) -> Check {
+        let held = [(Capabilities.bpf, "CAP_BPF"), (.perfmon, "CAP_PERFMON"), (.syslog, "CAP_SYSLOG"), (.sysAdmin, "CAP_SYS_ADMIN")]
+            .filter { privileges.capabilities.contains($0.0) }.map(\.1)
+        let has = held.isEmpty ? "no capabilities" : held.joined(separator: ", ")
+        let settings = "kptr_restrict \(privileges.kptrRestrict.map(String.init) ?? "?"), "
+            + "perf_event_paranoid \(privileges.perfEventParanoid.map(String.init) ?? "?")"
+        let missing = privileges.missingForRecording
+        guard missing.isEmpty else {
+            return Check(status: .missing, name: "privileges",
+                         detail: "has \(has) (\(settings)); recording also needs \(missing.joined(separator: "; and "))")
+        }
+        let who = geteuid() == 0 ? "root with " : ""
+        return Check(status: .ok, name: "privileges", detail: "\(who)\(has) (\(settings)): enough to record")
+    }
+
     private static func kallsymsCheck() -> Check {
         guard let symbols = try? Kallsyms.load() else {
-            return Check(status: .missing, name: "kallsyms",
-                         detail: "/proc/kallsyms unreadable or hidden: run as root or set kernel.kptr_restrict=0")
+            let privileges = Privileges.current()
+            let advice = privileges.canReadKernelAddresses
+                ? "check that the kernel exposes /proc/kallsyms (CONFIG_KALLSYMS)"
+                : "this process needs \(privileges.missingForRecording.last ?? "CAP_SYSLOG")"
+            return Check(status: .missing, name: "kallsyms", detail: "/proc/kallsyms lists no addresses here: \(advice)")
         }
         if symbols.hasSymbol(named: LockNamer.namespaceSem) {
             return Check(status: .ok, name: "kallsyms", detail: "\(symbols.functionCount) functions and data symbols: locks are named by symbol")

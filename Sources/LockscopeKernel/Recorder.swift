@@ -36,6 +36,12 @@ public final class Recorder {
     private var aggregator: Aggregator
     private var stackCache: [Int32: [UInt64]] = [:]
     private var filteredLockAddresses = Set<UInt64>()
+    /// Cgroup paths read from the kernel's table of names, kept here once read: the table evicts.
+    private var cgroupPaths: [UInt64: String] = [:]
+    /// The kernel's count of names added when the table was last read (nothing new: no need to read).
+    private var cgroupNamesAddedAtLastRead: UInt64 = 0
+    /// Cgroups the profile could not name (set when the profile is built).
+    private var cgroupNamesLost: UInt64 = 0
     private var startedAt = Date()
     private var startNs: UInt64 = 0
     private var stopNs: UInt64?
@@ -80,6 +86,7 @@ public final class Recorder {
             let now = monotonicNs()
             if now >= nextTick {
                 nextTick = now + 1_000_000_000
+                readCgroupNames()
                 if now >= nextNaming {
                     names = refreshKernelFilter()
                     nextNaming = now + max(1_000_000_000, (monotonicNs() - now) * 20)
@@ -97,8 +104,19 @@ public final class Recorder {
             stopNs = monotonicNs()
             program.detach()
             reader.drain(into: &aggregator)
+            readCgroupNames()
         }
-        return aggregator.takeProfile(inputs(containers: containerResolver()))
+        var profile = aggregator.takeProfile(inputs(containers: containerResolver()))
+        profile.drops.cgroupNamesLost = cgroupNamesLost
+        return profile
+    }
+
+    /// Keeps the names the kernel added since the last read, before its table evicts them.
+    private func readCgroupNames() {
+        let added = program.counters()[Int(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED.rawValue)]
+        guard added != cgroupNamesAddedAtLastRead else { return }
+        cgroupNamesAddedAtLastRead = added
+        cgroupPaths.merge(program.cgroupPaths()) { _, new in new }
     }
 
     /// The processes' drops so far, from the kernel counters.
@@ -113,6 +131,9 @@ public final class Recorder {
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
         drops.recursionMisses = program.recursionMisses()
         drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
+        // Nothing but the LRU removes names, so whatever was added and is no longer there was evicted.
+        let present = UInt64(program.cgroupPaths().count)
+        drops.cgroupNamesEvicted = counter(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED) - min(present, counter(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED))
         return drops
     }
 
@@ -122,10 +143,11 @@ public final class Recorder {
     /// Cgroup id to container: from the live cgroup tree when the cgroup still exists, else from the
     /// names the kernel kept when it first saw the cgroup (containers remove theirs on exit).
     private func containerResolver() -> (UInt64) -> Container {
-        let kernelPaths = program.cgroupPaths()
-        return { [cgroups] id in
+        cgroupNamesLost = 0
+        return { [unowned self] id in
             if let live = cgroups?.container(forCgroupID: id), live.runtime != "unknown" { return live }
-            if let path = kernelPaths[id] { return ContainerIdentity.parse(cgroupPath: path) }
+            if let path = cgroupPaths[id] { return ContainerIdentity.parse(cgroupPath: path) }
+            cgroupNamesLost += 1
             return Container(id: "cgroup:\(id)", runtime: "unknown", cgroup: "")
         }
     }

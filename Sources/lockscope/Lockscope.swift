@@ -26,8 +26,13 @@ struct Lockscope: ParsableCommand {
             if code == .success || code.rawValue == 1 || error is ExitCode || error is CleanExit {
                 exit(withError: error)
             }
-            // Usage and validation errors: ArgumentParser's message, then status 2 like every bad input.
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            // Usage and validation errors: one line, ArgumentParser's message, then status 2 like every bad input.
+            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let subcommand = CommandLine.arguments.dropFirst().first.flatMap { argument in
+                configuration.subcommands.map { $0._commandName }.first { $0 == argument }
+            }
+            let help = ["lockscope", subcommand, "--help"].compactMap { $0 }.joined(separator: " ")
+            FileHandle.standardError.write(Data("lockscope: \(message) (see `\(help)`)\n".utf8))
             Foundation.exit(2)
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLockscopeBPF
 import Foundation
 import LockscopeCore
 import LockscopeExport
@@ -17,35 +18,56 @@ struct RecordCommand: ParsableCommand {
             with its status.
             """)
 
-    @Option(name: .shortAndLong, help: "Stop after this long (e.g. 30, 30s, 500ms, 2m).")
-    var duration: String?
+    @Option(name: .shortAndLong, parsing: .unconditional, help: "Stop after this long (e.g. 30, 30s, 500ms, 2m).",
+            transform: RecordArgument.positiveDuration)
+    var duration: UInt64?
 
     @Option(name: .shortAndLong, help: "Where to write the profile (JSON).")
     var output = "lockscope.json"
 
+    @Option(help: "Permissions of the files written, in octal (profiles hold kernel addresses and host names).",
+            transform: RecordArgument.mode)
+    var mode: mode_t = AtomicFile.defaultMode
+
     @Option(help: "Which locks: mount (namespace_sem, mount_lock and every lock contended in a mount-family syscall), all, or NAME,...")
     var locks = "mount"
 
-    @Option(name: .customLong("lock-addr"), help: "Keep only this lock address (hex; repeatable).")
-    var lockAddresses: [String] = []
+    @Option(name: .customLong("lock-addr"), help: "Keep only this lock address (hex; repeatable).",
+            transform: RecordArgument.lockAddress)
+    var lockAddresses: [UInt64] = []
 
-    @Option(name: .customLong("pid"), help: "Keep only this process id (repeatable).")
+    @Option(name: .customLong("pid"), parsing: .unconditionalSingleValue, help: "Keep only this process id (repeatable).",
+            transform: RecordArgument.runningPid)
     var pids: [Int32] = []
 
-    @Option(name: .customLong("container"), help: "Keep only containers whose id starts with this (repeatable).")
+    @Option(name: .customLong("container"), help: "Keep only containers whose id starts with this (repeatable).",
+            transform: RecordArgument.nonEmpty("--container", what: "a container id prefix"))
     var containers: [String] = []
 
-    @Option(name: .customLong("min-wait"), help: "Drop waits shorter than this (e.g. 10us, 1ms).")
-    var minWait: String = "0"
+    @Option(name: .customLong("min-wait"), parsing: .unconditional, help: "Drop waits shorter than this (e.g. 10us, 1ms).",
+            transform: RecordArgument.duration)
+    var minWait: UInt64 = 0
 
-    @Option(name: .customLong("kinds"), help: "Keep only these lock kinds: spinlock,rwlock,rwsem,mutex,rtmutex,percpu-rwsem.")
-    var kinds: String?
+    @Option(name: .customLong("kinds"), help: "Keep only these lock kinds: \(LockKind.allCases.map(\.rawValue).joined(separator: ",")).",
+            transform: RecordArgument.kinds)
+    var kinds: Set<LockKind>?
 
-    @Option(name: .customLong("ringbuf-size"), help: "Ring buffer size (power of two, e.g. 8M, 256K).")
-    var ringBufferSize = "8M"
+    @Option(name: .customLong("ringbuf-size"), help: "Ring buffer size (power of two, e.g. 8M, 256K).",
+            transform: RecordArgument.ringBufferSize)
+    var ringBufferSize = 8 << 20
 
-    @Option(help: "Rows in the printed report.")
+    @Option(name: .customLong("cgroup-names"),
+            help: "How many cgroup names the kernel keeps between reads (once a second); least recently used go first.",
+            transform: RecordArgument.cgroupNames)
+    var cgroupNames = Int(LOCKSCOPE_MAX_CGROUPS)
+
+    @Option(parsing: .unconditional, help: "Rows in the printed report (0: all).", transform: RecordArgument.top)
     var top = 10
+
+    @Option(name: .customLong("kill-after"), parsing: .unconditional,
+            help: "After a stop signal, how long COMMAND has to exit before it gets SIGKILL.",
+            transform: RecordArgument.positiveDuration)
+    var killAfter: UInt64 = 5_000_000_000
 
     @Option(help: "Also write folded stacks (for flamegraph.pl, inferno, speedscope) to this file.")
     var folded: String?
@@ -65,29 +87,32 @@ struct RecordCommand: ParsableCommand {
     func run() throws {
         // Everything that can be refused is refused before anything is attached.
         let plan = try RecordPlan(command: self)
-        for path in [output, folded, flamegraph].compactMap({ $0 }) { try AtomicFile.checkWritable(path) }
-        try requireBPFPrivileges()
+        let outputs = [output, folded, flamegraph].compactMap { $0 }
+        for path in outputs { try AtomicFile.checkWritable(path) }
+        let executable = command.isEmpty ? nil : try ChildProcess.resolve(command)
+        try Privileges.current().requireForRecording()
 
         let recorder = try Recorder(options: plan.options)
         StopSignal.install()
         try recorder.attach()
         let hooks = recorder.syscallHooks.map { "; mount syscalls through \($0.rawValue)" } ?? ""
         let attachedLine = "lockscope: attached (\(plan.describe)\(hooks)); recording" +
-            (plan.durationNs.map { " for \(Units.duration($0))" } ?? "") +
+            (duration.map { " for \(Units.duration($0))" } ?? "") +
             (command.isEmpty ? ", Ctrl-C to stop" : " while `\(command.joined(separator: " "))` runs")
         FileHandle.standardError.write(Data((attachedLine + "\n").utf8))
 
         var child: ChildProcess?
-        if !command.isEmpty {
-            do { child = try ChildProcess(command) } catch {
+        if let executable {
+            do { child = try ChildProcess(executable: executable, arguments: command, killAfterNs: killAfter) } catch {
                 _ = recorder.finish()
                 throw error
             }
         }
-        let deadline = plan.durationNs.map { monotonicNs() + $0 }
+        let deadline = duration.map { monotonicNs() + $0 }
         let status = StatusLine(enabled: !quiet && isatty(STDERR_FILENO) != 0)
         recorder.run(shouldStop: {
-            if StopSignal.requested { child?.forward(StopSignal.signal); return true }
+            child?.supervise()
+            if StopSignal.requested { return true }
             if let deadline, monotonicNs() >= deadline { return true }
             if let child, child.hasExited { return true }
             return false
@@ -95,62 +120,122 @@ struct RecordCommand: ParsableCommand {
         status.clear()
 
         let profile = recorder.finish()
-        try profile.write(to: output)
-        if let folded { try AtomicFile.write(Data(FoldedExporter.render(profile).utf8), to: folded) }
-        if let flamegraph { try AtomicFile.write(Data(FlameGraphSVG.render(profile).utf8), to: flamegraph) }
-        if profile.dropped > 0 || profile.drops.stackFailed > 0 {
-            FileHandle.standardError.write(Data("lockscope: warning: \(Units.lossSummary(profile))\n".utf8))
+        // A file that cannot be written (a full disk, say) loses that file only: the others, the report
+        // and the command's status still come.
+        var failedWrites = 0
+        func write(_ path: String, _ body: () throws -> Void) {
+            do {
+                try body()
+                FileHandle.standardError.write(Data("lockscope: wrote \(path)\n".utf8))
+            } catch {
+                failedWrites += 1
+                FileHandle.standardError.write(Data("lockscope: \(error)\n".utf8))
+            }
         }
-        FileHandle.standardError.write(Data("lockscope: wrote \(output)\n".utf8))
+        write(output) { try profile.write(to: output, mode: mode) }
+        if let folded { write(folded) { try AtomicFile.write(Data(FoldedExporter.render(profile).utf8), to: folded, mode: mode) } }
+        if let flamegraph {
+            write(flamegraph) { try AtomicFile.write(Data(FlameGraphSVG.render(profile).utf8), to: flamegraph, mode: mode) }
+        }
+        if let losses = profile.lossWarning {
+            FileHandle.standardError.write(Data("lockscope: warning: \(losses)\n".utf8))
+        }
         if !noReport {
             print(ReportRenderer(profile: profile, options: ReportOptions(top: top)).render(), terminator: "")
         }
-        if let child {
-            let code = child.waitForExit()
-            if code != 0 { throw ExitCode(code) }
+        let code = child?.waitForExit() ?? 0
+        if code != 0 { throw ExitCode(code) }
+        if failedWrites > 0 { throw ExitCode(2) }
+    }
+}
+
+/// Parsers for record's option values: each says what to give instead of a bad value.
+enum RecordArgument {
+    static func duration(_ text: String) throws -> UInt64 {
+        guard let ns = Units.parseDuration(text, defaultUnit: 1) else {
+            throw ValidationError("give a duration like 10us or 1ms")
         }
+        return ns
+    }
+
+    static func positiveDuration(_ text: String) throws -> UInt64 {
+        guard let ns = Units.parseDuration(text), ns > 0 else {
+            throw ValidationError("give a positive duration like 30, 30s, 500ms or 2m")
+        }
+        return ns
+    }
+
+    static func mode(_ text: String) throws -> mode_t {
+        guard let mode = AtomicFile.parseMode(text) else { throw ValidationError("give octal permissions like 0600 or 0644") }
+        return mode
+    }
+
+    static func lockAddress(_ text: String) throws -> UInt64 {
+        let digits = text.hasPrefix("0x") ? String(text.dropFirst(2)) : text
+        guard let address = UInt64(digits, radix: 16), address != 0 else {
+            throw ValidationError("give a kernel address in hex, like 0xffffffff83a1c2e0")
+        }
+        return address
+    }
+
+    static func runningPid(_ text: String) throws -> Int32 {
+        guard let pid = Int32(text), pid > 0 else { throw ValidationError("give a process id, a whole number from 1") }
+        guard kill(pid, 0) == 0 || errno == EPERM else {
+            throw ValidationError("no process has this id: give the id of a running process")
+        }
+        return pid
+    }
+
+    static func nonEmpty(_ option: String, what: String) -> (String) throws -> String {
+        { text in
+            guard !text.isEmpty else { throw ValidationError("give \(what)") }
+            return text
+        }
+    }
+
+    static func kinds(_ text: String) throws -> Set<LockKind> {
+        let names = text.split(separator: ",").map(String.init)
+        let all = LockKind.allCases.map(\.rawValue).joined(separator: ",")
+        guard !names.isEmpty else { throw ValidationError("give one or more of \(all)") }
+        return try Set(names.map { name in
+            guard let kind = LockKind(rawValue: name) else { throw ValidationError("unknown lock kind '\(name)': use \(all)") }
+            return kind
+        })
+    }
+
+    static func ringBufferSize(_ text: String) throws -> Int {
+        guard let bytes = Units.parseSize(text), bytes >= 4096, bytes & (bytes - 1) == 0, bytes <= 1 << 30 else {
+            throw ValidationError("give a power of two from 4K to 1G, like 8M")
+        }
+        return bytes
+    }
+
+    static func cgroupNames(_ text: String) throws -> Int {
+        guard let count = Int(text), (1...1 << 20).contains(count) else {
+            throw ValidationError("give a number of names from 1 to 1048576")
+        }
+        return count
+    }
+
+    static func top(_ text: String) throws -> Int {
+        guard let rows = Int(text), rows >= 0 else { throw ValidationError("give a number of rows, or 0 for all") }
+        return rows
     }
 }
 
 /// The validated options of a recording.
 struct RecordPlan {
     var options = RecordOptions()
-    var durationNs: UInt64?
     var describe: String
 
     init(command: RecordCommand) throws {
-        if let text = command.duration {
-            guard let ns = Units.parseDuration(text), ns > 0 else {
-                throw UserError("bad --duration '\(text)': give a positive duration like 30, 30s, 500ms or 2m")
-            }
-            durationNs = ns
-        }
-        guard let minWait = Units.parseDuration(command.minWait, defaultUnit: 1) else {
-            throw UserError("bad --min-wait '\(command.minWait)': give a duration like 10us or 1ms")
-        }
-        guard let ringBytes = Units.parseSize(command.ringBufferSize), ringBytes >= 4096,
-              ringBytes & (ringBytes - 1) == 0, ringBytes <= 1 << 30 else {
-            throw UserError("bad --ringbuf-size '\(command.ringBufferSize)': give a power of two from 4K to 1G, like 8M")
-        }
         var bpf = BPFOptions()
-        bpf.minWaitNs = minWait
-        bpf.ringBufferBytes = ringBytes
-        if let kinds = command.kinds {
-            for name in kinds.split(separator: ",") {
-                guard let kind = LockKind(rawValue: String(name)) else {
-                    throw UserError("unknown lock kind '\(name)': use \(LockKind.allCases.map(\.rawValue).joined(separator: ","))")
-                }
-                bpf.kinds.insert(kind)
-            }
-        }
+        bpf.minWaitNs = command.minWait
+        bpf.ringBufferBytes = command.ringBufferSize
+        bpf.kinds = command.kinds ?? []
         bpf.pids = command.pids.map { UInt32(bitPattern: $0) }
-        for text in command.lockAddresses {
-            let digits = text.hasPrefix("0x") ? String(text.dropFirst(2)) : text
-            guard let address = UInt64(digits, radix: 16), address != 0 else {
-                throw UserError("bad --lock-addr '\(text)': give a kernel address in hex, like 0xffffffff83a1c2e0")
-            }
-            bpf.lockAddresses.append(address)
-        }
+        bpf.lockAddresses = command.lockAddresses
+        bpf.cgroupNamesCapacity = UInt32(command.cgroupNames)
 
         let selection = try LockSelectionParser.parse(command.locks)
         options.selection = selection
@@ -182,9 +267,10 @@ struct RecordPlan {
             }
         }
         options.bpf = bpf
-        options.recording = Recording(locks: command.locks, lockAddresses: command.lockAddresses, minWaitNs: minWait,
+        let addresses = command.lockAddresses.map { "0x" + String($0, radix: 16) }
+        options.recording = Recording(locks: command.locks, lockAddresses: addresses, minWaitNs: command.minWait,
                                       pids: command.pids, containers: command.containers, command: command.command)
-        describe = "locks: \(command.locks)" + (command.lockAddresses.isEmpty ? "" : ", addresses: \(command.lockAddresses.joined(separator: ","))")
+        describe = "locks: \(command.locks)" + (addresses.isEmpty ? "" : ", addresses: \(addresses.joined(separator: ","))")
     }
 }
 
@@ -213,60 +299,6 @@ enum LockSelectionParser {
         let base = name.split(separator: "+").first.map(String.init) ?? name
         let function = base.hasSuffix(".wait_lock") ? String(base.dropLast(".wait_lock".count)) : base
         return symbols?.hasSymbol(named: function) ?? false
-    }
-}
-
-/// Refuses early, with one line, when BPF cannot be used at all.
-func requireBPFPrivileges() throws {
-    if geteuid() == 0 { return }
-    let capabilities = Capabilities.effective()
-    if capabilities.contains(.bpf) && capabilities.contains(.perfmon) { return }
-    throw UserError("recording needs root, or the CAP_BPF and CAP_PERFMON capabilities: run with sudo")
-}
-
-/// SIGINT/SIGTERM ask the recording to stop; the poll loop sees the flag within 100 ms.
-enum StopSignal {
-    private static let received = Atomic<Int32>(0)
-
-    static func install() {
-        for signal in [SIGINT, SIGTERM] {
-            Glibc.signal(signal) { number in StopSignal.received.store(number, ordering: .relaxed) }
-        }
-    }
-
-    static var requested: Bool { received.load(ordering: .relaxed) != 0 }
-    static var signal: Int32 { received.load(ordering: .relaxed) }
-}
-
-/// The profiled command.
-final class ChildProcess {
-    private let process = Process()
-
-    init(_ arguments: [String]) throws {
-        let path = arguments[0].contains("/") ? arguments[0] : ChildProcess.search(arguments[0])
-        guard let path, FileManager.default.isExecutableFile(atPath: path) else {
-            throw UserError("cannot run '\(arguments[0])': not found or not executable")
-        }
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = Array(arguments.dropFirst())
-        try process.run()
-    }
-
-    var hasExited: Bool { !process.isRunning }
-
-    func forward(_ signal: Int32) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
-    }
-
-    /// The exit status, or 128 + signal like a shell.
-    func waitForExit() -> Int32 {
-        process.waitUntilExit()
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-    }
-
-    private static func search(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }
 

@@ -132,15 +132,28 @@ final class CommandLineTests: XCTestCase {
         let directory = try temporaryDirectory()
         let output = "\(directory)/p.json"
         let cases: [([String], String)] = [
-            (["record", "--duration", "soon", "-o", output], "bad --duration 'soon'"),
-            (["record", "--duration", "0", "-o", output], "bad --duration '0'"),
+            (["record", "--duration", "soon", "-o", output], "The value 'soon' is invalid for '--duration <duration>': give a positive duration"),
+            (["record", "--duration", "0", "-o", output], "The value '0' is invalid for '--duration <duration>'"),
+            (["record", "--duration", "-1", "-o", output], "The value '-1' is invalid for '--duration <duration>'"),
             (["record", "--locks", "no_such_lock", "-o", output], "unknown lock name 'no_such_lock'"),
             (["record", "-o", "\(directory)/missing/p.json"], "directory \(directory)/missing does not exist"),
-            (["record", "--ringbuf-size", "3000", "-o", output], "bad --ringbuf-size '3000'"),
+            (["record", "-o", ""], "cannot write an empty path: give a file name"),
+            (["record", "--ringbuf-size", "3000", "-o", output], "give a power of two from 4K to 1G"),
             (["record", "--kinds", "semaphore", "-o", output], "unknown lock kind 'semaphore'"),
-            (["record", "--lock-addr", "zz", "-o", output], "bad --lock-addr 'zz'"),
+            (["record", "--kinds", "", "-o", output], "The value '' is invalid for '--kinds <kinds>': give one or more of spinlock"),
+            (["record", "--lock-addr", "zz", "-o", output], "The value 'zz' is invalid for '--lock-addr <lock-addr>'"),
             (["record", "--container", "zzzz", "-o", output], "no running container id starts with 'zzzz'"),
-            (["record", "--min-wait", "fast", "-o", output], "bad --min-wait 'fast'"),
+            (["record", "--container", "", "-o", output], "give a container id prefix"),
+            (["record", "--min-wait", "fast", "-o", output], "The value 'fast' is invalid for '--min-wait <min-wait>'"),
+            (["record", "--pid", "0", "-o", output], "The value '0' is invalid for '--pid <pid>': give a process id"),
+            (["record", "--pid", "-1", "-o", output], "The value '-1' is invalid for '--pid <pid>': give a process id"),
+            (["record", "--pid", "99999999", "-o", output], "no process has this id"),
+            (["record", "--top", "-1", "-o", output], "give a number of rows, or 0 for all"),
+            (["record", "--mode", "0999", "-o", output], "give octal permissions like 0600 or 0644"),
+            (["record", "-o", output, "--", ""], "no command after --: give the command to profile"),
+            (["record", "-o", output, "--", "/nonexistent/cmd"], "cannot run '/nonexistent/cmd': No such file or directory"),
+            (["record", "-o", output, "--", "no-such-command-anywhere"], "cannot run 'no-such-command-anywhere': not found in PATH"),
+            (["record", "-o", output, "--", "/"], "cannot run '/': it is a directory"),
             (["report", "\(directory)/none.json"], "cannot read \(directory)/none.json"),
             (["report", output, "--sort", "fastest"], "--sort"),
         ]
@@ -148,6 +161,7 @@ final class CommandLineTests: XCTestCase {
             let run = try lockscope(arguments)
             XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
             XCTAssertTrue(run.stderr.contains(message), "\(arguments): \(run.stderr)")
+            XCTAssertEqual(run.stderr.filter { $0 == "\n" }.count, 1, "one line: \(arguments): \(run.stderr)")
             XCTAssertFalse(run.stderr.contains("attached"), "\(arguments)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: output), "\(arguments) wrote a file")
         }
@@ -163,7 +177,8 @@ final class CommandLineTests: XCTestCase {
                                 prefix: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                          "--inh-caps=-all", "--bounding-set=-all"])
         XCTAssertEqual(run.status, 2, run.stderr)
-        XCTAssertEqual(run.stderr, "lockscope: recording needs root, or the CAP_BPF and CAP_PERFMON capabilities: run with sudo\n")
+        XCTAssertTrue(run.stderr.hasPrefix("lockscope: recording needs CAP_BPF and CAP_PERFMON (to load and attach BPF programs)"), run.stderr)
+        XCTAssertTrue(run.stderr.hasSuffix(": run as root (sudo), or grant what is missing\n"), run.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/p.json"))
     }
 
