@@ -126,7 +126,10 @@ final class RecordHardeningTests: XCTestCase {
         input.fileHandleForWriting.write(Data("hello\n".utf8))
         let deadline = Date().addingTimeInterval(60)
         while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning { process.terminate() }
+        let hung = process.isRunning
+        if hung { process.terminate() }
+        process.waitUntilExit()
+        XCTAssertFalse(hung, "the recording did not end within 60 s")
         let text = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
         XCTAssertEqual(process.terminationStatus, 0, text)
         XCTAssertTrue(text.contains("got:hello"), text)
