@@ -177,7 +177,7 @@ public final class Recorder {
         guard options.bpf.filterByLockAddress else { return names }
         let wanted = names.filter { entry in
             switch options.selection {
-            case .mount: return entry.value.identity != .caller
+            case .mount: return LockNamer.mountLockNames.contains(entry.value.name)
             case .names(let set): return LockSelection.names(set).keeps(entry.value.name)
             case .all: return false
             }

@@ -276,8 +276,7 @@ struct RecordPlan {
 
 /// Parses `--locks`.
 enum LockSelectionParser {
-    static let mountLockNames: Set<String> = [LockNamer.namespaceSem, LockNamer.mountLock,
-                                              "\(LockNamer.namespaceSem).wait_lock"]
+    static let mountLockNames = LockNamer.mountLockNames
 
     static func parse(_ text: String) throws -> LockSelection {
         switch text {

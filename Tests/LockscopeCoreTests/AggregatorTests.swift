@@ -19,6 +19,7 @@ final class AggregatorTests: XCTestCase {
         ffffffff8170fc00 T __x64_sys_umount
         ffffffff81710000 T do_syscall_64
         ffffffff81720000 T exp_funnel_lock
+        ffffffff81730000 T some_driver_op
         ffffffff82265b40 T __sched_text_start
         ffffffff8226ad30 t rwsem_down_write_slowpath
         ffffffff8226b450 T down_write
@@ -37,6 +38,7 @@ final class AggregatorTests: XCTestCase {
         2: [0xffff_ffff_8226_b460, 0xffff_ffff_8170_f4a2, 0xffff_ffff_8171_0020],
         3: [0xffff_ffff_8226_e910, 0xffff_ffff_8170_f882],
         4: [0xffff_ffff_8226_e910, 0xffff_ffff_8172_00a1],
+        5: [0xffff_ffff_8226_e910, 0xffff_ffff_8173_00a1],
     ]
 
     static func inputs(selection: LockSelection = .all, drops: Drops = Drops()) -> ProfileInputs {
@@ -339,14 +341,28 @@ final class AggregatorTests: XCTestCase {
     func testMutexWaitLockAndKindsSharingACallerName() {
         var aggregator = Aggregator(topology: nil)
         let mutex: UInt64 = 0xffff_ffff_830f_60b8
+        aggregator.record(WaitEvent(flags: UInt32(LOCKSCOPE_LCB_F_MUTEX), waitNs: 5_000, lockAddress: mutex, stackID: 5))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 40, lockAddress: mutex + 8, outerLockAddress: mutex, stackID: 5))
+        // A spinlock contended during the mutex wait, far from it, is not its wait_lock.
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 35, lockAddress: 0xffff_8886_27c2_bcc0,
+                                    outerLockAddress: mutex, stackID: 5))
+        let names = aggregator.profile(Self.inputs()).locks.map(\.name).sorted()
+        XCTAssertEqual(names, ["some_driver_op+0xa1 (mutex)", "some_driver_op+0xa1 (spinlock)",
+                               "some_driver_op+0xa1.wait_lock"])
+    }
+
+    /// The same shapes from exp_funnel_lock are the expedited-RCU locks of `KnownLock.table`: the
+    /// mutex is rcu_state.exp_mutex (its wait_lock follows it), the spinlock rcu_node.exp_lock.
+    func testExpeditedRCULocksAreNamedByWhatTheyAre() {
+        var aggregator = Aggregator(topology: nil)
+        let mutex: UInt64 = 0xffff_ffff_830f_60b8
         aggregator.record(WaitEvent(flags: UInt32(LOCKSCOPE_LCB_F_MUTEX), waitNs: 5_000, lockAddress: mutex, stackID: 4))
         aggregator.record(WaitEvent(flags: Self.spin, waitNs: 40, lockAddress: mutex + 8, outerLockAddress: mutex, stackID: 4))
-        // A run-queue lock contended during the mutex wait is not its wait_lock.
         aggregator.record(WaitEvent(flags: Self.spin, waitNs: 35, lockAddress: 0xffff_8886_27c2_bcc0,
                                     outerLockAddress: mutex, stackID: 4))
-        let names = aggregator.profile(Self.inputs()).locks.map(\.name).sorted()
-        XCTAssertEqual(names, ["exp_funnel_lock+0xa1 (mutex)", "exp_funnel_lock+0xa1 (spinlock)",
-                               "exp_funnel_lock+0xa1.wait_lock"])
+        let locks = aggregator.profile(Self.inputs()).locks
+        XCTAssertEqual(locks.map(\.name).sorted(), ["rcu_node.exp_lock", "rcu_state.exp_mutex", "rcu_state.exp_mutex.wait_lock"])
+        XCTAssertEqual(Set(locks.map(\.identity)), [.inferred])
     }
 
     func testLockSelectionByNameKeepsWaitLocks() {
