@@ -10,7 +10,7 @@ final class StressCommandTests: XCTestCase {
     }
 
     func testJSONOutputIsOneObjectWithEveryDocumentedField() throws {
-        let run = try runLockscope(["stress", "--containers", "2", "--layers", "2", "--parallel", "2", "--strategy", "common-parent", "--json"])
+        let run = try LockscopeRun.run(["stress", "--containers", "2", "--layers", "2", "--parallel", "2", "--strategy", "common-parent", "--json"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let lines = run.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 1)
@@ -30,14 +30,14 @@ final class StressCommandTests: XCTestCase {
     }
 
     func testSummaryNamesTheRunAndItsCounts() throws {
-        let run = try runLockscope(["stress", "--containers", "1", "--layers", "2", "--parallel", "1"])
+        let run = try LockscopeRun.run(["stress", "--containers", "1", "--layers", "2", "--parallel", "1"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stdout.hasPrefix("lockscope stress: 1 container × 2 layers, per-layer, parallel 1, 1 round, docker cgroups\n"), run.stdout)
         XCTAssertTrue(run.stdout.contains("mount ops       12 (12 per container): unshare 1, mount 2, open_tree 2, mount_setattr 2, move_mount 2, umount2 3"), run.stdout)
     }
 
     func testBadOptionExitsWithTwoAndOneLine() throws {
-        let run = try runLockscope(["stress", "--layers", "0"])
+        let run = try LockscopeRun.run(["stress", "--layers", "0"])
         XCTAssertEqual(run.status, 2)
         XCTAssertEqual(run.stdout, "")
         XCTAssertEqual(run.stderr, "lockscope stress: --layers must be between 1 and 500 (overlayfs stacks at most 500 lower layers), got 0\n")
@@ -82,7 +82,7 @@ final class StressCommandTests: XCTestCase {
             let cgroup = try cgroupRoot() + "/" + runName
             let leftCgroups = try cgroupDirectories(below: cgroup)
             XCTAssertGreaterThanOrEqual(leftCgroups, 1, "the killed run left no cgroup to clean up")
-            let next = try runLockscope(["stress", "--containers", "1", "--layers", "2", "--parallel", "1",
+            let next = try LockscopeRun.run(["stress", "--containers", "1", "--layers", "2", "--parallel", "1",
                                          "--scratch-parent", scratchParent.path])
             XCTAssertEqual(next.status, 0, next.stderr)
             XCTAssertEqual(next.stderr, "lockscope: removed \(leftCgroups) cgroups and \(scratchParent.path)/\(runName) "
@@ -94,29 +94,6 @@ final class StressCommandTests: XCTestCase {
     }
 
     // MARK: Helpers
-
-    private struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    private func runLockscope(_ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try LockscopeBinary.path())
-        process.arguments = arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus,
-                   stdout: String(decoding: output, as: UTF8.self),
-                   stderr: String(decoding: errors, as: UTF8.self))
-    }
 
     private func makeScratchParent() throws -> URL {
         let scratchParent = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-stress-test-\(UUID())")
