@@ -126,11 +126,9 @@ struct RunFiles {
         var scratchCleared = true
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: scratchDirectory)) ?? []
         for entry in entries where entry != RunMarker.fileName {
-            do {
-                try FileManager.default.removeItem(atPath: "\(scratchDirectory)/\(entry)")
-            } catch {
-                scratchCleared = false
-            }
+            let path = "\(scratchDirectory)/\(entry)"
+            // Gone anyway if another run removed it first.
+            if (try? FileManager.default.removeItem(atPath: path)) == nil, access(path, F_OK) == 0 { scratchCleared = false }
         }
         if scratchCleared, removal.leftovers.isEmpty {
             unlink("\(scratchDirectory)/\(RunMarker.fileName)")
