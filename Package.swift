@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // HMAC-SHA256 for the stable pseudonyms of `lockscope redact`.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libbpf from the system (libbpf-dev), found through pkg-config.
@@ -29,7 +31,8 @@ let package = Package(
         .target(name: "CPrefetch", path: "Sources/CPrefetch"),
         // Pure model and logic: no kernel needed, testable from fixtures and recorded events.
         .target(name: "LockscopeCore",
-                dependencies: ["CLockscopeBPF", "CPrefetch", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+                dependencies: ["CLockscopeBPF", "CPrefetch", .product(name: "Histogram", package: "hdrhistogram-swift"),
+                               .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "LockscopeReport", dependencies: ["LockscopeCore"]),
         // zlib from the system (zlib1g-dev), for gzip-compressed pprof files.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CMountSyscalls.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -56,4 +57,16 @@ pid_t lockscope_spawn_userns_holder(void)
     for (;;) {
         pause();
     }
+}
+
+int lockscope_die_with_parent(pid_t expected_parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+        return -1;
+    }
+    if (getppid() != expected_parent) {
+        errno = ESRCH;
+        return -1;
+    }
+    return 0;
 }

@@ -88,7 +88,8 @@ public enum ContainerIdentity {
         return nil
     }
 
-    private static func isContainerID(_ s: String) -> Bool {
+    /// 64 lowercase hex digits: the id docker, containerd, cri-o and podman give a container.
+    static func isContainerID(_ s: String) -> Bool {
         s.utf8.count == 64 && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 

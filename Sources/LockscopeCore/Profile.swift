@@ -164,6 +164,9 @@ public struct Recording: Codable, Sendable, Equatable {
     public var containers: [String]
     /// The command profiled (`record -- COMMAND`), empty for a whole-machine recording.
     public var command: [String]
+    /// True in a profile that `lockscope redact` (or `record --redact`) stripped of identifying values;
+    /// absent otherwise.
+    public var redacted: Bool?
 
     public init(locks: String = "all", lockAddresses: [String] = [], minWaitNs: UInt64 = 0, pids: [Int32] = [],
                 containers: [String] = [], command: [String] = []) {

@@ -15,15 +15,18 @@ private func forwardSignalToPipe(_ signal: Int32) {
     errno = savedErrno
 }
 
-/// Turns SIGINT, SIGTERM and SIGCHLD into bytes on a pipe that the parent's run loop polls, so a
+/// Turns the stop signals and SIGCHLD into bytes on a pipe that the parent's run loop polls, so a
 /// worker's exit or a request to stop wakes it whichever thread the signal lands on.
 /// One watcher may be active per process; ``restore()`` puts the previous handlers back.
 final class SignalWatcher {
-    private static let watchedSignals = [SIGINT, SIGTERM, SIGCHLD]
+    /// The signals that stop a run cleanly: Ctrl-C, kill, a closed terminal (SIGHUP) and Ctrl-\
+    /// (SIGQUIT, which would otherwise dump core and leave the run's cgroups behind).
+    static let stopSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+    private static let watchedSignals = stopSignals + [SIGCHLD]
     private let readEnd: Int32
     private let writeEnd: Int32
     private var previousActions: [Int32: sigaction] = [:]
-    /// The first SIGINT or SIGTERM seen, if any.
+    /// The first stop signal seen, if any.
     private(set) var stopSignal: Int32?
 
     init() throws {
@@ -52,19 +55,19 @@ final class SignalWatcher {
         }
     }
 
-    /// Waits up to `milliseconds` for a signal, then records any SIGINT or SIGTERM that arrived.
+    /// Waits up to `milliseconds` for a signal, then records any stop signal that arrived.
     func wait(milliseconds: Int32) {
         var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
         _ = poll(&descriptor, 1, milliseconds)
         checkForStop()
     }
 
-    /// Records any SIGINT or SIGTERM that arrived, without waiting.
+    /// Records any stop signal that arrived, without waiting.
     func checkForStop() {
         var byte: UInt8 = 0
         while read(readEnd, &byte, 1) == 1 {
             let signal = Int32(byte)
-            if stopSignal == nil, signal == SIGINT || signal == SIGTERM {
+            if stopSignal == nil, Self.stopSignals.contains(signal) {
                 stopSignal = signal
             }
         }

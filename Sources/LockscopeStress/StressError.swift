@@ -8,7 +8,7 @@ public enum StressError: Error, Equatable, CustomStringConvertible, LocalizedErr
     case unsupported(String)
     /// The run could not prepare or clean up its scratch directory or cgroups (exit code 1).
     case setupFailed(String)
-    /// SIGINT or SIGTERM stopped the run; everything it created was removed first.
+    /// A stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ended the run; everything it created was removed first.
     case interrupted(signal: Int32)
 
     public var description: String {
@@ -16,8 +16,7 @@ public enum StressError: Error, Equatable, CustomStringConvertible, LocalizedErr
         case .invalidOption(let message), .unsupported(let message), .setupFailed(let message):
             return message
         case .interrupted(let signal):
-            let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
-            return "interrupted by \(name): the workers were stopped and all mounts, directories and cgroups removed"
+            return "interrupted by \(signalName(signal)): the workers were stopped and all mounts, directories and cgroups removed"
         }
     }
 
@@ -31,5 +30,16 @@ public enum StressError: Error, Equatable, CustomStringConvertible, LocalizedErr
         case .setupFailed: return 1
         case .interrupted(let signal): return 128 + signal
         }
+    }
+}
+
+/// "SIGINT", "SIGTERM", "SIGHUP" or "SIGQUIT"; "signal N" for any other.
+func signalName(_ signal: Int32) -> String {
+    switch signal {
+    case SIGINT: "SIGINT"
+    case SIGTERM: "SIGTERM"
+    case SIGHUP: "SIGHUP"
+    case SIGQUIT: "SIGQUIT"
+    default: "signal \(signal)"
     }
 }

@@ -4,19 +4,32 @@ import Glibc
 
 /// Runs a stress run: starts every container in its own worker process, at most `parallel` at a time,
 /// collects what the workers report, and removes everything the run created, even when a worker
-/// fails or SIGINT/SIGTERM arrives (the workers are stopped; their mounts die with their private
-/// mount namespaces). One run at a time per process: it owns the SIGINT, SIGTERM and SIGCHLD
-/// handlers while it runs.
+/// fails or SIGINT, SIGTERM, SIGHUP or SIGQUIT arrives (the workers are stopped; their mounts die
+/// with their private mount namespaces). One run at a time per process: it owns the handlers of
+/// those signals and of SIGCHLD while it runs, and must stay on the thread that called ``run()``
+/// (workers die with that thread).
+///
+/// A run SIGKILLed before it could clean up leaves its marker (``RunMarker``) in its scratch
+/// directory; the next run in the same scratch parent removes what it left once its owner is gone.
 public struct StressRunner: Sendable {
     public let options: StressOptions
+    /// Receives one line for each earlier run whose leftovers this run removed (or could not).
+    public let notice: @Sendable (String) -> Void
 
-    public init(options: StressOptions) {
+    public init(options: StressOptions, notice: @escaping @Sendable (String) -> Void = StressRunner.printNotice) {
         self.options = options
+        self.notice = notice
+    }
+
+    /// Prints `lockscope: <line>` on stderr.
+    public static func printNotice(_ line: String) {
+        FileHandle.standardError.write(Data("lockscope: \(line)\n".utf8))
     }
 
     public func run() throws -> StressResult {
         try options.validate()
         let cgroupRoot = try Self.checkEnvironment(for: options)
+        RunFiles.removeAbandoned(in: options.scratchParent, cgroupRoot: MountTable.current().cgroup2MountPoint, notice: notice)
         let watcher = try SignalWatcher()
         defer { watcher.restore() }
         let storm = try Storm(options: options, cgroupRoot: cgroupRoot, watcher: watcher)
@@ -91,7 +104,9 @@ private final class Storm {
     private let watcher: SignalWatcher
     private let scratchDirectory: String
     private let cgroupParent: String?
-    private var cgroups: CgroupTree?
+    private let cgroups: CgroupTree?
+    /// The run's scratch directory and cgroup parent, which everything else goes below.
+    private let files: RunFiles
     private var running: [pid_t: (worker: WorkerProcess, plan: ContainerPlan)] = [:]
     /// Ended containers by their index.
     private var finished: [Int: StressContainer] = [:]
@@ -102,20 +117,29 @@ private final class Storm {
     private var layersDirectory: String { "\(scratchDirectory)/layers" }
     private var containersDirectory: String { "\(scratchDirectory)/containers" }
 
-    /// Creates the run's scratch directory, named like its cgroup parent.
+    /// Creates the run's scratch directory with its marker in it, then its cgroup parent, named alike.
     init(options: StressOptions, cgroupRoot: String?, watcher: SignalWatcher) throws {
         self.options = options
         self.watcher = watcher
-        let runName = "lockscope-stress-\(ContainerPlan.randomHex(bytes: 4))"
+        let runName = "\(RunFiles.namePrefix)\(ContainerPlan.randomHex(bytes: 4))"
         scratchDirectory = "\(options.scratchParent)/\(runName)"
+        cgroups = cgroupRoot.map { CgroupTree(root: $0) }
+        cgroupParent = cgroupRoot == nil ? nil : "/\(runName)"
+        files = RunFiles(scratchDirectory: scratchDirectory, cgroups: cgroupRoot.map { ["\($0)/\(runName)"] } ?? [])
         guard mkdir(scratchDirectory, 0o700) == 0 else {
             throw StressError.setupFailed("cannot create the scratch directory \(scratchDirectory): \(String(cString: strerror(errno)))")
         }
-        cgroups = cgroupRoot.map { CgroupTree(root: $0) }
-        cgroupParent = cgroupRoot == nil ? nil : "/\(runName)"
+        do {
+            try RunMarker.forThisProcess(cgroups: files.cgroups).write(into: scratchDirectory)
+            if let cgroups, let cgroupParent { try cgroups.createRunDirectory(cgroupParent) }
+        } catch {
+            // Not the cgroups: an existing directory of that name belongs to another run.
+            _ = RunFiles(scratchDirectory: scratchDirectory, cgroups: []).remove()
+            throw error
+        }
     }
 
-    /// Creates the layers and runs every round, stopping early on SIGINT or SIGTERM.
+    /// Creates the layers and runs every round, stopping early on a stop signal.
     func run() throws -> StressResult {
         try LayerStore.create(in: layersDirectory, count: options.layers)
         guard mkdir(containersDirectory, 0o755) == 0 else {
@@ -157,7 +181,8 @@ private final class Storm {
             containerDirectory: "\(containersDirectory)/\(plan.index)",
             cgroupDirectory: plan.cgroup.flatMap { cgroup in cgroups.map { $0.root + cgroup } },
             idRangeStart: Self.idRangeBase + UInt32(plan.index) * StressWorker.idRangeLength,
-            failAfterMountOps: options.injectedFailure.flatMap { $0.container == plan.index ? $0.afterMountOps : nil })
+            failAfterMountOps: options.injectedFailure.flatMap { $0.container == plan.index ? $0.afterMountOps : nil },
+            parentPID: getpid())
         let encodedSpec = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
         let worker = try WorkerProcess.spawn(executable: options.workerExecutable,
                                              arguments: StressWorker.subcommandArguments + [encodedSpec])
@@ -187,8 +212,8 @@ private final class Storm {
             error: report.map { $0.error ?? endDescription } ?? "worker printed no report (\(endDescription ?? "it exited with status 0"))")
     }
 
-    /// Stops and reaps any worker still running, then removes the cgroups and the scratch directory.
-    /// Returns what could not be removed.
+    /// Stops and reaps any worker still running, then removes the cgroups and the scratch directory
+    /// (its marker last). Returns what could not be removed.
     func cleanUp() -> [String] {
         for (_, entry) in running { kill(entry.worker.pid, SIGTERM) }
         for (_, entry) in running {
@@ -197,13 +222,7 @@ private final class Storm {
             close(entry.worker.outputFD)
         }
         running = [:]
-        var leftovers = cgroups?.removeCreated() ?? []
-        do {
-            try FileManager.default.removeItem(atPath: scratchDirectory)
-        } catch {
-            leftovers.append(scratchDirectory)
-        }
-        return leftovers
+        return files.remove().leftovers
     }
 
     private func result() -> StressResult {

@@ -16,6 +16,9 @@ struct WorkerSpec: Codable {
     var idRangeStart: UInt32
     /// Fail, instead of issuing it, at this mount-family syscall (for tests).
     var failAfterMountOps: Int?
+    /// The stress run's process: the worker dies with it (PR_SET_PDEATHSIG), so a SIGKILLed run
+    /// leaves no worker behind in its cgroups.
+    var parentPID: Int32
 }
 
 /// What a worker prints back: one JSON line on stdout.
@@ -40,6 +43,9 @@ public enum StressWorker {
         var report = WorkerReport()
         do {
             let spec = try JSONDecoder().decode(WorkerSpec.self, from: Data(encodedSpec.utf8))
+            guard lockscope_die_with_parent(spec.parentPID) == 0 else {
+                throw WorkerError.syscall("prctl(PR_SET_PDEATHSIG) with the stress run as parent")
+            }
             try ContainerStart(spec: spec).run(into: &report)
         } catch {
             report.error = "\(error)"

@@ -7,8 +7,8 @@ struct WorkerProcess {
     /// The read end of the worker's stdout.
     let outputFD: Int32
 
-    /// posix_spawn `executable` with `arguments`, stdout on a pipe, SIGINT/SIGTERM/SIGCHLD at their
-    /// default actions and no signal blocked.
+    /// posix_spawn `executable` with `arguments`, stdout on a pipe, the signals a run stops on and
+    /// SIGCHLD at their default actions and no signal blocked.
     static func spawn(executable: String, arguments: [String]) throws -> WorkerProcess {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw spawnError(executable, errno) }
@@ -25,7 +25,7 @@ struct WorkerProcess {
         defer { posix_spawnattr_destroy(&attributes) }
         var defaultSignals = sigset_t()
         sigemptyset(&defaultSignals)
-        for signal in [SIGINT, SIGTERM, SIGCHLD] { sigaddset(&defaultSignals, signal) }
+        for signal in SignalWatcher.stopSignals + [SIGCHLD] { sigaddset(&defaultSignals, signal) }
         var noSignals = sigset_t()
         sigemptyset(&noSignals)
         posix_spawnattr_setsigdefault(&attributes, &defaultSignals)

@@ -15,7 +15,9 @@ struct StressCommand: ParsableCommand {
             inside a private mount namespace: it idmaps its image layers (open_tree + mount_setattr + \
             move_mount), mounts an overlay root over them, unmounts the idmapped mounts and tears the root \
             down. Mount-family syscalls per container: per-layer 4 × layers + 4, common-parent 8. \
-            Everything the run creates is removed when it ends, also on Ctrl-C. Needs root.
+            Everything the run creates is removed when it ends, also on SIGINT (Ctrl-C), SIGTERM, \
+            SIGHUP and SIGQUIT (exit status 128 + the signal); what a SIGKILLed run left is removed by the \
+            next run in the same scratch parent. Needs root.
             """)
 
     @Option(help: "Containers started per round.")

@@ -10,7 +10,7 @@ final class StressCommandTests: XCTestCase {
     }
 
     func testJSONOutputIsOneObjectWithEveryDocumentedField() throws {
-        let run = try runLockscope(["stress", "--containers", "2", "--layers", "2", "--parallel", "2", "--strategy", "common-parent", "--json"])
+        let run = try LockscopeRun.run(["stress", "--containers", "2", "--layers", "2", "--parallel", "2", "--strategy", "common-parent", "--json"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let lines = run.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 1)
@@ -30,33 +30,24 @@ final class StressCommandTests: XCTestCase {
     }
 
     func testSummaryNamesTheRunAndItsCounts() throws {
-        let run = try runLockscope(["stress", "--containers", "1", "--layers", "2", "--parallel", "1"])
+        let run = try LockscopeRun.run(["stress", "--containers", "1", "--layers", "2", "--parallel", "1"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stdout.hasPrefix("lockscope stress: 1 container × 2 layers, per-layer, parallel 1, 1 round, docker cgroups\n"), run.stdout)
         XCTAssertTrue(run.stdout.contains("mount ops       12 (12 per container): unshare 1, mount 2, open_tree 2, mount_setattr 2, move_mount 2, umount2 3"), run.stdout)
     }
 
     func testBadOptionExitsWithTwoAndOneLine() throws {
-        let run = try runLockscope(["stress", "--layers", "0"])
+        let run = try LockscopeRun.run(["stress", "--layers", "0"])
         XCTAssertEqual(run.status, 2)
         XCTAssertEqual(run.stdout, "")
         XCTAssertEqual(run.stderr, "lockscope stress: --layers must be between 1 and 500 (overlayfs stacks at most 500 lower layers), got 0\n")
     }
 
-    func testSIGINTAndSIGTERMStopTheWorkersAndRemoveEverything() throws {
-        for signal in [SIGINT, SIGTERM] {
-            let scratchParent = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-stress-test-\(UUID())")
-            try FileManager.default.createDirectory(at: scratchParent, withIntermediateDirectories: true)
+    func testEveryStopSignalStopsTheWorkersAndRemovesEverything() throws {
+        for (signal, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM"), (SIGHUP, "SIGHUP"), (SIGQUIT, "SIGQUIT")] {
+            let scratchParent = try makeScratchParent()
             defer { try? FileManager.default.removeItem(at: scratchParent) }
-
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try LockscopeBinary.path())
-            process.arguments = ["stress", "--containers", "10000", "--layers", "20", "--parallel", "2",
-                                 "--scratch-parent", scratchParent.path]
-            let stderr = Pipe()
-            process.standardError = stderr
-            process.standardOutput = Pipe()
-            try process.run()
+            let (process, stderr) = try startEndlessRun(in: scratchParent)
 
             // Wait until workers have started, then signal the parent only.
             let runName = try waitForRun(in: scratchParent, startedContainers: 3)
@@ -66,8 +57,36 @@ final class StressCommandTests: XCTestCase {
             process.waitUntilExit()
 
             let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            XCTAssertEqual(process.terminationStatus, 128 + signal, message)
-            XCTAssertTrue(message.contains("interrupted by \(signal == SIGINT ? "SIGINT" : "SIGTERM")"), message)
+            XCTAssertEqual(process.terminationReason, .exit, "\(name): \(message)")
+            XCTAssertEqual(process.terminationStatus, 128 + signal, "\(name): \(message)")
+            XCTAssertEqual(message, "lockscope stress: interrupted by \(name): the workers were stopped and all mounts, directories and cgroups removed\n")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratchParent.path), [], name)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: cgroup), "\(name): cgroup \(cgroup) left behind")
+            XCTAssertEqual(workerProcesses(mentioning: runName), [], "\(name): workers left running")
+        }
+    }
+
+    func testTheNextRunRemovesWhatASIGKILLedRunLeft() throws {
+        // The parent alone (its workers die with it), and the parent with every worker, as killing
+        // the whole process group does.
+        for killsWorkersToo in [false, true] {
+            let scratchParent = try makeScratchParent()
+            defer { try? FileManager.default.removeItem(at: scratchParent) }
+            let (process, _) = try startEndlessRun(in: scratchParent)
+            let runName = try waitForRun(in: scratchParent, startedContainers: 3)
+            let workers = killsWorkersToo ? workerProcesses(mentioning: runName) : []
+            kill(process.processIdentifier, SIGKILL)
+            for worker in workers { kill(pid_t(worker)!, SIGKILL) }
+            process.waitUntilExit()
+
+            let cgroup = try cgroupRoot() + "/" + runName
+            let leftCgroups = try cgroupDirectories(below: cgroup)
+            XCTAssertGreaterThanOrEqual(leftCgroups, 1, "the killed run left no cgroup to clean up")
+            let next = try LockscopeRun.run(["stress", "--containers", "1", "--layers", "2", "--parallel", "1",
+                                         "--scratch-parent", scratchParent.path])
+            XCTAssertEqual(next.status, 0, next.stderr)
+            XCTAssertEqual(next.stderr, "lockscope: removed \(leftCgroups) cgroups and \(scratchParent.path)/\(runName) "
+                               + "left by an earlier run (pid \(process.processIdentifier), gone)\n")
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratchParent.path), [])
             XCTAssertFalse(FileManager.default.fileExists(atPath: cgroup), "cgroup \(cgroup) left behind")
             XCTAssertEqual(workerProcesses(mentioning: runName), [], "workers left running")
@@ -76,27 +95,32 @@ final class StressCommandTests: XCTestCase {
 
     // MARK: Helpers
 
-    private struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+    private func makeScratchParent() throws -> URL {
+        let scratchParent = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-stress-test-\(UUID())")
+        try FileManager.default.createDirectory(at: scratchParent, withIntermediateDirectories: true)
+        return scratchParent
     }
 
-    private func runLockscope(_ arguments: [String]) throws -> Run {
+    /// Starts a run of more containers than a test waits for, and returns it with its stderr.
+    private func startEndlessRun(in scratchParent: URL) throws -> (Process, Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try LockscopeBinary.path())
-        process.arguments = arguments
-        let stdout = Pipe()
+        process.arguments = ["stress", "--containers", "10000", "--layers", "20", "--parallel", "2",
+                             "--scratch-parent", scratchParent.path]
         let stderr = Pipe()
-        process.standardOutput = stdout
         process.standardError = stderr
+        process.standardOutput = Pipe()
         try process.run()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus,
-                   stdout: String(decoding: output, as: UTF8.self),
-                   stderr: String(decoding: errors, as: UTF8.self))
+        return (process, stderr)
+    }
+
+    /// How many cgroup directories `path` and its subtree hold.
+    private func cgroupDirectories(below path: String) throws -> Int {
+        let entries = try FileManager.default.subpathsOfDirectory(atPath: path)
+        return 1 + entries.filter { entry in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: "\(path)/\(entry)", isDirectory: &isDirectory) && isDirectory.boolValue
+        }.count
     }
 
     /// The run's name (its scratch directory's), once `startedContainers` work directories exist.

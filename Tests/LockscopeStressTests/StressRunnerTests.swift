@@ -112,7 +112,95 @@ final class StressRunnerTests: XCTestCase {
         }
     }
 
+    func testARunRemovesEarlierRunsWhoseOwnerIsGoneAndNothingElse() throws {
+        let scratchParent = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-stress-test-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: scratchParent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratchParent) }
+        let root = try cgroupRoot()
+        let ownMarker = try RunMarker.forThisProcess(cgroups: [])
+        let exited = Process()
+        exited.executableURL = URL(fileURLWithPath: "/bin/true")
+        try exited.run()
+        exited.waitUntilExit()
+
+        // Each leftover: a scratch directory with a file, its cgroup and one container cgroup below it.
+        func leftover(_ name: String, owner: RunMarker?) throws -> (scratch: String, cgroup: String) {
+            let scratch = "\(scratchParent)/\(name)"
+            let cgroup = "\(root)/\(name)"
+            try FileManager.default.createDirectory(atPath: "\(scratch)/layers/0", withIntermediateDirectories: true)
+            try Data("0\n".utf8).write(to: URL(fileURLWithPath: "\(scratch)/layers/0/layer"))
+            try FileManager.default.createDirectory(atPath: "\(cgroup)/docker-\(name).scope", withIntermediateDirectories: true)
+            if var marker = owner {
+                marker.cgroups = [cgroup]
+                try marker.write(into: scratch)
+            }
+            return (scratch, cgroup)
+        }
+        var reusedPID = ownMarker
+        reusedPID.startTime += 1
+        var otherBoot = ownMarker
+        otherBoot.bootID = "00000000-0000-0000-0000-000000000000"
+        var exitedOwner = ownMarker
+        exitedOwner.pid = exited.processIdentifier
+        let alive = try leftover("lockscope-stress-a11ce000", owner: ownMarker)
+        let unmarked = try leftover("lockscope-stress-a11ce001", owner: nil)
+        let gone = try leftover("lockscope-stress-a11ce002", owner: exitedOwner)
+        let reused = try leftover("lockscope-stress-a11ce003", owner: reusedPID)
+        let rebooted = try leftover("lockscope-stress-a11ce004", owner: otherBoot)
+        defer {
+            for kept in [alive, unmarked] {
+                rmdir("\(kept.cgroup)/docker-\(URL(fileURLWithPath: kept.cgroup).lastPathComponent).scope")
+                rmdir(kept.cgroup)
+            }
+        }
+        // A worker that outlived its SIGKILLed run, still in the run's container cgroup.
+        let survivor = Process()
+        survivor.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        survivor.arguments = ["600"]
+        try survivor.run()
+        defer { if survivor.isRunning { kill(survivor.processIdentifier, SIGKILL) } }
+        try Data("\(survivor.processIdentifier)\n".utf8)
+            .write(to: URL(fileURLWithPath: "\(gone.cgroup)/docker-lockscope-stress-a11ce002.scope/cgroup.procs"))
+
+        let notices = Notices()
+        var options = smallRun(.commonParent, containers: 1)
+        options.scratchParent = scratchParent
+        let result = try StressRunner(options: options, notice: notices.append).run()
+        assertCountsMatchFormula(result, runs: 1)
+        try assertCleanedUp(result)
+
+        let deadline = Date().addingTimeInterval(5)
+        while survivor.isRunning, Date() < deadline { usleep(10_000) }
+        XCTAssertFalse(survivor.isRunning, "the process in the gone run's cgroup was not killed")
+        if !survivor.isRunning { XCTAssertEqual(survivor.terminationStatus, SIGKILL) }
+        XCTAssertEqual(notices.lines, [
+            "removed 2 cgroups and \(gone.scratch) left by an earlier run (pid \(exited.processIdentifier), gone)",
+            "removed 2 cgroups and \(reused.scratch) left by an earlier run (pid \(getpid()), gone, its pid reused)",
+            "removed 2 cgroups and \(rebooted.scratch) left by an earlier run (pid \(getpid()), before the last boot)",
+        ])
+        for removed in [gone, reused, rebooted] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: removed.scratch), removed.scratch)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: removed.cgroup), removed.cgroup)
+        }
+        for kept in [alive, unmarked] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(kept.scratch)/layers/0/layer"), kept.scratch)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: kept.cgroup), kept.cgroup)
+        }
+    }
+
     // MARK: Helpers
+
+    /// Collects a runner's notices.
+    private final class Notices: @unchecked Sendable {
+        private let lock = NSLock()
+        private var collected: [String] = []
+
+        var lines: [String] { lock.withLock { collected } }
+
+        func append(_ line: String) {
+            lock.withLock { collected.append(line) }
+        }
+    }
 
     /// A few containers of a few layers, started two at a time by the built lockscope binary.
     private func smallRun(_ strategy: StressStrategy, containers: Int = 4, style: CgroupStyle = .docker) -> StressOptions {

@@ -34,5 +34,9 @@ int lockscope_unshare_mount_namespace(void);
 /// so the caller can write its uid_map/gid_map and open /proc/<pid>/ns/user.
 /// Returns the child's pid. Safe in a multithreaded caller: the child makes raw syscalls only.
 pid_t lockscope_spawn_userns_holder(void);
+/// prctl(PR_SET_PDEATHSIG, SIGKILL): the caller is killed when the thread that started it exits.
+/// Returns -1 (errno ESRCH) if the caller's parent is no longer `expected_parent` (it died before
+/// the signal was armed), 0 otherwise.
+int lockscope_die_with_parent(pid_t expected_parent);
 
 #endif
