@@ -75,6 +75,13 @@ struct RecordCommand: ParsableCommand {
     @Option(help: "Also write an interactive flame graph (SVG) to this file.")
     var flamegraph: String?
 
+    @Flag(help: "Write the profile (and --folded, --flamegraph) with addresses, host name, container ids, cgroup paths and commands replaced by stable pseudonyms, as `lockscope redact` does.")
+    var redact = false
+
+    @Option(name: .customLong("key-file"),
+            help: ArgumentHelp("With --redact: the secret that keys the pseudonyms. Default: \(Redactor.defaultKeyFile).", valueName: "FILE"))
+    var keyFile: String = Redactor.defaultKeyFile
+
     @Flag(help: "No status line while recording.")
     var quiet = false
 
@@ -90,6 +97,7 @@ struct RecordCommand: ParsableCommand {
         let outputs = [output, folded, flamegraph].compactMap { $0 }
         for path in outputs { try AtomicFile.checkWritable(path) }
         let executable = command.isEmpty ? nil : try ChildProcess.resolve(command)
+        let redactor = redact ? try Redactor(keyFile: keyFile) : nil
         try Privileges.current().requireForRecording()
 
         let recorder = try Recorder(options: plan.options)
@@ -119,7 +127,8 @@ struct RecordCommand: ParsableCommand {
         }, status: status.show)
         status.clear()
 
-        let profile = recorder.finish()
+        let recorded = recorder.finish()
+        let profile = redactor?.redact(recorded) ?? recorded
         // A file that cannot be written (a full disk, say) loses that file only: the others, the report
         // and the command's status still come.
         var failedWrites = 0

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LockscopeCore
 
 /// `lockscope redact FILE -o OUT`: a copy of a profile that can be shared outside the machine.
@@ -24,9 +25,12 @@ struct RedactCommand: ParsableCommand {
                                valueName: "FILE"))
     var keyFile: String = Redactor.defaultKeyFile
 
+    @Option(help: "Permissions of the file written, in octal.", transform: RecordArgument.mode)
+    var mode: mode_t = AtomicFile.defaultMode
+
     func run() throws {
         try AtomicFile.checkWritable(output)
         let redactor = try Redactor(keyFile: keyFile)
-        try redactor.redact(try Profile.load(path: file)).write(to: output)
+        try redactor.redact(try Profile.load(path: file)).write(to: output, mode: mode)
     }
 }

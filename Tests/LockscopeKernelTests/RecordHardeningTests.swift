@@ -218,4 +218,29 @@ final class RecordHardeningTests: XCTestCase {
         XCTAssertFalse(profile.containers.contains { $0.id.hasPrefix("cgroup:") })
         XCTAssertFalse(roomy.stderr.contains("cgroup_names"), roomy.stderr)
     }
+
+    /// `record --redact` writes no kernel address, host name, container id or cgroup path of the
+    /// recording: checked against what stress itself says it created.
+    func testRedactedRecordingHoldsNoAddressHostOrContainer() throws {
+        try requireBPF()
+        let directory = try temporaryDirectory()
+        let output = "\(directory)/p.json"
+        let recorder = try LockscopeProcess(
+            ["record", "--redact", "-o", output, "--quiet", "--no-report", "--locks", "all", "--",
+             try LockscopeBinary.path(), "stress", "--containers", "6", "--layers", "4", "--json"], directory: directory)
+        XCTAssertEqual(recorder.waitForExit(), 0, recorder.stderr)
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        let stress = try JSONSerialization.jsonObject(with: Data(recorder.stdout.utf8)) as? [String: Any]
+        let created = (stress?["container_list"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        XCTAssertEqual(created.count, 6)
+        for id in created { XCTAssertFalse(text.contains(id.prefix(12)), "container \(id) in the redacted profile") }
+        XCTAssertFalse(text.contains((stress?["cgroup_parent"] as? String) ?? "/lockscope-stress-"))
+        XCTAssertFalse(text.contains(ProcessInfo.processInfo.hostName))
+        XCTAssertNil(text.range(of: "0x[0-9a-f]{6,}", options: .regularExpression), "a kernel address is left")
+        let profile = try Profile.load(path: output)
+        XCTAssertEqual(profile.recording.redacted, true)
+        XCTAssertGreaterThan(profile.locks.count, 0)
+        XCTAssertTrue(profile.locks.contains { $0.name == "rq_lock" || $0.name == "namespace_sem" || $0.name == "mount_lock" },
+                      "lock names stay: \(profile.locks.map(\.name))")
+    }
 }
