@@ -84,6 +84,9 @@ public final class BPFProgram {
             if let names = map("cgroup_names") {
                 try check(bpf_map__set_max_entries(names, options.cgroupNamesCapacity), "size the cgroup names")
             }
+            for name in ["open_waits", "open_syscalls"] {
+                if let tasks = map(name) { try check(bpf_map__set_max_entries(tasks, Self.taskCapacity), "size \(name)") }
+            }
             let loaded = bpf_object__load(object)
             if loaded != 0 { throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines()) }
             try fillSyscallTable()
@@ -97,6 +100,12 @@ public final class BPFProgram {
     }
 
     deinit { close() }
+
+    /// Tasks that can be inside a wait (or a mount syscall) at once: 128 per CPU, at least
+    /// LOCKSCOPE_MAX_TASKS and at most 2^20. Beyond it a wait is lost and counted (`task_map_full`).
+    static var taskCapacity: UInt32 {
+        UInt32(min(max(Int(LOCKSCOPE_MAX_TASKS), 128 * Int(max(libbpf_num_possible_cpus(), 1))), 1 << 20))
+    }
 
     /// The syscall hooks attached, nil when mount syscalls are not hooked (or not yet attached).
     public private(set) var syscallHooks: SyscallHooks?
