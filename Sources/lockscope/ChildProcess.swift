@@ -47,6 +47,8 @@ final class ChildProcess {
     private var stopRequestsActedOn = 0
     private var killAt: UInt64?
     private var killed = false
+    /// The signal that started the grace period.
+    private var stopSignal = SIGTERM
 
     /// The executable that `arguments[0]` names, looked up in PATH like a shell does; refuses what
     /// cannot be run, so that this happens before anything is attached.
@@ -115,17 +117,25 @@ final class ChildProcess {
         guard !hasExited else { return }
         let requests = StopSignal.requests
         if requests > stopRequestsActedOn {
-            if stopRequestsActedOn == 0 {
-                if !StopSignal.fromTerminal { kill(pid, StopSignal.signal) }
-                killAt = monotonicNs() + killAfterNs
+            if stopRequestsActedOn == 0, killAt == nil {
+                stop(with: StopSignal.signal, send: !StopSignal.fromTerminal)
             } else {
-                forceKill(reason: "a second stop signal arrived")
+                forceKill(reason: "another stop signal arrived while it was being stopped")
             }
             stopRequestsActedOn = requests
         }
         if let killAt, !killed, monotonicNs() >= killAt {
-            forceKill(reason: "it did not exit within \(Units.duration(killAfterNs)) of \(signalName(StopSignal.signal))")
+            forceKill(reason: "it did not exit within \(Units.duration(killAfterNs)) of \(signalName(stopSignal))")
         }
+    }
+
+    /// Asks the command to stop (when `send`: it may have the signal from the terminal already) and
+    /// starts the grace period after which it is killed.
+    func stop(with signal: Int32 = SIGTERM, send: Bool = true) {
+        guard killAt == nil, !hasExited else { return }
+        stopSignal = signal
+        if send { kill(pid, signal) }
+        killAt = monotonicNs() + killAfterNs
     }
 
     /// Waits for the command to exit, still acting on stop signals; returns its status as a shell would.

@@ -121,7 +121,11 @@ struct RecordCommand: ParsableCommand {
         recorder.run(shouldStop: {
             child?.supervise()
             if StopSignal.requested { return true }
-            if let deadline, monotonicNs() >= deadline { return true }
+            if let deadline, monotonicNs() >= deadline {
+                // The recording is over: the command gets SIGTERM, like timeout(1), and --kill-after.
+                child?.stop()
+                return true
+            }
             if let child, child.hasExited { return true }
             return false
         }, status: status.show)

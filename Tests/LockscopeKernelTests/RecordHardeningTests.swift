@@ -104,6 +104,19 @@ final class RecordHardeningTests: XCTestCase {
         XCTAssertNoThrow(try Profile.load(path: output))
     }
 
+    /// When `--duration` ends first, the command is stopped like timeout(1) does: SIGTERM, and lockscope
+    /// exits with its status (143) instead of waiting for it for ever.
+    func testDurationEndingFirstStopsTheCommand() throws {
+        try requireBPF()
+        let directory = try temporaryDirectory()
+        let started = Date()
+        let recorder = try LockscopeProcess(["record", "-o", "\(directory)/p.json", "--quiet", "--no-report", "-d", "1",
+                                             "--", "/bin/sleep", "100"], directory: directory)
+        XCTAssertEqual(recorder.waitForExit(), 128 + SIGTERM, recorder.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 30)
+        XCTAssertNoThrow(try Profile.load(path: "\(directory)/p.json"))
+    }
+
     /// The command stays in the terminal's foreground process group: it can read the terminal (the old
     /// code put it in a group of its own, where reading stopped it and lockscope waited for ever).
     func testCommandCanReadTheTerminal() throws {
