@@ -96,7 +96,8 @@ public struct Drops: Codable, Sendable, Equatable {
             case .nestingOverflow: "more nested waits in one task than lockscope follows"
             case .stackFailed: "those events have no call stack"
             case .recursionMisses: "waits contended inside BPF programs are not seen"
-            case .cgroupNamesFull, .cgroupNamesEvicted: nil
+            case .cgroupNamesFull: nil
+            case .cgroupNamesEvicted: "the kernel's table of names was full; names read before they went are kept"
             case .cgroupNamesLost: "their containers show as cgroup:<id>"
             }
         }
@@ -142,7 +143,7 @@ public struct Drops: Codable, Sendable, Equatable {
 
 extension Profile {
     /// The end-of-recording warning: every non-zero loss counter by its profile name, with what it
-    /// means or what to do; nil when nothing was lost.
+    /// means or what to do; nil when every counter is zero.
     public var lossWarning: String? {
         let counters = drops.nonZero
         guard !counters.isEmpty else { return nil }
@@ -150,7 +151,7 @@ extension Profile {
         let list = counters.map { counter in
             "\(counter.key.profileKey) \(counter.value)" + (counter.key.advice.map { " (\($0))" } ?? "")
         }
-        return "lost data: dropped \(dropped) events (\(ratio)%); " + list.joined(separator: ", ")
+        return "dropped \(dropped) events (\(ratio)%); " + list.joined(separator: ", ")
     }
 }
 

@@ -214,7 +214,7 @@ final class RecordHardeningTests: XCTestCase {
         XCTAssertEqual(recorder.waitForExit(), 0, recorder.stderr)
         let drops = try Profile.load(path: output).drops
         XCTAssertGreaterThan(drops.cgroupNamesEvicted, 0)
-        let warning = recorder.stderr.split(separator: "\n").first { $0.hasPrefix("lockscope: warning: lost data:") }
+        let warning = recorder.stderr.split(separator: "\n").first { $0.hasPrefix("lockscope: warning: dropped ") }
         XCTAssertNotNil(warning, recorder.stderr)
         XCTAssertTrue(warning?.contains("cgroup_names_evicted \(drops.cgroupNamesEvicted)") ?? false, recorder.stderr)
         if drops.cgroupNamesLost > 0 {
