@@ -29,8 +29,13 @@ public struct Budget: Sendable, Equatable {
     }
 
     /// The limits that apply to the lock `name`: its own, completed by the `*` entry's.
-    public func limits(forLock name: String) -> [Metric: Double] {
-        (locks[Budget.anyLock] ?? [:]).merging(locks[name] ?? [:]) { _, own in own }
+    public func limits(forLock label: String) -> [Metric: Double] {
+        var limits = locks[Budget.anyLock] ?? [:]
+        // A lock named without its kind covers each kind of that name (`name (mutex)`); the label wins.
+        for (key, own) in locks where key != Budget.anyLock && key != label && LockLabels.label(label, isNamed: key) {
+            limits.merge(own) { _, new in new }
+        }
+        return limits.merging(locks[label] ?? [:]) { _, own in own }
     }
 
     /// Reads and decodes a budget file; every problem is one `UserError` line naming the file.

@@ -55,11 +55,16 @@ public struct BudgetEvaluation: Sendable {
         try profile.requireDuration(source: profileSource)
         self.source = source
         self.minContentions = minContentions
-        let stats = Subject.stats(in: profile, grouping: .lock)
+        let stats = Subject.stats(in: profile, grouping: .lock, labels: LockLabels([profile]))
         let contended = Set(stats.keys.map(\.lock))
-        var names = contended.union(budget.locks.keys.filter { $0 != Budget.anyLock })
-        if budget.locks[Budget.anyLock] == nil { names.formIntersection(budget.locks.keys) }
-        if let lockNames { names.formIntersection(lockNames) }
+        // A budget names a lock by its label or, covering each of its kinds, by its name alone.
+        let named = budget.locks.keys.filter { $0 != Budget.anyLock }
+        func isNamed(_ label: String, in names: some Sequence<String>) -> Bool {
+            names.contains { LockLabels.label(label, isNamed: $0) }
+        }
+        var names = contended.union(named.filter { key in !contended.contains { LockLabels.label($0, isNamed: key) } })
+        if budget.locks[Budget.anyLock] == nil { names = names.filter { isNamed($0, in: named) } }
+        if let lockNames { names = names.filter { isNamed($0, in: lockNames) } }
         locks = names.sorted().flatMap { name in
             let lockStats = stats[Subject(lock: name)]
             return budget.limits(forLock: name).sorted { $0.key < $1.key }.map { metric, limit in

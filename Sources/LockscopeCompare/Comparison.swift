@@ -95,8 +95,9 @@ public struct Comparison: Sendable {
         self.baseSource = baseSource
         self.currentSource = currentSource
         self.settings = settings
-        let baseStats = Subject.stats(in: base, grouping: settings.grouping)
-        let currentStats = Subject.stats(in: current, grouping: settings.grouping)
+        let labels = LockLabels([base, current])
+        let baseStats = Subject.stats(in: base, grouping: settings.grouping, labels: labels)
+        let currentStats = Subject.stats(in: current, grouping: settings.grouping, labels: labels)
         let (keys, unmatchedContainers) = try Comparison.subjectsToCompare(
             base: Set(baseStats.keys), current: Set(currentStats.keys), baseSource: baseSource,
             currentSource: currentSource, settings: settings)
@@ -133,8 +134,8 @@ public struct Comparison: Sendable {
             unmatchedContainers = baseContainers.union(currentContainers).count - shared.count
         }
         if let names = settings.lockNames {
-            keys = keys.filter { names.contains($0.lock) }
-            for name in names where !keys.contains(where: { $0.lock == name }) {
+            keys = keys.filter { key in names.contains { LockLabels.label(key.lock, isNamed: $0) } }
+            for name in names where !keys.contains(where: { LockLabels.label($0.lock, isNamed: name) }) {
                 keys.insert(Subject(lock: name))
             }
         }

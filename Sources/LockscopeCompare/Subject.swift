@@ -24,21 +24,47 @@ public struct Subject: Hashable, Codable, Sendable {
         id.count > 12 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
     }
 
-    /// Each subject's waits in `profile`. Locks that share a name (per-CPU locks named after their
-    /// caller, for example) are one subject: see `WaitStats.merged`.
-    static func stats(in profile: Profile, grouping: Grouping) -> [Subject: WaitStats] {
+    /// Each subject's waits in `profile`, labelled by `labels`. Locks that share a label (per-CPU
+    /// locks named after their caller, for example) are one subject: see `WaitStats.merged`.
+    static func stats(in profile: Profile, grouping: Grouping, labels: LockLabels) -> [Subject: WaitStats] {
         var parts: [Subject: [WaitStats]] = [:]
         for lock in profile.locks {
+            let label = labels.label(lock)
             switch grouping {
             case .lock:
-                parts[Subject(lock: lock.name), default: []].append(lock.stats)
+                parts[Subject(lock: label), default: []].append(lock.stats)
             case .container:
                 for slice in lock.byContainer {
-                    parts[Subject(lock: lock.name, container: slice.key), default: []].append(slice.stats)
+                    parts[Subject(lock: label, container: slice.key), default: []].append(slice.stats)
                 }
             }
         }
         return parts.mapValues(WaitStats.merged)
+    }
+}
+
+/// Lock labels that are the same in every profile compared, whatever else each one recorded: a lock's
+/// `matchName`, with its kind added (`name (mutex)`) when locks of several kinds carry that name in any
+/// of the profiles. (A profile's own names add the kind only when both kinds are in that profile, so
+/// matching by them made one lock new in one profile and gone in the other.)
+struct LockLabels {
+    private let qualified: Set<String>
+
+    init(_ profiles: [Profile]) {
+        var kinds: [String: Set<LockKind>] = [:]
+        for lock in profiles.lazy.flatMap(\.locks) { kinds[lock.matchName, default: []].insert(lock.kind) }
+        qualified = Set(kinds.filter { $0.value.count > 1 }.keys)
+    }
+
+    func label(_ lock: LockProfile) -> String {
+        qualified.contains(lock.matchName) ? "\(lock.matchName) (\(lock.kind.rawValue))" : lock.matchName
+    }
+
+    /// Whether `label` is what the user named: the label itself, or its name without the kind.
+    static func label(_ label: String, isNamed name: String) -> Bool {
+        guard label != name else { return true }
+        guard label.hasPrefix(name + " ("), label.hasSuffix(")") else { return false }
+        return LockKind(rawValue: String(label.dropFirst(name.count + 2).dropLast())) != nil
     }
 }
 

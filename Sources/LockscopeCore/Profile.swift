@@ -190,6 +190,16 @@ public enum LockIdentity: String, Codable, Sendable, CaseIterable {
     case caller
 }
 
+extension LockProfile {
+    /// The name this lock is matched by across profiles (diff, check, budgets): its name without the
+    /// ` (mutex)` that a profile adds when locks of several kinds share a caller name, which depends on
+    /// what else happened to be contended. Profiles written before this was stated read the same way.
+    public var matchName: String {
+        let suffix = " (\(kind.rawValue))"
+        return name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : name
+    }
+}
+
 /// The kind of lock, from the contention flags.
 public enum LockKind: String, Codable, Sendable, CaseIterable {
     case spinlock, rwlock, rwsem, mutex, rtmutex
