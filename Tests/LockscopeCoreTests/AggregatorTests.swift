@@ -338,15 +338,21 @@ final class AggregatorTests: XCTestCase {
 
     /// A mutex's internal spinlock, contended inside the mutex's slow path, is named after the mutex;
     /// a spinlock that only shares the mutex's caller name stays a separate entry, told apart by kind.
-    func testMutexWaitLockAndKindsSharingACallerName() {
+    /// A mutex, its wait_lock (8 bytes in, contended inside the mutex's wait) and a spinlock contended
+    /// during that wait far from it (not its wait_lock), all from `stackID`.
+    private func mutexWithWaitLockAndNeighbour(stackID: Int32) -> [LockProfile] {
         var aggregator = Aggregator(topology: nil)
         let mutex: UInt64 = 0xffff_ffff_830f_60b8
-        aggregator.record(WaitEvent(flags: UInt32(LOCKSCOPE_LCB_F_MUTEX), waitNs: 5_000, lockAddress: mutex, stackID: 5))
-        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 40, lockAddress: mutex + 8, outerLockAddress: mutex, stackID: 5))
-        // A spinlock contended during the mutex wait, far from it, is not its wait_lock.
+        aggregator.record(WaitEvent(flags: UInt32(LOCKSCOPE_LCB_F_MUTEX), waitNs: 5_000, lockAddress: mutex, stackID: stackID))
+        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 40, lockAddress: mutex + 8, outerLockAddress: mutex,
+                                    stackID: stackID))
         aggregator.record(WaitEvent(flags: Self.spin, waitNs: 35, lockAddress: 0xffff_8886_27c2_bcc0,
-                                    outerLockAddress: mutex, stackID: 5))
-        let names = aggregator.profile(Self.inputs()).locks.map(\.name).sorted()
+                                    outerLockAddress: mutex, stackID: stackID))
+        return aggregator.profile(Self.inputs()).locks
+    }
+
+    func testMutexWaitLockAndKindsSharingACallerName() {
+        let names = mutexWithWaitLockAndNeighbour(stackID: 5).map(\.name).sorted()
         XCTAssertEqual(names, ["some_driver_op+0xa1 (mutex)", "some_driver_op+0xa1 (spinlock)",
                                "some_driver_op+0xa1.wait_lock"])
     }
@@ -354,13 +360,7 @@ final class AggregatorTests: XCTestCase {
     /// The same shapes from exp_funnel_lock are the expedited-RCU locks of `KnownLock.table`: the
     /// mutex is rcu_state.exp_mutex (its wait_lock follows it), the spinlock rcu_node.exp_lock.
     func testExpeditedRCULocksAreNamedByWhatTheyAre() {
-        var aggregator = Aggregator(topology: nil)
-        let mutex: UInt64 = 0xffff_ffff_830f_60b8
-        aggregator.record(WaitEvent(flags: UInt32(LOCKSCOPE_LCB_F_MUTEX), waitNs: 5_000, lockAddress: mutex, stackID: 4))
-        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 40, lockAddress: mutex + 8, outerLockAddress: mutex, stackID: 4))
-        aggregator.record(WaitEvent(flags: Self.spin, waitNs: 35, lockAddress: 0xffff_8886_27c2_bcc0,
-                                    outerLockAddress: mutex, stackID: 4))
-        let locks = aggregator.profile(Self.inputs()).locks
+        let locks = mutexWithWaitLockAndNeighbour(stackID: 4)
         XCTAssertEqual(locks.map(\.name).sorted(), ["rcu_node.exp_lock", "rcu_state.exp_mutex", "rcu_state.exp_mutex.wait_lock"])
         XCTAssertEqual(Set(locks.map(\.identity)), [.inferred])
     }
