@@ -18,6 +18,9 @@
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
 #endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
@@ -107,7 +110,12 @@ pid_t lockscope_spawn_named_holder(const char *comm, const char *args, size_t le
     pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (pid == 0) {
         // The child only makes plain syscalls (async-signal-safe), as after fork() in a threaded process.
-        // Named and its command line rewritten first: in a new user namespace it lacks CAP_SYS_RESOURCE.
+        // It keeps no copy of the caller's descriptors (an open_tree fd would keep a mount busy), and
+        // is named and its command line rewritten first: in a new user namespace it lacks CAP_SYS_RESOURCE.
+        if (ready[1] > 0) {
+            syscall(SYS_close_range, 0, ready[1] - 1, 0);
+        }
+        syscall(SYS_close_range, ready[1] + 1, ~0U, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         if (getppid() != parent) {
             _exit(0);

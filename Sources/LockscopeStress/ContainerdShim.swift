@@ -59,9 +59,8 @@ struct ShimReport: Codable {
         var mountOpsBySyscall: [String: Int] = [:]
         /// From the first mount operation to the overlay being mounted; nil if it never was.
         var setupNanoseconds: UInt64?
-        /// The process that issued this container's mount operations, and its cgroup v2 path read from
-        /// /proc/thread-self/cgroup by the issuing thread right after the overlay mount.
-        var mountPID: Int32
+        /// The cgroup v2 path of the thread that issued this container's mount operations, read from
+        /// /proc/thread-self/cgroup by that thread right after the overlay mount.
         var mountCgroup: String?
         /// The getUsernsFD child's comm, command line (arguments joined by spaces) and whether its user
         /// namespace differs from the shim's, read from /proc before it was killed.
@@ -187,6 +186,25 @@ private struct Shim {
     }
 }
 
+/// A /proc file read whole with read(2) until its end (its size says nothing).
+func readProcFile(_ path: String) throws -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw WorkerError.syscall("open \(path)") }
+    defer { close(fd) }
+    var contents: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = read(fd, &buffer, buffer.count)
+        if count > 0 {
+            contents += buffer[..<count]
+        } else if count == 0 {
+            return String(decoding: contents, as: UTF8.self)
+        } else if errno != EINTR {
+            throw WorkerError.syscall("read of \(path)")
+        }
+    }
+}
+
 /// /proc/<pid>/cmdline as text, NULs included; empty if the process is gone.
 func commandLine(of pid: pid_t) -> String {
     FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { String(decoding: $0, as: UTF8.self) } ?? ""
@@ -204,6 +222,30 @@ private final class ContainerReports: @unchecked Sendable {
     var all: [ShimReport.Container] { lock.withLock { reports.compactMap { $0 } } }
 }
 
+/// Keeps the shim's forks apart from the moments its threads hold open_tree descriptors, like Go's
+/// syscall.ForkLock: a child forked meanwhile would hold a copy of the descriptor until it closes it,
+/// and the detached mount it names would then be busy for the thread that unmounts it.
+private final class ForkLock: @unchecked Sendable {
+    static let shared = ForkLock()
+    private var lock = pthread_rwlock_t()
+
+    private init() { pthread_rwlock_init(&lock, nil) }
+
+    /// Runs `body` while no fork is under way (any number of threads at once).
+    func holdingDescriptors<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(&lock)
+        defer { pthread_rwlock_unlock(&lock) }
+        return try body()
+    }
+
+    /// Runs `body` (a fork) while no thread holds such a descriptor.
+    func forking<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(&lock)
+        defer { pthread_rwlock_unlock(&lock) }
+        return try body()
+    }
+}
+
 /// One container's root, mounted by a shim thread the way containerd 2.x's shim does with user
 /// namespaces (runc.NewContainer → mount.All → prepareIDMappedOverlay), its process placed in its
 /// cgroup, then torn down.
@@ -219,7 +261,7 @@ private struct ShimContainerStart {
     var layout: ContainerdLayout { ContainerdLayout(root: spec.root) }
 
     func run() -> ShimReport.Container {
-        var report = ShimReport.Container(id: container.id, rootfs: layout.rootfs(container: container.id), mountPID: getpid())
+        var report = ShimReport.Container(id: container.id, rootfs: layout.rootfs(container: container.id))
         var counter = MountCounter(failAfter: container.failAfterMountOps)
         do {
             // Its own working directory, so that chdir for long overlay options touches no other thread.
@@ -245,13 +287,17 @@ private struct ShimContainerStart {
                 lowerdirs = try (0..<spec.layers).map { index in
                     let target = "\(temporary)/\(index)"
                     try makeDirectory(target)
-                    try MountSteps.idmappedBindMount(of: layout.layer(snapshot: spec.layers - index), at: target, usernsFD: usernsFD, counter: &counter)
+                    try ForkLock.shared.holdingDescriptors {
+                        try MountSteps.idmappedBindMount(of: layout.layer(snapshot: spec.layers - index), at: target, usernsFD: usernsFD, counter: &counter)
+                    }
                     return target
                 }
             case .commonParent:
                 let target = "\(temporary)/0"
                 try makeDirectory(target)
-                try MountSteps.idmappedBindMount(of: layout.snapshots, at: target, usernsFD: usernsFD, counter: &counter)
+                try ForkLock.shared.holdingDescriptors {
+                    try MountSteps.idmappedBindMount(of: layout.snapshots, at: target, usernsFD: usernsFD, counter: &counter)
+                }
                 lowerdirs = (0..<spec.layers).map { "\(target)/\(spec.layers - $0)/fs" }
             }
             try mountOverlay(lowerdirs: lowerdirs, at: report.rootfs, counter: &counter)
@@ -272,7 +318,9 @@ private struct ShimContainerStart {
     private func getUsernsFD(into report: inout ShimReport.Container) throws -> Int32 {
         let area = ArgumentArea.current
         let bytes = ArgumentArea.bytes([ContainerdShim.usernsChildName])
-        let child = lockscope_spawn_named_holder(ContainerdShim.usernsChildName, bytes, bytes.count, area.start, area.capacity, 1)
+        let child = ForkLock.shared.forking {
+            lockscope_spawn_named_holder(ContainerdShim.usernsChildName, bytes, bytes.count, area.start, area.capacity, 1)
+        }
         guard child > 0 else { throw WorkerError.syscall("clone of the getUsernsFD child with a new user namespace") }
         report.usernsChildComm = (try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8))?.trimmingCharacters(in: .newlines)
         report.usernsChildCommandLine = commandLine(of: child).split(separator: "\0").joined(separator: " ")
@@ -292,8 +340,8 @@ private struct ShimContainerStart {
     }
 
     /// The overlay on `target`, the top layer first. When the options do not fit in a page, the lower
-    /// directories are named relative to their common parent, made the working directory first, as
-    /// containerd's mount.All does.
+    /// directories are named relative to their common parent, made the working directory for the mount
+    /// (and left right after it, so that the thread keeps no mount busy), as containerd's mount.All does.
     private func mountOverlay(lowerdirs: [String], at target: String, counter: inout MountCounter) throws {
         let active = "\(layout.snapshots)/\(container.snapshot)"
         let tail = ",upperdir=\(active)/fs,workdir=\(active)/work"
@@ -303,6 +351,7 @@ private struct ShimContainerStart {
             guard chdir(parent) == 0 else { throw WorkerError.syscall("chdir \(parent)") }
             options = "lowerdir=\(lowerdirs.map { String($0.dropFirst(parent.count + 1)) }.joined(separator: ":"))" + tail
         }
+        defer { chdir("/") }
         try counter.issue(.mount, "mount of the overlay on \(target)") { mount("overlay", target, "overlay", 0, options) }
     }
 
@@ -317,9 +366,10 @@ private struct ShimContainerStart {
     }
 
     /// As containerd's UnmountRecursive: reads the mount table, unmounts every mount at or below
-    /// `directory` deepest first, retrying umount2 on EBUSY, then removes the directory.
+    /// `directory` deepest first, retrying umount2 on EBUSY, then removes the directory and its
+    /// mountpoints (rmdir only: a directory that is still a mountpoint, or not empty, stays and fails).
     private func unmountRecursive(_ directory: String, counter: inout MountCounter) throws {
-        let mounts = MountTable.current(path: "/proc/thread-self/mountinfo").mounts.map(\.mountPoint)
+        let mounts = MountTable(mountinfo: try readProcFile("/proc/thread-self/mountinfo")).mounts.map(\.mountPoint)
             .filter { $0 == directory || $0.hasPrefix(directory + "/") }
         for mountPoint in mounts.reversed() {
             var retries = 0
@@ -330,7 +380,10 @@ private struct ShimContainerStart {
                 usleep(Self.busyRetryMicroseconds)
             }
         }
-        try? FileManager.default.removeItem(atPath: directory)
+        let mountpoints = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for path in mountpoints.map({ "\(directory)/\($0)" }) + [directory] {
+            guard rmdir(path) == 0 else { throw WorkerError.syscall("rmdir \(path)") }
+        }
     }
 
     /// The container's own process, placed in its pod's cgroup as runc would place it; it checks
@@ -338,7 +391,9 @@ private struct ShimContainerStart {
     private func runContainerProcess(into report: inout ShimReport.Container) throws {
         let bytes = ArgumentArea.bytes([ContainerdShim.containerProcessName])
         let area = ArgumentArea.current
-        let process = lockscope_spawn_named_holder(ContainerdShim.containerProcessName, bytes, bytes.count, area.start, area.capacity, 0)
+        let process = ForkLock.shared.forking {
+            lockscope_spawn_named_holder(ContainerdShim.containerProcessName, bytes, bytes.count, area.start, area.capacity, 0)
+        }
         guard process > 0 else { throw WorkerError.syscall("clone of the container's process") }
         defer {
             kill(process, SIGKILL)

@@ -357,13 +357,15 @@ private final class Storm {
             error: report?.error)
         for plan in pod.containers {
             let container = containerReports[plan.id]
+            // A container the shim reported on failed only if it says so; the others failed with the shim.
+            let error: String? = if let container { container.error } else { shimError ?? "the shim reported nothing for this container" }
             add(container?.mountOpsBySyscall ?? [:])
             finished[plan.index] = StressContainer(
                 id: plan.id, runtime: plan.runtime, podUID: plan.podUID, cgroup: plan.cgroup,
                 joinedCgroup: container?.processCgroup, round: plan.round,
                 mountOps: container?.mountOpsBySyscall.values.reduce(0, +) ?? 0,
                 setupMilliseconds: container?.setupNanoseconds.map { Self.milliseconds(nanoseconds: $0) },
-                error: container?.error ?? shimError ?? (container == nil ? "the shim reported nothing for this container" : nil),
+                error: error,
                 shimPID: pid, rootfs: layout.rootfs(container: plan.id),
                 mountOpsBySyscall: container?.mountOpsBySyscall ?? [:], mountCgroup: container?.mountCgroup)
         }

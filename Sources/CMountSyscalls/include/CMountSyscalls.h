@@ -38,7 +38,7 @@ int lockscope_set_name(const char *name);
 /// so the caller can write its uid_map/gid_map and open /proc/<pid>/ns/user.
 /// Returns the child's pid. Safe in a multithreaded caller: the child makes raw syscalls only.
 pid_t lockscope_spawn_userns_holder(void);
-/// Forks a child that names itself `comm` (PR_SET_NAME, which keeps 15 bytes), rewrites its command
+/// Forks a child that closes every descriptor it inherited, names itself `comm` (PR_SET_NAME, which keeps 15 bytes), rewrites its command
 /// line to the `length` bytes `args` (NUL-separated arguments, see lockscope_set_cmdline), enters a
 /// new user namespace if `new_user_namespace` is non-zero, and then only waits to be killed (it also
 /// dies with the thread that forked it). Returns once the child has done all that, with its pid, or
