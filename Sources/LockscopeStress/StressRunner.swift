@@ -135,6 +135,7 @@ private final class Storm {
     private var layout: ContainerdLayout { ContainerdLayout(root: scratchDirectory) }
     private var runtimeCgroup: String? { cgroupParent.map { "\($0)/\(Self.runtimeCgroupName)" } }
     private var readersCgroup: String? { cgroupParent.map { "\($0)/\(Self.readersCgroupName)" } }
+
     /// Creates the run's scratch directory with its marker in it, then its cgroup parent, named alike.
     init(options: StressOptions, cgroupRoot: String?, watcher: SignalWatcher) throws {
         self.options = options

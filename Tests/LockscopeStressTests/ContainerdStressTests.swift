@@ -115,7 +115,14 @@ final class ContainerdStressTests: XCTestCase {
         let run = try LockscopeProcess(["stress", "--runtime", "containerd", "--containers", "20000", "--containers-per-pod", "4",
                                         "--layers", "20", "--parallel", "2", "--readers", "2", "--scratch-parent", scratchParent.path],
                                        directory: scratchParent.path)
-        defer { if run.process.isRunning { kill(run.pid, SIGKILL) } }
+        defer {
+            // If the test failed before stopping the run: SIGKILL it, and let the next run remove what it left.
+            if run.process.isRunning {
+                kill(run.pid, SIGKILL)
+                run.process.waitUntilExit()
+                _ = try? LockscopeRun.run(["stress", "--containers", "1", "--layers", "1", "--parallel", "1", "--scratch-parent", scratchParent.path])
+            }
+        }
 
         // A live shim, seen from outside: its name, command line and cgroup.
         let shim = try waitForShim(of: run.pid)
