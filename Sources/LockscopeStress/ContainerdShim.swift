@@ -101,22 +101,16 @@ public enum ContainerdShim {
     /// Serves the pod in `encodedSpec`, prints the report as one JSON line and returns the exit status:
     /// 0 if every container started and was torn down, 1 otherwise.
     public static func run(encodedSpec: String) -> Int32 {
-        var report = ShimReport()
-        do {
-            let spec = try JSONDecoder().decode(ShimSpec.self, from: Data(encodedSpec.utf8))
-            guard lockscope_die_with_parent(spec.parentPID) == 0 else {
-                throw WorkerError.syscall("prctl(PR_SET_PDEATHSIG) with the stress run as parent")
-            }
+        let report = runWorker(encodedSpec: encodedSpec, report: ShimReport()) { (spec: ShimSpec, report) in
             try Shim(spec: spec).run(into: &report)
-        } catch {
-            report.error = "\(error)"
         }
-        let line = (try? JSONEncoder().encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
         let failed = report.error != nil || report.containers.contains { $0.error != nil }
         return failed ? 1 : 0
     }
 }
+
+extension ShimSpec: WorkerSpecifying {}
+extension ShimReport: WorkerReporting {}
 
 /// The original argument area of this process (argv[0] up to the end of the last argument), which
 /// /proc/PID/cmdline shows and which a new command line is written over.
@@ -191,17 +185,10 @@ func readProcFile(_ path: String) throws -> String {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw WorkerError.syscall("open \(path)") }
     defer { close(fd) }
-    var contents: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = read(fd, &buffer, buffer.count)
-        if count > 0 {
-            contents += buffer[..<count]
-        } else if count == 0 {
-            return String(decoding: contents, as: UTF8.self)
-        } else if errno != EINTR {
-            throw WorkerError.syscall("read of \(path)")
-        }
+    do {
+        return String(decoding: try readToEnd(fd), as: UTF8.self)
+    } catch {
+        throw WorkerError.syscall("read of \(path)")
     }
 }
 

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 
 /// What the stress run tells one reader.
-struct ReaderSpec: Codable {
+struct ReaderSpec: Codable, WorkerSpecifying {
     /// The absolute cgroup directory to join; nil for none.
     var cgroupDirectory: String?
     /// The stress run's process: the reader dies with it.
@@ -11,7 +11,7 @@ struct ReaderSpec: Codable {
 }
 
 /// What a reader prints back when its stdin closes: one JSON line.
-struct ReaderReport: Codable {
+struct ReaderReport: Codable, WorkerReporting {
     var latency = LatencyHistogram()
     var joinedCgroup: String?
     var error: String?
@@ -62,22 +62,13 @@ struct LatencyHistogram: Codable, Equatable {
 /// each read, until its stdin closes.
 public enum MountinfoReader {
     public static func run(encodedSpec: String) -> Int32 {
-        var report = ReaderReport()
-        do {
-            let spec = try JSONDecoder().decode(ReaderSpec.self, from: Data(encodedSpec.utf8))
-            guard lockscope_die_with_parent(spec.parentPID) == 0 else {
-                throw WorkerError.syscall("prctl(PR_SET_PDEATHSIG) with the stress run as parent")
-            }
+        let report = runWorker(encodedSpec: encodedSpec, report: ReaderReport()) { (spec: ReaderSpec, report) in
             if let cgroupDirectory = spec.cgroupDirectory {
                 try writeText("\(getpid())\n", to: "\(cgroupDirectory)/cgroup.procs")
                 report.joinedCgroup = try MountSteps.cgroup(in: "/proc/self/cgroup")
             }
             try readUntilStdinCloses(into: &report.latency)
-        } catch {
-            report.error = "\(error)"
         }
-        let line = (try? JSONEncoder().encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
         return report.error == nil ? 0 : 1
     }
 

@@ -330,16 +330,23 @@ private final class Storm {
         }
     }
 
+    /// The container `plan` as it ended.
+    private func container(_ plan: ContainerPlan, joinedCgroup: String?, mountOpsBySyscall: [String: Int]?,
+                           setupNanoseconds: UInt64?, error: String?) -> StressContainer {
+        StressContainer(
+            id: plan.id, runtime: plan.runtime, podUID: plan.podUID, cgroup: plan.cgroup,
+            joinedCgroup: joinedCgroup, round: plan.round,
+            mountOps: mountOpsBySyscall?.values.reduce(0, +) ?? 0,
+            setupMilliseconds: setupNanoseconds.map { Self.milliseconds(nanoseconds: $0) },
+            error: error)
+    }
+
     /// Adds an ended worker's report (or why it has none) to the run's totals.
     private func record(_ plan: ContainerPlan, report line: String, end: WorkerProcess.End) {
         let report = try? JSONDecoder().decode(WorkerReport.self, from: Data(line.utf8))
         add(report?.mountOpsBySyscall ?? [:])
-        finished[plan.index] = StressContainer(
-            id: plan.id, runtime: plan.runtime, podUID: plan.podUID, cgroup: plan.cgroup,
-            joinedCgroup: report?.joinedCgroup, round: plan.round,
-            mountOps: report?.mountOpsBySyscall.values.reduce(0, +) ?? 0,
-            setupMilliseconds: report?.setupNanoseconds.map { Self.milliseconds(nanoseconds: $0) },
-            error: Self.failure(reportError: report.map(\.error), end: end))
+        finished[plan.index] = container(plan, joinedCgroup: report?.joinedCgroup, mountOpsBySyscall: report?.mountOpsBySyscall,
+                                         setupNanoseconds: report?.setupNanoseconds, error: Self.failure(reportError: report.map(\.error), end: end))
     }
 
     /// Adds an ended shim's report (or why it has none) to the run's totals: the shim, and each of its containers.
@@ -361,14 +368,13 @@ private final class Storm {
             // A container the shim reported on failed only if it says so; the others failed with the shim.
             let error: String? = if let container { container.error } else { shimError ?? "the shim reported nothing for this container" }
             add(container?.mountOpsBySyscall ?? [:])
-            finished[plan.index] = StressContainer(
-                id: plan.id, runtime: plan.runtime, podUID: plan.podUID, cgroup: plan.cgroup,
-                joinedCgroup: container?.processCgroup, round: plan.round,
-                mountOps: container?.mountOpsBySyscall.values.reduce(0, +) ?? 0,
-                setupMilliseconds: container?.setupNanoseconds.map { Self.milliseconds(nanoseconds: $0) },
-                error: error,
-                shimPID: pid, rootfs: layout.rootfs(container: plan.id),
-                mountOpsBySyscall: container?.mountOpsBySyscall ?? [:], mountCgroup: container?.mountCgroup)
+            var finishedContainer = self.container(plan, joinedCgroup: container?.processCgroup, mountOpsBySyscall: container?.mountOpsBySyscall,
+                                                   setupNanoseconds: container?.setupNanoseconds, error: error)
+            finishedContainer.shimPID = pid
+            finishedContainer.rootfs = layout.rootfs(container: plan.id)
+            finishedContainer.mountOpsBySyscall = container?.mountOpsBySyscall ?? [:]
+            finishedContainer.mountCgroup = container?.mountCgroup
+            finished[plan.index] = finishedContainer
         }
     }
 

@@ -68,25 +68,66 @@ public enum StressWorker {
         let used = ArgumentArea.bytes([ContainerdShim.executableName] + fixed).count + 1
         return fixed + [String(repeating: "x", count: max(0, length - used))]
     }
+
     /// Each container's user namespace maps this many ids.
     static let idRangeLength: UInt32 = 65_536
 
     /// Runs one container start from `encodedSpec`, prints its report as one JSON line on stdout
     /// and returns the exit status: 0 if the container started and was torn down, 1 otherwise.
     public static func run(encodedSpec: String) -> Int32 {
-        var report = WorkerReport()
-        do {
-            let spec = try JSONDecoder().decode(WorkerSpec.self, from: Data(encodedSpec.utf8))
-            guard lockscope_die_with_parent(spec.parentPID) == 0 else {
-                throw WorkerError.syscall("prctl(PR_SET_PDEATHSIG) with the stress run as parent")
-            }
+        let report = runWorker(encodedSpec: encodedSpec, report: WorkerReport()) { (spec: WorkerSpec, report) in
             try ContainerStart(spec: spec).run(into: &report)
-        } catch {
-            report.error = "\(error)"
         }
-        let line = (try? JSONEncoder().encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
         return report.error == nil ? 0 : 1
+    }
+}
+
+/// What every worker's spec carries: the stress run's process, which the worker dies with.
+protocol WorkerSpecifying: Decodable {
+    var parentPID: Int32 { get }
+}
+
+/// What every worker's report carries: why it failed, if it did.
+protocol WorkerReporting: Encodable {
+    var error: String? { get set }
+}
+
+extension WorkerSpec: WorkerSpecifying {}
+extension WorkerReport: WorkerReporting {}
+
+/// Decodes a worker's spec, makes the worker die with the stress run (PR_SET_PDEATHSIG), runs `body`,
+/// records any error it throws in the report, prints the report as one JSON line on stdout and returns it.
+func runWorker<Spec: WorkerSpecifying, Report: WorkerReporting>(
+    encodedSpec: String, report: Report, _ body: (Spec, inout Report) throws -> Void
+) -> Report {
+    var report = report
+    do {
+        let spec = try JSONDecoder().decode(Spec.self, from: Data(encodedSpec.utf8))
+        guard lockscope_die_with_parent(spec.parentPID) == 0 else {
+            throw WorkerError.syscall("prctl(PR_SET_PDEATHSIG) with the stress run as parent")
+        }
+        try body(spec, &report)
+    } catch {
+        report.error = "\(error)"
+    }
+    let line = (try? JSONEncoder().encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    return report
+}
+
+/// Reads `fd` to its end with read(2) (a /proc file's size says nothing; a pipe ends when its writer closes).
+func readToEnd(_ fd: Int32) throws -> [UInt8] {
+    var contents: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = read(fd, &buffer, buffer.count)
+        if count > 0 {
+            contents += buffer[..<count]
+        } else if count == 0 {
+            return contents
+        } else if errno != EINTR {
+            throw WorkerError.syscall("read")
+        }
     }
 }
 

@@ -85,17 +85,7 @@ struct WorkerProcess {
 
     /// Everything the worker wrote to stdout, then closes the pipe. Call after the worker exited.
     func readOutput() -> String {
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(outputFD, &buffer, buffer.count)
-            if count > 0 {
-                output += buffer[..<count]
-            } else if count == 0 || errno != EINTR {
-                break
-            }
-        }
-        close(outputFD)
-        return String(decoding: output, as: UTF8.self)
+        defer { close(outputFD) }
+        return String(decoding: (try? readToEnd(outputFD)) ?? [], as: UTF8.self)
     }
 }

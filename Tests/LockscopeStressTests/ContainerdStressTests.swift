@@ -171,14 +171,9 @@ final class ContainerdStressTests: XCTestCase {
 
     /// 3 pods × 2 containers × 4 layers, two shims at a time, two readers.
     private func containerdRun(_ strategy: StressStrategy) -> StressOptions {
-        var options = StressOptions()
-        options.runtime = .containerd
-        options.cgroupStyle = .kubepods
-        options.containers = 6
-        options.containersPerPod = 2
+        var options = containerdOptions(containers: 6, containersPerPod: 2, readers: 2)
         options.layers = 4
         options.parallel = 2
-        options.readers = 2
         options.strategy = strategy
         options.workerExecutable = (try? LockscopeBinary.path()) ?? "lockscope binary not found"
         return options

@@ -136,13 +136,7 @@ final class ContainerdOptionsTests: XCTestCase {
                 XCTAssertEqual(error as? StressError, .invalidOption(message))
             }
         }
-        var valid = StressOptions()
-        valid.runtime = .containerd
-        valid.cgroupStyle = .kubepods
-        valid.containers = 6
-        valid.containersPerPod = 3
-        valid.readers = 2
-        XCTAssertNoThrow(try valid.validate())
+        XCTAssertNoThrow(try containerdOptions(containers: 6, containersPerPod: 3, readers: 2).validate())
     }
 
     func testReadLatencyHistogramAddsUpAndStaysWithinABucket() {
