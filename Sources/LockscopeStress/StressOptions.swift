@@ -32,6 +32,53 @@ public enum StressStrategy: String, CaseIterable, Codable, Sendable {
     public func mountOps(layers: Int) -> Int {
         mountOpsBySyscall(layers: layers).values.reduce(0, +)
     }
+
+    /// The mount-family syscalls one container issues in a containerd shim (`--runtime containerd`),
+    /// by syscall, when every step succeeds. The shim's own `unshare(CLONE_NEWNS)` and private `/`
+    /// mount are the pod's (``StressRuntime/shimMountOpsBySyscall``), not a container's.
+    /// - per-layer: for each of the L layers `open_tree` + `mount_setattr` + `move_mount`, one overlay
+    ///   `mount`, L `umount2` by the UnmountRecursive of the temporary directory, one `umount2` of the
+    ///   root at teardown: 3L + 1 + L + 1 = 4L + 2;
+    /// - common-parent: one `open_tree` + `mount_setattr` + `move_mount` of the snapshots directory,
+    ///   the overlay `mount`, one `umount2` of the temporary mount, one of the root: 6.
+    public func containerdMountOpsBySyscall(layers: Int) -> [StressSyscall: Int] {
+        let idmappedMounts = self == .perLayer ? layers : 1
+        return [
+            .mount: 1,
+            .openTree: idmappedMounts,
+            .mountSetattr: idmappedMounts,
+            .moveMount: idmappedMounts,
+            .umount2: idmappedMounts + 1,
+        ]
+    }
+
+    /// What one container issues under `runtime`: ``mountOpsBySyscall(layers:)`` or
+    /// ``containerdMountOpsBySyscall(layers:)``.
+    public func mountOpsBySyscall(layers: Int, runtime: StressRuntime) -> [StressSyscall: Int] {
+        switch runtime {
+        case .simple: mountOpsBySyscall(layers: layers)
+        case .containerd: containerdMountOpsBySyscall(layers: layers)
+        }
+    }
+
+    /// The total of ``mountOpsBySyscall(layers:runtime:)``.
+    public func mountOps(layers: Int, runtime: StressRuntime) -> Int {
+        mountOpsBySyscall(layers: layers, runtime: runtime).values.reduce(0, +)
+    }
+}
+
+/// Who makes a simulated container's mounts.
+public enum StressRuntime: String, CaseIterable, Codable, Sendable {
+    /// Each container mounts its own root in its own process and cgroup.
+    case simple
+    /// As containerd 2.x with user namespaces: one shim process per pod, every shim in the runtime's
+    /// cgroup (`system.slice/containerd.service`), mounts each of its pod's containers' roots on its
+    /// own thread; only the containers' processes go to the pods' cgroups.
+    case containerd
+
+    /// What each shim issues once for its pod: `unshare(CLONE_NEWNS)` and `mount(MS_REC|MS_PRIVATE)` of `/`
+    /// (the private mount namespace that keeps the storm off the host's mount table).
+    public static let shimMountOpsBySyscall: [StressSyscall: Int] = [.unshare: 1, .mount: 1]
 }
 
 /// The mount-family syscalls a stress worker issues and counts.
@@ -86,6 +133,12 @@ public struct StressOptions: Sendable {
     /// Rounds run one after the other, each starting `containers` containers.
     public var rounds = 1
     public var cgroupStyle = CgroupStyle.docker
+    /// Who makes the mounts: each container itself, or a containerd shim per pod.
+    public var runtime = StressRuntime.simple
+    /// Containers per pod, each pod served by one shim (`--runtime containerd` only).
+    public var containersPerPod = 1
+    /// Processes reading /proc/self/mountinfo in a loop while the storm runs, as systemd and kubelet do.
+    public var readers = 0
     /// The `lockscope` binary to start workers from (`lockscope stress-worker`).
     public var workerExecutable = "/proc/self/exe"
     /// Where the run's scratch directory (layers and container work directories) is created:
@@ -116,6 +169,17 @@ public struct StressOptions: Sendable {
         try require(rounds >= 1, "--rounds must be at least 1, got \(rounds)")
         try require(containers <= Self.maxContainersPerRun / rounds,
                     "--containers × --rounds must be at most \(Self.maxContainersPerRun) (each container needs its own 65536-id range): lower one of them")
+        try require(readers >= 0, "--readers must be at least 0, got \(readers)")
+        try require(containersPerPod >= 1, "--containers-per-pod must be at least 1, got \(containersPerPod)")
+        switch runtime {
+        case .simple:
+            try require(containersPerPod == 1, "--containers-per-pod needs --runtime containerd (the simple runtime has no pods)")
+        case .containerd:
+            try require(cgroupStyle == .kubepods,
+                        "--runtime containerd puts containers in kubepods cgroups: drop --cgroup-style \(cgroupStyle.rawValue)")
+            try require(containers % containersPerPod == 0,
+                        "--containers (\(containers)) must be a multiple of --containers-per-pod (\(containersPerPod))")
+        }
         var isDirectory: ObjCBool = false
         try require(FileManager.default.fileExists(atPath: scratchParent, isDirectory: &isDirectory) && isDirectory.boolValue
                         && access(scratchParent, W_OK) == 0,

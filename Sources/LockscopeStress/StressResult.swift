@@ -21,9 +21,19 @@ public struct StressContainer: Codable, Sendable, Equatable {
     public var setupMilliseconds: Double?
     /// Why this container failed; nil if it started and was torn down cleanly.
     public var error: String?
+    /// `--runtime containerd` only: the pid of the shim that mounted this container's root, the
+    /// overlay's target, this container's mount operations by syscall, and the cgroup v2 path of the
+    /// shim thread that issued them (read by that thread right after the overlay mount).
+    public var shimPID: Int32? = nil
+    public var rootfs: String? = nil
+    public var mountOpsBySyscall: [String: Int]? = nil
+    public var mountCgroup: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, runtime, cgroup, round, error
+        case id, runtime, cgroup, round, error, rootfs
+        case shimPID = "shim_pid"
+        case mountOpsBySyscall = "mount_ops_by_syscall"
+        case mountCgroup = "mount_cgroup"
         case podUID = "pod_uid"
         case joinedCgroup = "joined_cgroup"
         case mountOps = "mount_ops"
@@ -42,6 +52,75 @@ public struct StressContainer: Codable, Sendable, Equatable {
         try container.encode(mountOps, forKey: .mountOps)
         try container.encode(setupMilliseconds, forKey: .setupMilliseconds)
         try container.encode(error, forKey: .error)
+        try container.encodeIfPresent(shimPID, forKey: .shimPID)
+        try container.encodeIfPresent(rootfs, forKey: .rootfs)
+        try container.encodeIfPresent(mountOpsBySyscall, forKey: .mountOpsBySyscall)
+        try container.encodeIfPresent(mountCgroup, forKey: .mountCgroup)
+    }
+}
+
+/// One containerd shim (`--runtime containerd`): the process that mounted its pod's containers' roots.
+public struct StressShim: Codable, Sendable, Equatable {
+    public var pid: Int32
+    public var podUID: String
+    /// The pod's first container, whose id the shim's `-id` names.
+    public var firstTaskID: String
+    /// Its comm and command line as /proc showed them while it ran.
+    public var comm: String?
+    public var commandLine: [String]
+    /// Its cgroup v2 path after joining the runtime's cgroup.
+    public var joinedCgroup: String?
+    /// The shim's own mount operations (its private mount namespace), by syscall.
+    public var mountOpsBySyscall: [String: Int]
+    /// The getUsernsFD children its containers forked: their comm and command line, and whether each
+    /// was in a user namespace of its own, in container order.
+    public var usernsChildren: [StressUsernsChild]
+    /// Why the shim failed as a whole; nil if it ran (its containers report their own errors).
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case pid, comm, error
+        case podUID = "pod_uid"
+        case firstTaskID = "first_task_id"
+        case commandLine = "command_line"
+        case joinedCgroup = "joined_cgroup"
+        case mountOpsBySyscall = "mount_ops_by_syscall"
+        case usernsChildren = "userns_children"
+    }
+}
+
+/// A getUsernsFD child as its shim saw it before killing it.
+public struct StressUsernsChild: Codable, Sendable, Equatable {
+    public var comm: String?
+    public var commandLine: String?
+    public var ownUserNamespace: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case comm
+        case commandLine = "command_line"
+        case ownUserNamespace = "own_user_namespace"
+    }
+}
+
+/// How long the `--readers` processes took to read /proc/self/mountinfo while the storm ran.
+public struct StressReaders: Codable, Sendable, Equatable {
+    public var processes: Int
+    /// Their cgroup v2 path; nil without cgroups.
+    public var cgroup: String?
+    /// Complete reads of the file, all readers together.
+    public var reads: Int
+    /// Read latency over every read (percentiles within 1.1 %, the maximum exact).
+    public var p50Milliseconds: Double
+    public var p99Milliseconds: Double
+    public var maxMilliseconds: Double
+    /// Readers that failed, with why.
+    public var errors: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case processes, cgroup, reads, errors
+        case p50Milliseconds = "p50_ms"
+        case p99Milliseconds = "p99_ms"
+        case maxMilliseconds = "max_ms"
     }
 }
 
@@ -75,6 +154,16 @@ public struct StressResult: Codable, Sendable {
     public var failures: Int
     /// Every container of every round, in start order.
     public var containerList: [StressContainer]
+    public var runtime = StressRuntime.simple
+    /// `--runtime containerd` only: containers per pod, the shims' cgroup v2 path (relative to the
+    /// cgroup2 root) and every shim in start order.
+    public var containersPerPod: Int? = nil
+    public var runtimeCgroup: String? = nil
+    public var shims: [StressShim]? = nil
+    /// Mount operations each shim issues for its pod (containerd only).
+    public var mountOpsPerShim: Int? = nil
+    /// With `--readers`: their mountinfo read latency.
+    public var readers: StressReaders? = nil
 
     enum CodingKeys: String, CodingKey {
         case strategy, containers, layers, parallel, rounds, failures
@@ -90,6 +179,10 @@ public struct StressResult: Codable, Sendable {
         case setupMaxMilliseconds = "setup_max_ms"
         case wallMilliseconds = "wall_ms"
         case containerList = "container_list"
+        case runtime, shims, readers
+        case containersPerPod = "containers_per_pod"
+        case runtimeCgroup = "runtime_cgroup"
+        case mountOpsPerShim = "mount_ops_per_shim"
     }
 
     /// Writes every key, an absent cgroup parent as null.
@@ -113,6 +206,12 @@ public struct StressResult: Codable, Sendable {
         try container.encode(wallMilliseconds, forKey: .wallMilliseconds)
         try container.encode(failures, forKey: .failures)
         try container.encode(containerList, forKey: .containerList)
+        try container.encode(runtime, forKey: .runtime)
+        try container.encodeIfPresent(containersPerPod, forKey: .containersPerPod)
+        try container.encodeIfPresent(runtimeCgroup, forKey: .runtimeCgroup)
+        try container.encodeIfPresent(shims, forKey: .shims)
+        try container.encodeIfPresent(mountOpsPerShim, forKey: .mountOpsPerShim)
+        try container.encodeIfPresent(readers, forKey: .readers)
     }
 
     /// The result as one line of JSON with sorted keys.
@@ -128,15 +227,22 @@ public struct StressResult: Codable, Sendable {
         let bySyscall = StressSyscall.allCases
             .map { "\($0.rawValue) \(mountOpsBySyscall[$0.rawValue] ?? 0)" }
             .joined(separator: ", ")
+        let podText = containersPerPod.map { " in \(Units.count(containers / $0, "pod")) of \($0)" } ?? ""
+        let runtimeText = runtime == .simple ? "" : ", \(runtime.rawValue) runtime"
+        let shimText = mountOpsPerShim.map { ", \($0) per shim" } ?? ""
         var lines = [
-            "lockscope stress: \(Units.count(containers, "container")) × \(Units.count(layers, "layer")), \(strategy.rawValue), "
+            "lockscope stress: \(Units.count(containers, "container"))\(podText) × \(Units.count(layers, "layer")), \(strategy.rawValue)\(runtimeText), "
                 + "parallel \(parallel), \(Units.count(rounds, "round")), \(cgroupText)",
-            "  mount ops       \(mountOps) (\(mountOpsPerContainer) per container): \(bySyscall)",
+            "  mount ops       \(mountOps) (\(mountOpsPerContainer) per container\(shimText)): \(bySyscall)",
             "  set-up latency  p50 \(Self.format(setupP50Milliseconds)) ms, p90 \(Self.format(setupP90Milliseconds)) ms, "
                 + "p99 \(Self.format(setupP99Milliseconds)) ms, max \(Self.format(setupMaxMilliseconds)) ms",
             "  wall time       \(Self.format(wallMilliseconds)) ms",
             "  failures        \(failures)",
         ]
+        if let readers {
+            lines.insert("  mountinfo reads \(readers.reads) by \(Units.count(readers.processes, "reader")): p50 \(Self.format(readers.p50Milliseconds)) ms, "
+                         + "p99 \(Self.format(readers.p99Milliseconds)) ms, max \(Self.format(readers.maxMilliseconds)) ms", at: 3)
+        }
         if let failed = containerList.first(where: { $0.error != nil }), let error = failed.error {
             lines.append("  first failure   container \(failed.id.prefix(12)): \(error)")
         }

@@ -105,3 +105,54 @@ final class StressOptionsTests: XCTestCase {
         XCTAssertNil(none.runtime)
     }
 }
+
+/// The containerd runtime's formulas and option checks: no root needed.
+final class ContainerdOptionsTests: XCTestCase {
+    func testContainerdFormulasAreFourPerLayerPlusTwoAndSix() {
+        XCTAssertEqual(StressStrategy.perLayer.mountOps(layers: 4, runtime: .containerd), 18)
+        XCTAssertEqual(StressStrategy.perLayer.mountOps(layers: 50, runtime: .containerd), 202)
+        XCTAssertEqual(StressStrategy.perLayer.containerdMountOpsBySyscall(layers: 10),
+                       [.mount: 1, .openTree: 10, .mountSetattr: 10, .moveMount: 10, .umount2: 11])
+        for layers in [1, 10, 500] {
+            XCTAssertEqual(StressStrategy.commonParent.mountOps(layers: layers, runtime: .containerd), 6)
+        }
+        XCTAssertEqual(StressStrategy.perLayer.mountOps(layers: 10, runtime: .simple), StressStrategy.perLayer.mountOps(layers: 10))
+        XCTAssertEqual(StressRuntime.shimMountOpsBySyscall, [.unshare: 1, .mount: 1])
+    }
+
+    func testContainerdOptionsAreChecked() {
+        let cases: [(String, (inout StressOptions) -> Void)] = [
+            ("--containers-per-pod needs --runtime containerd (the simple runtime has no pods)", { $0.containersPerPod = 2 }),
+            ("--containers-per-pod must be at least 1, got 0", { $0.runtime = .containerd; $0.cgroupStyle = .kubepods; $0.containersPerPod = 0 }),
+            ("--runtime containerd puts containers in kubepods cgroups: drop --cgroup-style docker", { $0.runtime = .containerd }),
+            ("--containers (5) must be a multiple of --containers-per-pod (2)",
+             { $0.runtime = .containerd; $0.cgroupStyle = .kubepods; $0.containers = 5; $0.containersPerPod = 2 }),
+            ("--readers must be at least 0, got -1", { $0.readers = -1 }),
+        ]
+        for (message, change) in cases {
+            var options = StressOptions()
+            change(&options)
+            XCTAssertThrowsError(try options.validate(), message) { error in
+                XCTAssertEqual(error as? StressError, .invalidOption(message))
+            }
+        }
+        XCTAssertNoThrow(try containerdOptions(containers: 6, containersPerPod: 3, readers: 2).validate())
+    }
+
+    func testReadLatencyHistogramAddsUpAndStaysWithinABucket() {
+        var first = LatencyHistogram()
+        var second = LatencyHistogram()
+        for nanoseconds in stride(from: UInt64(1_000), through: 100_000, by: 1_000) { first.record(nanoseconds: nanoseconds) }
+        second.record(nanoseconds: 5_000_000)
+        first.add(second)
+        XCTAssertEqual(first.count, 101)
+        XCTAssertEqual(first.maxNanoseconds, 5_000_000)
+        XCTAssertEqual(first.percentile(100), 5_000_000)
+        // The exact p50 is 51 µs and the exact p99 100 µs: each within 1.1 % above.
+        XCTAssertGreaterThanOrEqual(first.percentile(50), 51_000)
+        XCTAssertLessThanOrEqual(first.percentile(50), 51_000 * 1011 / 1000)
+        XCTAssertGreaterThanOrEqual(first.percentile(99), 100_000)
+        XCTAssertLessThanOrEqual(first.percentile(99), 100_000 * 1011 / 1000)
+        XCTAssertEqual(LatencyHistogram().percentile(99), 0)
+    }
+}

@@ -38,3 +38,15 @@ extension String {
         range(of: "^\(pattern)$", options: .regularExpression) != nil
     }
 }
+
+/// A `--runtime containerd` run of `containers` containers in pods of `containersPerPod`, with kubepods
+/// cgroups (the only style it takes) and `readers` mountinfo readers.
+func containerdOptions(containers: Int, containersPerPod: Int, readers: Int) -> StressOptions {
+    var options = StressOptions()
+    options.runtime = .containerd
+    options.cgroupStyle = .kubepods
+    options.containers = containers
+    options.containersPerPod = containersPerPod
+    options.readers = readers
+    return options
+}
