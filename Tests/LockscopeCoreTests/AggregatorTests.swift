@@ -157,7 +157,7 @@ final class AggregatorTests: XCTestCase {
                                         ownerCgroupID: 8, ownerPid: UInt32(owner), ownerComm: "runc"))
         }
         let owners = try! XCTUnwrap(aggregator.profile(Self.inputs()).locks[0].owners)
-        XCTAssertEqual(owners.count, Aggregator.maxOwnersPerLock)
+        XCTAssertEqual(owners.count, ProfileBuilder.maxOwnersPerLock)
         XCTAssertEqual(owners[0].ownerPid, -1)
         XCTAssertEqual(owners[0].ownerComm, Aggregator.otherProcessesKey)
         XCTAssertEqual(owners[0].ownerContainer, Aggregator.otherContainersKey)
@@ -313,7 +313,7 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(lock.stacks.map(\.frames), [
             ["rwsem_down_write_slowpath", "down_write", "path_umount", "__x64_sys_umount", "do_syscall_64"],
             ["down_write", "do_lock_mount.part.0", "do_syscall_64"],
-            [Aggregator.noStackFrame],
+            [ProfileBuilder.noStackFrame],
         ])
         XCTAssertEqual(lock.stacks.map(\.count).reduce(0, +), lock.stats.contentions)
         XCTAssertEqual(lock.stacks.map(\.totalWaitNs).reduce(0, +), lock.stats.totalWaitNs)
