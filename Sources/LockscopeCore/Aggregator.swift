@@ -22,9 +22,8 @@ import Histogram
 /// flight and noted increments are applied before anything reads the tables (`finishPending`).
 ///
 /// The per-event tables are written through raw pointers, with no bounds or copy-on-write check per
-/// access (`SharedBuffer`); an aggregator is still a value: `makeTablesUnique` copies them, once, when
-/// a copy of it is first written.
-public struct Aggregator {
+/// access (`PaddedBuffer`). The aggregator and its tables are noncopyable, so no copy can share them.
+public struct Aggregator: ~Copyable {
     /// Processes kept apart per lock; waits of later ones are summed per container under
     /// `[other processes]`, so memory stays bounded however many processes come and go.
     public static let maxProcessesPerLock = 64
@@ -57,11 +56,6 @@ public struct Aggregator {
     public private(set) var syscallEvents: UInt64 = 0
     let topology: Topology?
     private let handoffTable: HandoffTable?
-
-    /// Copied with the aggregator, and replaced when a copy makes its tables unique: while no other
-    /// aggregator holds it, no other holds any of the tables below (see `makeTablesUnique`).
-    private var tablesToken = TablesToken()
-    private final class TablesToken {}
 
     /// Lock address to lock index (the position in `lockEntries`).
     private var lockIndices = FlatTable<LockAddressKey, Int32>(empty: -1)
@@ -164,24 +158,6 @@ public struct Aggregator {
         static let owners = CapsReached(rawValue: 2)
     }
 
-    /// Gives this aggregator tables of its own if it shares them with a copy (one check, then nothing
-    /// more, however many tables the caller then writes). Call before writing any table.
-    @inline(__always)
-    private mutating func makeTablesUnique() {
-        guard _slowPath(!isKnownUniquelyReferenced(&tablesToken)) else { return }
-        lockIndices.makeUnique()
-        lockActivity.makeUnique()
-        lockHistograms.makeUnique()
-        byCPU.makeUnique()
-        byTask.makeUnique()
-        contexts.makeUnique()
-        owners.makeUnique()
-        lockCgroups.makeUnique()
-        counts.makeUnique()
-        inFlight.makeUnique()
-        tablesToken = TablesToken()
-    }
-
     /// The histograms every lock has, by position.
     enum LockHistogram: Int {
         case total, read, write
@@ -259,7 +235,6 @@ public struct Aggregator {
 
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     public mutating func record(_ event: WaitEvent) {
-        makeTablesUnique()
         waitEvents &+= 1
         let kind = event.kind
         let lock = lockIndex(event.lockAddress, kind: kind)
@@ -279,7 +254,6 @@ public struct Aggregator {
     /// Applies the waits still in flight and the histograms' pending bucket increments: everything
     /// recorded so far is then in the tables.
     mutating func finishPending() {
-        makeTablesUnique()
         for offset in 0..<inFlightCount {
             apply(inFlight[(oldestInFlight + offset) % inFlightCount])
         }
@@ -435,27 +409,27 @@ public struct Aggregator {
 
     /// Bytes held by each of the per-event tables, and their entries (for the benchmarks).
     public var tableSizes: [String: (bytes: Int, entries: Int)] {
-        func size<Key, Value>(_ table: FlatTable<Key, Value>) -> (Int, Int) {
+        func size<Key, Value>(_ table: borrowing FlatTable<Key, Value>) -> (Int, Int) {
             (table.capacity * FlatTable<Key, Value>.slotBytes, table.count)
         }
         return ["cpus": size(byCPU), "tasks": size(byTask), "contexts": size(contexts), "owners": size(owners),
                 "counts": (counts.bytes, 0),
-                "locks": (lockHistograms.capacity * SharedBuffer<CompactHistogram>.stride
+                "locks": (lockHistograms.capacity * PaddedBuffer<CompactHistogram>.stride
                     + lockEntries.capacity * MemoryLayout<LockEntry>.stride
-                    + lockActivity.capacity * SharedBuffer<LockActivity>.stride, lockEntries.count)]
+                    + lockActivity.capacity * PaddedBuffer<LockActivity>.stride, lockEntries.count)]
     }
 
     /// Forgets every lock (after `takeProfile`).
     mutating func removeLocks() {
-        lockIndices = .init(empty: -1)
+        lockIndices.removeAll()
         lockEntries = []
         lockActivity = .init()
         lockHistograms = .init()
-        byCPU = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
-        byTask = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
-        contexts = .init(empty: .init())
-        owners = .init(empty: .init())
-        lockCgroups = .init(empty: false)
+        byCPU.removeAll()
+        byTask.removeAll()
+        contexts.removeAll()
+        owners.removeAll()
+        lockCgroups.removeAll()
         counts = CountsPool()
     }
 }
@@ -470,22 +444,37 @@ extension Aggregator {
         return builder.lockNames(lockSummaries())
     }
 
-    /// The profile of everything recorded so far.
-    public func profile(_ inputs: ProfileInputs) -> Profile {
-        var current = self
-        current.finishPending()
+    /// The profile of everything recorded so far (built from copies of the tables; what follows is
+    /// recorded as if it had not been taken).
+    public mutating func profile(_ inputs: ProfileInputs) -> Profile {
+        finishPending()
         var builder = ProfileBuilder(inputs: inputs)
-        let names = builder.lockNames(current.lockSummaries())
-        return builder.build(current.drained(), names: names)
+        let names = builder.lockNames(lockSummaries())
+        let locks = lockEntries.count
+        let recorded = drained(lockHistograms: lockHistograms.copy(), counts: counts.copy(),
+                               cpus: Self.grouped(byCPU, locks: locks), tasks: Self.grouped(byTask, locks: locks),
+                               contexts: Self.grouped(contexts, locks: locks), owners: Self.grouped(owners, locks: locks))
+        return builder.build(recorded, names: names)
     }
 
-    /// The same, at the end of a recording: the tables are handed to the builder, which releases each
-    /// lock's part as it goes, so the peak is not both. Leaves the lock statistics empty.
+    /// The same, at the end of a recording: each table is emptied once its entries are grouped (they
+    /// take less memory grouped, without the empty slots), and the builder releases each lock's part
+    /// as it goes, so the peak is not both. Leaves the lock statistics empty.
     public mutating func takeProfile(_ inputs: ProfileInputs) -> Profile {
         finishPending()
         var builder = ProfileBuilder(inputs: inputs)
         let names = builder.lockNames(lockSummaries())
-        let recorded = drained()
+        let locks = lockEntries.count
+        func take<Key: LockIndexedKey, Value>(_ table: inout FlatTable<Key, Value>) -> [[FlatTable<Key, Value>.Slot]] {
+            defer { table.removeAll() }
+            return Self.grouped(table, locks: locks)
+        }
+        let (cpus, tasks, contexts, owners) = (take(&byCPU), take(&byTask), take(&self.contexts), take(&self.owners))
+        var histograms = TableArray<CompactHistogram>(), taken = CountsPool()
+        swap(&histograms, &lockHistograms)
+        swap(&taken, &counts)
+        let recorded = drained(lockHistograms: histograms, counts: taken, cpus: cpus, tasks: tasks,
+                               contexts: contexts, owners: owners)
         removeLocks()
         return builder.build(recorded, names: names)
     }
@@ -556,21 +545,23 @@ extension Aggregator {
         }
     }
 
-    private static func grouped<Key: LockIndexedKey, Value>(_ table: FlatTable<Key, Value>,
+    private static func grouped<Key: LockIndexedKey, Value>(_ table: borrowing FlatTable<Key, Value>,
                                                             locks: Int) -> [[FlatTable<Key, Value>.Slot]] {
         var groups = [[FlatTable<Key, Value>.Slot]](repeating: [], count: locks)
         table.forEachEntry { groups[$0.key.lock].append($0) }
         return groups
     }
 
-    /// What has been recorded (after `finishPending`).
-    private func drained() -> Drained {
-        let locks = lockEntries.count
-        return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
-                       processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
-                       lockHistograms: lockHistograms, counts: counts,
-                       cpus: Self.grouped(byCPU, locks: locks), tasks: Self.grouped(byTask, locks: locks),
-                       contexts: Self.grouped(contexts, locks: locks), owners: Self.grouped(owners, locks: locks))
+    /// What has been recorded (after `finishPending`), with these histograms and grouped tables.
+    private func drained(lockHistograms: consuming TableArray<CompactHistogram>, counts: consuming CountsPool,
+                         cpus: [[FlatTable<LockCPUKey, CompactHistogram>.Slot]],
+                         tasks: [[FlatTable<LockTaskKey, CompactHistogram>.Slot]],
+                         contexts: [[FlatTable<LockContextKey, Tally>.Slot]],
+                         owners: [[FlatTable<LockOwnerKey, Tally>.Slot]]) -> Drained {
+        Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
+                processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
+                lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,
+                owners: owners)
     }
 
     func totalNs(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Self.histogramsPerLock].totalNs }

@@ -88,10 +88,8 @@ struct BucketedWait {
 /// Counts are 16 bits; a bucket that wraps past 2^16 - 1 adds one to its entry in `carries`, which
 /// stays small: only buckets that have counted past 65,535 are in it.
 ///
-/// Like the aggregator's other tables (see `SharedBuffer`), copies share the chunks and the noted
-/// increments, and recording a wait or applying increments does not check: call `makeUnique()`
-/// before writing a copy.
-struct CountsPool {
+/// The pool is noncopyable: nothing else shares its chunks or its noted increments.
+struct CountsPool: ~Copyable {
     /// A bucket's count: 16 bits, so that the pool is half the size it would be at 32 and more of it
     /// stays in cache. Each wrap past 2^16 - 1 adds one to the bucket's entry in `carries`.
     typealias Count = UInt16
@@ -101,40 +99,11 @@ struct CountsPool {
     /// How many increments ahead a bucket is requested from memory.
     private static let prefetchDistance = 32
 
-    /// The chunks, at fixed addresses, and the increments noted but not yet applied: copied, both, by
-    /// `makeUnique()`.
-    private final class Storage {
-        var bases: [UnsafeMutablePointer<Count>] = []
-        /// Positions of buckets to increment by one, the first `pendingCount` of `pendingLimit`.
-        let pending = UnsafeMutablePointer<UInt32>.allocate(capacity: pendingLimit)
-        var pendingCount = 0
-
-        init() {}
-
-        deinit {
-            for base in bases { base.deallocate() }
-            pending.deallocate()
-        }
-
-        func copy() -> Storage {
-            let copy = Storage()
-            copy.bases = bases.map { base in
-                let chunk = UnsafeMutablePointer<Count>.allocate(capacity: chunkCounts)
-                chunk.initialize(from: base, count: chunkCounts)
-                return chunk
-            }
-            copy.pending.initialize(from: pending, count: pendingCount)
-            copy.pendingCount = pendingCount
-            return copy
-        }
-
-        @inline(__always)
-        func pointer(_ position: UInt32) -> UnsafeMutablePointer<Count> {
-            bases[Int(position >> 16)] + Int(position & 0xffff)
-        }
-    }
-
-    private var storage = Storage()
+    /// The chunks, at fixed addresses.
+    private var bases: [UnsafeMutablePointer<Count>] = []
+    /// Positions of buckets to increment by one, the first `pendingCount` of `pendingLimit`.
+    private let pending = UnsafeMutablePointer<UInt32>.allocate(capacity: pendingLimit)
+    private var pendingCount = 0
     /// Counts used in the last chunk.
     private var used = chunkCounts
     /// Regions given back: their positions, in one list per size (`freeList(groups:magnitude:)`).
@@ -144,8 +113,36 @@ struct CountsPool {
     /// Wraps of a bucket's 16-bit count, by position.
     private var carries: [UInt32: UInt64] = [:]
 
+    init() {}
+
+    deinit {
+        for base in bases { base.deallocate() }
+        pending.deallocate()
+    }
+
+    /// A pool of its own with the same counts and noted increments.
+    func copy() -> CountsPool {
+        var copy = CountsPool()
+        copy.bases = bases.map { base in
+            let chunk = UnsafeMutablePointer<Count>.allocate(capacity: Self.chunkCounts)
+            chunk.initialize(from: base, count: Self.chunkCounts)
+            return chunk
+        }
+        copy.pending.initialize(from: pending, count: pendingCount)
+        copy.pendingCount = pendingCount
+        copy.used = used
+        copy.freeRegions = freeRegions
+        copy.carries = carries
+        return copy
+    }
+
+    @inline(__always)
+    private func pointer(_ position: UInt32) -> UnsafeMutablePointer<Count> {
+        bases[Int(position >> 16)] + Int(position & 0xffff)
+    }
+
     /// Bytes held (for the benchmarks).
-    var bytes: Int { storage.bases.count * Self.chunkCounts * MemoryLayout<Count>.stride }
+    var bytes: Int { bases.count * Self.chunkCounts * MemoryLayout<Count>.stride }
 
     /// Counts handed out in regions so far, and those of them in regions given back (for tests).
     var regionCounts: (allocated: Int, free: Int) {
@@ -155,16 +152,16 @@ struct CountsPool {
                 free += groups << magnitude * freeRegions[Self.freeList(groups: groups, magnitude: Int(magnitude))].count
             }
         }
-        return (storage.bases.isEmpty ? 0 : (storage.bases.count - 1) * Self.chunkCounts + used, free)
+        return (bases.isEmpty ? 0 : (bases.count - 1) * Self.chunkCounts + used, free)
     }
 
     /// Records one wait: the header now, the bucket with the next batch.
     @inline(__always)
     mutating func record(_ wait: BucketedWait, in histogram: inout CompactHistogram) {
         let position = account(wait, in: &histogram)
-        storage.pending[storage.pendingCount] = position
-        storage.pendingCount &+= 1
-        if _slowPath(storage.pendingCount == Self.pendingLimit) { applyPending() }
+        pending[pendingCount] = position
+        pendingCount &+= 1
+        if _slowPath(pendingCount == Self.pendingLimit) { applyPending() }
     }
 
     /// Records one wait of `ns`.
@@ -191,10 +188,10 @@ struct CountsPool {
 
     /// Applies every noted increment.
     mutating func applyPending() {
-        guard storage.pendingCount > 0 else { return }
-        let storage = self.storage
-        let positions = UnsafeBufferPointer(start: storage.pending, count: storage.pendingCount)
-        storage.bases.withUnsafeBufferPointer { bases in
+        guard pendingCount > 0 else { return }
+        let positions = UnsafeBufferPointer(start: pending, count: pendingCount)
+        let bases = self.bases
+        bases.withUnsafeBufferPointer { bases in
             func bucket(_ position: UInt32) -> UnsafeMutablePointer<Count> {
                 bases[Int(position >> 16)] + Int(position & 0xffff)
             }
@@ -207,23 +204,16 @@ struct CountsPool {
                 if _slowPath(count.pointee == 0) { carries[positions[index], default: 0] += 1 }
             }
         }
-        storage.pendingCount = 0
-    }
-
-    /// Gives this pool chunks and noted increments of its own if it shares them with a copy.
-    @inline(__always)
-    mutating func makeUnique() {
-        if _slowPath(!isKnownUniquelyReferenced(&storage)) { storage = storage.copy() }
+        pendingCount = 0
     }
 
     private func count(at position: UInt32) -> UInt64 {
-        let low = UInt64(storage.pointer(position).pointee)
+        let low = UInt64(pointer(position).pointee)
         return carries.isEmpty ? low : low + (carries[position] ?? 0) << Count.bitWidth
     }
 
     /// Moves the histogram to a region that also holds `group`.
     private mutating func grow(_ histogram: inout CompactHistogram, toHold group: Int) {
-        makeUnique()  // moves are rare enough to check
         applyPending()  // noted increments may be in the region that moves
         let m = Int(histogram.magnitude)
         let held = Int(histogram.groups)
@@ -233,8 +223,8 @@ struct CountsPool {
         if held > 0 {
             let old = histogram.offset, new = offset + UInt32((Int(histogram.firstGroup) - low) << m)
             let counts = held << m  // both regions lie inside one chunk each
-            storage.pointer(new).update(from: storage.pointer(old), count: counts)
-            storage.pointer(old).update(repeating: 0, count: counts)
+            pointer(new).update(from: pointer(old), count: counts)
+            pointer(old).update(repeating: 0, count: counts)
             moveCarries(from: old, to: new, count: counts)
             freeRegions[Self.freeList(groups: held, magnitude: m)].append(old)
         }
@@ -267,19 +257,19 @@ struct CountsPool {
         if let position = freeRegions[Self.freeList(groups: groups, magnitude: m)].popLast() { return position }
         let size = groups << m
         if used + size > Self.chunkCounts {
-            precondition(storage.bases.count < 1 << 16, "histogram counts past 2^32 slots")
+            precondition(bases.count < 1 << 16, "histogram counts past 2^32 slots")
             let chunk = UnsafeMutablePointer<Count>.allocate(capacity: Self.chunkCounts)
             chunk.initialize(repeating: 0, count: Self.chunkCounts)
-            storage.bases.append(chunk)
+            bases.append(chunk)
             used = 0
         }
         defer { used += size }
-        return UInt32(storage.bases.count - 1) << 16 | UInt32(used)
+        return UInt32(bases.count - 1) << 16 | UInt32(used)
     }
 
     /// The histogram's non-empty buckets: (lowest value of the bucket, count).
     func buckets(of histogram: CompactHistogram) -> [(value: UInt64, count: UInt64)] {
-        precondition(storage.pendingCount == 0, "applyPending() before reading counts")
+        precondition(pendingCount == 0, "applyPending() before reading counts")
         let m = Int(histogram.magnitude)
         return (0..<(Int(histogram.groups) << m)).compactMap { index in
             let count = count(at: histogram.offset + UInt32(index))

@@ -147,28 +147,6 @@ final class CountsPoolTests: XCTestCase {
         XCTAssertEqual(histogram.count, UInt64(waits + 1))
     }
 
-    /// A copy of a pool is independent once made unique: recording into one leaves the other's counts
-    /// alone, although the chunks and the noted increments were shared until then.
-    func testACopyMadeUniqueIsIndependent() {
-        var original = CountsPool()
-        var histogram = CompactHistogram(precision: .two)
-        for _ in 0..<10 { original.record(5_000, in: &histogram) }
-        var copy = original
-        var copied = histogram
-        original.makeUnique()
-        original.record(5_000, in: &histogram)  // noted by the original only, while both hold 10 noted
-        copy.makeUnique()
-        for _ in 0..<7 { copy.record(5_000, in: &copied) }
-        copy.applyPending()
-        original.applyPending()
-        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [11])
-        XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
-        original.makeUnique()
-        original.record(5_000, in: &histogram)
-        original.applyPending()
-        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [12])
-        XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
-    }
 }
 
 /// `FlatTable` finds what was inserted, through growth, and nothing else.
@@ -199,41 +177,24 @@ final class FlatTableTests: XCTestCase {
         XCTAssertLessThanOrEqual(table.count * 10, table.capacity * 7, "at most 70% full")
     }
 
-    /// A copy shares the slots until it is made unique; then writes to either leave the other alone.
-    func testACopyMadeUniqueIsIndependent() {
-        var original = FlatTable<Key, Int>(empty: -1)
-        for word in 1...100 as ClosedRange<UInt64> { original.insert(Key(word: word), Int(word)) }
-        var copy = original
-        copy.makeUnique()
-        copy[copy.index(of: Key(word: 7))!] = -7
-        copy.insert(Key(word: 1_000), 1_000)
-        original.makeUnique()
-        original[original.index(of: Key(word: 8))!] = -8
-        XCTAssertEqual(original.index(of: Key(word: 7)).map { original[$0] }, 7)
-        XCTAssertNil(original.index(of: Key(word: 1_000)))
-        XCTAssertEqual(copy.index(of: Key(word: 8)).map { copy[$0] }, 8)
-        XCTAssertEqual(copy.index(of: Key(word: 7)).map { copy[$0] }, -7)
-        XCTAssertEqual(copy.count, 101)
-        XCTAssertEqual(original.count, 100)
-    }
 }
 
-/// `SharedBuffer` lays elements out so that none straddles more cache lines than its size needs.
-final class SharedBufferTests: XCTestCase {
+/// `PaddedBuffer` lays elements out so that none straddles more cache lines than its size needs.
+final class PaddedBufferTests: XCTestCase {
     private struct Bytes48 { var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) }
     private struct Bytes88 { var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) }
 
     func testElementsSitInAsFewCacheLinesAsTheirSize() {
-        XCTAssertEqual(SharedBuffer<UInt8>.stride, 1)
-        XCTAssertEqual(SharedBuffer<(UInt64, UInt32)>.stride, 16)
-        XCTAssertEqual(SharedBuffer<(UInt64, UInt64, UInt32)>.stride, 32)
-        XCTAssertEqual(SharedBuffer<Bytes48>.stride, 64)
-        XCTAssertEqual(SharedBuffer<Bytes88>.stride, 128)
+        XCTAssertEqual(PaddedBuffer<UInt8>.stride, 1)
+        XCTAssertEqual(PaddedBuffer<(UInt64, UInt32)>.stride, 16)
+        XCTAssertEqual(PaddedBuffer<(UInt64, UInt64, UInt32)>.stride, 32)
+        XCTAssertEqual(PaddedBuffer<Bytes48>.stride, 64)
+        XCTAssertEqual(PaddedBuffer<Bytes88>.stride, 128)
         XCTAssertEqual(FlatTable<LockTaskKey, CompactHistogram>.slotBytes, 64)
         XCTAssertEqual(FlatTable<LockContextKey, Aggregator.Tally>.slotBytes, 64)
 
         let element = Bytes48(words: (1, 2, 3, 4, 5, 6))
-        let buffer = SharedBuffer<Bytes48>(capacity: 5, repeating: element)
+        let buffer = PaddedBuffer<Bytes48>(capacity: 5, repeating: element)
         XCTAssertEqual(Int(bitPattern: buffer.base) % 64, 0, "the buffer starts on a cache line")
         for index in 0..<5 {
             let address = Int(bitPattern: buffer.pointer(index))
