@@ -7,7 +7,7 @@ import Histogram
 /// The buckets are the HDR histogram's own (`WaitAccumulator` turns this into one, bucket for bucket,
 /// when the profile is built): with `magnitude` m, values below 2^(m+1) have a bucket each, and every
 /// later power of two is split into 2^m buckets, a "group". At 1 significant digit (m = 4) a group is
-/// 16 counts of 16 bits, half a cache line. A histogram holds counts only for the groups between its
+/// 16 counts of 64 bits, two cache lines. A histogram holds counts only for the groups between its
 /// smallest and largest wait, so recording a wait touches two cache lines: this header (stored inline
 /// in the aggregator's tables) and the bucket.
 struct CompactHistogram {
@@ -76,7 +76,7 @@ struct BucketedWait {
 }
 
 /// Bucket counts of every `CompactHistogram` of an aggregator: a histogram's groups are a region of
-/// one of its chunks (128 KiB each, so growing never copies what is already there). When a histogram's
+/// one of its chunks (512 KiB each, so growing never copies what is already there). When a histogram's
 /// waits reach a group outside its region it moves to a region just large enough, and the old region
 /// is kept for the next histogram that needs that size (histograms grow through the same sizes).
 ///
@@ -85,14 +85,10 @@ struct BucketedWait {
 /// increments ahead (`lockscope_prefetch`), so that the misses of many buckets overlap instead of
 /// costing one stall each. Read nothing before `applyPending()`.
 ///
-/// Counts are 16 bits; a bucket that wraps past 2^16 - 1 adds one to its entry in `carries`, which
-/// stays small: only buckets that have counted past 65,535 are in it.
-///
 /// The pool is noncopyable: nothing else shares its chunks or its noted increments.
 struct CountsPool: ~Copyable {
-    /// A bucket's count: 16 bits, so that the pool is half the size it would be at 32 and more of it
-    /// stays in cache. Each wrap past 2^16 - 1 adds one to the bucket's entry in `carries`.
-    typealias Count = UInt16
+    /// A bucket's count: 64 bits, which no recording can overflow.
+    typealias Count = UInt64
     private static let chunkCounts = 1 << 16
     /// Increments noted before they are applied.
     static let pendingLimit = 4096
@@ -110,8 +106,6 @@ struct CountsPool: ~Copyable {
     private var freeRegions = [[UInt32]](repeating: [], count: 2 * (maxGroups + 1))
     /// The most groups a histogram spans: every power of two a 64-bit wait can fall in.
     private static let maxGroups = 65
-    /// Wraps of a bucket's 16-bit count, by position.
-    private var carries: [UInt32: UInt64] = [:]
 
     init() {}
 
@@ -132,7 +126,6 @@ struct CountsPool: ~Copyable {
         copy.pendingCount = pendingCount
         copy.used = used
         copy.freeRegions = freeRegions
-        copy.carries = carries
         return copy
     }
 
@@ -190,7 +183,6 @@ struct CountsPool: ~Copyable {
     mutating func applyPending() {
         guard pendingCount > 0 else { return }
         let positions = UnsafeBufferPointer(start: pending, count: pendingCount)
-        let bases = self.bases
         bases.withUnsafeBufferPointer { bases in
             func bucket(_ position: UInt32) -> UnsafeMutablePointer<Count> {
                 bases[Int(position >> 16)] + Int(position & 0xffff)
@@ -199,17 +191,10 @@ struct CountsPool: ~Copyable {
             for index in 0..<ahead { lockscope_prefetch(bucket(positions[index])) }
             for index in positions.indices {
                 if index &+ ahead < positions.count { lockscope_prefetch(bucket(positions[index &+ ahead])) }
-                let count = bucket(positions[index])
-                count.pointee &+= 1
-                if _slowPath(count.pointee == 0) { carries[positions[index], default: 0] += 1 }
+                bucket(positions[index]).pointee &+= 1
             }
         }
         pendingCount = 0
-    }
-
-    private func count(at position: UInt32) -> UInt64 {
-        let low = UInt64(pointer(position).pointee)
-        return carries.isEmpty ? low : low + (carries[position] ?? 0) << Count.bitWidth
     }
 
     /// Moves the histogram to a region that also holds `group`.
@@ -225,26 +210,11 @@ struct CountsPool: ~Copyable {
             let counts = held << m  // both regions lie inside one chunk each
             pointer(new).update(from: pointer(old), count: counts)
             pointer(old).update(repeating: 0, count: counts)
-            moveCarries(from: old, to: new, count: counts)
             freeRegions[Self.freeList(groups: held, magnitude: m)].append(old)
         }
         histogram.offset = offset
         histogram.firstGroup = UInt8(low)
         histogram.groups = UInt8(high - low + 1)
-    }
-
-    /// Moves the carries of the `count` buckets at `old` to the same buckets at `new`: looked up bucket
-    /// by bucket, or found among the carries, whichever is fewer.
-    private mutating func moveCarries(from old: UInt32, to new: UInt32, count: Int) {
-        guard !carries.isEmpty else { return }
-        let moved: [(UInt32, UInt64)]
-        if carries.count < count {
-            moved = carries.filter { $0.key &- old < UInt32(count) }.map { ($0.key, $0.value) }
-        } else {
-            moved = (old..<old + UInt32(count)).compactMap { position in carries[position].map { (position, $0) } }
-        }
-        for (position, _) in moved { carries[position] = nil }
-        for (position, carry) in moved { carries[position - old + new] = carry }
     }
 
     /// Where regions of `groups` groups of 2^`magnitude` counts are kept when given back.
@@ -272,7 +242,7 @@ struct CountsPool: ~Copyable {
         precondition(pendingCount == 0, "applyPending() before reading counts")
         let m = Int(histogram.magnitude)
         return (0..<(Int(histogram.groups) << m)).compactMap { index in
-            let count = count(at: histogram.offset + UInt32(index))
+            let count = pointer(histogram.offset + UInt32(index)).pointee
             guard count > 0 else { return nil }
             let bucket = Int(histogram.firstGroup) << m + index
             return (CompactHistogram.lowestValue(ofBucket: bucket, magnitude: histogram.magnitude), count)

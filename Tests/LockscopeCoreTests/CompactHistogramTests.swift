@@ -85,48 +85,6 @@ final class CompactHistogramTests: XCTestCase {
         XCTAssertEqual(pool.accumulator(first).stats.contentions, 2)
         XCTAssertEqual(pool.buckets(of: second).map(\.value), [5])
     }
-
-    /// A bucket past 2^16 - 1, once or many times over, keeps counting, and a histogram that moves
-    /// takes its carries along.
-    func testCountsPastSixteenBits() {
-        let wrap = UInt64(CountsPool.Count.max) + 1
-        var pool = CountsPool()
-        var histogram = CompactHistogram(precision: .one)
-        for _ in 0..<wrap + 5 { pool.record(1_000, in: &histogram) }
-        for _ in 0..<3 * wrap { pool.record(1_100, in: &histogram) }  // the next group: a move
-        pool.record(1, in: &histogram)  // moves to a larger region, with increments still noted
-        pool.record(1 << 40, in: &histogram)  // and again
-        pool.applyPending()
-        let accumulator = pool.accumulator(histogram)
-        XCTAssertEqual(accumulator.count, 4 * wrap + 7)
-        XCTAssertEqual(pool.buckets(of: histogram).map(\.count), [1, wrap + 5, 3 * wrap, 1])
-        XCTAssertEqual(pool.buckets(of: histogram).map(\.value), [1, 992, 1_088, 1 << 40])
-        let median = CompactHistogram.bucket(of: accumulator.value(atPercentile: 50), magnitude: 4)
-        XCTAssertEqual(median, CompactHistogram.bucket(of: 1_100, magnitude: 4))
-        XCTAssertEqual(accumulator.stats.maxWaitNs, 1 << 40)
-        XCTAssertEqual(accumulator.stats.totalWaitNs, 1_000 * (wrap + 5) + 1_100 * 3 * wrap + 1 + 1 << 40)
-    }
-
-    /// When a histogram moves, its carries move, whether it has fewer buckets than the pool has carries
-    /// (looked up bucket by bucket) or more (found among the carries), and other histograms' stay.
-    func testAMoveTakesOnlyItsOwnCarries() {
-        let wrap = Int(CountsPool.Count.max) + 1
-        for others in [0, 20] {  // 20 carries outnumber a one-group region's 16 buckets
-            var pool = CountsPool()
-            var histograms = (0..<others).map { _ in CompactHistogram(precision: .one) }
-            for index in histograms.indices {
-                for _ in 0..<wrap + index { pool.record(1_000, in: &histograms[index]) }
-            }
-            var moving = CompactHistogram(precision: .one)
-            for _ in 0..<2 * wrap + 1 { pool.record(1_000, in: &moving) }
-            pool.record(1 << 20, in: &moving)
-            pool.applyPending()
-            XCTAssertEqual(pool.buckets(of: moving).map(\.count), [UInt64(2 * wrap + 1), 1], "\(others) others")
-            for index in histograms.indices {
-                XCTAssertEqual(pool.buckets(of: histograms[index]).map(\.count), [UInt64(wrap + index)])
-            }
-        }
-    }
 }
 
 /// Bucket increments are noted and applied in batches; the pool still behaves as a value.
