@@ -36,7 +36,9 @@ struct CompactHistogram {
 
     var precision: SignificantDigits { magnitude == Self.oneDigitMagnitude ? .one : .two }
 
-    /// The HDR histogram's counts index of `value` (lowest discernible value 1).
+    /// The HDR histogram's counts index of `value` (lowest discernible value 1). hdrhistogram-swift
+    /// keeps this (`countsIndexForValue`) internal, so it is written out here, and checked against the
+    /// library's public `lowestEquivalentForValue` by `testBucketsAreTheHDRHistogramsOwn`.
     @inline(__always)
     static func bucket(of value: UInt64, magnitude: UInt8) -> Int {
         let m = Int(magnitude)
