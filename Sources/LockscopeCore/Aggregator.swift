@@ -1,62 +1,10 @@
 import Histogram
 
-/// What the profile builder needs from outside the event stream.
-public struct ProfileInputs {
-    /// Kernel stack addresses for a stack id (innermost first), nil if unknown.
-    public var stackAddresses: (Int32) -> [UInt64]?
-    public var symbols: Kallsyms?
-    public var layout: KernelLockLayout
-    /// The container a cgroup id belongs to.
-    public var container: (UInt64) -> Container
-    public var hostname: String
-    public var kernel: String
-    public var startedAt: String
-    public var durationNs: UInt64
-    public var drops: Drops
-    public var recording: Recording
-    /// Which locks to keep in the profile.
-    public var selection: LockSelection
-
-    public init(stackAddresses: @escaping (Int32) -> [UInt64]?, symbols: Kallsyms?, layout: KernelLockLayout = .init(),
-                container: @escaping (UInt64) -> Container, hostname: String, kernel: String, startedAt: String,
-                durationNs: UInt64, drops: Drops, recording: Recording, selection: LockSelection = .all) {
-        self.stackAddresses = stackAddresses
-        self.symbols = symbols
-        self.layout = layout
-        self.container = container
-        self.hostname = hostname
-        self.kernel = kernel
-        self.startedAt = startedAt
-        self.durationNs = durationNs
-        self.drops = drops
-        self.recording = recording
-        self.selection = selection
-    }
-}
-
-/// Which locks a profile keeps, by name (`--locks`).
-public enum LockSelection: Sendable, Equatable {
-    /// Everything recorded.
-    case all
-    /// namespace_sem, mount_lock and every lock contended on a mount-family syscall path (the kernel
-    /// filter already kept only those).
-    case mount
-    /// Locks with these names (and their wait_locks).
-    case names(Set<String>)
-
-    public func keeps(_ name: String) -> Bool {
-        switch self {
-        case .all, .mount: return true
-        case .names(let names):
-            return names.contains(name) || names.contains { name.hasPrefix("\($0).") }
-        }
-    }
-}
-
 /// Turns the stream of kernel events into per-lock statistics, then into a `Profile`.
 ///
 /// The per-event path only updates counters and histograms keyed by raw ids (lock address, stack id,
-/// CPU, cgroup id, pid); symbolizing, naming, container lookup and roll-ups happen once, in `profile(_:)`.
+/// CPU, cgroup id, pid); symbolizing, naming, container lookup and roll-ups happen once, in
+/// `ProfileBuilder`, from what `profile(_:)` or `takeProfile(_:)` hands it (`Drained`).
 ///
 /// It is built for millions of events a second over thousands of keys, where the cost is memory
 /// latency: every structure an event touches is a likely cache miss. So each lock gets a small index
@@ -74,9 +22,8 @@ public enum LockSelection: Sendable, Equatable {
 /// flight and noted increments are applied before anything reads the tables (`finishPending`).
 ///
 /// The per-event tables are written through raw pointers, with no bounds or copy-on-write check per
-/// access (`SharedBuffer`); an aggregator is still a value: `makeTablesUnique` copies them, once, when
-/// a copy of it is first written.
-public struct Aggregator {
+/// access (`PaddedBuffer`). The aggregator and its tables are noncopyable, so no copy can share them.
+public struct Aggregator: ~Copyable {
     /// Processes kept apart per lock; waits of later ones are summed per container under
     /// `[other processes]`, so memory stays bounded however many processes come and go.
     public static let maxProcessesPerLock = 64
@@ -85,6 +32,10 @@ public struct Aggregator {
     /// `[other locks]`.
     public static let maxLockAddresses = 4096
     public static let otherLocksName = "[other locks]"
+    /// The `by_process` entry that sums the processes beyond `maxProcessesPerLock`.
+    public static let otherProcessesKey = "[other processes]"
+    /// The container that sums the cgroups beyond `maxCgroupsPerLock`.
+    public static let otherContainersKey = "[other containers]"
 
     /// Where `[other locks]` of a kind are kept: a small number no lock address can be.
     static func otherLocksAddress(_ kind: LockKind) -> UInt64 { UInt64(kind.filterBit) }
@@ -105,11 +56,6 @@ public struct Aggregator {
     public private(set) var syscallEvents: UInt64 = 0
     let topology: Topology?
     private let handoffTable: HandoffTable?
-
-    /// Copied with the aggregator, and replaced when a copy makes its tables unique: while no other
-    /// aggregator holds it, no other holds any of the tables below (see `makeTablesUnique`).
-    private var tablesToken = TablesToken()
-    private final class TablesToken {}
 
     /// Lock address to lock index (the position in `lockEntries`).
     private var lockIndices = FlatTable<LockAddressKey, Int32>(empty: -1)
@@ -212,24 +158,6 @@ public struct Aggregator {
         static let owners = CapsReached(rawValue: 2)
     }
 
-    /// Gives this aggregator tables of its own if it shares them with a copy (one check, then nothing
-    /// more, however many tables the caller then writes). Call before writing any table.
-    @inline(__always)
-    private mutating func makeTablesUnique() {
-        guard _slowPath(!isKnownUniquelyReferenced(&tablesToken)) else { return }
-        lockIndices.makeUnique()
-        lockActivity.makeUnique()
-        lockHistograms.makeUnique()
-        byCPU.makeUnique()
-        byTask.makeUnique()
-        contexts.makeUnique()
-        owners.makeUnique()
-        lockCgroups.makeUnique()
-        counts.makeUnique()
-        inFlight.makeUnique()
-        tablesToken = TablesToken()
-    }
-
     /// The histograms every lock has, by position.
     enum LockHistogram: Int {
         case total, read, write
@@ -307,7 +235,6 @@ public struct Aggregator {
 
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     public mutating func record(_ event: WaitEvent) {
-        makeTablesUnique()
         waitEvents &+= 1
         let kind = event.kind
         let lock = lockIndex(event.lockAddress, kind: kind)
@@ -327,7 +254,6 @@ public struct Aggregator {
     /// Applies the waits still in flight and the histograms' pending bucket increments: everything
     /// recorded so far is then in the tables.
     mutating func finishPending() {
-        makeTablesUnique()
         for offset in 0..<inFlightCount {
             apply(inFlight[(oldestInFlight + offset) % inFlightCount])
         }
@@ -483,104 +409,159 @@ public struct Aggregator {
 
     /// Bytes held by each of the per-event tables, and their entries (for the benchmarks).
     public var tableSizes: [String: (bytes: Int, entries: Int)] {
-        func size<Key, Value>(_ table: FlatTable<Key, Value>) -> (Int, Int) {
+        func size<Key, Value>(_ table: borrowing FlatTable<Key, Value>) -> (Int, Int) {
             (table.capacity * FlatTable<Key, Value>.slotBytes, table.count)
         }
         return ["cpus": size(byCPU), "tasks": size(byTask), "contexts": size(contexts), "owners": size(owners),
                 "counts": (counts.bytes, 0),
-                "locks": (lockHistograms.capacity * SharedBuffer<CompactHistogram>.stride
+                "locks": (lockHistograms.capacity * PaddedBuffer<CompactHistogram>.stride
                     + lockEntries.capacity * MemoryLayout<LockEntry>.stride
-                    + lockActivity.capacity * SharedBuffer<LockActivity>.stride, lockEntries.count)]
+                    + lockActivity.capacity * PaddedBuffer<LockActivity>.stride, lockEntries.count)]
     }
 
     /// Forgets every lock (after `takeProfile`).
     mutating func removeLocks() {
-        lockIndices = .init(empty: -1)
+        lockIndices.removeAll()
         lockEntries = []
         lockActivity = .init()
         lockHistograms = .init()
-        byCPU = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
-        byTask = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
-        contexts = .init(empty: .init())
-        owners = .init(empty: .init())
-        lockCgroups = .init(empty: false)
+        byCPU.removeAll()
+        byTask.removeAll()
+        contexts.removeAll()
+        owners.removeAll()
+        lockCgroups.removeAll()
         counts = CountsPool()
     }
 }
 
-// MARK: - Reading the tables back, a lock at a time
+// MARK: - Handing the recording to the profile builder
 
 extension Aggregator {
-    /// The breakdown tables' entries, grouped by lock index, so the profile can be built a lock at a time.
-    struct LockTables {
-        var cpus: [[FlatTable<LockCPUKey, CompactHistogram>.Slot]]
-        var tasks: [[FlatTable<LockTaskKey, CompactHistogram>.Slot]]
-        var contexts: [[FlatTable<LockContextKey, Tally>.Slot]]
-        var owners: [[FlatTable<LockOwnerKey, Tally>.Slot]]
+    /// The names of the locks seen so far (once a second for the status line; the waits still in
+    /// flight are not in it yet).
+    public func lockNames(_ inputs: ProfileInputs) -> [UInt64: LockName] {
+        var builder = ProfileBuilder(inputs: inputs)
+        return builder.lockNames(lockSummaries())
+    }
+
+    /// The profile of everything recorded so far (built from copies of the tables; what follows is
+    /// recorded as if it had not been taken).
+    public mutating func profile(_ inputs: ProfileInputs) -> Profile {
+        finishPending()
+        var builder = ProfileBuilder(inputs: inputs)
+        let names = builder.lockNames(lockSummaries())
+        let locks = lockEntries.count
+        let recorded = drained(lockHistograms: lockHistograms.copy(), counts: counts.copy(),
+                               cpus: Self.grouped(byCPU, locks: locks), tasks: Self.grouped(byTask, locks: locks),
+                               contexts: Self.grouped(contexts, locks: locks), owners: Self.grouped(owners, locks: locks))
+        return builder.build(recorded, names: names)
+    }
+
+    /// The same, at the end of a recording: each table is emptied once its entries are grouped (they
+    /// take less memory grouped, without the empty slots), and the builder releases each lock's part
+    /// as it goes, so the peak is not both. Leaves the lock statistics empty.
+    public mutating func takeProfile(_ inputs: ProfileInputs) -> Profile {
+        finishPending()
+        var builder = ProfileBuilder(inputs: inputs)
+        let names = builder.lockNames(lockSummaries())
+        let locks = lockEntries.count
+        func take<Key: LockIndexedKey, Value>(_ table: inout FlatTable<Key, Value>) -> [[FlatTable<Key, Value>.Slot]] {
+            defer { table.removeAll() }
+            return Self.grouped(table, locks: locks)
+        }
+        let (cpus, tasks, contexts, owners) = (take(&byCPU), take(&byTask), take(&self.contexts), take(&self.owners))
+        var histograms = TableArray<CompactHistogram>(), taken = CountsPool()
+        swap(&histograms, &lockHistograms)
+        swap(&taken, &counts)
+        let recorded = drained(lockHistograms: histograms, counts: taken, cpus: cpus, tasks: tasks,
+                               contexts: contexts, owners: owners)
+        removeLocks()
+        return builder.build(recorded, names: names)
+    }
+
+    /// What naming a lock reads: its address, kind, contentions, and its stacks' tallies.
+    struct LockSummary {
+        var address: UInt64
+        var kind: LockKind
+        var contentions: UInt64
+        var stacks: [Int32: Tally]
+        var outerLocks: [UInt64: UInt64]
+    }
+
+    func lockSummaries() -> [LockSummary] {
+        var stacks = [[Int32: Tally]](repeating: [:], count: lockEntries.count)
+        contexts.forEachEntry { stacks[$0.key.lock][$0.key.stackID, default: .init()].merge($0.value) }
+        return lockEntries.indices.map { lock in
+            let entry = lockEntries[lock]
+            return LockSummary(address: entry.address, kind: entry.kind, contentions: contentions(ofLock: lock),
+                               stacks: stacks[lock], outerLocks: entry.outerLocks)
+        }
+    }
+
+    /// Everything recorded, the breakdown tables' entries grouped by lock (without their empty
+    /// slots), as the profile builder consumes it, a lock at a time.
+    struct Drained: ~Copyable {
+        let topology: Topology?
+        let locks: [LockEntry]
+        let events: UInt64
+        let processNames: [UInt32: Comm]
+        let syscalls: [MountSyscall: SyscallState]
+        let syscallsByCgroup: [UInt64: [MountSyscall: SyscallState]]
+        fileprivate let lockHistograms: TableArray<CompactHistogram>
+        fileprivate let counts: CountsPool
+        fileprivate var cpus: [[FlatTable<LockCPUKey, CompactHistogram>.Slot]]
+        fileprivate var tasks: [[FlatTable<LockTaskKey, CompactHistogram>.Slot]]
+        fileprivate var contexts: [[FlatTable<LockContextKey, Tally>.Slot]]
+        fileprivate var owners: [[FlatTable<LockOwnerKey, Tally>.Slot]]
+
+        func totalNs(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Aggregator.histogramsPerLock].totalNs }
+
+        /// The lock's statistics.
+        func lockState(_ lock: Int) -> LockState {
+            let entry = locks[lock]
+            let histograms = lock * Aggregator.histogramsPerLock
+            func accumulator(_ kind: LockHistogram, plus offset: Int = 0) -> WaitAccumulator {
+                counts.accumulator(lockHistograms[histograms + kind.rawValue + offset])
+            }
+            var state = LockState(kind: entry.kind)
+            state.total = accumulator(.total)
+            state.read = accumulator(.read)
+            state.write = accumulator(.write)
+            let handoffs = Handoff.allCases.indices.map { accumulator(.handoffs, plus: $0) }
+            if handoffs.contains(where: { $0.count > 0 }) { state.handoffs = handoffs }
+            for slot in cpus[lock] { state.byCPU[slot.key.cpu] = counts.accumulator(slot.value) }
+            for slot in tasks[lock] {
+                state.byTask[TaskKey(cgroupID: slot.key.cgroupID, pid: slot.key.pid)] = counts.accumulator(slot.value)
+            }
+            for slot in contexts[lock] { state.contexts[slot.key.context] = slot.value }
+            for slot in owners[lock] { state.owners[slot.key.owner] = slot.value }
+            state.outerLocks = entry.outerLocks
+            return state
+        }
 
         /// Frees a lock's entries once its part of the profile is built.
-        mutating func removeLock(_ lock: Int) {
+        mutating func release(_ lock: Int) {
             (cpus[lock], tasks[lock], contexts[lock], owners[lock]) = ([], [], [], [])
         }
     }
 
-    private static func grouped<Key: LockIndexedKey, Value>(_ table: FlatTable<Key, Value>,
+    private static func grouped<Key: LockIndexedKey, Value>(_ table: borrowing FlatTable<Key, Value>,
                                                             locks: Int) -> [[FlatTable<Key, Value>.Slot]] {
         var groups = [[FlatTable<Key, Value>.Slot]](repeating: [], count: locks)
         table.forEachEntry { groups[$0.key.lock].append($0) }
         return groups
     }
 
-    func lockTables() -> LockTables {
-        let locks = lockEntries.count
-        return LockTables(cpus: Self.grouped(byCPU, locks: locks), tasks: Self.grouped(byTask, locks: locks),
-                          contexts: Self.grouped(contexts, locks: locks), owners: Self.grouped(owners, locks: locks))
-    }
-
-    /// The same, emptying each table once its entries are grouped: the grouped entries take less memory
-    /// than the tables (no empty slots), and the profile is built from them.
-    mutating func takeLockTables() -> LockTables {
-        let locks = lockEntries.count
-        let cpus = Self.grouped(byCPU, locks: locks)
-        byCPU = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
-        let tasks = Self.grouped(byTask, locks: locks)
-        byTask = .init(empty: .init(precision: WaitAccumulator.breakdownPrecision))
-        let contexts = Self.grouped(self.contexts, locks: locks)
-        self.contexts = .init(empty: .init())
-        let owners = Self.grouped(self.owners, locks: locks)
-        self.owners = .init(empty: .init())
-        lockCgroups = .init(empty: false)
-        return LockTables(cpus: cpus, tasks: tasks, contexts: contexts, owners: owners)
-    }
-
-    /// The lock's statistics as the profile builder reads them.
-    func lockState(_ lock: Int, tables: LockTables) -> LockState {
-        let entry = lockEntries[lock]
-        let histograms = lock * Self.histogramsPerLock
-        func accumulator(_ kind: LockHistogram, plus offset: Int = 0) -> WaitAccumulator {
-            counts.accumulator(lockHistograms[histograms + kind.rawValue + offset])
-        }
-        var state = LockState(kind: entry.kind)
-        state.total = accumulator(.total)
-        state.read = accumulator(.read)
-        state.write = accumulator(.write)
-        let handoffs = Handoff.allCases.indices.map { accumulator(.handoffs, plus: $0) }
-        if handoffs.contains(where: { $0.count > 0 }) { state.handoffs = handoffs }
-        for slot in tables.cpus[lock] { state.byCPU[slot.key.cpu] = counts.accumulator(slot.value) }
-        for slot in tables.tasks[lock] {
-            state.byTask[TaskKey(cgroupID: slot.key.cgroupID, pid: slot.key.pid)] = counts.accumulator(slot.value)
-        }
-        for slot in tables.contexts[lock] { state.contexts[slot.key.context] = slot.value }
-        for slot in tables.owners[lock] { state.owners[slot.key.owner] = slot.value }
-        state.outerLocks = entry.outerLocks
-        return state
-    }
-
-    /// Each lock's stacks and their tallies, by lock index (for naming locks).
-    func stackTallies() -> [[Int32: Tally]] {
-        var tallies = [[Int32: Tally]](repeating: [:], count: lockEntries.count)
-        contexts.forEachEntry { tallies[$0.key.lock][$0.key.stackID, default: .init()].merge($0.value) }
-        return tallies
+    /// What has been recorded (after `finishPending`), with these histograms and grouped tables.
+    private func drained(lockHistograms: consuming TableArray<CompactHistogram>, counts: consuming CountsPool,
+                         cpus: [[FlatTable<LockCPUKey, CompactHistogram>.Slot]],
+                         tasks: [[FlatTable<LockTaskKey, CompactHistogram>.Slot]],
+                         contexts: [[FlatTable<LockContextKey, Tally>.Slot]],
+                         owners: [[FlatTable<LockOwnerKey, Tally>.Slot]]) -> Drained {
+        Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
+                processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
+                lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,
+                owners: owners)
     }
 
     func totalNs(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Self.histogramsPerLock].totalNs }

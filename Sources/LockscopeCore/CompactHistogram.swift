@@ -7,7 +7,7 @@ import Histogram
 /// The buckets are the HDR histogram's own (`WaitAccumulator` turns this into one, bucket for bucket,
 /// when the profile is built): with `magnitude` m, values below 2^(m+1) have a bucket each, and every
 /// later power of two is split into 2^m buckets, a "group". At 1 significant digit (m = 4) a group is
-/// 16 counts of 16 bits, half a cache line. A histogram holds counts only for the groups between its
+/// 16 counts of 64 bits, two cache lines. A histogram holds counts only for the groups between its
 /// smallest and largest wait, so recording a wait touches two cache lines: this header (stored inline
 /// in the aggregator's tables) and the bucket.
 struct CompactHistogram {
@@ -36,7 +36,9 @@ struct CompactHistogram {
 
     var precision: SignificantDigits { magnitude == Self.oneDigitMagnitude ? .one : .two }
 
-    /// The HDR histogram's counts index of `value` (lowest discernible value 1).
+    /// The HDR histogram's counts index of `value` (lowest discernible value 1). hdrhistogram-swift
+    /// keeps this (`countsIndexForValue`) internal, so it is written out here, and checked against the
+    /// library's public `lowestEquivalentForValue` by `testBucketsAreTheHDRHistogramsOwn`.
     @inline(__always)
     static func bucket(of value: UInt64, magnitude: UInt8) -> Int {
         let m = Int(magnitude)
@@ -76,7 +78,7 @@ struct BucketedWait {
 }
 
 /// Bucket counts of every `CompactHistogram` of an aggregator: a histogram's groups are a region of
-/// one of its chunks (128 KiB each, so growing never copies what is already there). When a histogram's
+/// one of its chunks (512 KiB each, so growing never copies what is already there). When a histogram's
 /// waits reach a group outside its region it moves to a region just large enough, and the old region
 /// is kept for the next histogram that needs that size (histograms grow through the same sizes).
 ///
@@ -85,67 +87,57 @@ struct BucketedWait {
 /// increments ahead (`lockscope_prefetch`), so that the misses of many buckets overlap instead of
 /// costing one stall each. Read nothing before `applyPending()`.
 ///
-/// Counts are 16 bits; a bucket that wraps past 2^16 - 1 adds one to its entry in `carries`, which
-/// stays small: only buckets that have counted past 65,535 are in it.
-///
-/// Like the aggregator's other tables (see `SharedBuffer`), copies share the chunks and the noted
-/// increments, and recording a wait or applying increments does not check: call `makeUnique()`
-/// before writing a copy.
-struct CountsPool {
-    /// A bucket's count: 16 bits, so that the pool is half the size it would be at 32 and more of it
-    /// stays in cache. Each wrap past 2^16 - 1 adds one to the bucket's entry in `carries`.
-    typealias Count = UInt16
+/// The pool is noncopyable: nothing else shares its chunks or its noted increments.
+struct CountsPool: ~Copyable {
+    /// A bucket's count: 64 bits, which no recording can overflow.
+    typealias Count = UInt64
     private static let chunkCounts = 1 << 16
     /// Increments noted before they are applied.
     static let pendingLimit = 4096
     /// How many increments ahead a bucket is requested from memory.
     private static let prefetchDistance = 32
 
-    /// The chunks, at fixed addresses, and the increments noted but not yet applied: copied, both, by
-    /// `makeUnique()`.
-    private final class Storage {
-        var bases: [UnsafeMutablePointer<Count>] = []
-        /// Positions of buckets to increment by one, the first `pendingCount` of `pendingLimit`.
-        let pending = UnsafeMutablePointer<UInt32>.allocate(capacity: pendingLimit)
-        var pendingCount = 0
-
-        init() {}
-
-        deinit {
-            for base in bases { base.deallocate() }
-            pending.deallocate()
-        }
-
-        func copy() -> Storage {
-            let copy = Storage()
-            copy.bases = bases.map { base in
-                let chunk = UnsafeMutablePointer<Count>.allocate(capacity: chunkCounts)
-                chunk.initialize(from: base, count: chunkCounts)
-                return chunk
-            }
-            copy.pending.initialize(from: pending, count: pendingCount)
-            copy.pendingCount = pendingCount
-            return copy
-        }
-
-        @inline(__always)
-        func pointer(_ position: UInt32) -> UnsafeMutablePointer<Count> {
-            bases[Int(position >> 16)] + Int(position & 0xffff)
-        }
-    }
-
-    private var storage = Storage()
+    /// The chunks, at fixed addresses.
+    private var bases: [UnsafeMutablePointer<Count>] = []
+    /// Positions of buckets to increment by one, the first `pendingCount` of `pendingLimit`.
+    private let pending = UnsafeMutablePointer<UInt32>.allocate(capacity: pendingLimit)
+    private var pendingCount = 0
     /// Counts used in the last chunk.
     private var used = chunkCounts
     /// Regions given back: their positions, in one list per size (`freeList(groups:magnitude:)`).
     private var freeRegions = [[UInt32]](repeating: [], count: 2 * (maxGroups + 1))
     /// The most groups a histogram spans: every power of two a 64-bit wait can fall in.
     private static let maxGroups = 65
-    /// Wraps of a bucket's 16-bit count, by position.
-    private var carries: [UInt32: UInt64] = [:]
+
+    init() {}
+
+    deinit {
+        for base in bases { base.deallocate() }
+        pending.deallocate()
+    }
+
+    /// A pool of its own with the same counts and noted increments.
+    func copy() -> CountsPool {
+        var copy = CountsPool()
+        copy.bases = bases.map { base in
+            let chunk = UnsafeMutablePointer<Count>.allocate(capacity: Self.chunkCounts)
+            chunk.initialize(from: base, count: Self.chunkCounts)
+            return chunk
+        }
+        copy.pending.initialize(from: pending, count: pendingCount)
+        copy.pendingCount = pendingCount
+        copy.used = used
+        copy.freeRegions = freeRegions
+        return copy
+    }
+
+    @inline(__always)
+    private func pointer(_ position: UInt32) -> UnsafeMutablePointer<Count> {
+        bases[Int(position >> 16)] + Int(position & 0xffff)
+    }
 
     /// Bytes held (for the benchmarks).
-    var bytes: Int { storage.bases.count * Self.chunkCounts * MemoryLayout<Count>.stride }
+    var bytes: Int { bases.count * Self.chunkCounts * MemoryLayout<Count>.stride }
 
     /// Counts handed out in regions so far, and those of them in regions given back (for tests).
     var regionCounts: (allocated: Int, free: Int) {
@@ -155,16 +147,16 @@ struct CountsPool {
                 free += groups << magnitude * freeRegions[Self.freeList(groups: groups, magnitude: Int(magnitude))].count
             }
         }
-        return (storage.bases.isEmpty ? 0 : (storage.bases.count - 1) * Self.chunkCounts + used, free)
+        return (bases.isEmpty ? 0 : (bases.count - 1) * Self.chunkCounts + used, free)
     }
 
     /// Records one wait: the header now, the bucket with the next batch.
     @inline(__always)
     mutating func record(_ wait: BucketedWait, in histogram: inout CompactHistogram) {
         let position = account(wait, in: &histogram)
-        storage.pending[storage.pendingCount] = position
-        storage.pendingCount &+= 1
-        if _slowPath(storage.pendingCount == Self.pendingLimit) { applyPending() }
+        pending[pendingCount] = position
+        pendingCount &+= 1
+        if _slowPath(pendingCount == Self.pendingLimit) { applyPending() }
     }
 
     /// Records one wait of `ns`.
@@ -191,10 +183,9 @@ struct CountsPool {
 
     /// Applies every noted increment.
     mutating func applyPending() {
-        guard storage.pendingCount > 0 else { return }
-        let storage = self.storage
-        let positions = UnsafeBufferPointer(start: storage.pending, count: storage.pendingCount)
-        storage.bases.withUnsafeBufferPointer { bases in
+        guard pendingCount > 0 else { return }
+        let positions = UnsafeBufferPointer(start: pending, count: pendingCount)
+        bases.withUnsafeBufferPointer { bases in
             func bucket(_ position: UInt32) -> UnsafeMutablePointer<Count> {
                 bases[Int(position >> 16)] + Int(position & 0xffff)
             }
@@ -202,28 +193,14 @@ struct CountsPool {
             for index in 0..<ahead { lockscope_prefetch(bucket(positions[index])) }
             for index in positions.indices {
                 if index &+ ahead < positions.count { lockscope_prefetch(bucket(positions[index &+ ahead])) }
-                let count = bucket(positions[index])
-                count.pointee &+= 1
-                if _slowPath(count.pointee == 0) { carries[positions[index], default: 0] += 1 }
+                bucket(positions[index]).pointee &+= 1
             }
         }
-        storage.pendingCount = 0
-    }
-
-    /// Gives this pool chunks and noted increments of its own if it shares them with a copy.
-    @inline(__always)
-    mutating func makeUnique() {
-        if _slowPath(!isKnownUniquelyReferenced(&storage)) { storage = storage.copy() }
-    }
-
-    private func count(at position: UInt32) -> UInt64 {
-        let low = UInt64(storage.pointer(position).pointee)
-        return carries.isEmpty ? low : low + (carries[position] ?? 0) << Count.bitWidth
+        pendingCount = 0
     }
 
     /// Moves the histogram to a region that also holds `group`.
     private mutating func grow(_ histogram: inout CompactHistogram, toHold group: Int) {
-        makeUnique()  // moves are rare enough to check
         applyPending()  // noted increments may be in the region that moves
         let m = Int(histogram.magnitude)
         let held = Int(histogram.groups)
@@ -233,28 +210,13 @@ struct CountsPool {
         if held > 0 {
             let old = histogram.offset, new = offset + UInt32((Int(histogram.firstGroup) - low) << m)
             let counts = held << m  // both regions lie inside one chunk each
-            storage.pointer(new).update(from: storage.pointer(old), count: counts)
-            storage.pointer(old).update(repeating: 0, count: counts)
-            moveCarries(from: old, to: new, count: counts)
+            pointer(new).update(from: pointer(old), count: counts)
+            pointer(old).update(repeating: 0, count: counts)
             freeRegions[Self.freeList(groups: held, magnitude: m)].append(old)
         }
         histogram.offset = offset
         histogram.firstGroup = UInt8(low)
         histogram.groups = UInt8(high - low + 1)
-    }
-
-    /// Moves the carries of the `count` buckets at `old` to the same buckets at `new`: looked up bucket
-    /// by bucket, or found among the carries, whichever is fewer.
-    private mutating func moveCarries(from old: UInt32, to new: UInt32, count: Int) {
-        guard !carries.isEmpty else { return }
-        let moved: [(UInt32, UInt64)]
-        if carries.count < count {
-            moved = carries.filter { $0.key &- old < UInt32(count) }.map { ($0.key, $0.value) }
-        } else {
-            moved = (old..<old + UInt32(count)).compactMap { position in carries[position].map { (position, $0) } }
-        }
-        for (position, _) in moved { carries[position] = nil }
-        for (position, carry) in moved { carries[position - old + new] = carry }
     }
 
     /// Where regions of `groups` groups of 2^`magnitude` counts are kept when given back.
@@ -267,22 +229,22 @@ struct CountsPool {
         if let position = freeRegions[Self.freeList(groups: groups, magnitude: m)].popLast() { return position }
         let size = groups << m
         if used + size > Self.chunkCounts {
-            precondition(storage.bases.count < 1 << 16, "histogram counts past 2^32 slots")
+            precondition(bases.count < 1 << 16, "histogram counts past 2^32 slots")
             let chunk = UnsafeMutablePointer<Count>.allocate(capacity: Self.chunkCounts)
             chunk.initialize(repeating: 0, count: Self.chunkCounts)
-            storage.bases.append(chunk)
+            bases.append(chunk)
             used = 0
         }
         defer { used += size }
-        return UInt32(storage.bases.count - 1) << 16 | UInt32(used)
+        return UInt32(bases.count - 1) << 16 | UInt32(used)
     }
 
     /// The histogram's non-empty buckets: (lowest value of the bucket, count).
     func buckets(of histogram: CompactHistogram) -> [(value: UInt64, count: UInt64)] {
-        precondition(storage.pendingCount == 0, "applyPending() before reading counts")
+        precondition(pendingCount == 0, "applyPending() before reading counts")
         let m = Int(histogram.magnitude)
         return (0..<(Int(histogram.groups) << m)).compactMap { index in
-            let count = count(at: histogram.offset + UInt32(index))
+            let count = pointer(histogram.offset + UInt32(index)).pointee
             guard count > 0 else { return nil }
             let bucket = Int(histogram.firstGroup) << m + index
             return (CompactHistogram.lowestValue(ofBucket: bucket, magnitude: histogram.magnitude), count)

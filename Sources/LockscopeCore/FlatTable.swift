@@ -23,15 +23,15 @@ extension FlatTableKey {
 /// too large for the cache, so this is most of its speed. No removal: tables only grow, and are
 /// emptied whole.
 ///
-/// The slots live in a `SharedBuffer`: copies share them, and a copy must call `makeUnique()` before
-/// it writes a value in place (`table[index] = ...` checks nothing; only `insert` does).
-struct FlatTable<Key: FlatTableKey, Value> {
+/// The slots live in a `PaddedBuffer`, read and written with no check (`table[index]`); the table is
+/// noncopyable, so no other table shares them.
+struct FlatTable<Key: FlatTableKey, Value>: ~Copyable {
     struct Slot {
         var key: Key
         var value: Value
     }
 
-    private var buffer: SharedBuffer<Slot>
+    private var buffer: PaddedBuffer<Slot>
     /// `buffer.base` and `buffer.capacity - 1`, kept here so a probe is a load, a mask and a compare.
     private var slots: UnsafeMutableRawPointer
     private var mask: Int
@@ -41,7 +41,7 @@ struct FlatTable<Key: FlatTableKey, Value> {
     /// `empty` fills unused slots; it is never returned.
     init(empty: Value) {
         self.empty = empty
-        buffer = SharedBuffer(capacity: 16, repeating: Slot(key: .unused, value: empty))
+        buffer = PaddedBuffer(capacity: 16, repeating: Slot(key: .unused, value: empty))
         slots = buffer.base
         mask = buffer.capacity - 1
     }
@@ -49,11 +49,11 @@ struct FlatTable<Key: FlatTableKey, Value> {
     /// Slots, used or not.
     var capacity: Int { buffer.capacity }
 
-    /// Bytes a slot takes (`SharedBuffer` pads it to a power of two, up to a cache line).
-    static var slotBytes: Int { SharedBuffer<Slot>.stride }
+    /// Bytes a slot takes (`PaddedBuffer` pads it to a power of two, up to a cache line).
+    static var slotBytes: Int { PaddedBuffer<Slot>.stride }
 
     @inline(__always)
-    private func slot(_ index: Int) -> UnsafeMutablePointer<Slot> { SharedBuffer.element(index, from: slots) }
+    private func slot(_ index: Int) -> UnsafeMutablePointer<Slot> { PaddedBuffer.element(index, from: slots) }
 
     /// The slot of `key`, if present (`key` must not be `.unused`, which every empty slot holds).
     @inline(__always)
@@ -73,15 +73,12 @@ struct FlatTable<Key: FlatTableKey, Value> {
         lockscope_prefetch(slot(key.slotHash & mask))
     }
 
-    /// Adds `key` (which must not be present) with `value`, in slots of this table's own (inserting
-    /// is rare enough to check); returns its slot.
+    /// Adds `key` (which must not be present) with `value`; returns its slot.
     @discardableResult
     mutating func insert(_ key: Key, _ value: Value) -> Int {
         precondition(key != .unused, "the unused key marks empty slots")
         if (count + 1) * 10 > buffer.capacity * 7 {
             rehash(capacity: buffer.capacity * 2)
-        } else {
-            makeUnique()
         }
         count += 1
         return place(Slot(key: key, value: value))
@@ -99,13 +96,12 @@ struct FlatTable<Key: FlatTableKey, Value> {
         _modify { yield &slot(index).pointee.value }
     }
 
-    /// Gives this table slots of its own if it shares them with a copy.
-    @inline(__always)
-    mutating func makeUnique() {
-        if _slowPath(!isKnownUniquelyReferenced(&buffer)) {
-            buffer = buffer.copy()
-            slots = buffer.base
-        }
+    /// Empties the table, releasing its slots.
+    mutating func removeAll() {
+        buffer = PaddedBuffer(capacity: 16, repeating: Slot(key: .unused, value: empty))
+        slots = buffer.base
+        mask = buffer.capacity - 1
+        count = 0
     }
 
     /// Every key and value, in no particular order.
@@ -124,7 +120,7 @@ struct FlatTable<Key: FlatTableKey, Value> {
 
     private mutating func rehash(capacity: Int) {
         let old = buffer
-        buffer = SharedBuffer(capacity: capacity, repeating: Slot(key: .unused, value: empty))
+        buffer = PaddedBuffer(capacity: capacity, repeating: Slot(key: .unused, value: empty))
         slots = buffer.base
         mask = capacity - 1
         for index in 0..<old.capacity {

@@ -1,81 +1,118 @@
 import Foundation
 
-extension Aggregator {
+/// What the profile builder needs from outside the event stream.
+public struct ProfileInputs {
+    /// Kernel stack addresses for a stack id (innermost first), nil if unknown.
+    public var stackAddresses: (Int32) -> [UInt64]?
+    public var symbols: Kallsyms?
+    public var layout: KernelLockLayout
+    /// The container a cgroup id belongs to.
+    public var container: (UInt64) -> Container
+    public var hostname: String
+    public var kernel: String
+    public var startedAt: String
+    public var durationNs: UInt64
+    public var drops: Drops
+    public var recording: Recording
+    /// Which locks to keep in the profile.
+    public var selection: LockSelection
+
+    public init(stackAddresses: @escaping (Int32) -> [UInt64]?, symbols: Kallsyms?, layout: KernelLockLayout = .init(),
+                container: @escaping (UInt64) -> Container, hostname: String, kernel: String, startedAt: String,
+                durationNs: UInt64, drops: Drops, recording: Recording, selection: LockSelection = .all) {
+        self.stackAddresses = stackAddresses
+        self.symbols = symbols
+        self.layout = layout
+        self.container = container
+        self.hostname = hostname
+        self.kernel = kernel
+        self.startedAt = startedAt
+        self.durationNs = durationNs
+        self.drops = drops
+        self.recording = recording
+        self.selection = selection
+    }
+}
+
+/// Which locks a profile keeps, by name (`--locks`).
+public enum LockSelection: Sendable, Equatable {
+    /// Everything recorded.
+    case all
+    /// namespace_sem, mount_lock and every lock contended on a mount-family syscall path (the kernel
+    /// filter already kept only those).
+    case mount
+    /// Locks with these names (and their wait_locks).
+    case names(Set<String>)
+
+    public func keeps(_ name: String) -> Bool {
+        switch self {
+        case .all, .mount: return true
+        case .names(let names):
+            return names.contains(name) || names.contains { name.hasPrefix("\($0).") }
+        }
+    }
+}
+
+/// Builds a `Profile` from what an `Aggregator` recorded (`Aggregator.Drained`): names the locks,
+/// symbolizes their stacks, resolves cgroups to containers, rolls CPUs up into sockets, NUMA nodes and
+/// LLCs, and merges locks that share a name. Everything the per-event path kept as raw ids becomes a
+/// name here, once.
+struct ProfileBuilder {
     /// Most stacks kept per lock; the rest are summed into one `[other stacks]` entry, so a lock's
     /// stacks always add up to its totals.
-    public static let maxStacksPerLock = 100
+    static let maxStacksPerLock = 100
     /// Most owner-blame rows kept per lock.
-    public static let maxOwnersPerLock = 50
+    static let maxOwnersPerLock = 50
 
     /// Frames that name where an event had no stack, or where stacks were summed away.
-    public static let noStackFrame = "[no stack]"
-    public static let otherStacksFrame = "[other stacks]"
-    /// The `by_process` entry that sums the processes beyond `maxProcessesPerLock`.
-    public static let otherProcessesKey = "[other processes]"
-    /// The container that sums the cgroups beyond `maxCgroupsPerLock`.
-    public static let otherContainersKey = "[other containers]"
+    static let noStackFrame = "[no stack]"
+    static let otherStacksFrame = "[other stacks]"
 
-    struct GroupKey: Hashable {
+    private let inputs: ProfileInputs
+    private var symbolizer: Symbolizer
+    private var containers: ContainerTable
+    /// Set by `build`: the recording's topology and process names.
+    private var topology: Topology?
+    private var processNames: [UInt32: Comm] = [:]
+
+    init(inputs: ProfileInputs) {
+        self.inputs = inputs
+        symbolizer = Symbolizer(inputs: inputs)
+        containers = ContainerTable(resolve: inputs.container)
+    }
+
+    private struct GroupKey: Hashable {
         var name: LockName
         var kind: LockKind
     }
 
-    /// Names every lock seen so far (cheap enough to run once a second for the status line and for
-    /// teaching the kernel filter the addresses of namespace_sem and mount_lock).
-    public func lockNames(_ inputs: ProfileInputs) -> [UInt64: LockName] {
-        var symbolizer = Symbolizer(inputs: inputs)
-        return lockNames(inputs, symbolizer: &symbolizer)
-    }
-
-    private func lockNames(_ inputs: ProfileInputs, symbolizer: inout Symbolizer) -> [UInt64: LockName] {
-        let stackTallies = stackTallies()
-        let candidates = lockEntries.indices.compactMap { lock -> LockCandidate? in
-            let entry = lockEntries[lock]
-            if Aggregator.isOtherLocks(entry.address) { return nil }  // named below, not by its call paths
-            let stacks = stackTallies[lock]
-            let heaviest = stacks.max { $0.value.totalNs < $1.value.totalNs }?.key
+    /// Names the locks (cheap enough to run once a second for the status line and for teaching the
+    /// kernel filter the addresses of namespace_sem and mount_lock).
+    mutating func lockNames(_ locks: [Aggregator.LockSummary]) -> [UInt64: LockName] {
+        let candidates = locks.compactMap { lock -> LockCandidate? in
+            if Aggregator.isOtherLocks(lock.address) { return nil }  // named below, not by its call paths
+            let heaviest = lock.stacks.max { $0.value.totalNs < $1.value.totalNs }?.key
             return LockCandidate(
-                address: entry.address, kind: entry.kind, contentions: contentions(ofLock: lock),
-                stacks: stacks.map { (frames: symbolizer.frames($0.key), count: $0.value.count) },
-                topCaller: heaviest.flatMap { symbolizer.caller($0) }, outerLocks: entry.outerLocks)
+                address: lock.address, kind: lock.kind, contentions: lock.contentions,
+                stacks: lock.stacks.map { (frames: symbolizer.frames($0.key), count: $0.value.count) },
+                topCaller: heaviest.flatMap { symbolizer.caller($0) }, outerLocks: lock.outerLocks)
         }
         var names = LockNamer(symbols: inputs.symbols, layout: inputs.layout).names(for: candidates)
-        for entry in lockEntries where Aggregator.isOtherLocks(entry.address) {
-            names[entry.address] = LockName(Aggregator.otherLocksName, .caller)
+        for lock in locks where Aggregator.isOtherLocks(lock.address) {
+            names[lock.address] = LockName(Aggregator.otherLocksName, .caller)
         }
         return names
     }
 
-    /// The profile of everything recorded so far.
-    public func profile(_ inputs: ProfileInputs) -> Profile {
-        var current = self
-        current.finishPending()
-        var tables = current.lockTables()
-        return current.buildProfile(inputs, tables: &tables)
-    }
-
-    /// The same, at the end of a recording: the tables are released as the profile is built, so the
-    /// peak is not both. Leaves the lock statistics empty.
-    public mutating func takeProfile(_ inputs: ProfileInputs) -> Profile {
-        finishPending()
-        let names = lockNames(inputs)
-        var tables = takeLockTables()
-        let profile = buildProfile(inputs, names: names, tables: &tables)
-        removeLocks()
-        return profile
-    }
-
-    /// Builds the profile from `tables`, emptying each lock's part as it goes.
-    private func buildProfile(_ inputs: ProfileInputs, names: [UInt64: LockName]? = nil,
-                              tables: inout LockTables) -> Profile {
-        var symbolizer = Symbolizer(inputs: inputs)
-        let names = names ?? lockNames(inputs, symbolizer: &symbolizer)
-        var containers = ContainerTable(resolve: inputs.container)
-
+    /// The profile of `recorded`, whose locks are named by `names`; each lock's part of `recorded` is
+    /// released as soon as its entry is built.
+    mutating func build(_ recorded: consuming Aggregator.Drained, names: [UInt64: LockName]) -> Profile {
+        topology = recorded.topology
+        processNames = recorded.processNames
         // Locks of one kind that share a name (per-object locks named after one caller) are one entry;
         // different kinds behind one caller name keep apart, told apart by their kind.
         var groups: [GroupKey: [Int]] = [:]
-        for (lock, entry) in lockEntries.enumerated() {
+        for (lock, entry) in recorded.locks.enumerated() {
             guard let name = names[entry.address], inputs.selection.keeps(name.name) else { continue }
             groups[GroupKey(name: name, kind: entry.kind), default: []].append(lock)
         }
@@ -85,12 +122,11 @@ extension Aggregator {
         for (key, group) in groups {
             var name = key.name
             if kindsByName[name.name]!.count > 1 { name.name += " (\(key.kind.rawValue))" }
-            let hottest = group.max { totalNs(ofLock: $0) < totalNs(ofLock: $1) }!
-            var merged = lockState(hottest, tables: tables)
-            for lock in group where lock != hottest { merged.merge(lockState(lock, tables: tables)) }
-            for lock in group { tables.removeLock(lock) }
-            var lock = buildLock(name: name, address: lockEntries[hottest].address, state: merged,
-                                 symbolizer: &symbolizer, containers: &containers)
+            let hottest = group.max { recorded.totalNs(ofLock: $0) < recorded.totalNs(ofLock: $1) }!
+            var merged = recorded.lockState(hottest)
+            for lock in group where lock != hottest { merged.merge(recorded.lockState(lock)) }
+            for lock in group { recorded.release(lock) }
+            var lock = buildLock(name: name, address: recorded.locks[hottest].address, state: merged)
             lock.instances = group.count
             for (task, accumulator) in merged.byTask {
                 byContainerAll[containers.id(task.cgroupID),
@@ -108,19 +144,19 @@ extension Aggregator {
         }.sorted { ($0.totalWaitNs, $0.id) > ($1.totalWaitNs, $1.id) }
 
         return Profile(hostname: inputs.hostname, kernel: inputs.kernel, startedAt: inputs.startedAt,
-                       durationNs: inputs.durationNs, events: waitEvents + syscallEvents, drops: inputs.drops,
+                       durationNs: inputs.durationNs, events: recorded.events, drops: inputs.drops,
                        recording: inputs.recording, topology: topology, containers: containerSummaries,
-                       mounts: mountSummary(containers: &containers), locks: lockProfiles)
+                       mounts: mountSummary(recorded.syscalls, byCgroup: recorded.syscallsByCgroup),
+                       locks: lockProfiles)
     }
 
-    private func buildLock(name: LockName, address: UInt64, state: LockState, symbolizer: inout Symbolizer,
-                           containers: inout ContainerTable) -> LockProfile {
+    private mutating func buildLock(name: LockName, address: UInt64, state: Aggregator.LockState) -> LockProfile {
         let (read, write) = state.readWrite
         return LockProfile(
             name: name.name, identity: name.identity, kind: state.kind,
             address: Aggregator.isOtherLocks(address) ? "0x0" : "0x" + String(address, radix: 16),
             stats: state.total.stats, read: read.stats,
-            write: write.stats, stacks: stacks(of: state, symbolizer: &symbolizer, containers: &containers),
+            write: write.stats, stacks: stacks(of: state),
             byCpu: keyed(state.byCPU.map { (String($0), $1) }, numeric: true),
             bySocket: rollUp(state.byCPU) { topology?.cpu(Int($0))?.socket },
             byNode: rollUp(state.byCPU) { topology?.cpu(Int($0))?.node },
@@ -133,27 +169,26 @@ extension Aggregator {
             handoffs: zip(Handoff.allCases, state.handoffs).compactMap { handoff, accumulator in
                 accumulator.count > 0 ? HandoffStats(handoff: handoff, stats: accumulator.stats) : nil
             },
-            owners: owners(of: state, containers: &containers))
+            owners: owners(of: state))
     }
 
-    private func stacks(of state: LockState, symbolizer: inout Symbolizer,
-                        containers: inout ContainerTable) -> [StackProfile] {
+    private mutating func stacks(of state: Aggregator.LockState) -> [StackProfile] {
         // Stack ids that symbolize to the same frames (different return offsets) are one stack.
         var byFrames: [[String]: StackSummary] = [:]
         var framesByID: [Int32: [String]] = [:]
         for (key, tally) in state.contexts {
             if framesByID[key.stackID] == nil {
-                framesByID[key.stackID] = key.stackID < 0 ? [Aggregator.noStackFrame] : symbolizer.frames(key.stackID)
+                framesByID[key.stackID] = key.stackID < 0 ? [ProfileBuilder.noStackFrame] : symbolizer.frames(key.stackID)
             }
             let context = StackContext(cpu: Int(key.cpu), container: containers.id(key.cgroupID), count: 0,
                                        totalWaitNs: 0)
             byFrames[framesByID[key.stackID]!, default: StackSummary()].add(tally, context: context)
         }
         var sorted = byFrames.sorted { ($0.value.tally.totalNs, $0.key.count) > ($1.value.tally.totalNs, $1.key.count) }
-        if sorted.count > Aggregator.maxStacksPerLock {
+        if sorted.count > ProfileBuilder.maxStacksPerLock {
             var rest = StackSummary()
-            for entry in sorted[(Aggregator.maxStacksPerLock - 1)...] { rest.merge(entry.value) }
-            sorted = Array(sorted[..<(Aggregator.maxStacksPerLock - 1)]) + [([Aggregator.otherStacksFrame], rest)]
+            for entry in sorted[(ProfileBuilder.maxStacksPerLock - 1)...] { rest.merge(entry.value) }
+            sorted = Array(sorted[..<(ProfileBuilder.maxStacksPerLock - 1)]) + [([ProfileBuilder.otherStacksFrame], rest)]
         }
         return sorted.map { frames, stack in
             StackProfile(
@@ -164,7 +199,7 @@ extension Aggregator {
         }
     }
 
-    private func owners(of state: LockState, containers: inout ContainerTable) -> [OwnerBlame]? {
+    private mutating func owners(of state: Aggregator.LockState) -> [OwnerBlame]? {
         guard state.kind.hasOwner else { return nil }
         // Several cgroups can be one container: rows are per (waiter container, owner container, owner).
         struct RowKey: Hashable {
@@ -193,21 +228,22 @@ extension Aggregator {
         var rows = Array(byKey.values)
         rows.sort { ($0.totalWaitNs, $0.ownerPid, $1.waiterContainer, $1.ownerContainer)
             > ($1.totalWaitNs, $1.ownerPid, $0.waiterContainer, $0.ownerContainer) }
-        return Array(rows.prefix(Aggregator.maxOwnersPerLock))
+        return Array(rows.prefix(ProfileBuilder.maxOwnersPerLock))
     }
 
-    private func mountSummary(containers: inout ContainerTable) -> MountSummary? {
-        guard syscallEvents > 0 else { return nil }
-        func syscallStats(_ states: [MountSyscall: SyscallState]) -> [SyscallStats] {
+    private mutating func mountSummary(_ syscalls: [MountSyscall: Aggregator.SyscallState],
+                                       byCgroup: [UInt64: [MountSyscall: Aggregator.SyscallState]]) -> MountSummary? {
+        guard !syscalls.isEmpty else { return nil }
+        func syscallStats(_ states: [MountSyscall: Aggregator.SyscallState]) -> [SyscallStats] {
             states.sorted { $0.key.rawValue < $1.key.rawValue }.map {
                 SyscallStats(syscall: $0.key.name, stats: $0.value.latency.stats, errors: $0.value.errors)
             }
         }
-        var byContainer: [String: [MountSyscall: SyscallState]] = [:]
-        for (cgroup, states) in syscallsByCgroup {
+        var byContainer: [String: [MountSyscall: Aggregator.SyscallState]] = [:]
+        for (cgroup, states) in byCgroup {
             let id = containers.id(cgroup)
             for (syscall, state) in states {
-                byContainer[id, default: [:]][syscall, default: SyscallState(precision: WaitAccumulator.breakdownPrecision)]
+                byContainer[id, default: [:]][syscall, default: Aggregator.SyscallState(precision: WaitAccumulator.breakdownPrecision)]
                     .merge(state)
             }
         }
@@ -305,74 +341,5 @@ extension Aggregator.LockState {
         }
         for (key, value) in other.owners { owners[key, default: .init()].merge(value) }
         for (key, value) in other.outerLocks { outerLocks[key, default: 0] += value }
-    }
-}
-
-/// Stack ids to symbolized frames, cached; tracing frames (the BPF program and tracepoint glue) dropped.
-struct Symbolizer {
-    let inputs: ProfileInputs
-    private var cache: [Int32: [UInt64]] = [:]
-
-    init(inputs: ProfileInputs) { self.inputs = inputs }
-
-    private mutating func addresses(_ id: Int32) -> [UInt64] {
-        if let cached = cache[id] { return cached }
-        let raw = id < 0 ? [] : (inputs.stackAddresses(id) ?? [])
-        // The stack starts inside the tracing machinery: the BPF program (JIT code, which may look like
-        // part of a module) and the tracepoint glue (bpf_trace_run2...). The lock's slow path follows.
-        let glue = raw.prefix(8).lastIndex { address in
-            inputs.symbols?.function(at: address).map { Symbolizer.isTracingFrame($0.name) } ?? false
-        }
-        let kept = glue.map { Array(raw[($0 + 1)...]) } ?? raw
-        cache[id] = kept
-        return kept
-    }
-
-    /// Frame names, innermost first; `[unknown stack]` when the stack could not be read.
-    mutating func frames(_ id: Int32) -> [String] {
-        if id < 0 { return [Aggregator.noStackFrame] }
-        let addresses = addresses(id)
-        if addresses.isEmpty { return ["[unknown stack]"] }
-        return addresses.map { address in
-            guard let symbol = inputs.symbols?.function(at: address) else { return "0x" + String(address, radix: 16) }
-            return symbol.module.map { "\(symbol.name) [\($0)]" } ?? symbol.name
-        }
-    }
-
-    /// The first frame outside lock primitives, as `func+0xoff` (how perf names a lock by its caller).
-    mutating func caller(_ id: Int32) -> String? {
-        guard let symbols = inputs.symbols else { return nil }
-        for address in addresses(id) where !symbols.isLockText(address) {
-            guard let symbol = symbols.function(at: address) else { continue }
-            if !LockNamer.isLockPrimitive(symbol.name) { return symbol.nameWithOffset }
-        }
-        return nil
-    }
-
-    static func isTracingFrame(_ name: String) -> Bool {
-        name.hasPrefix("bpf_") || name.hasPrefix("__bpf_") || name.hasPrefix("__traceiter_")
-            || name.hasPrefix("trace_contention") || name.hasPrefix("__trace_") || name.hasPrefix("perf_trace")
-    }
-}
-
-/// Maps cgroup ids to container ids once each, and remembers each container's details.
-struct ContainerTable {
-    let resolve: (UInt64) -> Container
-    private var idsByCgroup: [UInt64: String] = [:]
-    private var containers: [String: Container] = [:]
-
-    init(resolve: @escaping (UInt64) -> Container) { self.resolve = resolve }
-
-    mutating func id(_ cgroupID: UInt64) -> String {
-        if cgroupID == Aggregator.otherCgroups { return Aggregator.otherContainersKey }
-        if let id = idsByCgroup[cgroupID] { return id }
-        let container = resolve(cgroupID)
-        idsByCgroup[cgroupID] = container.id
-        if containers[container.id] == nil { containers[container.id] = container }
-        return container.id
-    }
-
-    func container(id: String) -> Container {
-        containers[id] ?? Container(id: id, runtime: "unknown", podUid: nil, cgroup: "")
     }
 }

@@ -1,28 +1,16 @@
 import Histogram
 
 /// Accumulates waits (or syscall latencies) and produces `WaitStats`: exact count, total, min and max,
-/// and percentiles from an HDR histogram (values kept to `precision` significant decimal digits).
-///
-/// The histogram counts in 32 bits, half the memory of 64: a profile is built from thousands of them
-/// (every lock's breakdowns, made from the aggregator's `CompactHistogram`s), and the mount accounting
-/// keeps one per (container, syscall). No count can overflow: after 2^32 - 1 waits the counts move into
-/// a 64-bit histogram (`spilled`) and counting starts again from zero.
+/// and percentiles from an HDR histogram (values kept to `precision` significant decimal digits) with
+/// 64-bit counts, which nothing can overflow. A profile is built from these (every lock's breakdowns,
+/// made from the aggregator's `CompactHistogram`s), and the mount accounting keeps one per
+/// (container, syscall).
 public struct WaitAccumulator: Sendable {
     public private(set) var count: UInt64 = 0
     public private(set) var totalNs: UInt64 = 0
     public private(set) var minNs: UInt64 = .max
     public private(set) var maxNs: UInt64 = 0
-    /// Spills before its `totalCount` passes `spillThreshold`, so no bucket can overflow.
-    private var recent: Histogram<UInt32>
-    private let spillThreshold: UInt32
-    /// Earlier waits, moved out of `recent`; nil until the first spill (in practice, nearly always).
-    private var spilled: Spill?
-
-    /// 64-bit counts; never changed once made (a spill makes a new one), so accumulators stay values.
-    private final class Spill: Sendable {
-        let histogram: Histogram<UInt64>
-        init(_ histogram: Histogram<UInt64>) { self.histogram = histogram }
-    }
+    private var histogram: Histogram<UInt64>
 
     /// Breakdowns (per CPU, container, process...) keep percentiles within 6.25%: a few hundred
     /// counts each, where 1% would take several thousand.
@@ -30,16 +18,7 @@ public struct WaitAccumulator: Sendable {
 
     /// `precision` 3 keeps percentiles within 0.1%, 2 within 1% (a quarter of the memory), 1 within 6.25%.
     public init(precision: SignificantDigits = .three) {
-        self.init(precision: precision, spillThreshold: .max)
-    }
-
-    /// Waits in the 32-bit histogram (for tests: never above `spillThreshold`).
-    var unspilledCount: UInt64 { recent.totalCount }
-
-    /// `spillThreshold` below 2^32 - 1 (the most a bucket can count) lets tests reach the spill.
-    init(precision: SignificantDigits, spillThreshold: UInt32) {
-        recent = Histogram<UInt32>(numberOfSignificantValueDigits: precision)
-        self.spillThreshold = spillThreshold
+        histogram = Histogram(numberOfSignificantValueDigits: precision)
     }
 
     /// Waits already counted elsewhere (`CompactHistogram`): `buckets` are (a value in the bucket, its
@@ -53,24 +32,15 @@ public struct WaitAccumulator: Sendable {
         self.totalNs = totalNs
         self.minNs = minNs
         self.maxNs = maxNs
-        func fill<Count: FixedWidthInteger>(_ histogram: inout Histogram<Count>) {
-            for (index, bucket) in buckets.enumerated() {
-                var value = Swift.max(bucket.value, minNs), count = bucket.count
-                if index == buckets.count - 1 {
-                    value = maxNs
-                    if count > 1 { _ = histogram.record(Swift.max(bucket.value, minNs), count: Count(count - 1)) }
-                    count = 1
-                }
-                _ = histogram.record(value, count: Count(count))
+        histogram = Self.empty(covering: maxNs, precision: precision)
+        for (index, bucket) in buckets.enumerated() {
+            var value = Swift.max(bucket.value, minNs), count = bucket.count
+            if index == buckets.count - 1 {
+                value = maxNs
+                if count > 1 { _ = histogram.record(Swift.max(bucket.value, minNs), count: count - 1) }
+                count = 1
             }
-        }
-        if count <= UInt64(spillThreshold) {
-            recent = Self.empty(Histogram<UInt32>.self, covering: maxNs, precision: precision)
-            fill(&recent)
-        } else {
-            var wide = Self.empty(Histogram<UInt64>.self, covering: maxNs, precision: precision)
-            fill(&wide)
-            spilled = Spill(wide)
+            _ = histogram.record(value, count: count)
         }
     }
 
@@ -79,9 +49,8 @@ public struct WaitAccumulator: Sendable {
         totalNs &+= ns
         if ns < minNs { minNs = ns }
         if ns > maxNs { maxNs = ns }
-        if recent.totalCount == spillThreshold { spill() }
-        if ns > recent.highestTrackableValue { grow(toCover: ns) }
-        _ = recent.record(ns)
+        if ns > histogram.highestTrackableValue { grow(toCover: ns) }
+        _ = histogram.record(ns)
     }
 
     /// Replaces the histogram with a copy that covers `ns`, to the end of its power-of-two bucket (the
@@ -90,37 +59,19 @@ public struct WaitAccumulator: Sendable {
     /// 1%-precision histogram of waits up to milliseconds. A new histogram plus the inlinable `add`
     /// costs about 14 µs.
     private mutating func grow(toCover ns: UInt64) {
-        var grown = Self.empty(Histogram<UInt32>.self, covering: ns, precision: recent.numberOfSignificantValueDigits)
-        grown.add(recent)
-        recent = grown
+        var grown = Self.empty(covering: ns, precision: histogram.numberOfSignificantValueDigits)
+        grown.add(histogram)
+        histogram = grown
     }
 
     private static func bucketEnd(_ ns: UInt64) -> UInt64 { Swift.max(UInt64.max >> ns.leadingZeroBitCount, 2) }
 
-    /// Moves `recent` into `spilled` and empties it (keeping its range).
-    private mutating func spill() {
-        spilled = Spill(Self.wide(recent, plus: spilled?.histogram))
-        recent = Self.empty(Histogram<UInt32>.self, covering: recent.highestTrackableValue,
-                            precision: recent.numberOfSignificantValueDigits)
-    }
-
     /// An empty histogram with room for values up to `top`.
-    private static func empty<Count>(_: Histogram<Count>.Type, covering top: UInt64,
-                                     precision: SignificantDigits) -> Histogram<Count> {
-        var histogram = Histogram<Count>(lowestDiscernibleValue: 1, highestTrackableValue: bucketEnd(top),
-                                         numberOfSignificantValueDigits: precision)
+    private static func empty(covering top: UInt64, precision: SignificantDigits) -> Histogram<UInt64> {
+        var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: bucketEnd(top),
+                                          numberOfSignificantValueDigits: precision)
         histogram.autoResize = true
         return histogram
-    }
-
-    /// A 64-bit histogram of `narrow`'s waits and `wide`'s.
-    private static func wide(_ narrow: Histogram<UInt32>, plus wide: Histogram<UInt64>?) -> Histogram<UInt64> {
-        var result = empty(Histogram<UInt64>.self,
-                           covering: Swift.max(narrow.highestTrackableValue, wide?.highestTrackableValue ?? 0),
-                           precision: narrow.numberOfSignificantValueDigits)
-        if let wide { result.add(wide) }
-        for entry in narrow.recordedValues() { _ = result.record(entry.value, count: UInt64(entry.count)) }
-        return result
     }
 
     /// Adds another accumulator's waits (for rolling CPUs up into sockets, cgroups into containers...).
@@ -131,33 +82,18 @@ public struct WaitAccumulator: Sendable {
         totalNs &+= other.totalNs
         minNs = Swift.min(minNs, other.minNs)
         maxNs = Swift.max(maxNs, other.maxNs)
-        if recent.totalCount + other.recent.totalCount > spillThreshold { spill() }
         // The other histogram may have grown past this one's range; adding a value this one cannot
         // hold traps.
-        if other.recent.highestTrackableValue > recent.highestTrackableValue {
-            grow(toCover: other.recent.highestTrackableValue)
+        if other.histogram.highestTrackableValue > histogram.highestTrackableValue {
+            grow(toCover: other.histogram.highestTrackableValue)
         }
-        recent.add(other.recent)
-        if let theirs = other.spilled?.histogram {
-            if let ours = spilled?.histogram {
-                var both = Self.empty(Histogram<UInt64>.self,
-                                      covering: Swift.max(ours.highestTrackableValue, theirs.highestTrackableValue),
-                                      precision: ours.numberOfSignificantValueDigits)
-                both.add(ours)
-                both.add(theirs)
-                spilled = Spill(both)
-            } else {
-                spilled = other.spilled
-            }
-        }
+        histogram.add(other.histogram)
     }
 
     /// The value at `percentile` (0...100), never above the exact maximum.
     public func value(atPercentile percentile: Double) -> UInt64 {
         guard count > 0 else { return 0 }
-        let value = spilled.map { Self.wide(recent, plus: $0.histogram).valueAtPercentile(percentile) }
-            ?? recent.valueAtPercentile(percentile)
-        return Swift.min(value, maxNs)
+        return Swift.min(histogram.valueAtPercentile(percentile), maxNs)
     }
 
     public var stats: WaitStats {
@@ -174,10 +110,7 @@ public struct WaitAccumulator: Sendable {
         func add(_ value: UInt64, _ count: UInt64) {
             counts[value == 0 ? 0 : 64 - value.leadingZeroBitCount] += count
         }
-        for entry in recent.recordedValues() { add(entry.value, UInt64(entry.count)) }
-        if let spilled {
-            for entry in spilled.histogram.recordedValues() { add(entry.value, entry.count) }
-        }
+        for entry in histogram.recordedValues() { add(entry.value, entry.count) }
         return counts.indices.compactMap { index in
             guard counts[index] > 0 else { return nil }
             let lower: UInt64 = index == 0 ? 0 : 1 << (index - 1)

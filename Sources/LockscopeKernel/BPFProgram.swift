@@ -80,8 +80,8 @@ public final class BPFProgram {
         guard object != nil else { throw BPFError.open(errno: errno) }
         do {
             try writeConfig()
-            try check(bpf_map__set_max_entries(map("events"), UInt32(options.ringBufferBytes)), "size the ring buffer")
-            if let names = map("cgroup_names") {
+            try check(bpf_map__set_max_entries(map(.events), UInt32(options.ringBufferBytes)), "size the ring buffer")
+            if let names = map(.cgroupNames) {
                 try check(bpf_map__set_max_entries(names, options.cgroupNamesCapacity), "size the cgroup names")
             }
             for name in ["open_waits", "open_syscalls"] {
@@ -91,8 +91,8 @@ public final class BPFProgram {
             if loaded != 0 { throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines()) }
             try fillSyscallTable()
             try addLockAddresses(options.lockAddresses)
-            for pid in options.pids { try setKey("pid_filter", pid) }
-            for cgroup in options.cgroupIDs { try setKey("cgroup_filter", cgroup) }
+            for pid in options.pids { try setKey(.pidFilter, pid) }
+            for cgroup in options.cgroupIDs { try setKey(.cgroupFilter, cgroup) }
         } catch {
             close()
             throw error
@@ -114,12 +114,15 @@ public final class BPFProgram {
     static let perSyscallPrograms = ["mount", "umount", "open_tree", "move_mount", "mount_setattr", "fsopen",
                                      "fsconfig", "fsmount", "fspick", "unshare", "clone", "clone3", "setns"]
         .flatMap { ["enter_\($0)", "exit_\($0)"] }
+    /// The lock programs, and the `raw_syscalls` fallback for the per-syscall ones.
+    static let lockPrograms = ["contention_begin", "contention_end"]
+    static let rawSyscallPrograms = ["syscall_enter", "syscall_exit"]
 
     /// Attaches the programs: contention_begin/end, and the syscall hooks when accounting mount
     /// syscalls or filtering by mount path. On failure nothing stays attached.
     public func attach() throws {
         do {
-            try attach(["contention_begin", "contention_end"])
+            try attach(Self.lockPrograms)
             guard options.mountSyscalls || options.filterByMountPath else { return }
             switch options.syscallHooks {
             case .automatic:
@@ -127,14 +130,14 @@ public final class BPFProgram {
                     try attach(Self.perSyscallPrograms)
                     syscallHooks = .perSyscall
                 } catch {
-                    try attach(["syscall_enter", "syscall_exit"])
+                    try attach(Self.rawSyscallPrograms)
                     syscallHooks = .rawSyscalls
                 }
             case .only(.perSyscall):
                 try attach(Self.perSyscallPrograms)
                 syscallHooks = .perSyscall
             case .only(.rawSyscalls):
-                try attach(["syscall_enter", "syscall_exit"])
+                try attach(Self.rawSyscallPrograms)
                 syscallHooks = .rawSyscalls
             }
         } catch {
@@ -179,7 +182,7 @@ public final class BPFProgram {
     public var isAttached: Bool { !links.isEmpty }
 
     /// The ring buffer's file descriptor.
-    public var eventsFD: Int32 { bpf_map__fd(map("events")) }
+    public var eventsFD: Int32 { bpf_map__fd(map(.events)) }
 
     /// The raw_tp program by name, for BPF_PROG_TEST_RUN.
     public func programFD(_ name: String) -> Int32 {
@@ -203,7 +206,7 @@ public final class BPFProgram {
     /// The per-CPU counters summed over CPUs, indexed by `lockscope_counter`.
     public func counters() -> [UInt64] {
         let cpus = Int(max(libbpf_num_possible_cpus(), 1))
-        let fd = bpf_map__fd(map("counters"))
+        let fd = bpf_map__fd(map(.counters))
         return (0..<Int(LOCKSCOPE_CTR_COUNT.rawValue)).map { index in
             var key = UInt32(index)
             var values = [UInt64](repeating: 0, count: cpus)
@@ -215,7 +218,7 @@ public final class BPFProgram {
     /// Runs of the contention programs the kernel skipped because a BPF program was already running on
     /// that CPU (a lock contended inside BPF code itself, such as the ring buffer's spinlock).
     public func recursionMisses() -> UInt64 {
-        ["contention_begin", "contention_end"].reduce(0) { total, name in
+        Self.lockPrograms.reduce(0) { total, name in
             var info = bpf_prog_info()
             var length = UInt32(MemoryLayout<bpf_prog_info>.size)
             guard bpf_obj_get_info_by_fd(programFD(name), &info, &length) == 0 else { return total }
@@ -228,7 +231,7 @@ public final class BPFProgram {
         guard id >= 0 else { return nil }
         var key = UInt32(id)
         var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_STACK_DEPTH))
-        guard bpf_map_lookup_elem(bpf_map__fd(map("stacks")), &key, &frames) == 0 else { return nil }
+        guard bpf_map_lookup_elem(bpf_map__fd(map(.stacks)), &key, &frames) == 0 else { return nil }
         return Array(frames.prefix { $0 != 0 })
     }
 
@@ -236,7 +239,7 @@ public final class BPFProgram {
     /// or `/.../a/b/c/d/e` when the path was deeper than the levels kept. The recorder reads them every
     /// second, so that names the kernel evicts later are kept.
     public func cgroupPaths() -> [UInt64: String] {
-        let fd = bpf_map__fd(map("cgroup_names"))
+        let fd = bpf_map__fd(map(.cgroupNames))
         var paths: [UInt64: String] = [:]
         var key: UInt64 = 0
         var next: UInt64 = 0
@@ -252,24 +255,34 @@ public final class BPFProgram {
 
     /// Adds lock addresses to the in-kernel lock filter (used when a lock is recognised mid-recording).
     public func addLockAddresses(_ addresses: [UInt64]) throws {
-        for address in addresses { try setKey("lock_filter", address) }
+        for address in addresses { try setKey(.lockFilter, address) }
     }
 
     // MARK: - Setup
 
-    private func map(_ name: String) -> OpaquePointer? {
-        bpf_object__find_map_by_name(object, name)
+    /// The maps user space reads or fills, by their names in bpf/lockscope.bpf.c.
+    private enum Map: String {
+        case events, counters, stacks
+        case cgroupNames = "cgroup_names"
+        case syscallTable = "syscall_table"
+        case lockFilter = "lock_filter", pidFilter = "pid_filter", cgroupFilter = "cgroup_filter"
     }
 
-    private func setKey<Key>(_ mapName: String, _ key: Key) throws {
+    /// The map, nil if the object has none of that name (lockscope-bench's object has only some).
+    private func map(_ map: Map) -> OpaquePointer? {
+        bpf_object__find_map_by_name(object, map.rawValue)
+    }
+
+    private func setKey<Key>(_ filter: Map, _ key: Key) throws {
         var key = key
         var present: UInt8 = 1
-        try check(bpf_map_update_elem(bpf_map__fd(map(mapName)), &key, &present, UInt64(BPF_ANY)), "fill \(mapName)")
+        try check(bpf_map_update_elem(bpf_map__fd(map(filter)), &key, &present, UInt64(BPF_ANY)),
+                  "fill \(filter.rawValue)")
     }
 
     /// Mount-family syscall numbers (x86-64) -> lockscope_mount_syscall; nothing for an object without the table.
     private func fillSyscallTable() throws {
-        guard let table = map("syscall_table") else { return }
+        guard let table = map(.syscallTable) else { return }
         let fd = bpf_map__fd(table)
         for syscall in MountSyscall.allCases {
             var key = UInt32(syscall.x86_64Number)

@@ -157,7 +157,7 @@ final class AggregatorTests: XCTestCase {
                                         ownerCgroupID: 8, ownerPid: UInt32(owner), ownerComm: "runc"))
         }
         let owners = try! XCTUnwrap(aggregator.profile(Self.inputs()).locks[0].owners)
-        XCTAssertEqual(owners.count, Aggregator.maxOwnersPerLock)
+        XCTAssertEqual(owners.count, ProfileBuilder.maxOwnersPerLock)
         XCTAssertEqual(owners[0].ownerPid, -1)
         XCTAssertEqual(owners[0].ownerComm, Aggregator.otherProcessesKey)
         XCTAssertEqual(owners[0].ownerContainer, Aggregator.otherContainersKey)
@@ -272,31 +272,6 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(taken.stats.totalWaitNs, total)
     }
 
-    /// Copies share their tables until one is written; each then sees only its own waits, whichever
-    /// is written first and however many waits are still in flight or noted.
-    func testACopyIsIndependent() {
-        func wait(_ index: Int) -> WaitEvent {
-            WaitEvent(flags: index % 3 == 0 ? Self.spin : Self.rwsemWrite, waitNs: UInt64(500 + 37 * index),
-                      lockAddress: index % 3 == 0 ? Self.mountLock : Self.sem, cgroupID: UInt64(index % 5 + 1),
-                      pid: UInt32(index % 7 + 1), stackID: Int32(index % 4), cpu: UInt32(index % 2))
-        }
-        func fed(_ indices: [Int]) -> Aggregator {
-            var aggregator = Aggregator(topology: nil)
-            for index in indices { aggregator.record(wait(index)) }
-            return aggregator
-        }
-        let shared = Array(0..<50), first = Array(50..<90), second = Array(90..<101)
-        for copyWrittenFirst in [false, true] {
-            var original = fed(shared)
-            var copy = original
-            if copyWrittenFirst { copy.record(wait(second[0])) }
-            for index in first { original.record(wait(index)) }
-            for index in copyWrittenFirst ? Array(second.dropFirst()) : second { copy.record(wait(index)) }
-            XCTAssertEqual(original.profile(Self.inputs()), fed(shared + first).profile(Self.inputs()))
-            XCTAssertEqual(copy.profile(Self.inputs()), fed(shared + second).profile(Self.inputs()))
-        }
-    }
-
     func testCommKeepsTheKernelsFifteenBytes() {
         XCTAssertEqual(Comm("containerd-shim").string, "containerd-shim")
         XCTAssertEqual(Comm("containerd-shim-runc-v2").string, "containerd-shim")
@@ -313,7 +288,7 @@ final class AggregatorTests: XCTestCase {
         XCTAssertEqual(lock.stacks.map(\.frames), [
             ["rwsem_down_write_slowpath", "down_write", "path_umount", "__x64_sys_umount", "do_syscall_64"],
             ["down_write", "do_lock_mount.part.0", "do_syscall_64"],
-            [Aggregator.noStackFrame],
+            [ProfileBuilder.noStackFrame],
         ])
         XCTAssertEqual(lock.stacks.map(\.count).reduce(0, +), lock.stats.contentions)
         XCTAssertEqual(lock.stacks.map(\.totalWaitNs).reduce(0, +), lock.stats.totalWaitNs)

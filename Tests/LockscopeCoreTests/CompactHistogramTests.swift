@@ -85,48 +85,6 @@ final class CompactHistogramTests: XCTestCase {
         XCTAssertEqual(pool.accumulator(first).stats.contentions, 2)
         XCTAssertEqual(pool.buckets(of: second).map(\.value), [5])
     }
-
-    /// A bucket past 2^16 - 1, once or many times over, keeps counting, and a histogram that moves
-    /// takes its carries along.
-    func testCountsPastSixteenBits() {
-        let wrap = UInt64(CountsPool.Count.max) + 1
-        var pool = CountsPool()
-        var histogram = CompactHistogram(precision: .one)
-        for _ in 0..<wrap + 5 { pool.record(1_000, in: &histogram) }
-        for _ in 0..<3 * wrap { pool.record(1_100, in: &histogram) }  // the next group: a move
-        pool.record(1, in: &histogram)  // moves to a larger region, with increments still noted
-        pool.record(1 << 40, in: &histogram)  // and again
-        pool.applyPending()
-        let accumulator = pool.accumulator(histogram)
-        XCTAssertEqual(accumulator.count, 4 * wrap + 7)
-        XCTAssertEqual(pool.buckets(of: histogram).map(\.count), [1, wrap + 5, 3 * wrap, 1])
-        XCTAssertEqual(pool.buckets(of: histogram).map(\.value), [1, 992, 1_088, 1 << 40])
-        let median = CompactHistogram.bucket(of: accumulator.value(atPercentile: 50), magnitude: 4)
-        XCTAssertEqual(median, CompactHistogram.bucket(of: 1_100, magnitude: 4))
-        XCTAssertEqual(accumulator.stats.maxWaitNs, 1 << 40)
-        XCTAssertEqual(accumulator.stats.totalWaitNs, 1_000 * (wrap + 5) + 1_100 * 3 * wrap + 1 + 1 << 40)
-    }
-
-    /// When a histogram moves, its carries move, whether it has fewer buckets than the pool has carries
-    /// (looked up bucket by bucket) or more (found among the carries), and other histograms' stay.
-    func testAMoveTakesOnlyItsOwnCarries() {
-        let wrap = Int(CountsPool.Count.max) + 1
-        for others in [0, 20] {  // 20 carries outnumber a one-group region's 16 buckets
-            var pool = CountsPool()
-            var histograms = (0..<others).map { _ in CompactHistogram(precision: .one) }
-            for index in histograms.indices {
-                for _ in 0..<wrap + index { pool.record(1_000, in: &histograms[index]) }
-            }
-            var moving = CompactHistogram(precision: .one)
-            for _ in 0..<2 * wrap + 1 { pool.record(1_000, in: &moving) }
-            pool.record(1 << 20, in: &moving)
-            pool.applyPending()
-            XCTAssertEqual(pool.buckets(of: moving).map(\.count), [UInt64(2 * wrap + 1), 1], "\(others) others")
-            for index in histograms.indices {
-                XCTAssertEqual(pool.buckets(of: histograms[index]).map(\.count), [UInt64(wrap + index)])
-            }
-        }
-    }
 }
 
 /// Bucket increments are noted and applied in batches; the pool still behaves as a value.
@@ -147,28 +105,6 @@ final class CountsPoolTests: XCTestCase {
         XCTAssertEqual(histogram.count, UInt64(waits + 1))
     }
 
-    /// A copy of a pool is independent once made unique: recording into one leaves the other's counts
-    /// alone, although the chunks and the noted increments were shared until then.
-    func testACopyMadeUniqueIsIndependent() {
-        var original = CountsPool()
-        var histogram = CompactHistogram(precision: .two)
-        for _ in 0..<10 { original.record(5_000, in: &histogram) }
-        var copy = original
-        var copied = histogram
-        original.makeUnique()
-        original.record(5_000, in: &histogram)  // noted by the original only, while both hold 10 noted
-        copy.makeUnique()
-        for _ in 0..<7 { copy.record(5_000, in: &copied) }
-        copy.applyPending()
-        original.applyPending()
-        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [11])
-        XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
-        original.makeUnique()
-        original.record(5_000, in: &histogram)
-        original.applyPending()
-        XCTAssertEqual(original.buckets(of: histogram).map(\.count), [12])
-        XCTAssertEqual(copy.buckets(of: copied).map(\.count), [17])
-    }
 }
 
 /// `FlatTable` finds what was inserted, through growth, and nothing else.
@@ -199,41 +135,24 @@ final class FlatTableTests: XCTestCase {
         XCTAssertLessThanOrEqual(table.count * 10, table.capacity * 7, "at most 70% full")
     }
 
-    /// A copy shares the slots until it is made unique; then writes to either leave the other alone.
-    func testACopyMadeUniqueIsIndependent() {
-        var original = FlatTable<Key, Int>(empty: -1)
-        for word in 1...100 as ClosedRange<UInt64> { original.insert(Key(word: word), Int(word)) }
-        var copy = original
-        copy.makeUnique()
-        copy[copy.index(of: Key(word: 7))!] = -7
-        copy.insert(Key(word: 1_000), 1_000)
-        original.makeUnique()
-        original[original.index(of: Key(word: 8))!] = -8
-        XCTAssertEqual(original.index(of: Key(word: 7)).map { original[$0] }, 7)
-        XCTAssertNil(original.index(of: Key(word: 1_000)))
-        XCTAssertEqual(copy.index(of: Key(word: 8)).map { copy[$0] }, 8)
-        XCTAssertEqual(copy.index(of: Key(word: 7)).map { copy[$0] }, -7)
-        XCTAssertEqual(copy.count, 101)
-        XCTAssertEqual(original.count, 100)
-    }
 }
 
-/// `SharedBuffer` lays elements out so that none straddles more cache lines than its size needs.
-final class SharedBufferTests: XCTestCase {
+/// `PaddedBuffer` lays elements out so that none straddles more cache lines than its size needs.
+final class PaddedBufferTests: XCTestCase {
     private struct Bytes48 { var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) }
     private struct Bytes88 { var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) }
 
     func testElementsSitInAsFewCacheLinesAsTheirSize() {
-        XCTAssertEqual(SharedBuffer<UInt8>.stride, 1)
-        XCTAssertEqual(SharedBuffer<(UInt64, UInt32)>.stride, 16)
-        XCTAssertEqual(SharedBuffer<(UInt64, UInt64, UInt32)>.stride, 32)
-        XCTAssertEqual(SharedBuffer<Bytes48>.stride, 64)
-        XCTAssertEqual(SharedBuffer<Bytes88>.stride, 128)
+        XCTAssertEqual(PaddedBuffer<UInt8>.stride, 1)
+        XCTAssertEqual(PaddedBuffer<(UInt64, UInt32)>.stride, 16)
+        XCTAssertEqual(PaddedBuffer<(UInt64, UInt64, UInt32)>.stride, 32)
+        XCTAssertEqual(PaddedBuffer<Bytes48>.stride, 64)
+        XCTAssertEqual(PaddedBuffer<Bytes88>.stride, 128)
         XCTAssertEqual(FlatTable<LockTaskKey, CompactHistogram>.slotBytes, 64)
         XCTAssertEqual(FlatTable<LockContextKey, Aggregator.Tally>.slotBytes, 64)
 
         let element = Bytes48(words: (1, 2, 3, 4, 5, 6))
-        let buffer = SharedBuffer<Bytes48>(capacity: 5, repeating: element)
+        let buffer = PaddedBuffer<Bytes48>(capacity: 5, repeating: element)
         XCTAssertEqual(Int(bitPattern: buffer.base) % 64, 0, "the buffer starts on a cache line")
         for index in 0..<5 {
             let address = Int(bitPattern: buffer.pointer(index))
