@@ -84,8 +84,10 @@ public final class BPFProgram {
             if let names = map(.cgroupNames) {
                 try check(bpf_map__set_max_entries(names, options.cgroupNamesCapacity), "size the cgroup names")
             }
-            for name in ["open_waits", "open_syscalls"] {
-                if let tasks = map(name) { try check(bpf_map__set_max_entries(tasks, Self.taskCapacity), "size \(name)") }
+            for tasks in [Map.openWaits, .openSyscalls] {
+                if let table = map(tasks) {
+                    try check(bpf_map__set_max_entries(table, Self.taskCapacity), "size \(tasks.rawValue)")
+                }
             }
             let loaded = bpf_object__load(object)
             if loaded != 0 { throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines()) }
@@ -264,6 +266,7 @@ public final class BPFProgram {
     private enum Map: String {
         case events, counters, stacks
         case cgroupNames = "cgroup_names"
+        case openWaits = "open_waits", openSyscalls = "open_syscalls"
         case syscallTable = "syscall_table"
         case lockFilter = "lock_filter", pidFilter = "pid_filter", cgroupFilter = "cgroup_filter"
     }
