@@ -50,6 +50,12 @@ public enum Units {
         return significant(Double(ns) / 1e9) + " s"
     }
 
+    /// The same for a duration that may be fractional or beyond 2^64 ns (a wait per second of a very
+    /// short recording): rounded to whole nanoseconds, negative and NaN as 0.
+    public static func duration(roundedFrom ns: Double) -> String {
+        ns.rounded() >= 18_446_744_073_709_551_616.0 ? significant(ns / 1e9) + " s" : duration(UInt64(saturating: ns))
+    }
+
     private static func significant(_ value: Double) -> String {
         let decimals = value >= 100 ? 0 : (value >= 10 ? 1 : 2)
         return String(format: "%.\(decimals)f", value)

@@ -143,7 +143,9 @@ public enum FlameGraphSVG {
         case .container:
             var weights: [String: UInt64] = [:]
             for sample in samples.samples {
-                if let container = sample.place.container { weights[container, default: 0] += sample.amount.value(weight) }
+                if let container = sample.place.container {
+                    weights[container, default: 0] = weights[container, default: 0].addingSaturated(sample.amount.value(weight))
+                }
             }
             let heaviestFirst = weights.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             entries = heaviestFirst.map { (LockSamples.shortContainerID($0.key), Palette.base(hue: Palette.hue(container: $0.key))) }
@@ -176,7 +178,7 @@ public enum FlameGraphSVG {
 
     /// `value` (never negative) with two decimals, without String(format:), which is slow for 100k frames.
     private static func fixed(_ value: Double) -> String {
-        let hundredths = Int((value * 100).rounded())
+        let hundredths = UInt64(saturating: value * 100)
         let fraction = hundredths % 100
         return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
@@ -248,19 +250,23 @@ struct FlameTree {
     }
 
     /// Frames in drawing order (parents before children, children by name), leaving out frames lighter
-    /// than `minWeight` and what is under them.
+    /// than `minWeight` and what is under them. A loop rather than recursion: a stack can be deep.
     func layout(weight: ExportWeight, minWeight: Double) -> [PlacedFrame] {
         var placed: [PlacedFrame] = []
-        func place(_ node: Int, depth: Int, offset: UInt64) {
-            placed.append(PlacedFrame(node: node, depth: depth, offset: offset))
-            var childOffset = offset
-            for child in nodes[node].children.sorted(by: { $0.key < $1.key }).map(\.value) {
+        var pending = [PlacedFrame(node: 0, depth: 0, offset: 0)]  // the next frame to place last
+        while let frame = pending.popLast() {
+            placed.append(frame)
+            var children: [PlacedFrame] = []
+            var childOffset = frame.offset
+            for child in nodes[frame.node].children.sorted(by: { $0.key < $1.key }).map(\.value) {
                 let childWeight = nodes[child].amount.value(weight)
-                if childWeight > 0 && Double(childWeight) >= minWeight { place(child, depth: depth + 1, offset: childOffset) }
-                childOffset += childWeight
+                if childWeight > 0 && Double(childWeight) >= minWeight {
+                    children.append(PlacedFrame(node: child, depth: frame.depth + 1, offset: childOffset))
+                }
+                childOffset = childOffset.addingSaturated(childWeight)
             }
+            pending += children.reversed()
         }
-        place(0, depth: 0, offset: 0)
         return placed
     }
 }

@@ -26,8 +26,9 @@ struct WaitAmount: Equatable, Sendable {
                    waitNs: waitNs - min(waitNs, other.waitNs))
     }
 
+    /// Both weights added, each stopping at `UInt64.max` (a crafted profile's waits need not add up in 64 bits).
     static func + (lhs: WaitAmount, rhs: WaitAmount) -> WaitAmount {
-        WaitAmount(contentions: lhs.contentions + rhs.contentions, waitNs: lhs.waitNs + rhs.waitNs)
+        WaitAmount(contentions: lhs.contentions.addingSaturated(rhs.contentions), waitNs: lhs.waitNs.addingSaturated(rhs.waitNs))
     }
 
     static func += (lhs: inout WaitAmount, rhs: WaitAmount) { lhs = lhs + rhs }

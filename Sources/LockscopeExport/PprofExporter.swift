@@ -80,8 +80,11 @@ public enum PprofExporter {
             fractionNs = Int64(digits.prefix(9).padding(toLength: 9, withPad: "0", startingAt: 0)) ?? 0
             whole.removeSubrange(dot..<digits.endIndex)
         }
-        guard let date = ISO8601DateFormatter().date(from: whole) else { return 0 }
-        return Int64(date.timeIntervalSince1970) * 1_000_000_000 + fractionNs
+        // Past 2262 nanoseconds since 1970 no longer fit 64 bits: such a time is unknown too.
+        guard let date = ISO8601DateFormatter().date(from: whole), let seconds = Int64(exactly: date.timeIntervalSince1970.rounded(.down)),
+              case let (nanoseconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000), !overflow,
+              case let (total, carry) = nanoseconds.addingReportingOverflow(fractionNs), !carry else { return 0 }
+        return total
     }
 
     /// pprof's string table: every string once, `""` first.

@@ -23,7 +23,7 @@ public enum SpeedscopeExporter {
         }
         func sampledProfile(_ name: String, unit: String, _ profileWeight: ExportWeight) -> File.SampledProfile {
             let weighted = zip(stacks, paths.map { $0.amount.value(profileWeight) }).filter { $0.1 > 0 }
-            return File.SampledProfile(name: name, unit: unit, endValue: weighted.reduce(0) { $0 + $1.1 },
+            return File.SampledProfile(name: name, unit: unit, endValue: weighted.map(\.1).saturatedSum(),
                                        samples: weighted.map(\.0), weights: weighted.map(\.1))
         }
         let file = File(

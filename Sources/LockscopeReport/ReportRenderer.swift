@@ -185,7 +185,7 @@ public struct ReportRenderer {
         var out = "\(title):\n" + TextTable.render(rows, rightAligned: 1..<7, indent: 2)
         if ordered.count > options.breakdownRows {
             let rest = ordered.dropFirst(options.breakdownRows)
-            let restWait = rest.reduce(0) { $0 + $1.stats.totalWaitNs }
+            let restWait = rest.map(\.stats.totalWaitNs).saturatedSum()
             out += "  ... \(rest.count) more, \(Units.duration(restWait)) (\(percent(restWait, of: total.totalWaitNs)))\n"
         }
         return out
@@ -204,7 +204,7 @@ public struct ReportRenderer {
         var out = "mount syscalls: \(mounts.totalOps) in all\n" + TextTable.render(rows, rightAligned: 1..<7, indent: 2)
         let containers = mounts.byContainer.filter { $0.runtime != "host" }
         if !containers.isEmpty {
-            let perContainer = Double(containers.reduce(0) { $0 + $1.ops }) / Double(containers.count)
+            let perContainer = containers.reduce(0) { $0 + Double($1.ops) } / Double(containers.count)
             let over = containers.count == 1 ? "1 container" : "\(containers.count) containers"
             out += "mount ops per container: \(String(format: "%.1f", perContainer)) (\(over))\n"
             var rows = [["container", "runtime", "ops", "by syscall"]]
@@ -300,24 +300,27 @@ func shortContainer(_ id: String) -> String {
     id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
 }
 
-/// RFC 4180 quoting.
+/// RFC 4180 quoting: a field with a comma, a quote or a line break (CR, LF or both) is quoted.
 enum CSV {
     static func field(_ text: String) -> String {
-        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+        text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline })
             ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 }
 
-/// Plain aligned columns, two spaces apart.
+/// Plain aligned columns, two spaces apart. A column is at most `maxWidth` wide: a longer cell (a long
+/// cgroup path, or a crafted name) sticks out of its row rather than padding every other row to it.
 enum TextTable {
+    static let maxWidth = 64
+
     static func render(_ rows: [[String]], rightAligned: Range<Int>, indent: Int = 0) -> String {
         guard let first = rows.first else { return "" }
         var widths = [Int](repeating: 0, count: first.count)
-        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = min(max(widths[index], cell.count), maxWidth) } }
         let pad = String(repeating: " ", count: indent)
         return rows.map { row in
             pad + row.enumerated().map { index, cell in
-                let fill = String(repeating: " ", count: widths[index] - cell.count)
+                let fill = String(repeating: " ", count: max(0, widths[index] - cell.count))
                 if index == row.count - 1 && !rightAligned.contains(index) { return cell }
                 return rightAligned.contains(index) ? fill + cell : cell + fill
             }.joined(separator: "  ")

@@ -140,6 +140,16 @@ import Testing
         #expect(reader.frames.last?.title == "a<b>&\"c\"\nwait 1.50 us (100.00%)\n1 contention (100.00%)")
     }
 
+    /// A stack 100 000 frames deep draws every frame (laying it out recursively overflowed the thread's stack).
+    @Test func aVeryDeepStackIsDrawn() throws {
+        let frames = (0..<100_000).map { "f\($0)" }
+        let stack = StackProfile(frames: frames, count: 3, totalWaitNs: 3_000, maxWaitNs: 1_000, contexts: [])
+        let lock = LockProfile(name: "deep", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(3, 3_000), stacks: [stack])
+        let svg = FlameGraphSVG.render(makeProfile(locks: [lock]))
+        #expect(svg.components(separatedBy: "<g class=\"f\"").count - 1 == 100_002)  // all, [lock] deep, and the frames
+        #expect(svg.contains("height=\"1600132\""))  // 72 header + 100 002 levels of 16 + 28 footer
+    }
+
     @Test func anEmptyProfileSaysSo() throws {
         let svg = FlameGraphSVG.render(makeProfile(locks: []))
         let reader = try FrameReader.read(svg)

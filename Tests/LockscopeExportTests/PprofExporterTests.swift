@@ -71,5 +71,9 @@ import Testing
         #expect(PprofExporter.startNanoseconds("2026-11-20T11:15:00.5+01:00") == 1_795_169_700_500_000_000)
         #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00.123456789Z") == 1_795_169_700_123_456_789)
         #expect(PprofExporter.startNanoseconds("yesterday") == 0)
+        // The last nanosecond a 64-bit count since 1970 holds, and past it (which overflowed).
+        #expect(PprofExporter.startNanoseconds("2262-04-11T23:47:16.854775807Z") == .max)
+        #expect(PprofExporter.startNanoseconds("2262-04-11T23:47:16.854775808Z") == 0)
+        #expect(PprofExporter.startNanoseconds("9999-12-31T23:59:59Z") == 0)
     }
 }
