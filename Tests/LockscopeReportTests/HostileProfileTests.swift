@@ -1,5 +1,6 @@
 import Foundation
 import LockscopeCore
+import LockscopeTestSupport
 import XCTest
 
 /// Every command that reads profiles, run as users run it, on profiles made to break it: it answers
@@ -59,5 +60,88 @@ final class HostileProfileTests: XCTestCase {
         // 2^63 ns less the 1.6 ms its stacks hold: the rest waited without a stack.
         let folded = try LockscopeRun.run(["export", "\(directory)/two-locks-2^63.json", "--format", "folded"], in: directory)
         XCTAssertTrue(folded.output.contains("[lock] namespace_sem;[no stack] 9223372036853175808\n"), folded.output)
+    }
+
+    /// A FIFO with no writer used to block every reader, and /dev/zero to fill memory: both, and a
+    /// directory, are refused with one line within a second.
+    func testInputsThatAreNotRegularFilesAreRefusedAtOnce() throws {
+        let directory = try scratchDirectory()
+        let fifo = directory + "/fifo.json"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let valid = directory + "/p.json"
+        try ReaderFixtures.rich().write(to: valid)
+        let hint = "give a profile written by `lockscope record -o FILE`"
+        for (path, what) in [(fifo, "a FIFO (named pipe)"), ("/dev/zero", "a character device"), (directory, "a directory")] {
+            for arguments in [["report", path], ["export", path, "--format", "folded"], ["flamegraph", path, "-o", directory + "/f.svg"],
+                              ["check", path, "--baseline", valid], ["diff", valid, path]] {
+                let run = try LockscopeRun.run(arguments, deadline: 5, in: directory)
+                XCTAssertFalse(run.timedOut, "\(arguments) was still running after 5 s")
+                XCTAssertLessThan(run.seconds, 1, "\(arguments)")
+                XCTAssertEqual(run.status, 2, "\(arguments)")
+                XCTAssertEqual(run.stderr, "lockscope: cannot read \(path): it is \(what), not a regular file; \(hint)\n", "\(arguments)")
+            }
+        }
+        let budget = try LockscopeRun.run(["check", valid, "--budget", fifo], deadline: 5, in: directory)
+        XCTAssertEqual(budget.stderr, "lockscope: cannot read budget \(fifo): it is a FIFO (named pipe), not a regular file; give a budget file (docs/budgets.md)\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/f.svg"))
+        // Larger than the limit: refused before it is read.
+        let small = try LockscopeRun.run(["report", valid], environment: [InputFile.maxSizeVariable: "1K"], in: directory)
+        XCTAssertEqual(small.status, 2)
+        XCTAssertTrue(small.stderr.hasPrefix("lockscope: cannot read \(valid): it is "), small.stderr)
+        XCTAssertTrue(small.stderr.hasSuffix(" bytes, more than the 1 KiB a profile may have; if it is one, raise the limit with LOCKSCOPE_MAX_INPUT_SIZE (e.g. LOCKSCOPE_MAX_INPUT_SIZE=4K): reading a profile needs about 3 times its size in memory\n"), small.stderr)
+    }
+
+    /// Values out of range, and documents that are not profiles, are one line naming the JSON path.
+    func testBadValuesAreNamedByTheirPath() throws {
+        let directory = try scratchDirectory()
+        let path = directory + "/bad.json"
+        let valid = directory + "/p.json"
+        try ReaderFixtures.rich().write(to: valid)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: try ReaderFixtures.rich(locks: 4).encoded()) as? [String: Any])
+        let lockText = { (value: String) -> String in
+            var locks = object["locks"] as! [[String: Any]]
+            locks[3]["contentions"] = 424_242
+            object["locks"] = locks
+            let text = String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+            return text.replacingOccurrences(of: ":424242", with: ":" + value)
+        }
+        let cases: [(String, String)] = [
+            (lockText("-1"), "bad.json: locks[3].contentions is -1: it must be a whole number from 0 to 2^64-1"),
+            (lockText("2.5"), "bad.json: locks[3].contentions is 2.5: it must be a whole number from 0 to 2^64-1"),
+            (lockText("18446744073709551616"), "bad.json: locks[3].contentions is 18446744073709551616: it must be a whole number from 0 to 2^64-1"),
+            ("[]", "bad.json: the top level is an array, not a lockscope profile object"),
+            ("42", "bad.json: the top level is 42, not a lockscope profile object"),
+            (#"{"schema":1}"#, #"bad.json: schema is 1, not a string like "lockscope.profile/1": this is not a lockscope profile"#),
+        ]
+        for (text, message) in cases {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            for arguments in [["report", "bad.json"], ["check", "bad.json", "--baseline", valid], ["diff", valid, "bad.json"]] {
+                let run = try LockscopeRun.run(arguments, in: directory)
+                XCTAssertEqual(run.status, 2, "\(arguments)")
+                XCTAssertEqual(run.stderr, "lockscope: \(message)\n", "\(arguments)")
+                XCTAssertEqual(run.stdout, Data(), "\(arguments)")
+            }
+        }
+        XCTAssertEqual(try LockscopeRun.run(["report", "bad.json"], in: directory).status, 2)
+        try Data(lockText("18446744073709551615").utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(try LockscopeRun.run(["report", "bad.json"], in: directory).status, 0, "2^64-1 is a count like any other")
+    }
+
+    /// Arguments reach lockscope as Strings, so a file name that is not UTF-8 cannot be opened: say that,
+    /// not "No such file or directory" about a file that exists.
+    func testAFileNameThatIsNotUTF8IsNotCalledMissing() throws {
+        let directory = try scratchDirectory()
+        let script = "printf '{}' > \"$(printf 'caf\\377.json')\" && exec \"$0\" report \"$(printf 'caf\\377.json')\""
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script, try LockscopeBinary.path()]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 2)
+        XCTAssertEqual(stderr, "lockscope: cannot read caf\u{FFFD}.json: the file name is not valid UTF-8 (shown with \u{FFFD}), and lockscope can only open names that are; rename the file or give a symbolic link with a UTF-8 name\n")
     }
 }

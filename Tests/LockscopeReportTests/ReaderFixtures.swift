@@ -116,12 +116,14 @@ struct LockscopeRun {
 
     var output: String { String(decoding: stdout, as: UTF8.self) }
 
-    /// Runs `lockscope arguments`, output to files so that a large output cannot block it; kills it after `deadline` seconds.
+    /// Runs `lockscope arguments` in `directory`, output to files there so that a large output cannot block
+    /// it; kills it after `deadline` seconds.
     static func run(_ arguments: [String], deadline: Double = 30, environment: [String: String]? = nil,
                     in directory: String) throws -> LockscopeRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try LockscopeBinary.path())
         process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         if let environment { process.environment = environment }
         let outPath = directory + "/stdout-\(UUID().uuidString)", errPath = directory + "/stderr-\(UUID().uuidString)"
         FileManager.default.createFile(atPath: outPath, contents: nil)
