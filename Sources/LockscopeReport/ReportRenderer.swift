@@ -40,7 +40,8 @@ public struct ReportOptions: Sendable {
 }
 
 /// Renders a profile as a table (like `perf lock contention`, plus a header), JSON or CSV.
-/// Tables fit an 80-column terminal.
+/// Tables fit an 80-column terminal; every string from the profile in them has its control characters
+/// escaped (`TerminalText`), while JSON and CSV carry them escaped as their formats do.
 public struct ReportRenderer {
     public let profile: Profile
     public let options: ReportOptions
@@ -94,8 +95,8 @@ public struct ReportRenderer {
     }
 
     func header() -> String {
-        var out = "lockscope report: host \(profile.hostname), kernel \(profile.kernel)\n"
-        out += "recorded \(profile.startedAt) for \(Units.duration(profile.durationNs)), \(profile.events) events\n"
+        var out = "lockscope report: host \(shown(profile.hostname)), kernel \(shown(profile.kernel))\n"
+        out += "recorded \(shown(profile.startedAt)) for \(Units.duration(profile.durationNs)), \(profile.events) events\n"
         out += Units.lossSummary(profile) + "\n"
         if let topology = profile.topology { out += "topology: \(topology.summary())\n" }
         return out
@@ -122,8 +123,8 @@ public struct ReportRenderer {
 
     private func callPaths(_ lock: LockProfile) -> String {
         let heading = lock.name.hasPrefix(Aggregator.otherLocksName)
-            ? "lock addresses past the first \(Aggregator.maxLockAddresses)" : "\(identityNote(lock)), \(lock.address)"
-        var out = "call paths of \(lock.name) (\(heading)):\n"
+            ? "lock addresses past the first \(Aggregator.maxLockAddresses)" : "\(identityNote(lock)), \(shown(lock.address))"
+        var out = "call paths of \(shown(lock.name)) (\(heading)):\n"
         for stack in lock.stacks.prefix(options.stacksPerLock) {
             let share = percent(stack.totalWaitNs, of: lock.stats.totalWaitNs)
             out += "  \(share) \(stack.count)x  " + condensed(stack.frames) + "\n"
@@ -136,11 +137,11 @@ public struct ReportRenderer {
         let primitives = frames.prefix { LockNamer.isLockPrimitive($0) }
         let callers = frames.dropFirst(primitives.count).prefix(5)
         let first = primitives.last.map { [$0] } ?? []
-        return (first + callers).joined(separator: " <- ")
+        return (first + callers).map(shown).joined(separator: " <- ")
     }
 
     private func breakdown(_ lock: LockProfile, _ dimension: ReportDimension) -> String {
-        let title = "\(lock.name) by \(dimension.rawValue)"
+        let title = "\(shown(lock.name)) by \(dimension.rawValue)"
         switch dimension {
         case .handoff:
             let rows = lock.handoffs.map { KeyedStats(key: $0.handoff.rawValue, stats: $0.stats) }
@@ -291,6 +292,9 @@ public struct ReportRenderer {
     }
 }
 
+/// Text from the profile as the table prints it: control characters escaped.
+func shown(_ text: String) -> String { TerminalText.escaped(text) }
+
 func percent(_ part: UInt64, of whole: UInt64) -> String {
     whole == 0 ? "0.0%" : String(format: "%.1f%%", Double(part) * 100 / Double(whole))
 }
@@ -308,12 +312,14 @@ enum CSV {
     }
 }
 
-/// Plain aligned columns, two spaces apart. A column is at most `maxWidth` wide: a longer cell (a long
-/// cgroup path, or a crafted name) sticks out of its row rather than padding every other row to it.
+/// Plain aligned columns, two spaces apart, cells `shown` (they hold names from the profile). A column is
+/// at most `maxWidth` wide: a longer cell (a long cgroup path, or a crafted name) sticks out of its row
+/// rather than padding every other row to it.
 enum TextTable {
     static let maxWidth = 64
 
     static func render(_ rows: [[String]], rightAligned: Range<Int>, indent: Int = 0) -> String {
+        let rows = rows.map { $0.map(shown) }
         guard let first = rows.first else { return "" }
         var widths = [Int](repeating: 0, count: first.count)
         for row in rows { for (index, cell) in row.enumerated() { widths[index] = min(max(widths[index], cell.count), maxWidth) } }

@@ -73,4 +73,12 @@ final class UnitsTests: XCTestCase {
         XCTAssertEqual(profile.dropRatio, 0.5)
         XCTAssertEqual(Units.lossSummary(profile), "dropped 18446744073709551615 events (50.0%)")
     }
+
+    func testTerminalTextEscapesEveryControlCharacter() {
+        XCTAssertEqual(TerminalText.escaped("namespace_sem"), "namespace_sem")
+        XCTAssertEqual(TerminalText.escaped("caf\u{e9} \u{1F512}"), "caf\u{e9} \u{1F512}")
+        XCTAssertEqual(TerminalText.escaped("a\u{1b}[2Jb\u{0}c\td\ne\u{7f}"), #"a\x1b[2Jb\x00c\x09d\x0ae\x7f"#)
+        XCTAssertEqual(TerminalText.escaped("\u{9b}31m\u{85}\u{a0}"), "\\x9b31m\\x85\u{a0}")
+        XCTAssertEqual(TerminalText.escaped("abc\u{202e}fed\u{2028}"), #"abc\u{202e}fed\u{2028}"#)
+    }
 }

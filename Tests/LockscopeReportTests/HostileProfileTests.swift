@@ -144,4 +144,53 @@ final class HostileProfileTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 2)
         XCTAssertEqual(stderr, "lockscope: cannot read caf\u{FFFD}.json: the file name is not valid UTF-8 (shown with \u{FFFD}), and lockscope can only open names that are; rename the file or give a symbolic link with a UTF-8 name\n")
     }
+
+    /// Host, kernel, lock, frame, container, process and syscall names with escape sequences, NUL, DEL and
+    /// C1 controls: the text outputs print them escaped; JSON and CSV carry them as their formats do.
+    func testControlCharactersInProfileStringsNeverReachTheTerminalRaw() throws {
+        let directory = try scratchDirectory()
+        var profile = ReaderFixtures.rich()
+        let hostname = "evil\u{1b}]0;owned\u{07}\u{1b}[2J"
+        profile.hostname = hostname
+        profile.kernel = "6.1\u{0}"
+        profile.locks[0].name = "x\u{9b}31m\u{7f}y\ny"
+        profile.locks[0].stacks[0].frames[2] = "path_\u{1b}[8mumount"
+        profile.locks[0].byContainer[1].key = "host\r\u{1b}[1A"
+        profile.locks[0].byProcess[0].key = "runc\u{202e}[1]"
+        profile.locks[0].owners![0].ownerComm = "c\u{1b}d"
+        profile.mounts!.bySyscall[0].syscall = "open\u{1b}_tree"
+        let path = directory + "/evil.json", plain = directory + "/plain.json"
+        try profile.write(to: path)
+        try ReaderFixtures.rich().write(to: plain)
+        let textCommands = [
+            ["report", path, "--by", "cpu", "--by", "container", "--by", "process", "--by", "owner", "--mounts"],
+            ["check", path, "--baseline", plain, "--min-contentions", "1"], ["check", plain, "--baseline", path],
+            ["diff", plain, path], ["diff", path, plain, "--format", "markdown"],
+        ]
+        for arguments in textCommands {
+            let run = try LockscopeRun.run(arguments, in: directory)
+            XCTAssertTrue([0, 1].contains(run.status), "\(arguments): \(run.stderr)")
+            let raw = run.output.unicodeScalars.filter { ($0.value < 0x20 && $0 != "\n") || (0x7F..<0xA0).contains($0.value) || $0 == "\u{202e}" }
+            XCTAssertEqual(raw.map(\.value), [], "\(arguments) printed control characters raw")
+        }
+        let report = try LockscopeRun.run(textCommands[0], in: directory).output
+        for line in [#"lockscope report: host evil\x1b]0;owned\x07\x1b[2J, kernel 6.1\x00"#,
+                     #"call paths of x\x9b31m\x7fy\x0ay (recognised from its call paths, 0xffffffff83001000):"#,
+                     #"  80.0% 80x  down_write <- path_\x1b[8mumount <- __x64_sys_umount"#,
+                     #"  host\x0d\x1b[1A         50     1.50 ms  50.0%  30.0 us  300 us  300 us"#,
+                     #"  runc\u{202e}[1]        100     3.00 ms  100.0%  30.0 us  300 us  300 us"#,
+                     #"  3f2a9c1b3f2a  host   812  c\x1bd        100     3.00 ms"#,
+                     #"  open\x1b_tree     40       1  10.0 us  30.0 us  30.0 us  400 us"#] {
+            XCTAssertTrue(report.contains(line + "\n"), "missing \(line) in\n\(report)")
+        }
+        let diff = try LockscopeRun.run(["diff", plain, path], in: directory).output
+        XCTAssertTrue(diff.contains(#"x\x9b31m\x7fy\x0ay (new: 100 contentions, none in the baseline)"#), diff)
+        // JSON escapes them its own way and reads back the same; CSV quotes the field with a line break.
+        let json = try LockscopeRun.run(["report", path, "--format", "json"], in: directory)
+        let decoded = try XCTUnwrap(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
+        XCTAssertEqual(decoded["hostname"] as? String, hostname)
+        XCTAssertTrue(json.output.contains(#""hostname" : "evil\u001b]0;owned\u0007\u001b[2J""#), json.output)
+        let csv = try LockscopeRun.run(["report", path, "--format", "csv"], in: directory).output
+        XCTAssertTrue(csv.contains("\n\"x\u{9b}31m\u{7f}y\ny\",inferred,rwsem,"), csv)
+    }
 }
