@@ -17,6 +17,7 @@ public enum ReportDimension: String, CaseIterable, Sendable {
 }
 
 public struct ReportOptions: Sendable {
+    /// Locks shown, heaviest first; 0 shows every lock.
     public var top: Int
     public var sort: ReportSort
     public var format: ReportFormat
@@ -51,7 +52,7 @@ public struct ReportRenderer {
         self.options = options
     }
 
-    /// The locks shown, sorted and cut to `top`.
+    /// The locks shown, sorted and cut to `top` (all of them when `top` is 0).
     public var selectedLocks: [LockProfile] {
         let sorted = profile.locks.sorted { a, b in
             let (x, y): (UInt64, UInt64)
@@ -63,7 +64,7 @@ public struct ReportRenderer {
             }
             return x != y ? x > y : a.name < b.name
         }
-        return Array(sorted.prefix(max(options.top, 0)))
+        return options.top > 0 ? Array(sorted.prefix(options.top)) : sorted
     }
 
     public func render() -> String {
