@@ -75,22 +75,32 @@ extension Profile {
     /// as one line of JSON, exactly `encoded(pretty: false)`. Locks are encoded one at a time:
     /// encoding thousands in one piece held several times the file's size in memory.
     public func write(to path: String) throws {
-        let encoder = Profile.makeEncoder(pretty: false)
         var shell = self
         shell.locks = []
-        let head = try encoder.encode(shell)
-        // Keys are sorted and strings escape their quotes, so this only matches the `locks` key.
-        guard let empty = head.range(of: Data(#""locks":[]"#.utf8)) else {
-            throw UserError("cannot encode the profile for \(path): no locks field; this is a bug, please report it")
-        }
         try AtomicFile.write(to: path) { append in
-            try append(head[..<empty.lowerBound] + Data(#""locks":["#.utf8))
-            for (index, lock) in locks.enumerated() {
-                if index > 0 { try append(Data(",".utf8)) }
-                try append(try encoder.encode(lock))
-            }
-            try append(Data("]".utf8) + head[empty.upperBound...] + Data("\n".utf8))
+            try Profile.encode(shell, with: locks, inPlaceOf: "locks", encoder: Profile.makeEncoder(pretty: false), append)
+            try append(Data("\n".utf8))
         }
+    }
+
+    /// `shell` encoded with `elements` in place of its empty array field `key` (as the encoder's key strategy
+    /// writes it), each element encoded on its own and passed to `append` in turn: a large array encoded in
+    /// one piece holds several times its size in memory. The encoder must not pretty-print.
+    public static func encode<Shell: Encodable, Element: Encodable>(
+        _ shell: Shell, with elements: [Element], inPlaceOf key: String, encoder: JSONEncoder,
+        _ append: (Data) throws -> Void
+    ) throws {
+        let head = try encoder.encode(shell)
+        // Strings escape their quotes, so this only matches the key itself.
+        guard let empty = head.range(of: Data("\"\(key)\":[]".utf8)) else {
+            throw UserError("cannot encode \(key): no empty \(key) field; this is a bug, please report it")
+        }
+        try append(head[..<empty.lowerBound] + Data("\"\(key)\":[".utf8))
+        for (index, element) in elements.enumerated() {
+            if index > 0 { try append(Data(",".utf8)) }
+            try append(try encoder.encode(element))
+        }
+        try append(Data("]".utf8) + head[empty.upperBound...])
     }
 
     /// One line for what is wrong with a document whose top level or `schema` is not a profile's.

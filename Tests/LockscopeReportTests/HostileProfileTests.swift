@@ -189,7 +189,7 @@ final class HostileProfileTests: XCTestCase {
         let json = try LockscopeRun.run(["report", path, "--format", "json"], in: directory)
         let decoded = try XCTUnwrap(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
         XCTAssertEqual(decoded["hostname"] as? String, hostname)
-        XCTAssertTrue(json.output.contains(#""hostname" : "evil\u001b]0;owned\u0007\u001b[2J""#), json.output)
+        XCTAssertTrue(json.output.contains(#""hostname":"evil\u001b]0;owned\u0007\u001b[2J""#), json.output)
         let csv = try LockscopeRun.run(["report", path, "--format", "csv"], in: directory).output
         XCTAssertTrue(csv.contains("\n\"x\u{9b}31m\u{7f}y\ny\",inferred,rwsem,"), csv)
     }
