@@ -62,11 +62,8 @@ public enum InputFile {
     private static func tooLarge(_ path: String, kind: String, size: String, maxSize: Int) -> UserError {
         UserError("cannot read \(path): it is \(size), more than the \(bytes(maxSize)) a \(kind) may have; if it is one, "
                   + "raise the limit with \(maxSizeVariable) (e.g. \(maxSizeVariable)=\(bytes(min(maxSize, Int.max / 4) * 4, compact: true))): "
-                  + "reading a profile needs about \(memoryPerInputByte) times its size in memory")
+                  + "reading a profile takes about twice its size in memory (docs/profile-format.md)")
     }
-
-    /// How many bytes of memory reading a profile takes per byte of the file, at most (docs/profile-format.md).
-    public static let memoryPerInputByte = 3
 
     private static func openFailure(_ shown: String, errno code: Int32) -> UserError {
         // Arguments reach lockscope as Strings: bytes that are not UTF-8 became U+FFFD, so such a name cannot be opened.

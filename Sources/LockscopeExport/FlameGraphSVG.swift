@@ -15,7 +15,8 @@ public enum FlameColoring: String, CaseIterable, Sendable {
 /// frame's wait, contentions and shares at the bottom; click zooms into a frame; Search (or Ctrl-F)
 /// highlights frames matching a regular expression, fading the rest, and shows the share they cover;
 /// Reset Zoom (or Escape) goes back. Frames are ordered by name, root at the bottom (at the top with
-/// `icicle`). Frames narrower than 0.1 px are left out, as flamegraph.pl does.
+/// `icicle`). Frames narrower than 0.1 px are left out, as flamegraph.pl does, and beyond the
+/// `maxDrawnFrames` widest frames (a crafted profile's deep stacks split many ways) the narrower ones too.
 public enum FlameGraphSVG {
     public struct Options: Sendable, Equatable {
         public var weight: ExportWeight
@@ -47,14 +48,17 @@ public enum FlameGraphSVG {
     static let charWidth = 7.3
     static let labelPadding = 3.0
     static let minFrameWidth = 0.1
+    /// More frames than a browser shows at a usable speed.
+    static let maxDrawnFrames = 1_000_000
     static var framesWidth: Double { imageWidth - 2 * sideMargin }
 
-    public static func render(_ profile: Profile, options: Options = Options()) -> String {
-        let samples = LockSamples(profile, grouping: options.grouping)
+    public static func render(_ profile: Profile, options: Options = Options()) throws -> String {
+        let samples = try LockSamples(profile, grouping: options.grouping)
         let tree = FlameTree(samples, groupDepth: options.grouping.dimensions.count)
         let total = tree.nodes[0].amount
         let totalWeight = total.value(options.weight)
-        let drawn = totalWeight == 0 ? [] : tree.layout(weight: options.weight, minWeight: Double(totalWeight) * minFrameWidth / framesWidth)
+        let drawn = totalWeight == 0 ? [] : tree.layout(weight: options.weight, minWeight: Double(totalWeight) * minFrameWidth / framesWidth,
+                                                        heavierThan: tree.weight(ofWidest: maxDrawnFrames, options.weight))
         let levels = drawn.map(\.depth).max().map { $0 + 1 } ?? 2
         let height = headerHeight + Double(levels) * frameHeight + footerHeight
         let title = options.title ?? (options.weight == .wait ? "Lock wait time" : "Lock contentions")
@@ -249,9 +253,16 @@ struct FlameTree {
         nodes[node].container.merge(container)
     }
 
+    /// The weight that only the `count` heaviest frames, or fewer, are heavier than (0 when there are no more).
+    func weight(ofWidest count: Int, _ weight: ExportWeight) -> UInt64 {
+        guard nodes.count > count else { return 0 }
+        return nodes.map { $0.amount.value(weight) }.sorted(by: >)[count]
+    }
+
     /// Frames in drawing order (parents before children, children by name), leaving out frames lighter
-    /// than `minWeight` and what is under them. A loop rather than recursion: a stack can be deep.
-    func layout(weight: ExportWeight, minWeight: Double) -> [PlacedFrame] {
+    /// than `minWeight` or not heavier than `heavierThan`, and what is under them (no frame is heavier than
+    /// its parent). A loop rather than recursion: a stack can be deep.
+    func layout(weight: ExportWeight, minWeight: Double, heavierThan: UInt64 = 0) -> [PlacedFrame] {
         var placed: [PlacedFrame] = []
         var pending = [PlacedFrame(node: 0, depth: 0, offset: 0)]  // the next frame to place last
         while let frame = pending.popLast() {
@@ -260,7 +271,7 @@ struct FlameTree {
             var childOffset = frame.offset
             for child in nodes[frame.node].children.sorted(by: { $0.key < $1.key }).map(\.value) {
                 let childWeight = nodes[child].amount.value(weight)
-                if childWeight > 0 && Double(childWeight) >= minWeight {
+                if childWeight > heavierThan && Double(childWeight) >= minWeight {
                     children.append(PlacedFrame(node: child, depth: frame.depth + 1, offset: childOffset))
                 }
                 childOffset = childOffset.addingSaturated(childWeight)

@@ -17,7 +17,7 @@ public enum PprofExporter {
     /// The one mapping every location belongs to: the kernel, already symbolized.
     static let kernelMappingID: UInt64 = 1
 
-    static func message(for profile: Profile, weight: ExportWeight, grouping: StackGrouping) -> Perftools_Profiles_Profile {
+    static func message(for profile: Profile, weight: ExportWeight, grouping: StackGrouping) throws -> Perftools_Profiles_Profile {
         var strings = StringTable()
         var message = Perftools_Profiles_Profile()
         func valueType(_ type: String, _ unit: String) -> Perftools_Profiles_ValueType {
@@ -47,7 +47,8 @@ public enum PprofExporter {
         func label(_ key: String, _ text: String) -> Perftools_Profiles_Label {
             .with { $0.key = strings.index(key); $0.str = strings.index(text) }
         }
-        let lockSamples = LockSamples(profile, grouping: grouping)
+        let lockSamples = try LockSamples(profile, grouping: grouping)
+        try lockSamples.checkSampleFrames()
         var leafFirstByPath: [LockSamples.PathKey: [UInt64]] = [:]
         for sample in lockSamples.samples {
             let lock = profile.locks[sample.lock]

@@ -10,7 +10,7 @@ public enum SpeedscopeExporter {
     static let schema = "https://www.speedscope.app/file-format-schema.json"
 
     public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock) throws -> Data {
-        let paths = LockSamples(profile, grouping: grouping).mergedPaths()
+        let paths = try LockSamples(profile, grouping: grouping).mergedPaths()
         var frameIndex: [String: Int] = [:]
         var frames: [File.Frame] = []
         let stacks = paths.map { path in

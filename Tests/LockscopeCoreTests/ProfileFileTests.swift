@@ -122,7 +122,7 @@ final class ProfileFileTests: XCTestCase {
         XCTAssertThrowsError(try InputFile.read(path, kind: "profile", hint: hint, environment: [InputFile.maxSizeVariable: "1K"])) {
             XCTAssertEqual("\($0)", "cannot read \(path): it is \(size) bytes, more than the 1 KiB a profile may have; if it is one, "
                            + "raise the limit with LOCKSCOPE_MAX_INPUT_SIZE (e.g. LOCKSCOPE_MAX_INPUT_SIZE=4K): "
-                           + "reading a profile needs about 3 times its size in memory")
+                           + "reading a profile takes about twice its size in memory (docs/profile-format.md)")
         }
         XCTAssertThrowsError(try InputFile.read(path, kind: "profile", hint: hint, environment: [InputFile.maxSizeVariable: "lots"])) {
             XCTAssertEqual("\($0)", "LOCKSCOPE_MAX_INPUT_SIZE=lots is not a size: write it like 4G, 512M or 1000000 (bytes)")

@@ -88,7 +88,7 @@ final class HostileProfileTests: XCTestCase {
         let small = try LockscopeRun.run(["report", valid], environment: [InputFile.maxSizeVariable: "1K"], in: directory)
         XCTAssertEqual(small.status, 2)
         XCTAssertTrue(small.stderr.hasPrefix("lockscope: cannot read \(valid): it is "), small.stderr)
-        XCTAssertTrue(small.stderr.hasSuffix(" bytes, more than the 1 KiB a profile may have; if it is one, raise the limit with LOCKSCOPE_MAX_INPUT_SIZE (e.g. LOCKSCOPE_MAX_INPUT_SIZE=4K): reading a profile needs about 3 times its size in memory\n"), small.stderr)
+        XCTAssertTrue(small.stderr.hasSuffix(" bytes, more than the 1 KiB a profile may have; if it is one, raise the limit with LOCKSCOPE_MAX_INPUT_SIZE (e.g. LOCKSCOPE_MAX_INPUT_SIZE=4K): reading a profile takes about twice its size in memory (docs/profile-format.md)\n"), small.stderr)
     }
 
     /// Values out of range, and documents that are not profiles, are one line naming the JSON path.
@@ -192,5 +192,36 @@ final class HostileProfileTests: XCTestCase {
         XCTAssertTrue(json.output.contains(#""hostname":"evil\u001b]0;owned\u0007\u001b[2J""#), json.output)
         let csv = try LockscopeRun.run(["report", path, "--format", "csv"], in: directory).output
         XCTAssertTrue(csv.contains("\n\"x\u{9b}31m\u{7f}y\ny\",inferred,rwsem,"), csv)
+    }
+
+    /// A stack 100 000 frames deep waited in 81 containers: grouped by container, over 8 million frames to
+    /// write or draw (the old binary drew them all, into gigabytes of SVG). Refused at once with one line;
+    /// grouped by lock, the one path exports.
+    func testAStackMultipliedByItsContainersIsRefused() throws {
+        let directory = try scratchDirectory()
+        var profile = ReaderFixtures.rich(locks: 1)
+        let contexts = (0..<81).map { StackContext(cpu: 0, container: "c\($0)", count: 1, totalWaitNs: 1_000) }
+        profile.locks[0].stacks = [StackProfile(frames: (0..<100_000).map { "f\($0)" }, count: 81, totalWaitNs: 81_000,
+                                                maxWaitNs: 1_000, contexts: contexts)]
+        profile.locks[0].stats = ReaderFixtures.stats(81, total: 81_000, max: 1_000)
+        let path = directory + "/deep.json"
+        try profile.write(to: path)
+        let message = "lockscope: grouped by container,lock, the profile's call paths hold over 8000000 frames or 1 GiB of "
+            + "frame names in all (each stack once per CPU and container it is split by), more than lockscope writes: "
+            + "group by fewer dimensions, e.g. --group lock or none\n"
+        for arguments in [["flamegraph", path, "-o", directory + "/deep.svg", "--group", "container,lock"],
+                          ["export", path, "--format", "folded", "--group", "container,lock"],
+                          ["export", path, "--format", "pprof", "--group", "container,lock", "-o", directory + "/deep.pb.gz"]] {
+            let run = try LockscopeRun.run(arguments, deadline: 20, in: directory)
+            XCTAssertFalse(run.timedOut, "\(arguments)")
+            XCTAssertEqual(run.status, 2, "\(arguments)")
+            XCTAssertEqual(run.stderr, message)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/deep.svg"))
+        let folded = try LockscopeRun.run(["export", path, "--format", "folded"], in: directory)
+        XCTAssertEqual(folded.status, 0, folded.stderr)
+        XCTAssertEqual(folded.output.split(separator: "\n").count, 1)
+        XCTAssertTrue(folded.output.hasPrefix("[lock] namespace_sem;f99999;f99998;"))
+        XCTAssertTrue(folded.output.hasSuffix(";f1;f0 81000\n"))
     }
 }
