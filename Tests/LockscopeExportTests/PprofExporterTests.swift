@@ -81,6 +81,22 @@ import Testing
         #expect(try FoldedExporter.render(profile).hasSuffix(";f0 6500\n"))
     }
 
+    /// Input fed and output taken in pieces (zlib counts in 32 bits): the member decompresses to the input.
+    @Test func gzipInPieces() throws {
+        var state: UInt64 = 88_172_645_463_325_252
+        let noise = Data((0..<3_000_000).map { _ in  // xorshift: incompressible, so more than one output piece
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return UInt8(truncatingIfNeeded: state)
+        })
+        let pieces = try Gzip.compress(noise, inputPiece: 700_001)
+        #expect(pieces.count > Gzip.outputPiece)
+        #expect(try gunzip(pieces) == noise)
+        #expect(try gunzip(try Gzip.compress(noise)) == noise)
+        #expect(try gunzip(try Gzip.compress(Data())) == Data())
+    }
+
     @Test func startTimes() {
         #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00Z") == 1_795_169_700_000_000_000)
         #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00.123456Z") == 1_795_169_700_123_456_000)
