@@ -58,7 +58,7 @@ public enum FlameGraphSVG {
         let total = tree.nodes[0].amount
         let totalWeight = total.value(options.weight)
         let drawn = totalWeight == 0 ? [] : tree.layout(weight: options.weight, minWeight: Double(totalWeight) * minFrameWidth / framesWidth,
-                                                        heavierThan: tree.weight(ofWidest: maxDrawnFrames, options.weight))
+                                                        maxFrames: maxDrawnFrames)
         let levels = drawn.map(\.depth).max().map { $0 + 1 } ?? 2
         let height = headerHeight + Double(levels) * frameHeight + footerHeight
         let title = options.title ?? (options.weight == .wait ? "Lock wait time" : "Lock contentions")
@@ -253,16 +253,21 @@ struct FlameTree {
         nodes[node].container.merge(container)
     }
 
-    /// The weight that only the `count` heaviest frames, or fewer, are heavier than (0 when there are no more).
-    func weight(ofWidest count: Int, _ weight: ExportWeight) -> UInt64 {
-        guard nodes.count > count else { return 0 }
-        return nodes.map { $0.amount.value(weight) }.sorted(by: >)[count]
+    /// The weight of the `count`-th heaviest frame, and how many frames that heavy fit with the heavier
+    /// ones in `count`; (0, all) when there are no more than `count` frames.
+    func cut(keeping count: Int, _ weight: ExportWeight) -> (weight: UInt64, ties: Int) {
+        guard nodes.count > count, count > 0 else { return (0, .max) }
+        let weights = nodes.map { $0.amount.value(weight) }.sorted(by: >)
+        let cut = weights[count - 1]
+        return (cut, count - weights.prefix { $0 > cut }.count)
     }
 
     /// Frames in drawing order (parents before children, children by name), leaving out frames lighter
-    /// than `minWeight` or not heavier than `heavierThan`, and what is under them (no frame is heavier than
-    /// its parent). A loop rather than recursion: a stack can be deep.
-    func layout(weight: ExportWeight, minWeight: Double, heavierThan: UInt64 = 0) -> [PlacedFrame] {
+    /// than `minWeight` and what is under them. Of more than `maxFrames`, the heaviest: frames as heavy as
+    /// the cut go in drawing order while there is room (no frame is heavier than its parent, so the
+    /// frames drawn stay connected). A loop rather than recursion: a stack can be deep.
+    func layout(weight: ExportWeight, minWeight: Double, maxFrames: Int = .max) -> [PlacedFrame] {
+        var (cut, ties) = self.cut(keeping: maxFrames, weight)
         var placed: [PlacedFrame] = []
         var pending = [PlacedFrame(node: 0, depth: 0, offset: 0)]  // the next frame to place last
         while let frame = pending.popLast() {
@@ -271,7 +276,8 @@ struct FlameTree {
             var childOffset = frame.offset
             for child in nodes[frame.node].children.sorted(by: { $0.key < $1.key }).map(\.value) {
                 let childWeight = nodes[child].amount.value(weight)
-                if childWeight > heavierThan && Double(childWeight) >= minWeight {
+                if childWeight > 0 && Double(childWeight) >= minWeight && (childWeight > cut || (childWeight == cut && ties > 0)) {
+                    if childWeight == cut { ties -= 1 }
                     children.append(PlacedFrame(node: child, depth: frame.depth + 1, offset: childOffset))
                 }
                 childOffset = childOffset.addingSaturated(childWeight)

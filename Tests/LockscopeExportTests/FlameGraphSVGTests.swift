@@ -150,7 +150,7 @@ import Testing
         #expect(svg.contains("height=\"1600132\""))  // 72 header + 100 002 levels of 16 + 28 footer
     }
 
-    /// Past `maxDrawnFrames`, only the widest frames are drawn (here the widest 3 of a tree of 7).
+    /// Past `maxDrawnFrames`, only the widest frames are drawn (here the widest 3, then 4, of a tree of 6).
     @Test func onlyTheWidestFramesAreDrawnBeyondTheLimit() throws {
         let stacks = [(["a", "b"], UInt64(600)), (["a", "c"], 300), (["d"], 100)].map { frames, wait in
             StackProfile(frames: frames, count: 1, totalWaitNs: wait, maxWaitNs: wait, contexts: [])
@@ -158,11 +158,12 @@ import Testing
         let lock = LockProfile(name: "l", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(3, 1_000), stacks: stacks)
         let tree = FlameTree(try LockSamples(makeProfile(locks: [lock]), grouping: .none), groupDepth: 0)
         #expect(tree.nodes.count == 6)  // all, b, a (under b), c, a (under c), d
-        let widest = tree.weight(ofWidest: 3, .wait)
-        #expect(widest == 300)
-        let drawn = tree.layout(weight: .wait, minWeight: 0, heavierThan: widest).map { tree.nodes[$0.node].name }
-        #expect(drawn == ["all", "b", "a"])
-        #expect(tree.weight(ofWidest: 6, .wait) == 0)
+        #expect(tree.cut(keeping: 3, .wait) == (weight: 600, ties: 2))
+        #expect(tree.layout(weight: .wait, minWeight: 0, maxFrames: 3).map { tree.nodes[$0.node].name } == ["all", "b", "a"])
+        // Two frames of 300 ns tie for the fourth place: the first in drawing order is drawn.
+        #expect(tree.cut(keeping: 4, .wait) == (weight: 300, ties: 1))
+        #expect(tree.layout(weight: .wait, minWeight: 0, maxFrames: 4).map { tree.nodes[$0.node].name } == ["all", "b", "a", "c"])
+        #expect(tree.cut(keeping: 6, .wait) == (weight: 0, ties: .max))
         #expect(tree.layout(weight: .wait, minWeight: 0).count == 6)
     }
 
