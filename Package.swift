@@ -53,7 +53,9 @@ let package = Package(
                           dependencies: ["CLibbpf", "CLockscopeBPF", "CPrefetch", "LockscopeCore", "LockscopeKernel"]),
         .testTarget(name: "LockscopeCoreTests", dependencies: ["LockscopeCore"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "LockscopeReportTests", dependencies: ["LockscopeReport"]),
+        // Also every reader end to end: the crafted-profile, limits and fuzz tests run report, export, flamegraph, check and diff.
+        .testTarget(name: "LockscopeReportTests",
+                    dependencies: ["LockscopeReport", "LockscopeExport", "LockscopeCompare", "LockscopeTestSupport"]),
         .testTarget(name: "LockscopeExportTests", dependencies: ["LockscopeExport", "CZlib"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "LockscopeCompareTests", dependencies: ["LockscopeCompare"],

@@ -40,13 +40,8 @@ public struct Budget: Sendable, Equatable {
 
     /// Reads and decodes a budget file; every problem is one `UserError` line naming the file.
     public static func load(path: String) throws -> Budget {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw UserError("cannot read budget \(path): \(readFailure(error)); check the path")
-        }
-        return try decode(data, source: path)
+        let data = try InputFile.read(path, label: "budget", kind: "budget", hint: "give a budget file (docs/budgets.md)")
+        return try decode(data, source: TerminalText.escaped(path))
     }
 
     /// Decodes a budget, refusing unknown keys and metrics with the valid ones listed.
@@ -119,18 +114,6 @@ public struct Budget: Sendable, Equatable {
             throw UserError("\(source): \(path) must be a number at least 0, not \(value.summary)")
         }
         return number
-    }
-
-    /// `No such file or directory` rather than Foundation's sentence around it.
-    private static func readFailure(_ error: Error) -> String {
-        if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(posix.code)))
-        }
-        switch (error as? CocoaError)?.code {
-        case .fileReadNoSuchFile?: return String(cString: strerror(ENOENT))
-        case .fileReadNoPermission?: return String(cString: strerror(EACCES))
-        default: return (error as NSError).localizedDescription
-        }
     }
 
     private static func describe(_ error: Error) -> String {

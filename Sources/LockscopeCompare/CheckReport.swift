@@ -2,7 +2,8 @@ import Foundation
 import LockscopeCore
 
 /// The human explanation `lockscope check` prints: a headline verdict, then what regressed, by how
-/// much and against which limit, what improved, what was not judged, and the budget.
+/// much and against which limit, what improved, what was not judged, and the budget. Lock names and
+/// container ids come from the profiles: each line has its control characters escaped (`TerminalText`).
 public enum CheckReport {
     /// Not-enough-data subjects listed by name before the rest are counted.
     static let listedSubjects = 10
@@ -14,7 +15,7 @@ public enum CheckReport {
             if result.comparison != nil { lines.append("") }
             lines += budgetLines(budget)
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.map(TerminalText.escaped).joined(separator: "\n") + "\n"
     }
 
     /// `FAILED: 2 regressions in 1 lock; 1 budget limit exceeded` or `PASSED: no regression in 6 locks`.

@@ -9,6 +9,10 @@ public struct MetricLimit: Codable, Sendable, Equatable {
     /// The absolute floor, in the metric's unit (ns, ns/s or contentions/s).
     public var minDelta: Double
 
+    private enum CodingKeys: String, CodingKey {
+        case maxChangePercent = "max_change_percent", minDelta = "min_delta"
+    }
+
     public init(maxChangePercent: Double, minDelta: Double) {
         self.maxChangePercent = maxChangePercent
         self.minDelta = minDelta

@@ -17,15 +17,34 @@ public enum DiffJSON {
         var improvements: Int
         var subjects: [SubjectComparison]
         var notes: [String]
+
+        private enum CodingKeys: String, CodingKey {
+            case schema, baseline, current, grouping, minContentions = "min_contentions", limits, regressions, improvements,
+                 subjects, notes
+        }
     }
 
+    /// Keys sorted; the types spell their keys in snake_case themselves.
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// The document on one line (`jq .` indents it), subjects encoded one at a time: a million of them
+    /// pretty-printed in one piece took 11 GB.
     public static func render(_ comparison: Comparison) throws -> String {
         let settings = comparison.settings
-        let document = Document(baseline: comparison.baseSource, current: comparison.currentSource,
-                                grouping: settings.grouping, minContentions: settings.minContentions,
-                                limits: Dictionary(uniqueKeysWithValues: settings.metrics.map { ($0.rawValue, settings.limit(for: $0)) }),
-                                regressions: comparison.regressions.count, improvements: comparison.improvements.count,
-                                subjects: comparison.subjects, notes: comparison.notes)
-        return String(decoding: try Profile.makeEncoder().encode(document), as: UTF8.self) + "\n"
+        let shell = Document(baseline: comparison.baseSource, current: comparison.currentSource,
+                             grouping: settings.grouping, minContentions: settings.minContentions,
+                             limits: Dictionary(uniqueKeysWithValues: settings.metrics.map { ($0.rawValue, settings.limit(for: $0)) }),
+                             regressions: comparison.regressions.count, improvements: comparison.improvements.count,
+                             subjects: [], notes: comparison.notes)
+        var json = Data()
+        try Profile.encode(shell, with: comparison.subjects, inPlaceOf: "subjects", encoder: encoder) {
+            json.append($0)
+        }
+        json.append(0x0a)
+        return String(decoding: json, as: UTF8.self)
     }
 }

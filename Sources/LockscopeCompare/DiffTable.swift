@@ -1,7 +1,9 @@
 import Foundation
+import LockscopeCore
 
 /// `lockscope diff`'s table: per subject a heading with its contentions and verdict, then one row per
-/// metric with base, current, delta, percent change and verdict. Fits 80 columns.
+/// metric with base, current, delta, percent change and verdict. Fits 80 columns. Each line has its
+/// control characters escaped (lock names come from the profiles).
 public enum DiffTable {
     static let width = 80
     private static let labelWidth = 17, valueWidth = 10, deltaWidth = 11, changeWidth = 8
@@ -39,7 +41,7 @@ public enum DiffTable {
         }
         lines.append(tally.joined(separator: ", ") + ".")
         for note in comparison.notes { lines += wrap(note.split(separator: " ").map(String.init), prefix: "Note: ") }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.map(TerminalText.escaped).joined(separator: "\n") + "\n"
     }
 
     private static func right(_ text: String, _ width: Int) -> String {

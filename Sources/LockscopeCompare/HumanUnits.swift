@@ -32,7 +32,7 @@ public enum HumanUnits {
 
     /// Nanoseconds as the rest of the CLI writes them (`Units.duration`): `850 ns`, `4.10 us`, `2.10 ms`.
     static func duration(_ nanoseconds: Double) -> String {
-        Units.duration(UInt64(nanoseconds.rounded()))
+        Units.duration(roundedFrom: nanoseconds)
     }
 
     /// Events per second: `0.50/s`, `48.3/s`, `1.21k/s`.

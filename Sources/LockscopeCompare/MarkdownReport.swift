@@ -2,7 +2,8 @@ import Foundation
 import LockscopeCore
 
 /// Markdown for a pull-request comment or `$GITHUB_STEP_SUMMARY`: a headline verdict, the regressions
-/// and improvements in a table, the full comparison folded away, then the budget.
+/// and improvements in a table, the full comparison folded away, then the budget. `diff` prints it to
+/// the terminal, so each line has its control characters escaped.
 public enum MarkdownReport {
     /// The command whose report it is, which names the headline.
     public enum Command: Sendable {
@@ -17,7 +18,7 @@ public enum MarkdownReport {
         var lines = ["### \(verdict): \(CheckReport.summary(result))", ""]
         if let comparison = result.comparison { lines += comparisonLines(comparison) }
         if let budget = result.budget { lines += budgetLines(budget) }
-        return lines.joined(separator: "\n")
+        return lines.map(TerminalText.escaped).joined(separator: "\n")
     }
 
     private static func comparisonLines(_ comparison: Comparison) -> [String] {

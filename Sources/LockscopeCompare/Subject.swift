@@ -77,7 +77,8 @@ extension WaitStats {
         guard parts.count > 1 else { return parts.first ?? .empty }
         var counts: [HistogramBucketRange: UInt64] = [:]
         for bucket in parts.flatMap(\.histogram) {
-            counts[HistogramBucketRange(lowerNs: bucket.lowerNs, upperNs: bucket.upperNs), default: 0] += bucket.count
+            let range = HistogramBucketRange(lowerNs: bucket.lowerNs, upperNs: bucket.upperNs)
+            counts[range] = counts[range, default: 0].addingSaturated(bucket.count)
         }
         let histogram = counts.map { HistogramBucket(lowerNs: $0.key.lowerNs, upperNs: $0.key.upperNs, count: $0.value) }
             .sorted { $0.lowerNs < $1.lowerNs }
@@ -87,8 +88,8 @@ extension WaitStats {
             guard let estimate = histogram.percentile(fraction) else { return highest }
             return Swift.min(Swift.max(estimate, lowest), highest)
         }
-        return WaitStats(contentions: parts.map(\.contentions).reduce(0, +),
-                         totalWaitNs: parts.map(\.totalWaitNs).reduce(0, +),
+        return WaitStats(contentions: parts.map(\.contentions).saturatedSum(),
+                         totalWaitNs: parts.map(\.totalWaitNs).saturatedSum(),
                          minWaitNs: parts.filter { $0.contentions > 0 }.map(\.minWaitNs).min() ?? 0,
                          maxWaitNs: parts.map(\.maxWaitNs).max() ?? 0,
                          p50WaitNs: percentile(0.5, \.p50WaitNs), p90WaitNs: percentile(0.9, \.p90WaitNs),
@@ -106,17 +107,19 @@ extension [HistogramBucket] {
     /// The wait below which `fraction` of the counted waits fall, interpolated linearly within the
     /// bucket that holds it; `nil` for an empty histogram. The buckets must be sorted.
     func percentile(_ fraction: Double) -> UInt64? {
-        let total = reduce(0) { $0 + $1.count }
+        let total = map(\.count).saturatedSum()
         guard total > 0 else { return nil }
         // The tolerance keeps 0.99 × 100 (99.000000000000014 in binary) at rank 99.
-        let rank = Swift.max(1, UInt64((fraction * Double(total) - 1e-9).rounded(.up)))
+        let rank = Swift.max(1, UInt64(saturating: (fraction * Double(total) - 1e-9).rounded(.up)))
         var below: UInt64 = 0
         for bucket in self {
-            if below + bucket.count >= rank {
+            // Sums saturate: a crafted profile's counts need not add up in 64 bits.
+            if below.addingSaturated(bucket.count) >= rank {
                 let within = Double(rank - below) / Double(bucket.count)
-                return bucket.lowerNs + UInt64((within * Double(bucket.upperNs - bucket.lowerNs)).rounded())
+                let width = bucket.upperNs - Swift.min(bucket.lowerNs, bucket.upperNs)
+                return bucket.lowerNs.addingSaturated(UInt64(saturating: within * Double(width)))
             }
-            below += bucket.count
+            below = below.addingSaturated(bucket.count)
         }
         return last?.upperNs
     }

@@ -44,10 +44,10 @@ public struct Profile: Codable, Sendable, Equatable {
         self.locks = locks
     }
 
-    /// Share of produced events that were lost, 0...1.
+    /// Share of produced events that were lost, 0...1 (in Double: a crafted profile's counts may not add up in 64 bits).
     public var dropRatio: Double {
-        let produced = events + dropped
-        return produced == 0 ? 0 : Double(dropped) / Double(produced)
+        let produced = Double(events) + Double(dropped)
+        return produced == 0 ? 0 : Double(dropped) / produced
     }
 }
 

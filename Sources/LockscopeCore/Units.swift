@@ -42,12 +42,18 @@ public enum Units {
     /// A duration for people: `812 ns`, `4.21 us`, `12.3 ms`, `2.50 s`, three significant digits.
     public static func duration(_ ns: UInt64) -> String {
         if ns < 1_000 { return "\(ns) ns" }
-        // Pick the unit after rounding, so 999.6 us prints as 1.00 ms, not 1000 us.
-        for (scale, unit) in [(1e3, "us"), (1e6, "ms")] {
-            let text = significant(Double(ns) / scale)
-            if Double(text)! < 1_000 { return text + " " + unit }
-        }
-        return significant(Double(ns) / 1e9) + " s"
+        // Pick the unit after rounding, so 999.6 us prints as 1.00 ms, not 1000 us: from 999.5 on,
+        // a value rounds to 1000 (formatted once: a diff of a million locks formats millions of them).
+        let value = Double(ns)
+        if value < 999.5e3 { return significant(value / 1e3) + " us" }
+        if value < 999.5e6 { return significant(value / 1e6) + " ms" }
+        return significant(value / 1e9) + " s"
+    }
+
+    /// The same for a duration that may be fractional or beyond 2^64 ns (a wait per second of a very
+    /// short recording): rounded to whole nanoseconds, negative and NaN as 0.
+    public static func duration(roundedFrom ns: Double) -> String {
+        ns.rounded() >= 18_446_744_073_709_551_616.0 ? significant(ns / 1e9) + " s" : duration(UInt64(saturating: ns))
     }
 
     private static func significant(_ value: Double) -> String {

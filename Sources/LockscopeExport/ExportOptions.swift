@@ -95,7 +95,7 @@ public enum ProfileExporter {
     public static func export(_ profile: Profile, format: ExportFormat, weight: ExportWeight = .wait,
                               grouping: StackGrouping = .lock) throws -> Data {
         switch format {
-        case .folded: return Data(FoldedExporter.render(profile, weight: weight, grouping: grouping).utf8)
+        case .folded: return Data(try FoldedExporter.render(profile, weight: weight, grouping: grouping).utf8)
         case .csv: return Data(CSVExporter.render(profile).utf8)
         case .speedscope: return try SpeedscopeExporter.render(profile, weight: weight, grouping: grouping)
         case .pprof: return try PprofExporter.render(profile, weight: weight, grouping: grouping)

@@ -15,7 +15,8 @@ public enum FlameColoring: String, CaseIterable, Sendable {
 /// frame's wait, contentions and shares at the bottom; click zooms into a frame; Search (or Ctrl-F)
 /// highlights frames matching a regular expression, fading the rest, and shows the share they cover;
 /// Reset Zoom (or Escape) goes back. Frames are ordered by name, root at the bottom (at the top with
-/// `icicle`). Frames narrower than 0.1 px are left out, as flamegraph.pl does.
+/// `icicle`). Frames narrower than 0.1 px are left out, as flamegraph.pl does, and beyond the
+/// `maxDrawnFrames` widest frames (a crafted profile's deep stacks split many ways) the narrower ones too.
 public enum FlameGraphSVG {
     public struct Options: Sendable, Equatable {
         public var weight: ExportWeight
@@ -47,14 +48,17 @@ public enum FlameGraphSVG {
     static let charWidth = 7.3
     static let labelPadding = 3.0
     static let minFrameWidth = 0.1
+    /// More frames than a browser shows at a usable speed.
+    static let maxDrawnFrames = 1_000_000
     static var framesWidth: Double { imageWidth - 2 * sideMargin }
 
-    public static func render(_ profile: Profile, options: Options = Options()) -> String {
-        let samples = LockSamples(profile, grouping: options.grouping)
+    public static func render(_ profile: Profile, options: Options = Options()) throws -> String {
+        let samples = try LockSamples(profile, grouping: options.grouping)
         let tree = FlameTree(samples, groupDepth: options.grouping.dimensions.count)
         let total = tree.nodes[0].amount
         let totalWeight = total.value(options.weight)
-        let drawn = totalWeight == 0 ? [] : tree.layout(weight: options.weight, minWeight: Double(totalWeight) * minFrameWidth / framesWidth)
+        let drawn = totalWeight == 0 ? [] : tree.layout(weight: options.weight, minWeight: Double(totalWeight) * minFrameWidth / framesWidth,
+                                                        maxFrames: maxDrawnFrames)
         let levels = drawn.map(\.depth).max().map { $0 + 1 } ?? 2
         let height = headerHeight + Double(levels) * frameHeight + footerHeight
         let title = options.title ?? (options.weight == .wait ? "Lock wait time" : "Lock contentions")
@@ -143,7 +147,9 @@ public enum FlameGraphSVG {
         case .container:
             var weights: [String: UInt64] = [:]
             for sample in samples.samples {
-                if let container = sample.place.container { weights[container, default: 0] += sample.amount.value(weight) }
+                if let container = sample.place.container {
+                    weights[container, default: 0] = weights[container, default: 0].addingSaturated(sample.amount.value(weight))
+                }
             }
             let heaviestFirst = weights.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             entries = heaviestFirst.map { (LockSamples.shortContainerID($0.key), Palette.base(hue: Palette.hue(container: $0.key))) }
@@ -176,7 +182,7 @@ public enum FlameGraphSVG {
 
     /// `value` (never negative) with two decimals, without String(format:), which is slow for 100k frames.
     private static func fixed(_ value: Double) -> String {
-        let hundredths = Int((value * 100).rounded())
+        let hundredths = UInt64(saturating: value * 100)
         let fraction = hundredths % 100
         return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
@@ -247,20 +253,37 @@ struct FlameTree {
         nodes[node].container.merge(container)
     }
 
+    /// The weight of the `count`-th heaviest frame, and how many frames that heavy fit with the heavier
+    /// ones in `count`; (0, all) when there are no more than `count` frames.
+    func cut(keeping count: Int, _ weight: ExportWeight) -> (weight: UInt64, ties: Int) {
+        guard nodes.count > count, count > 0 else { return (0, .max) }
+        let weights = nodes.map { $0.amount.value(weight) }.sorted(by: >)
+        let cut = weights[count - 1]
+        return (cut, count - weights.prefix { $0 > cut }.count)
+    }
+
     /// Frames in drawing order (parents before children, children by name), leaving out frames lighter
-    /// than `minWeight` and what is under them.
-    func layout(weight: ExportWeight, minWeight: Double) -> [PlacedFrame] {
+    /// than `minWeight` and what is under them. Of more than `maxFrames`, the heaviest: frames as heavy as
+    /// the cut go in drawing order while there is room (no frame is heavier than its parent, so the
+    /// frames drawn stay connected). A loop rather than recursion: a stack can be deep.
+    func layout(weight: ExportWeight, minWeight: Double, maxFrames: Int = .max) -> [PlacedFrame] {
+        var (cut, ties) = self.cut(keeping: maxFrames, weight)
         var placed: [PlacedFrame] = []
-        func place(_ node: Int, depth: Int, offset: UInt64) {
-            placed.append(PlacedFrame(node: node, depth: depth, offset: offset))
-            var childOffset = offset
-            for child in nodes[node].children.sorted(by: { $0.key < $1.key }).map(\.value) {
+        var pending = [PlacedFrame(node: 0, depth: 0, offset: 0)]  // the next frame to place last
+        while let frame = pending.popLast() {
+            placed.append(frame)
+            var children: [PlacedFrame] = []
+            var childOffset = frame.offset
+            for child in nodes[frame.node].children.sorted(by: { $0.key < $1.key }).map(\.value) {
                 let childWeight = nodes[child].amount.value(weight)
-                if childWeight > 0 && Double(childWeight) >= minWeight { place(child, depth: depth + 1, offset: childOffset) }
-                childOffset += childWeight
+                if childWeight > 0 && Double(childWeight) >= minWeight && (childWeight > cut || (childWeight == cut && ties > 0)) {
+                    if childWeight == cut { ties -= 1 }
+                    children.append(PlacedFrame(node: child, depth: frame.depth + 1, offset: childOffset))
+                }
+                childOffset = childOffset.addingSaturated(childWeight)
             }
+            pending += children.reversed()
         }
-        place(0, depth: 0, offset: 0)
         return placed
     }
 }

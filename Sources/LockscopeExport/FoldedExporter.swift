@@ -6,8 +6,8 @@ import LockscopeCore
 /// Lines are sorted and paths with zero weight are left out; the weights add up to the profile's total
 /// (wait nanoseconds or contentions), waits recorded without a stack included as `[no stack]`.
 public enum FoldedExporter {
-    public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock) -> String {
-        LockSamples(profile, grouping: grouping).mergedPaths()
+    public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock) throws -> String {
+        try LockSamples(profile, grouping: grouping).mergedPaths()
             .filter { $0.amount.value(weight) > 0 }
             .map { "\($0.frames.joined(separator: ";")) \($0.amount.value(weight))\n" }
             .joined()

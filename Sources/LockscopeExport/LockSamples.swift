@@ -26,8 +26,9 @@ struct WaitAmount: Equatable, Sendable {
                    waitNs: waitNs - min(waitNs, other.waitNs))
     }
 
+    /// Both weights added, each stopping at `UInt64.max` (a crafted profile's waits need not add up in 64 bits).
     static func + (lhs: WaitAmount, rhs: WaitAmount) -> WaitAmount {
-        WaitAmount(contentions: lhs.contentions + rhs.contentions, waitNs: lhs.waitNs + rhs.waitNs)
+        WaitAmount(contentions: lhs.contentions.addingSaturated(rhs.contentions), waitNs: lhs.waitNs.addingSaturated(rhs.waitNs))
     }
 
     static func += (lhs: inout WaitAmount, rhs: WaitAmount) { lhs = lhs + rhs }
@@ -64,8 +65,16 @@ struct LockSample: Sendable {
 /// lock always add up to the lock's own totals. Those waits are split by container, or by CPU when the
 /// grouping names cpu or socket first, from the lock's `by_container`/`by_cpu` minus what its stacks'
 /// contexts already account for. Whatever a split cannot place goes to an unknown place.
+///
+/// What the exporters write or draw grows with the frames of the distinct call paths (grouping frames and
+/// kernel stack), which a crafted profile can multiply: a stack thousands of frames deep split among
+/// thousands of containers. Past `maxFrames` frames or `maxNameBytes` bytes of frame names in all, the
+/// samples are refused with one line; pprof, which repeats a path for each sample, checks `maxSampleFrames`.
 struct LockSamples: Sendable {
     static let noStackFrame = "[no stack]"
+    static let maxFrames = 8_000_000
+    static let maxNameBytes = 1 << 30
+    static let maxSampleFrames = 64_000_000
 
     let profile: Profile
     let grouping: StackGrouping
@@ -80,7 +89,7 @@ struct LockSamples: Sendable {
         var place: WaitPlace
     }
 
-    init(_ profile: Profile, grouping: StackGrouping) {
+    init(_ profile: Profile, grouping: StackGrouping) throws {
         self.profile = profile
         self.grouping = grouping
         for (index, lock) in profile.locks.enumerated() {
@@ -113,6 +122,40 @@ struct LockSamples: Sendable {
             let key = GroupKey(lock: sample.lock, place: sample.place)
             if groupFramesByKey[key] == nil { groupFramesByKey[key] = groupFrames(lock: sample.lock, place: sample.place) }
         }
+        try checkSize()
+    }
+
+    /// Refuses distinct call paths whose frames add up to more than `maxFrames`, or their names to more than `maxNameBytes`.
+    private func checkSize() throws {
+        let stackBytes = stacks.map { $0.reduce(0) { $0 + $1.utf8.count + 1 } }
+        var seen: Set<PathKey> = []
+        var frames = 0, bytes = 0
+        for sample in samples {
+            let key = pathKey(of: sample)
+            guard seen.insert(key).inserted else { continue }
+            frames += key.group.count + stacks[key.stack].count
+            bytes += key.group.reduce(0) { $0 + $1.utf8.count + 1 } + stackBytes[key.stack]
+            guard frames <= Self.maxFrames && bytes <= Self.maxNameBytes else {
+                throw tooLarge("\(Self.maxFrames) frames or \(Self.maxNameBytes >> 30) GiB of frame names",
+                               "group by fewer dimensions, e.g. --group lock or none")
+            }
+        }
+    }
+
+    /// Refuses samples whose paths' frames, repeated for each sample, add up to more than `maxSampleFrames`.
+    func checkSampleFrames() throws {
+        var frames = 0
+        for sample in samples {
+            frames += groupFrames(of: sample).count + stacks[sample.stack].count
+            guard frames <= Self.maxSampleFrames else {
+                throw tooLarge("\(Self.maxSampleFrames) frames", "export folded stacks or speedscope, which merge a path's samples")
+            }
+        }
+    }
+
+    private func tooLarge(_ limit: String, _ advice: String) -> UserError {
+        UserError("grouped by \(grouping), the profile's call paths hold over \(limit) in all (each stack once per CPU and "
+                  + "container it is split by), more than lockscope writes: \(advice)")
     }
 
     /// The grouping's synthetic frames above a sample's stack, outermost first.

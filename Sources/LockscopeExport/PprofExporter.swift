@@ -17,7 +17,7 @@ public enum PprofExporter {
     /// The one mapping every location belongs to: the kernel, already symbolized.
     static let kernelMappingID: UInt64 = 1
 
-    static func message(for profile: Profile, weight: ExportWeight, grouping: StackGrouping) -> Perftools_Profiles_Profile {
+    static func message(for profile: Profile, weight: ExportWeight, grouping: StackGrouping) throws -> Perftools_Profiles_Profile {
         var strings = StringTable()
         var message = Perftools_Profiles_Profile()
         func valueType(_ type: String, _ unit: String) -> Perftools_Profiles_ValueType {
@@ -47,7 +47,8 @@ public enum PprofExporter {
         func label(_ key: String, _ text: String) -> Perftools_Profiles_Label {
             .with { $0.key = strings.index(key); $0.str = strings.index(text) }
         }
-        let lockSamples = LockSamples(profile, grouping: grouping)
+        let lockSamples = try LockSamples(profile, grouping: grouping)
+        try lockSamples.checkSampleFrames()
         var leafFirstByPath: [LockSamples.PathKey: [UInt64]] = [:]
         for sample in lockSamples.samples {
             let lock = profile.locks[sample.lock]
@@ -80,8 +81,11 @@ public enum PprofExporter {
             fractionNs = Int64(digits.prefix(9).padding(toLength: 9, withPad: "0", startingAt: 0)) ?? 0
             whole.removeSubrange(dot..<digits.endIndex)
         }
-        guard let date = ISO8601DateFormatter().date(from: whole) else { return 0 }
-        return Int64(date.timeIntervalSince1970) * 1_000_000_000 + fractionNs
+        // Past 2262 nanoseconds since 1970 no longer fit 64 bits: such a time is unknown too.
+        guard let date = ISO8601DateFormatter().date(from: whole), let seconds = Int64(exactly: date.timeIntervalSince1970.rounded(.down)),
+              case let (nanoseconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000), !overflow,
+              case let (total, carry) = nanoseconds.addingReportingOverflow(fractionNs), !carry else { return 0 }
+        return total
     }
 
     /// pprof's string table: every string once, `""` first.

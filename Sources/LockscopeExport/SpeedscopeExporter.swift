@@ -10,7 +10,7 @@ public enum SpeedscopeExporter {
     static let schema = "https://www.speedscope.app/file-format-schema.json"
 
     public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock) throws -> Data {
-        let paths = LockSamples(profile, grouping: grouping).mergedPaths()
+        let paths = try LockSamples(profile, grouping: grouping).mergedPaths()
         var frameIndex: [String: Int] = [:]
         var frames: [File.Frame] = []
         let stacks = paths.map { path in
@@ -23,7 +23,7 @@ public enum SpeedscopeExporter {
         }
         func sampledProfile(_ name: String, unit: String, _ profileWeight: ExportWeight) -> File.SampledProfile {
             let weighted = zip(stacks, paths.map { $0.amount.value(profileWeight) }).filter { $0.1 > 0 }
-            return File.SampledProfile(name: name, unit: unit, endValue: weighted.reduce(0) { $0 + $1.1 },
+            return File.SampledProfile(name: name, unit: unit, endValue: weighted.map(\.1).saturatedSum(),
                                        samples: weighted.map(\.0), weights: weighted.map(\.1))
         }
         let file = File(

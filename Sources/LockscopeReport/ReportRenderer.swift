@@ -17,6 +17,7 @@ public enum ReportDimension: String, CaseIterable, Sendable {
 }
 
 public struct ReportOptions: Sendable {
+    /// Locks shown, heaviest first; 0 shows every lock.
     public var top: Int
     public var sort: ReportSort
     public var format: ReportFormat
@@ -40,7 +41,8 @@ public struct ReportOptions: Sendable {
 }
 
 /// Renders a profile as a table (like `perf lock contention`, plus a header), JSON or CSV.
-/// Tables fit an 80-column terminal.
+/// Tables fit an 80-column terminal; every string from the profile in them has its control characters
+/// escaped (`TerminalText`), while JSON and CSV carry them escaped as their formats do.
 public struct ReportRenderer {
     public let profile: Profile
     public let options: ReportOptions
@@ -50,7 +52,7 @@ public struct ReportRenderer {
         self.options = options
     }
 
-    /// The locks shown, sorted and cut to `top`.
+    /// The locks shown, sorted and cut to `top` (all of them when `top` is 0).
     public var selectedLocks: [LockProfile] {
         let sorted = profile.locks.sorted { a, b in
             let (x, y): (UInt64, UInt64)
@@ -62,7 +64,7 @@ public struct ReportRenderer {
             }
             return x != y ? x > y : a.name < b.name
         }
-        return Array(sorted.prefix(max(options.top, 0)))
+        return options.top > 0 ? Array(sorted.prefix(options.top)) : sorted
     }
 
     public func render() -> String {
@@ -94,8 +96,8 @@ public struct ReportRenderer {
     }
 
     func header() -> String {
-        var out = "lockscope report: host \(profile.hostname), kernel \(profile.kernel)\n"
-        out += "recorded \(profile.startedAt) for \(Units.duration(profile.durationNs)), \(profile.events) events\n"
+        var out = "lockscope report: host \(shown(profile.hostname)), kernel \(shown(profile.kernel))\n"
+        out += "recorded \(shown(profile.startedAt)) for \(Units.duration(profile.durationNs)), \(profile.events) events\n"
         out += Units.lossSummary(profile) + "\n"
         if let topology = profile.topology { out += "topology: \(topology.summary())\n" }
         return out
@@ -122,8 +124,8 @@ public struct ReportRenderer {
 
     private func callPaths(_ lock: LockProfile) -> String {
         let heading = lock.name.hasPrefix(Aggregator.otherLocksName)
-            ? "lock addresses past the first \(Aggregator.maxLockAddresses)" : "\(identityNote(lock)), \(lock.address)"
-        var out = "call paths of \(lock.name) (\(heading)):\n"
+            ? "lock addresses past the first \(Aggregator.maxLockAddresses)" : "\(identityNote(lock)), \(shown(lock.address))"
+        var out = "call paths of \(shown(lock.name)) (\(heading)):\n"
         for stack in lock.stacks.prefix(options.stacksPerLock) {
             let share = percent(stack.totalWaitNs, of: lock.stats.totalWaitNs)
             out += "  \(share) \(stack.count)x  " + condensed(stack.frames) + "\n"
@@ -136,11 +138,11 @@ public struct ReportRenderer {
         let primitives = frames.prefix { LockNamer.isLockPrimitive($0) }
         let callers = frames.dropFirst(primitives.count).prefix(5)
         let first = primitives.last.map { [$0] } ?? []
-        return (first + callers).joined(separator: " <- ")
+        return (first + callers).map(shown).joined(separator: " <- ")
     }
 
     private func breakdown(_ lock: LockProfile, _ dimension: ReportDimension) -> String {
-        let title = "\(lock.name) by \(dimension.rawValue)"
+        let title = "\(shown(lock.name)) by \(dimension.rawValue)"
         switch dimension {
         case .handoff:
             let rows = lock.handoffs.map { KeyedStats(key: $0.handoff.rawValue, stats: $0.stats) }
@@ -185,7 +187,7 @@ public struct ReportRenderer {
         var out = "\(title):\n" + TextTable.render(rows, rightAligned: 1..<7, indent: 2)
         if ordered.count > options.breakdownRows {
             let rest = ordered.dropFirst(options.breakdownRows)
-            let restWait = rest.reduce(0) { $0 + $1.stats.totalWaitNs }
+            let restWait = rest.map(\.stats.totalWaitNs).saturatedSum()
             out += "  ... \(rest.count) more, \(Units.duration(restWait)) (\(percent(restWait, of: total.totalWaitNs)))\n"
         }
         return out
@@ -204,7 +206,7 @@ public struct ReportRenderer {
         var out = "mount syscalls: \(mounts.totalOps) in all\n" + TextTable.render(rows, rightAligned: 1..<7, indent: 2)
         let containers = mounts.byContainer.filter { $0.runtime != "host" }
         if !containers.isEmpty {
-            let perContainer = Double(containers.reduce(0) { $0 + $1.ops }) / Double(containers.count)
+            let perContainer = containers.reduce(0) { $0 + Double($1.ops) } / Double(containers.count)
             let over = containers.count == 1 ? "1 container" : "\(containers.count) containers"
             out += "mount ops per container: \(String(format: "%.1f", perContainer)) (\(over))\n"
             var rows = [["container", "runtime", "ops", "by syscall"]]
@@ -277,12 +279,20 @@ public struct ReportRenderer {
         var mounts: MountSummary?
     }
 
+    /// One line (`jq .` indents it), the locks encoded one at a time: `--top 0` over a million locks in
+    /// one piece took several times their size in memory.
     private func json() -> String {
-        let report = JSONReport(hostname: profile.hostname, kernel: profile.kernel, startedAt: profile.startedAt,
-                                durationNs: profile.durationNs, events: profile.events, dropped: profile.dropped,
-                                locks: selectedLocks.map(LockRow.init), mounts: options.mounts ? profile.mounts : nil)
-        let data = (try? Profile.makeEncoder().encode(report)) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self) + "\n"
+        let shell = JSONReport(hostname: profile.hostname, kernel: profile.kernel, startedAt: profile.startedAt,
+                               durationNs: profile.durationNs, events: profile.events, dropped: profile.dropped,
+                               locks: [], mounts: options.mounts ? profile.mounts : nil)
+        var json = Data()
+        do {
+            try Profile.encode(shell, with: selectedLocks.map(LockRow.init), inPlaceOf: "locks",
+                               encoder: Profile.makeEncoder(pretty: false)) { json.append($0) }
+        } catch {
+            json = Data("{}".utf8)  // only a value JSON cannot hold fails, and the report has none
+        }
+        return String(decoding: json, as: UTF8.self) + "\n"
     }
 
     private func csv() -> String {
@@ -290,6 +300,9 @@ public struct ReportRenderer {
             .map { $0.map(CSV.field).joined(separator: ",") }.joined(separator: "\n") + "\n"
     }
 }
+
+/// Text from the profile as the table prints it: control characters escaped.
+func shown(_ text: String) -> String { TerminalText.escaped(text) }
 
 func percent(_ part: UInt64, of whole: UInt64) -> String {
     whole == 0 ? "0.0%" : String(format: "%.1f%%", Double(part) * 100 / Double(whole))
@@ -300,24 +313,29 @@ func shortContainer(_ id: String) -> String {
     id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
 }
 
-/// RFC 4180 quoting.
+/// RFC 4180 quoting: a field with a comma, a quote or a line break (CR, LF or both) is quoted.
 enum CSV {
     static func field(_ text: String) -> String {
-        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+        text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline })
             ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 }
 
-/// Plain aligned columns, two spaces apart.
+/// Plain aligned columns, two spaces apart, cells `shown` (they hold names from the profile). A column is
+/// at most `maxWidth` wide: a longer cell (a long cgroup path, or a crafted name) sticks out of its row
+/// rather than padding every other row to it.
 enum TextTable {
+    static let maxWidth = 64
+
     static func render(_ rows: [[String]], rightAligned: Range<Int>, indent: Int = 0) -> String {
+        let rows = rows.map { $0.map(shown) }
         guard let first = rows.first else { return "" }
         var widths = [Int](repeating: 0, count: first.count)
-        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = min(max(widths[index], cell.count), maxWidth) } }
         let pad = String(repeating: " ", count: indent)
         return rows.map { row in
             pad + row.enumerated().map { index, cell in
-                let fill = String(repeating: " ", count: widths[index] - cell.count)
+                let fill = String(repeating: " ", count: max(0, widths[index] - cell.count))
                 if index == row.count - 1 && !rightAligned.contains(index) { return cell }
                 return rightAligned.contains(index) ? fill + cell : cell + fill
             }.joined(separator: "  ")

@@ -87,7 +87,7 @@ struct FlamegraphCommand: ParsableCommand {
         let profile = try Profile.load(path: file)
         try group.validate(for: profile, source: file)
         let options = FlameGraphSVG.Options(weight: weight, grouping: group, title: title, coloring: color, icicle: icicle)
-        try AtomicFile.write(Data(FlameGraphSVG.render(profile, options: options).utf8), to: output)
+        try AtomicFile.write(Data(try FlameGraphSVG.render(profile, options: options).utf8), to: output)
     }
 }
 

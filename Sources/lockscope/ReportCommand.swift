@@ -14,7 +14,8 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "A profile written by `lockscope record`.")
     var file: String
 
-    @Option(help: "Locks to show.")
+    // Unconditional, so that `--top -1` reaches the check below instead of reading as a missing value.
+    @Option(parsing: .unconditional, help: "Locks to show, heaviest first; 0 for all of them.")
     var top = 10
 
     @Option(help: "Order locks by: \(ReportSort.allCases.map(\.rawValue).joined(separator: "|")).")
@@ -29,11 +30,8 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Add mount-syscall accounting: calls, latency, and mount ops per container.")
     var mounts = false
 
-    func validate() throws {
-        guard top > 0 else { throw ValidationError("--top must be at least 1") }
-    }
-
     func run() throws {
+        guard top >= 0 else { throw UserError("--top \(top): give a number of locks, or 0 for all of them") }
         let profile = try Profile.load(path: file)
         let options = ReportOptions(top: top, sort: sort, format: format, by: by, mounts: mounts)
         print(ReportRenderer(profile: profile, options: options).render(), terminator: "")

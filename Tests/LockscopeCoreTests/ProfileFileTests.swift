@@ -54,7 +54,7 @@ final class ProfileFileTests: XCTestCase {
         let cases: [(String, String)] = [
             ("", "p.json is empty: record a profile with `lockscope record -o p.json`"),
             ("{\"schema\": \"lockscope.profile/1\", \"hostname\": ", "p.json is not valid JSON (truncated or corrupted?)"),
-            ("[1, 2]", "p.json is not valid JSON"),
+            ("[1, 2]", "p.json: the top level is an array, not a lockscope profile object"),
             ("{\"hello\": 1}", "p.json is not a lockscope profile (no \"schema\" field)"),
             ("{\"schema\": \"pprof\"}", "p.json is not a lockscope profile (schema \"pprof\")"),
             ("{\"schema\": \"lockscope.profile/1\"}", "p.json is not a valid lockscope.profile/1 profile: missing field"),
@@ -97,6 +97,44 @@ final class ProfileFileTests: XCTestCase {
         XCTAssertNoThrow(try AtomicFile.checkWritable(path))
         XCTAssertThrowsError(try Profile.load(path: directory + "/missing.json")) {
             XCTAssertEqual("\($0)", "cannot read \(directory)/missing.json: No such file or directory; check the path")
+        }
+    }
+
+    /// Only regular files are read, at once, and only up to the size limit.
+    func testInputsThatAreNotRegularFilesOrTooLargeAreRefusedAtOnce() throws {
+        let directory = NSTemporaryDirectory() + "lockscope-\(getpid())-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let fifo = directory + "/fifo"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let hint = "give a profile written by `lockscope record -o FILE`"
+        for (path, what) in [(fifo, "a FIFO (named pipe)"), ("/dev/zero", "a character device"), (directory, "a directory")] {
+            let started = Date()
+            XCTAssertThrowsError(try Profile.load(path: path)) {
+                XCTAssertEqual("\($0)", "cannot read \(path): it is \(what), not a regular file; \(hint)")
+            }
+            XCTAssertLessThan(Date().timeIntervalSince(started), 1)
+        }
+        let path = directory + "/p.json"
+        try sampleProfile().write(to: path)
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        XCTAssertEqual(try InputFile.read(path, kind: "profile", hint: hint, environment: [InputFile.maxSizeVariable: "\(size)"]).count, size)
+        XCTAssertThrowsError(try InputFile.read(path, kind: "profile", hint: hint, environment: [InputFile.maxSizeVariable: "1K"])) {
+            XCTAssertEqual("\($0)", "cannot read \(path): it is \(size) bytes, more than the 1 KiB a profile may have; if it is one, "
+                           + "raise the limit with LOCKSCOPE_MAX_INPUT_SIZE (e.g. LOCKSCOPE_MAX_INPUT_SIZE=4K): "
+                           + "reading a profile takes about twice its size in memory (docs/profile-format.md)")
+        }
+        XCTAssertThrowsError(try InputFile.read(path, kind: "profile", hint: hint, environment: [InputFile.maxSizeVariable: "lots"])) {
+            XCTAssertEqual("\($0)", "LOCKSCOPE_MAX_INPUT_SIZE=lots is not a size: write it like 4G, 512M or 1000000 (bytes)")
+        }
+        // A name that was not UTF-8 reaches lockscope with U+FFFD in it: say so rather than "no such file".
+        XCTAssertThrowsError(try Profile.load(path: directory + "/caf\u{FFFD}.json")) {
+            XCTAssertEqual("\($0)", "cannot read \(directory)/caf\u{FFFD}.json: the file name is not valid UTF-8 (shown with \u{FFFD}), "
+                           + "and lockscope can only open names that are; rename the file or give a symbolic link with a UTF-8 name")
+        }
+        // Control characters in a name are not printed raw.
+        XCTAssertThrowsError(try Profile.load(path: directory + "/\u{1b}]0;x\u{7}.json")) {
+            XCTAssertEqual("\($0)", "cannot read \(directory)/\\x1b]0;x\\x07.json: No such file or directory; check the path")
         }
     }
 }

@@ -53,18 +53,18 @@ import Testing
 
     @Test func goldenFiles() throws {
         let profile = try Fixtures.profile()
-        try Fixtures.expectGolden(FlameGraphSVG.render(profile), "mount-storm.svg")
+        try Fixtures.expectGolden(try FlameGraphSVG.render(profile), "mount-storm.svg")
         let options = FlameGraphSVG.Options(weight: .count, grouping: StackGrouping([.container, .lock]), title: "Mount storm <node-a>",
                                             coloring: .container, icicle: true)
-        try Fixtures.expectGolden(FlameGraphSVG.render(profile, options: options), "mount-storm.icicle-container.svg")
+        try Fixtures.expectGolden(try FlameGraphSVG.render(profile, options: options), "mount-storm.icicle-container.svg")
     }
 
     @Test func oneWellFormedElementPerFrame() throws {
         let profile = try Fixtures.profile()
-        let reader = try FrameReader.read(FlameGraphSVG.render(profile))
+        let reader = try FrameReader.read(try FlameGraphSVG.render(profile))
         // Distinct root-to-leaf prefixes of the folded paths, plus the root `all`.
         var prefixes: Set<[String]> = []
-        for line in FoldedExporterTests.parse(FoldedExporter.render(profile)) {
+        for line in FoldedExporterTests.parse(try FoldedExporter.render(profile)) {
             for length in 1...line.frames.count { prefixes.insert(Array(line.frames.prefix(length))) }
         }
         #expect(reader.frames.count == prefixes.count + 1)
@@ -80,7 +80,7 @@ import Testing
     }
 
     @Test func selfContained() throws {
-        let svg = FlameGraphSVG.render(try Fixtures.profile())
+        let svg = try FlameGraphSVG.render(try Fixtures.profile())
         for external in ["href", "src=", "url(", "@import", "@font-face", "https://"] {
             #expect(!svg.contains(external), "\(external)")
         }
@@ -89,8 +89,8 @@ import Testing
 
     @Test func iciclePutsTheRootOnTop() throws {
         let profile = try Fixtures.profile()
-        let flame = try FrameReader.read(FlameGraphSVG.render(profile))
-        let icicle = try FrameReader.read(FlameGraphSVG.render(profile, options: .init(icicle: true)))
+        let flame = try FrameReader.read(try FlameGraphSVG.render(profile))
+        let icicle = try FrameReader.read(try FlameGraphSVG.render(profile, options: .init(icicle: true)))
         // 12 levels: the flame graph's root is on the last row, the icicle's on the first.
         #expect(flame.frames[0].rect["y"] == "248.00")
         #expect(icicle.frames[0].rect["y"] == "72.00")
@@ -110,8 +110,8 @@ import Testing
 
     @Test func coloursAreDeterministicPerKindAndContainer() throws {
         let profile = try Fixtures.profile()
-        #expect(FlameGraphSVG.render(profile) == FlameGraphSVG.render(profile))
-        let byKind = try FrameReader.read(FlameGraphSVG.render(profile))
+        #expect(try FlameGraphSVG.render(profile) == FlameGraphSVG.render(profile))
+        let byKind = try FrameReader.read(try FlameGraphSVG.render(profile))
         func fill(_ reader: FrameReader, _ title: String) -> String? {
             reader.frames.first { $0.title.hasPrefix(title + "\n") }?.rect["fill"]
         }
@@ -119,9 +119,9 @@ import Testing
         #expect(fill(byKind, "queued_spin_lock_slowpath") == Palette.frame(name: "queued_spin_lock_slowpath", baseHue: Palette.hue(kind: .spinlock)).hex)
         #expect(fill(byKind, "[lock] namespace_sem") == Palette.groupFrame(name: "[lock] namespace_sem").hex)
         // do_syscall_64 carries both kinds when grouped by nothing: neutral grey.
-        let mixed = try FrameReader.read(FlameGraphSVG.render(profile, options: .init(grouping: .none)))
+        let mixed = try FrameReader.read(try FlameGraphSVG.render(profile, options: .init(grouping: .none)))
         #expect(fill(mixed, "do_syscall_64") == Palette.neutralVariant(name: "do_syscall_64").hex)
-        let byContainer = try FrameReader.read(FlameGraphSVG.render(profile, options: .init(grouping: StackGrouping([.container]), coloring: .container)))
+        let byContainer = try FrameReader.read(try FlameGraphSVG.render(profile, options: .init(grouping: StackGrouping([.container]), coloring: .container)))
         let containerA = "3f2a9c1b7d4e8f60a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f801"
         #expect(fill(byContainer, "[no stack]") != nil)
         let downWriteFills = Set(byContainer.frames.filter { $0.title.hasPrefix("down_write\n") }.compactMap { $0.rect["fill"] })
@@ -134,14 +134,41 @@ import Testing
     @Test func titlesAndNamesAreEscaped() throws {
         let stack = StackProfile(frames: ["a<b>&\"c\""], count: 1, totalWaitNs: 1_500, maxWaitNs: 1_500, contexts: [])
         let lock = LockProfile(name: "l", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(1, 1_500), stacks: [stack])
-        let svg = FlameGraphSVG.render(makeProfile(locks: [lock]), options: .init(title: "A & B <\u{1}x>"))
+        let svg = try FlameGraphSVG.render(makeProfile(locks: [lock]), options: .init(title: "A & B <\u{1}x>"))
         let reader = try FrameReader.read(svg)
         #expect(svg.contains("<text id=\"title\" x=\"600\" y=\"24\">A &amp; B &lt;\u{FFFD}x&gt;</text>"))
         #expect(reader.frames.last?.title == "a<b>&\"c\"\nwait 1.50 us (100.00%)\n1 contention (100.00%)")
     }
 
+    /// A stack 100 000 frames deep draws every frame (laying it out recursively overflowed the thread's stack).
+    @Test func aVeryDeepStackIsDrawn() throws {
+        let frames = (0..<100_000).map { "f\($0)" }
+        let stack = StackProfile(frames: frames, count: 3, totalWaitNs: 3_000, maxWaitNs: 1_000, contexts: [])
+        let lock = LockProfile(name: "deep", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(3, 3_000), stacks: [stack])
+        let svg = try FlameGraphSVG.render(makeProfile(locks: [lock]))
+        #expect(svg.components(separatedBy: "<g class=\"f\"").count - 1 == 100_002)  // all, [lock] deep, and the frames
+        #expect(svg.contains("height=\"1600132\""))  // 72 header + 100 002 levels of 16 + 28 footer
+    }
+
+    /// Past `maxDrawnFrames`, only the widest frames are drawn (here the widest 3, then 4, of a tree of 6).
+    @Test func onlyTheWidestFramesAreDrawnBeyondTheLimit() throws {
+        let stacks = [(["a", "b"], UInt64(600)), (["a", "c"], 300), (["d"], 100)].map { frames, wait in
+            StackProfile(frames: frames, count: 1, totalWaitNs: wait, maxWaitNs: wait, contexts: [])
+        }
+        let lock = LockProfile(name: "l", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(3, 1_000), stacks: stacks)
+        let tree = FlameTree(try LockSamples(makeProfile(locks: [lock]), grouping: .none), groupDepth: 0)
+        #expect(tree.nodes.count == 6)  // all, b, a (under b), c, a (under c), d
+        #expect(tree.cut(keeping: 3, .wait) == (weight: 600, ties: 2))
+        #expect(tree.layout(weight: .wait, minWeight: 0, maxFrames: 3).map { tree.nodes[$0.node].name } == ["all", "b", "a"])
+        // Two frames of 300 ns tie for the fourth place: the first in drawing order is drawn.
+        #expect(tree.cut(keeping: 4, .wait) == (weight: 300, ties: 1))
+        #expect(tree.layout(weight: .wait, minWeight: 0, maxFrames: 4).map { tree.nodes[$0.node].name } == ["all", "b", "a", "c"])
+        #expect(tree.cut(keeping: 6, .wait) == (weight: 0, ties: .max))
+        #expect(tree.layout(weight: .wait, minWeight: 0).count == 6)
+    }
+
     @Test func anEmptyProfileSaysSo() throws {
-        let svg = FlameGraphSVG.render(makeProfile(locks: []))
+        let svg = try FlameGraphSVG.render(makeProfile(locks: []))
         let reader = try FrameReader.read(svg)
         #expect(reader.frames.isEmpty)
         #expect(svg.contains(">No lock waits recorded.</text>"))

@@ -20,19 +20,19 @@ import Testing
 
     @Test func goldenFiles() throws {
         let profile = try Fixtures.profile()
-        try Fixtures.expectGolden(FoldedExporter.render(profile), "mount-storm.folded")
-        try Fixtures.expectGolden(FoldedExporter.render(profile, weight: .count, grouping: .none), "mount-storm.count-none.folded")
-        try Fixtures.expectGolden(FoldedExporter.render(profile, grouping: StackGrouping([.container, .lock])),
+        try Fixtures.expectGolden(try FoldedExporter.render(profile), "mount-storm.folded")
+        try Fixtures.expectGolden(try FoldedExporter.render(profile, weight: .count, grouping: .none), "mount-storm.count-none.folded")
+        try Fixtures.expectGolden(try FoldedExporter.render(profile, grouping: StackGrouping([.container, .lock])),
                                   "mount-storm.container-lock.folded")
-        try Fixtures.expectGolden(FoldedExporter.render(profile, weight: .count, grouping: StackGrouping([.socket])),
+        try Fixtures.expectGolden(try FoldedExporter.render(profile, weight: .count, grouping: StackGrouping([.socket])),
                                   "mount-storm.count-socket.folded")
     }
 
     @Test(arguments: groupings)
     func parsedBackSumsToTheProfileTotals(grouping: StackGrouping) throws {
         let profile = try Fixtures.profile()
-        let wait = Self.parse(FoldedExporter.render(profile, weight: .wait, grouping: grouping))
-        let count = Self.parse(FoldedExporter.render(profile, weight: .count, grouping: grouping))
+        let wait = Self.parse(try FoldedExporter.render(profile, weight: .wait, grouping: grouping))
+        let count = Self.parse(try FoldedExporter.render(profile, weight: .count, grouping: grouping))
         #expect(wait.reduce(0) { $0 + $1.weight } == 1_090_000)
         #expect(count.reduce(0) { $0 + $1.weight } == 17)
         #expect(Fixtures.totals(profile) == (17, 1_090_000))
@@ -42,7 +42,7 @@ import Testing
     @Test func eachLockSumsToItsOwnTotalsIncludingWaitsWithoutAStack() throws {
         let profile = try Fixtures.profile()
         for weight in ExportWeight.allCases {
-            let lines = Self.parse(FoldedExporter.render(profile, weight: weight, grouping: .lock))
+            let lines = Self.parse(try FoldedExporter.render(profile, weight: weight, grouping: .lock))
             for lock in profile.locks {
                 let sum = lines.filter { $0.frames[0] == "[lock] \(lock.name)" }.reduce(0) { $0 + $1.weight }
                 #expect(sum == (weight == .wait ? lock.stats.totalWaitNs : lock.stats.contentions), "\(lock.name) \(weight)")
@@ -52,33 +52,33 @@ import Testing
 
     @Test func waitsWithoutAStackGoUnderTheirLockAndContainer() throws {
         let profile = try Fixtures.profile()
-        let byLock = FoldedExporter.render(profile).split(separator: "\n").filter { $0.contains("[no stack]") }
+        let byLock = try FoldedExporter.render(profile).split(separator: "\n").filter { $0.contains("[no stack]") }
         #expect(byLock == ["[lock] namespace_sem;[no stack] 100000"])
-        let byContainer = FoldedExporter.render(profile, grouping: StackGrouping([.container, .lock]))
+        let byContainer = try FoldedExporter.render(profile, grouping: StackGrouping([.container, .lock]))
             .split(separator: "\n").filter { $0.contains("[no stack]") }
         #expect(byContainer == ["[container] 3f2a9c1b7d4e;[lock] namespace_sem;[no stack] 50000",
                                 "[container] 9b1e44c0d2f3;[lock] namespace_sem;[no stack] 50000"])
-        let byCPU = FoldedExporter.render(profile, weight: .count, grouping: StackGrouping([.cpu]))
+        let byCPU = try FoldedExporter.render(profile, weight: .count, grouping: StackGrouping([.cpu]))
             .split(separator: "\n").filter { $0.contains("[no stack]") }
         #expect(byCPU == ["[cpu 0];[no stack] 1", "[cpu 1];[no stack] 1"])
     }
 
-    @Test func frameNamesAreSanitized() {
+    @Test func frameNamesAreSanitized() throws {
         let stack = StackProfile(frames: ["spin;lock", "caller\nname", "  ", "tab\there"], count: 1, totalWaitNs: 10,
                                  maxWaitNs: 10, contexts: [])
         let lock = LockProfile(name: "odd;lock\r\n", identity: .caller, kind: .mutex, address: "0x1", stats: makeStats(1, 10),
                                stacks: [stack])
-        #expect(FoldedExporter.render(makeProfile(locks: [lock])) == "[lock] odd:lock;tab here;[unknown];caller name;spin:lock 10\n")
+        #expect(try FoldedExporter.render(makeProfile(locks: [lock])) == "[lock] odd:lock;tab here;[unknown];caller name;spin:lock 10\n")
     }
 
-    @Test func stacksWithoutFramesAndContextsThatDoNotFit() {
+    @Test func stacksWithoutFramesAndContextsThatDoNotFit() throws {
         let empty = StackProfile(frames: [], count: 2, totalWaitNs: 40, maxWaitNs: 30,
                                  contexts: [StackContext(cpu: 1, container: "host", count: 1, totalWaitNs: 25)])
         let overfull = StackProfile(frames: ["f"], count: 1, totalWaitNs: 10, maxWaitNs: 10,
                                     contexts: [StackContext(cpu: 0, container: "host", count: 2, totalWaitNs: 20)])
         let lock = LockProfile(name: "l", identity: .symbol, kind: .spinlock, address: "0x1", stats: makeStats(3, 50),
                                stacks: [empty, overfull])
-        #expect(FoldedExporter.render(makeProfile(locks: [lock]), grouping: StackGrouping([.container])) == """
+        #expect(try FoldedExporter.render(makeProfile(locks: [lock]), grouping: StackGrouping([.container])) == """
         [container ?];[no stack] 15
         [container ?];f 10
         [container] host;[no stack] 25
@@ -90,7 +90,7 @@ import Testing
         let profile = try Fixtures.profile()
         var withoutTopology = profile
         withoutTopology.topology = nil
-        let lines = FoldedExporter.render(withoutTopology, weight: .count, grouping: StackGrouping([.socket]))
+        let lines = try FoldedExporter.render(withoutTopology, weight: .count, grouping: StackGrouping([.socket]))
         #expect(lines.split(separator: "\n").allSatisfy { $0.hasPrefix("[socket ?];") })
         #expect(throws: UserError("p.json has no CPU topology, so its waits cannot be grouped by socket; group by cpu instead")) {
             try StackGrouping([.lock, .socket]).validate(for: withoutTopology, source: "p.json")
@@ -98,10 +98,10 @@ import Testing
         try StackGrouping([.socket]).validate(for: profile, source: "p.json")
     }
 
-    @Test func anEmptyProfileFoldsToNothing() {
+    @Test func anEmptyProfileFoldsToNothing() throws {
         let idle = LockProfile(name: "idle", identity: .symbol, kind: .mutex, address: "0x1", stats: .empty)
-        #expect(FoldedExporter.render(makeProfile(locks: [idle])) == "")
-        #expect(FoldedExporter.render(makeProfile(locks: [])) == "")
+        #expect(try FoldedExporter.render(makeProfile(locks: [idle])) == "")
+        #expect(try FoldedExporter.render(makeProfile(locks: [])) == "")
     }
 
     @Test func groupingParsesFromTheCommandLine() {

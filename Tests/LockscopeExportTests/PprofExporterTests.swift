@@ -65,11 +65,47 @@ import Testing
         #expect(umount.locationID.map { locationNames[$0]! }.last?.hasPrefix("[lock] ") == true)
     }
 
+    /// pprof writes a path's frames once per sample (their labels differ): 650 samples of a 100 000-frame
+    /// stack are over 64 million, while folded stacks merge them into one line.
+    @Test func samplesRepeatingADeepStackTooOftenAreRefused() throws {
+        let contexts = (0..<650).map { StackContext(cpu: $0, container: "host", count: 1, totalWaitNs: 10) }
+        let stack = StackProfile(frames: (0..<100_000).map { "f\($0)" }, count: 650, totalWaitNs: 6_500, maxWaitNs: 10,
+                                 contexts: contexts)
+        let profile = makeProfile(locks: [LockProfile(name: "deep", identity: .caller, kind: .mutex, address: "0x1",
+                                                      stats: makeStats(650, 6_500), stacks: [stack])])
+        #expect(throws: UserError("grouped by lock, the profile's call paths hold over 64000000 frames in all (each stack once "
+                                  + "per CPU and container it is split by), more than lockscope writes: export folded stacks "
+                                  + "or speedscope, which merge a path's samples")) {
+            try PprofExporter.render(profile)
+        }
+        #expect(try FoldedExporter.render(profile).hasSuffix(";f0 6500\n"))
+    }
+
+    /// Input fed and output taken in pieces (zlib counts in 32 bits): the member decompresses to the input.
+    @Test func gzipInPieces() throws {
+        var state: UInt64 = 88_172_645_463_325_252
+        let noise = Data((0..<3_000_000).map { _ in  // xorshift: incompressible, so more than one output piece
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return UInt8(truncatingIfNeeded: state)
+        })
+        let pieces = try Gzip.compress(noise, inputPiece: 700_001)
+        #expect(pieces.count > Gzip.outputPiece)
+        #expect(try gunzip(pieces) == noise)
+        #expect(try gunzip(try Gzip.compress(noise)) == noise)
+        #expect(try gunzip(try Gzip.compress(Data())) == Data())
+    }
+
     @Test func startTimes() {
         #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00Z") == 1_795_169_700_000_000_000)
         #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00.123456Z") == 1_795_169_700_123_456_000)
         #expect(PprofExporter.startNanoseconds("2026-11-20T11:15:00.5+01:00") == 1_795_169_700_500_000_000)
         #expect(PprofExporter.startNanoseconds("2026-11-20T10:15:00.123456789Z") == 1_795_169_700_123_456_789)
         #expect(PprofExporter.startNanoseconds("yesterday") == 0)
+        // The last nanosecond a 64-bit count since 1970 holds, and past it (which overflowed).
+        #expect(PprofExporter.startNanoseconds("2262-04-11T23:47:16.854775807Z") == .max)
+        #expect(PprofExporter.startNanoseconds("2262-04-11T23:47:16.854775808Z") == 0)
+        #expect(PprofExporter.startNanoseconds("9999-12-31T23:59:59Z") == 0)
     }
 }

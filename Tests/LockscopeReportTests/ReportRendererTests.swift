@@ -92,6 +92,18 @@ final class ReportRendererTests: XCTestCase {
         for line in text.split(separator: "\n") { XCTAssertLessThanOrEqual(line.count, 80, String(line)) }
     }
 
+    /// A crafted key thousands of characters long sticks out of its own row instead of padding every row to it.
+    func testALongKeyDoesNotWidenItsColumn() {
+        var profile = profile()
+        let long = String(repeating: "k", count: 5_000)
+        profile.locks[0].byCpu[1].key = long
+        let text = ReportRenderer(profile: profile, options: ReportOptions(top: 1, by: [.cpu], stacksPerLock: 0)).render()
+        let table = text.components(separatedBy: "namespace_sem by cpu:\n")[1].split(separator: "\n")
+        XCTAssertEqual(table[0], "  key\(String(repeating: " ", count: 61))  contended  total wait  share      p50      p99      max")
+        XCTAssertEqual(table[1].count, 2 + 64 + 57)
+        XCTAssertEqual(table[2], "  \(long)         50      1.00 s  41.7%  20.0 ms  19.0 ms  20.0 ms")
+    }
+
     func testSpinlockOwnerIsUnknown() {
         let options = ReportOptions(top: 2, sort: .count, by: [.owner], stacksPerLock: 0)
         let text = ReportRenderer(profile: profile(), options: options).render()
