@@ -10,10 +10,13 @@ public struct CheckRequest: Sendable {
     /// Where to write JUnit XML and markdown reports, if anywhere.
     public var junitPath: String?
     public var markdownPath: String?
+    /// Permissions of the reports written.
+    public var fileMode: mode_t
 
     public init(currentPath: String, baselinePath: String? = nil, budgetPath: String? = nil,
                 settings: ComparisonSettings = ComparisonSettings(), junitPath: String? = nil,
-                markdownPath: String? = nil) {
+                markdownPath: String? = nil, fileMode: mode_t = AtomicFile.defaultMode) {
+        self.fileMode = fileMode
         self.currentPath = currentPath
         self.baselinePath = baselinePath
         self.budgetPath = budgetPath
@@ -59,10 +62,10 @@ public enum Check {
                                                  lockNames: request.settings.lockNames)
         }
         if let junitPath = request.junitPath {
-            try AtomicFile.write(Data(JUnitReport.render(result).utf8), to: junitPath)
+            try AtomicFile.write(Data(JUnitReport.render(result).utf8), to: junitPath, mode: request.fileMode)
         }
         if let markdownPath = request.markdownPath {
-            try AtomicFile.write(Data(MarkdownReport.render(result).utf8), to: markdownPath)
+            try AtomicFile.write(Data(MarkdownReport.render(result).utf8), to: markdownPath, mode: request.fileMode)
         }
         return result
     }

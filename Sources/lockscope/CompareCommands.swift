@@ -65,10 +65,12 @@ struct CheckCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write a markdown report (for a PR comment or $GITHUB_STEP_SUMMARY).", valueName: "FILE"))
     var markdown: String?
 
+    @OptionGroup var fileMode: FileModeOption
+
     func run() throws {
         let result = try Check.run(CheckRequest(currentPath: current, baselinePath: baseline, budgetPath: budget,
                                                 settings: try comparison.settings(), junitPath: junit,
-                                                markdownPath: markdown))
+                                                markdownPath: markdown, fileMode: fileMode.mode))
         print(CheckReport.render(result), terminator: "")
         if result.exitStatus != 0 { throw ExitCode(result.exitStatus) }
     }

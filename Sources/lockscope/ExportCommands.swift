@@ -30,6 +30,8 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "File to write (default: standard output).")
     var output: String?
 
+    @OptionGroup var fileMode: FileModeOption
+
     func run() throws {
         if !format.isStackBased && (weight != nil || group != nil) {
             throw UserError("--weight and --group shape stacks; csv has one row per lock and dimension: drop them")
@@ -43,7 +45,7 @@ struct ExportCommand: ParsableCommand {
         try grouping.validate(for: profile, source: file)
         let data = try ProfileExporter.export(profile, format: format, weight: weight ?? .wait, grouping: grouping)
         if let output {
-            try AtomicFile.write(data, to: output)
+            try AtomicFile.write(data, to: output, mode: fileMode.mode)
         } else {
             FileHandle.standardOutput.write(data)
         }
@@ -66,6 +68,8 @@ struct FlamegraphCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "SVG file to write.")
     var output: String
 
+    @OptionGroup var fileMode: FileModeOption
+
     @Option(help: "What frame widths measure: wait (nanoseconds waited) or count (contentions).")
     var weight: ExportWeight = .wait
 
@@ -87,7 +91,7 @@ struct FlamegraphCommand: ParsableCommand {
         let profile = try Profile.load(path: file)
         try group.validate(for: profile, source: file)
         let options = FlameGraphSVG.Options(weight: weight, grouping: group, title: title, coloring: color, icicle: icicle)
-        try AtomicFile.write(Data(try FlameGraphSVG.render(profile, options: options).utf8), to: output)
+        try AtomicFile.write(Data(try FlameGraphSVG.render(profile, options: options).utf8), to: output, mode: fileMode.mode)
     }
 }
 

@@ -25,9 +25,7 @@ struct RecordCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the profile (JSON).")
     var output = "lockscope.json"
 
-    @Option(help: "Permissions of the files written, in octal (profiles hold kernel addresses and host names).",
-            transform: RecordArgument.mode)
-    var mode: mode_t = AtomicFile.defaultMode
+    @OptionGroup var fileMode: FileModeOption
 
     @Option(help: "Which locks: mount (namespace_sem, mount_lock and every lock contended in a mount-family syscall), all, or NAME,...")
     var locks = "mount"
@@ -145,10 +143,10 @@ struct RecordCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("lockscope: \(error)\n".utf8))
             }
         }
-        write(output) { try profile.write(to: output, mode: mode) }
-        if let folded { write(folded) { try AtomicFile.write(Data(FoldedExporter.render(profile).utf8), to: folded, mode: mode) } }
+        write(output) { try profile.write(to: output, mode: fileMode.mode) }
+        if let folded { write(folded) { try AtomicFile.write(Data(FoldedExporter.render(profile).utf8), to: folded, mode: fileMode.mode) } }
         if let flamegraph {
-            write(flamegraph) { try AtomicFile.write(Data(FlameGraphSVG.render(profile).utf8), to: flamegraph, mode: mode) }
+            write(flamegraph) { try AtomicFile.write(Data(FlameGraphSVG.render(profile).utf8), to: flamegraph, mode: fileMode.mode) }
         }
         if let losses = profile.lossWarning {
             FileHandle.standardError.write(Data("lockscope: warning: \(losses)\n".utf8))
@@ -176,11 +174,6 @@ enum RecordArgument {
             throw ValidationError("give a positive duration like 30, 30s, 500ms or 2m")
         }
         return ns
-    }
-
-    static func mode(_ text: String) throws -> mode_t {
-        guard let mode = AtomicFile.parseMode(text) else { throw ValidationError("give octal permissions like 0600 or 0644") }
-        return mode
     }
 
     static func lockAddress(_ text: String) throws -> UInt64 {

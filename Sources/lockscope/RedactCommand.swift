@@ -25,12 +25,11 @@ struct RedactCommand: ParsableCommand {
                                valueName: "FILE"))
     var keyFile: String = Redactor.defaultKeyFile
 
-    @Option(help: "Permissions of the file written, in octal.", transform: RecordArgument.mode)
-    var mode: mode_t = AtomicFile.defaultMode
+    @OptionGroup var fileMode: FileModeOption
 
     func run() throws {
         try AtomicFile.checkWritable(output)
         let redactor = try Redactor(keyFile: keyFile)
-        try redactor.redact(try Profile.load(path: file)).write(to: output, mode: mode)
+        try redactor.redact(try Profile.load(path: file)).write(to: output, mode: fileMode.mode)
     }
 }

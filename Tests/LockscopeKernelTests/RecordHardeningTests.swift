@@ -258,4 +258,41 @@ final class RecordHardeningTests: XCTestCase {
         XCTAssertTrue(profile.locks.contains { $0.name == "rq_lock" || $0.name == "namespace_sem" || $0.name == "mount_lock" },
                       "lock names stay: \(profile.locks.map(\.name))")
     }
+
+    /// Every command that writes files writes them 0600 whatever the umask, or exactly `--mode`.
+    func testEveryWriterIsPrivateByDefaultAndExactWithMode() throws {
+        let directory = try temporaryDirectory()
+        let stats = WaitStats(contentions: 3, totalWaitNs: 3_000, minWaitNs: 500, maxWaitNs: 1_500, p50WaitNs: 1_000,
+                              p90WaitNs: 1_500, p99WaitNs: 1_500, p999WaitNs: 1_500,
+                              histogram: [HistogramBucket(lowerNs: 512, upperNs: 2048, count: 3)])
+        let profile = Profile(hostname: "h", kernel: "6.18.0", startedAt: "2026-12-01T12:00:00Z", durationNs: 1_000_000_000,
+                              events: 3, drops: Drops(), recording: Recording(), topology: nil, containers: [], mounts: nil,
+                              locks: [LockProfile(name: "namespace_sem", identity: .inferred, kind: .rwsem,
+                                                  address: "0xffffffff82f490a0", stats: stats,
+                                                  stacks: [StackProfile(frames: ["down_write", "path_umount"], count: 3,
+                                                                        totalWaitNs: 3_000, maxWaitNs: 1_500, contexts: [])])])
+        let input = "\(directory)/in.json"
+        try profile.write(to: input)
+        let key = "\(directory)/key"
+        try Data("a secret".utf8).write(to: URL(fileURLWithPath: key))
+        let writers: [(arguments: [String], outputs: [String])] = [
+            (["export", input, "--format", "folded", "-o", "\(directory)/out.folded"], ["out.folded"]),
+            (["export", input, "--format", "pprof", "-o", "\(directory)/out.pb.gz"], ["out.pb.gz"]),
+            (["flamegraph", input, "-o", "\(directory)/out.svg"], ["out.svg"]),
+            (["check", input, "--baseline", input, "--junit", "\(directory)/out.xml", "--markdown", "\(directory)/out.md"],
+             ["out.xml", "out.md"]),
+            (["redact", input, "-o", "\(directory)/out.json", "--key-file", key], ["out.json"]),
+        ]
+        let previous = umask(0)
+        defer { umask(previous) }
+        for (mode, extra) in [(mode_t(0o600), [String]()), (0o640, ["--mode", "0640"])] {
+            for writer in writers {
+                let run = try LockscopeRun.run(writer.arguments + extra)
+                XCTAssertEqual(run.status, 0, "\(writer.arguments): \(run.stderr)")
+                for output in writer.outputs {
+                    XCTAssertEqual(self.mode(of: "\(directory)/\(output)"), mode, "\(writer.arguments + extra)")
+                }
+            }
+        }
+    }
 }
