@@ -138,6 +138,13 @@ struct RunFiles {
         return removal
     }
 
+    /// The owner of `path` if it is of `type` (S_IFDIR, S_IFREG), not following a symlink.
+    private static func owner(of path: String, type: mode_t) -> uid_t? {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == type else { return nil }
+        return info.st_uid
+    }
+
     /// Removes every run in `scratchParent` whose marker names an owner that is gone, with its
     /// cgroups, and says so through `notice`; runs without a marker, or whose owner may be alive,
     /// are left alone. A marker's cgroup is trusted only if it is the run's own directory (named
@@ -146,6 +153,14 @@ struct RunFiles {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: scratchParent)) ?? []
         for name in names.sorted() where name.hasPrefix(namePrefix) {
             let scratchDirectory = "\(scratchParent)/\(name)"
+            // The scratch parent may be world-writable (/dev/shm, /tmp): only what this user made, as a
+            // real directory and file, is ever a run's; anyone else's look-alike is not touched.
+            guard let scratchOwner = owner(of: scratchDirectory, type: S_IFDIR),
+                  let markerOwner = owner(of: "\(scratchDirectory)/\(RunMarker.fileName)", type: S_IFREG) else { continue }
+            guard scratchOwner == geteuid(), markerOwner == geteuid() else {
+                notice("left \(scratchDirectory) alone: it belongs to user \(scratchOwner == geteuid() ? markerOwner : scratchOwner), not to this one")
+                continue
+            }
             guard let marker = RunMarker.read(from: scratchDirectory), let reason = marker.ownerGone() else { continue }
             let ownCgroup = cgroupRoot.map { "\($0)/\(name)" }
             guard marker.cgroups.allSatisfy({ $0 == ownCgroup }) else {

@@ -147,8 +147,16 @@ final class StressRunnerTests: XCTestCase {
         let gone = try leftover("lockscope-stress-a11ce002", owner: exitedOwner)
         let reused = try leftover("lockscope-stress-a11ce003", owner: reusedPID)
         let rebooted = try leftover("lockscope-stress-a11ce004", owner: otherBoot)
+        // Look-alikes in a world-writable parent: another user's directory with a gone owner's
+        // marker, and a symlink to a gone run's directory. Neither is this user's to remove.
+        let foreign = try leftover("lockscope-stress-a11ce005", owner: exitedOwner)
+        XCTAssertEqual(chown(foreign.scratch, 65534, 65534), 0)
+        let elsewhere = try leftover("lockscope-stress-a11ce006", owner: exitedOwner)
+        let target = "\(scratchParent)/target-a11ce006"
+        XCTAssertEqual(rename(elsewhere.scratch, target), 0)
+        XCTAssertEqual(symlink(target, elsewhere.scratch), 0)
         defer {
-            for kept in [alive, unmarked] {
+            for kept in [alive, unmarked, foreign, elsewhere] {
                 rmdir("\(kept.cgroup)/docker-\(URL(fileURLWithPath: kept.cgroup).lastPathComponent).scope")
                 rmdir(kept.cgroup)
             }
@@ -177,7 +185,10 @@ final class StressRunnerTests: XCTestCase {
             "removed 2 cgroups and \(gone.scratch) left by an earlier run (pid \(exited.processIdentifier), gone)",
             "removed 2 cgroups and \(reused.scratch) left by an earlier run (pid \(getpid()), gone, its pid reused)",
             "removed 2 cgroups and \(rebooted.scratch) left by an earlier run (pid \(getpid()), before the last boot)",
+            "left \(foreign.scratch) alone: it belongs to user 65534, not to this one",
         ])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(foreign.scratch)/layers/0/layer"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(target)/layers/0/layer"), "the symlink's target was not touched")
         for removed in [gone, reused, rebooted] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: removed.scratch), removed.scratch)
             XCTAssertFalse(FileManager.default.fileExists(atPath: removed.cgroup), removed.cgroup)
