@@ -91,13 +91,13 @@ public struct Drops: Codable, Sendable, Equatable {
         /// What the user can do about it, when there is something.
         public var advice: String? {
             switch self {
-            case .ringbufFull: "try a larger --ringbuf-size or a --min-wait"
+            case .ringbufFull: "raise --ringbuf-size or set a --min-wait"
             case .taskMapFull, .syscallMapFull: "more tasks waited at once than the kernel table holds"
             case .nestingOverflow: "more nested waits in one task than lockscope follows"
             case .stackFailed: "those events have no call stack"
             case .recursionMisses: "waits contended inside BPF programs are not seen"
             case .cgroupNamesFull: nil
-            case .cgroupNamesEvicted: "the kernel's table of names was full; names read before they went are kept"
+            case .cgroupNamesEvicted: "names read before eviction are kept"
             case .cgroupNamesLost: "their containers show as cgroup:<id>"
             }
         }
@@ -145,13 +145,7 @@ extension Profile {
     /// The end-of-recording warning: every non-zero loss counter by its profile name, with what it
     /// means or what to do; nil when every counter is zero.
     public var lossWarning: String? {
-        let counters = drops.nonZero
-        guard !counters.isEmpty else { return nil }
-        let ratio = String(format: "%.1f", dropRatio * 100)
-        let list = counters.map { counter in
-            "\(counter.key.profileKey) \(counter.value)" + (counter.key.advice.map { " (\($0))" } ?? "")
-        }
-        return "dropped \(dropped) events (\(ratio)%); " + list.joined(separator: ", ")
+        drops.nonZero.isEmpty ? nil : Units.lossSummary(self)
     }
 }
 

@@ -61,11 +61,16 @@ public enum Units {
         return String(format: "%.\(decimals)f", value)
     }
 
-    /// `dropped 12 events (0.3%)`, plus stack failures when there were any.
-    public static func lossSummary(_ profile: Profile) -> String {
-        var text = "dropped \(profile.dropped) events (\(String(format: "%.1f", profile.dropRatio * 100))%)"
-        if profile.drops.stackFailed > 0 { text += ", \(profile.drops.stackFailed) without a stack" }
-        if profile.drops.ringbufFull > 0 { text += ": try a larger --ringbuf-size or a --min-wait" }
-        return text
+    /// `dropped 12 events (0.3%)`, then every loss counter that is not zero, by its name in the profile, with
+    /// what it means or what to do: on one line for the end-of-recording warning, or one counter a line
+    /// (indented, for the report's header, which keeps to 80 columns).
+    public static func lossSummary(_ profile: Profile, oneLine: Bool = true) -> String {
+        let dropped = "dropped \(profile.dropped) events (\(String(format: "%.1f", profile.dropRatio * 100))%)"
+        let counters = profile.drops.nonZero.map { counter in
+            "\(counter.key.profileKey) \(counter.value)" + (counter.key.advice.map { oneLine ? " (\($0))" : ": \($0)" } ?? "")
+        }
+        if counters.isEmpty { return dropped }
+        return oneLine ? dropped + "; " + counters.joined(separator: ", ")
+            : ([dropped] + counters.map { "  " + $0 }).joined(separator: "\n")
     }
 }

@@ -98,7 +98,7 @@ public struct ReportRenderer {
     func header() -> String {
         var out = "lockscope report: host \(shown(profile.hostname)), kernel \(shown(profile.kernel))\n"
         out += "recorded \(shown(profile.startedAt)) for \(Units.duration(profile.durationNs)), \(profile.events) events\n"
-        out += Units.lossSummary(profile) + "\n"
+        out += Units.lossSummary(profile, oneLine: false) + "\n"
         if let topology = profile.topology { out += "topology: \(topology.summary())\n" }
         return out
     }

@@ -43,7 +43,8 @@ final class ReportRendererTests: XCTestCase {
         XCTAssertEqual(text, """
             lockscope report: host node-1, kernel 6.18.44
             recorded 2026-11-26T10:00:00Z for 5.00 s, 995 events
-            dropped 5 events (0.5%): try a larger --ringbuf-size or a --min-wait
+            dropped 5 events (0.5%)
+              ringbuf_full 5: raise --ringbuf-size or set a --min-wait
 
             contended    total      max      avg      p99  kind      lock
                   120   2.40 s  48.0 ms  20.0 ms  31.0 ms  rwsem     namespace_sem
