@@ -40,6 +40,8 @@ public final class Recorder {
     private var cgroupPaths: [UInt64: String] = [:]
     /// The kernel's count of names added when the table was last read (nothing new: no need to read).
     private var cgroupNamesAddedAtLastRead: UInt64 = 0
+    /// How many names the table held at that read.
+    private var cgroupNamesPresentAtLastRead: UInt64 = 0
     /// Cgroups the profile could not name (set when the profile is built).
     private var cgroupNamesLost: UInt64 = 0
     private var startedAt = Date()
@@ -116,7 +118,9 @@ public final class Recorder {
         let added = program.counters()[Int(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED.rawValue)]
         guard added != cgroupNamesAddedAtLastRead else { return }
         cgroupNamesAddedAtLastRead = added
-        cgroupPaths.merge(program.cgroupPaths()) { _, new in new }
+        let present = program.cgroupPaths()
+        cgroupNamesPresentAtLastRead = UInt64(present.count)
+        cgroupPaths.merge(present) { _, new in new }
     }
 
     /// The processes' drops so far, from the kernel counters.
@@ -131,9 +135,10 @@ public final class Recorder {
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
         drops.recursionMisses = program.recursionMisses()
         drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
-        // Nothing but the LRU removes names, so whatever was added and is no longer there was evicted.
-        let present = UInt64(program.cgroupPaths().count)
-        drops.cgroupNamesEvicted = counter(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED) - min(present, counter(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED))
+        // Nothing but the LRU removes names, so whatever was added and is no longer there was evicted
+        // (as of the last read: evictions happen only when a name is added, which makes the next read).
+        let added = cgroupNamesAddedAtLastRead
+        drops.cgroupNamesEvicted = added - min(cgroupNamesPresentAtLastRead, added)
         return drops
     }
 

@@ -39,14 +39,13 @@ struct RunMarker: Codable, Equatable {
         return RunMarker(pid: pid, startTime: identity.startTime, bootID: bootID, pidNamespace: namespace, cgroups: cgroups)
     }
 
-    /// Writes the marker into `directory` atomically (a temporary file, then rename).
+    /// Writes the marker into `directory` the way every output file is written (`AtomicFile`).
     func write(into directory: String) throws {
         let path = "\(directory)/\(Self.fileName)"
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try writeText(String(decoding: try encoder.encode(self), as: UTF8.self) + "\n", to: path + ".tmp", creating: true)
-            guard rename(path + ".tmp", path) == 0 else { throw WorkerError.syscall("rename to \(path)") }
+            try AtomicFile.write(try encoder.encode(self) + Data("\n".utf8), to: path)
         } catch {
             throw StressError.setupFailed("cannot write the run marker \(path): \(error)")
         }

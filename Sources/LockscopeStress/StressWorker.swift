@@ -321,7 +321,8 @@ enum MountSteps {
 /// Writes `text` to `path` with a single write(2), as cgroup and /proc files need (and without
 /// Foundation's fsync); `creating` creates or truncates a regular file.
 func writeText(_ text: String, to path: String, creating: Bool = false) throws {
-    let fd = open(path, creating ? O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC : O_WRONLY | O_CLOEXEC, 0o644)
+    // A file it creates is new: never an existing one, never through a symlink.
+    let fd = open(path, creating ? O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC : O_WRONLY | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw WorkerError.syscall("open \(path)") }
     defer { close(fd) }
     let written = text.withCString { write(fd, $0, strlen($0)) }

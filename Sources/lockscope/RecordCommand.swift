@@ -39,7 +39,7 @@ struct RecordCommand: ParsableCommand {
     var pids: [Int32] = []
 
     @Option(name: .customLong("container"), help: "Keep only containers whose id starts with this (repeatable).",
-            transform: RecordArgument.nonEmpty("--container", what: "a container id prefix"))
+            transform: RecordArgument.nonEmpty(what: "a container id prefix"))
     var containers: [String] = []
 
     @Option(name: .customLong("min-wait"), parsing: .unconditional, help: "Drop waits shorter than this (e.g. 10us, 1ms).",
@@ -192,7 +192,7 @@ enum RecordArgument {
         return pid
     }
 
-    static func nonEmpty(_ option: String, what: String) -> (String) throws -> String {
+    static func nonEmpty(what: String) -> (String) throws -> String {
         { text in
             guard !text.isEmpty else { throw ValidationError("give \(what)") }
             return text
