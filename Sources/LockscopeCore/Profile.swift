@@ -26,10 +26,14 @@ public struct Profile: Codable, Sendable, Equatable {
     public var containers: [ContainerSummary]
     public var mounts: MountSummary?
     public var locks: [LockProfile]
+    /// Processes that waited but issued no mount syscall (absent in profiles without mount syscalls).
+    public var victims: [Victim]?
+    /// The recording second by second (absent in profiles written before it was kept).
+    public var timeline: Timeline?
 
     public init(hostname: String, kernel: String, startedAt: String, durationNs: UInt64, events: UInt64,
                 drops: Drops, recording: Recording, topology: Topology?, containers: [ContainerSummary],
-                mounts: MountSummary?, locks: [LockProfile]) {
+                mounts: MountSummary?, locks: [LockProfile], victims: [Victim]? = nil, timeline: Timeline? = nil) {
         self.hostname = hostname
         self.kernel = kernel
         self.startedAt = startedAt
@@ -42,6 +46,8 @@ public struct Profile: Codable, Sendable, Equatable {
         self.containers = containers
         self.mounts = mounts
         self.locks = locks
+        self.victims = victims
+        self.timeline = timeline
     }
 
     /// Share of produced events that were lost, 0...1 (in Double: a crafted profile's counts may not add up in 64 bits).
@@ -452,16 +458,22 @@ public struct ContainerSummary: Codable, Sendable, Equatable {
     public var runtime: String
     public var podUid: String?
     public var cgroup: String
+    /// The pod's sandbox id, from the argv of the shim that mounted the container (containerd).
+    public var pod: String?
+    /// How waits were tied to this container (absent in older profiles: by cgroup).
+    public var attribution: Attribution?
     public var contentions: UInt64
     public var totalWaitNs: UInt64
     public var p99WaitNs: UInt64
 
-    public init(id: String, runtime: String, podUid: String?, cgroup: String, contentions: UInt64,
-                totalWaitNs: UInt64, p99WaitNs: UInt64) {
+    public init(id: String, runtime: String, podUid: String?, cgroup: String, pod: String? = nil,
+                attribution: Attribution? = nil, contentions: UInt64, totalWaitNs: UInt64, p99WaitNs: UInt64) {
         self.id = id
         self.runtime = runtime
         self.podUid = podUid
         self.cgroup = cgroup
+        self.pod = pod
+        self.attribution = attribution
         self.contentions = contentions
         self.totalWaitNs = totalWaitNs
         self.p99WaitNs = p99WaitNs
@@ -515,13 +527,23 @@ public struct SyscallStats: Codable, Sendable, Equatable {
 public struct ContainerMounts: Codable, Sendable, Equatable {
     public var id: String
     public var runtime: String
+    /// The pod's sandbox id, when the issuing shim named it.
+    public var pod: String?
+    /// How these syscalls were tied to the container.
+    public var attribution: Attribution?
     public var ops: UInt64
     public var bySyscall: [SyscallStats]
+    /// The container's start, for containers whose mount syscalls were attributed by path.
+    public var start: ContainerStart?
 
-    public init(id: String, runtime: String, ops: UInt64, bySyscall: [SyscallStats]) {
+    public init(id: String, runtime: String, pod: String? = nil, attribution: Attribution? = nil, ops: UInt64,
+                bySyscall: [SyscallStats], start: ContainerStart? = nil) {
         self.id = id
         self.runtime = runtime
+        self.pod = pod
+        self.attribution = attribution
         self.ops = ops
         self.bySyscall = bySyscall
+        self.start = start
     }
 }
