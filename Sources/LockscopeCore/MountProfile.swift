@@ -59,8 +59,9 @@ public struct LockWaitShare: Codable, Sendable, Equatable {
     }
 }
 
-/// A process that waited on locks but issued no mount-family syscall during the recording: a mount
-/// table reader (systemd, kubelet, cadvisor), a health check. Its waits are what the storm cost others.
+/// A process that issued no mount-family syscall during the recording but waited on namespace_sem or
+/// mount_lock: a mount table reader (systemd, kubelet, cadvisor), a health check. Its waits on them are
+/// what the storm cost others.
 public struct Victim: Codable, Sendable, Equatable {
     /// `comm[pid]`, as in `by_process`.
     public var process: String
@@ -128,7 +129,7 @@ public struct TimelineBin: Codable, Sendable, Equatable {
     public var namespaceSemWaitNs: UInt64
     public var mountLockWaitNs: UInt64
     public var otherWaitNs: UInt64
-    /// Wait of the victims (processes that issued no mount syscall), on any lock, and their longest wait.
+    /// Wait of the victims (see `Victim`) on namespace_sem and mount_lock, and their longest wait.
     public var victimWaitNs: UInt64
     public var victimMaxWaitNs: UInt64
 

@@ -78,6 +78,9 @@ public struct Drops: Codable, Sendable, Equatable {
     /// Cgroups with recorded waits or syscalls whose names were never learned (evicted before they were
     /// read, and gone from the cgroup tree by the end): their containers show as `cgroup:<id>`.
     public var cgroupNamesLost: UInt64 = 0
+    /// Mount syscalls whose path or options were longer than the kernel side keeps (256 and 512 bytes):
+    /// they were attributed by what was kept, or by issuer or cgroup when that named no container.
+    public var pathsTruncated: UInt64 = 0
 
     public init() {}
 
@@ -85,7 +88,7 @@ public struct Drops: Codable, Sendable, Equatable {
     /// cannot be left out of the warnings that list them.
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses, cgroupNamesFull
-        case cgroupNamesEvicted, cgroupNamesLost
+        case cgroupNamesEvicted, cgroupNamesLost, pathsTruncated
 
         /// The key as written in profiles.
         public var profileKey: String {
@@ -105,6 +108,7 @@ public struct Drops: Codable, Sendable, Equatable {
             case .cgroupNamesFull: nil
             case .cgroupNamesEvicted: "names read before eviction are kept"
             case .cgroupNamesLost: "their containers show as cgroup:<id>"
+            case .pathsTruncated: "their paths were cut; attribution used what was kept"
             }
         }
     }
@@ -120,6 +124,7 @@ public struct Drops: Codable, Sendable, Equatable {
         case .cgroupNamesFull: cgroupNamesFull
         case .cgroupNamesEvicted: cgroupNamesEvicted
         case .cgroupNamesLost: cgroupNamesLost
+        case .pathsTruncated: pathsTruncated
         }
     }
 
@@ -136,6 +141,7 @@ public struct Drops: Codable, Sendable, Equatable {
         cgroupNamesFull = try count(.cgroupNamesFull)
         cgroupNamesEvicted = try count(.cgroupNamesEvicted)
         cgroupNamesLost = try count(.cgroupNamesLost)
+        pathsTruncated = try count(.pathsTruncated)
     }
 
     /// Events lost (stack failures lose only the stack, not the event).

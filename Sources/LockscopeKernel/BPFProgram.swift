@@ -84,10 +84,9 @@ public final class BPFProgram {
             if let names = map(.cgroupNames) {
                 try check(bpf_map__set_max_entries(names, options.cgroupNamesCapacity), "size the cgroup names")
             }
-            for tasks in [Map.openWaits, .openSyscalls] {
-                if let table = map(tasks) {
-                    try check(bpf_map__set_max_entries(table, Self.taskCapacity), "size \(tasks.rawValue)")
-                }
+            // Open syscalls keep their paths (~800 bytes each): their table keeps the header's size.
+            if let table = map(.openWaits) {
+                try check(bpf_map__set_max_entries(table, Self.taskCapacity), "size open_waits")
             }
             let loaded = bpf_object__load(object)
             if loaded != 0 { throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines()) }
@@ -255,6 +254,17 @@ public final class BPFProgram {
         return paths
     }
 
+    /// The command line the kernel kept for `pid` when it first issued a mount syscall (NUL-separated
+    /// arguments, as /proc/<pid>/cmdline), nil when none was kept.
+    public func processArgs(pid: UInt32) -> String? {
+        guard let table = map(.processArgs) else { return nil }
+        var key = pid
+        var entry = lockscope_process_args()
+        guard bpf_map_lookup_elem(bpf_map__fd(table), &key, &entry) == 0 else { return nil }
+        let length = min(Int(entry.length), MemoryLayout.size(ofValue: entry.args))
+        return withUnsafeBytes(of: &entry.args) { String(decoding: $0.prefix(length), as: UTF8.self) }
+    }
+
     /// Adds lock addresses to the in-kernel lock filter (used when a lock is recognised mid-recording).
     public func addLockAddresses(_ addresses: [UInt64]) throws {
         for address in addresses { try setKey(.lockFilter, address) }
@@ -266,7 +276,7 @@ public final class BPFProgram {
     private enum Map: String {
         case events, counters, stacks
         case cgroupNames = "cgroup_names"
-        case openWaits = "open_waits", openSyscalls = "open_syscalls"
+        case openWaits = "open_waits", openSyscalls = "open_syscalls", processArgs = "process_args"
         case syscallTable = "syscall_table"
         case lockFilter = "lock_filter", pidFilter = "pid_filter", cgroupFilter = "cgroup_filter"
     }

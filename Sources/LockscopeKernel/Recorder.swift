@@ -57,12 +57,21 @@ public final class Recorder {
         symbols = try Kallsyms.load(path: options.kallsymsPath)
         topology = try? Topology.read(sysfsRoot: options.sysfsRoot)
         cgroups = try? CgroupResolver()
-        aggregator = Aggregator(topology: topology)
-        program = try BPFProgram(options: options.bpf)
+        let program = try BPFProgram(options: options.bpf)
+        self.program = program
+        // The kernel's copy first: a short-lived shim can be gone before /proc is read.
+        aggregator = Aggregator(topology: topology) { pid in
+            (program.processArgs(pid: pid) ?? Recorder.commandLine(pid)).flatMap(MountPaths.shimPod(commandLine:))
+        }
         reader = try RingBufferReader(mapFD: program.eventsFD)
     }
 
     deinit { program.close() }
+
+    /// A running process's command line (NUL-separated), from /proc.
+    static func commandLine(_ pid: UInt32) -> String? {
+        (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))).map { String(decoding: $0, as: UTF8.self) }
+    }
 
     /// How mount-family syscalls are hooked, once attached (nil when they are not).
     public var syscallHooks: SyscallHooks? { program.syscallHooks }
@@ -71,6 +80,7 @@ public final class Recorder {
     public func attach() throws {
         startedAt = Date()
         startNs = monotonicNs()
+        aggregator.startTimeline(atNs: startNs)
         try program.attach()
     }
 
@@ -89,6 +99,7 @@ public final class Recorder {
             if now >= nextTick {
                 nextTick = now + 1_000_000_000
                 readCgroupNames()
+                aggregator.releaseStaleHolds(now: now)
                 if now >= nextNaming {
                     names = refreshKernelFilter()
                     nextNaming = now + max(1_000_000_000, (monotonicNs() - now) * 20)
@@ -133,6 +144,7 @@ public final class Recorder {
         drops.nestingOverflow = counter(LOCKSCOPE_CTR_NESTING_OVERFLOW)
         drops.syscallMapFull = counter(LOCKSCOPE_CTR_SYSCALL_MAP_FULL)
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
+        drops.pathsTruncated = counter(LOCKSCOPE_CTR_PATH_TRUNCATED)
         drops.recursionMisses = program.recursionMisses()
         drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
         // Nothing but the LRU removes names, so whatever was added and is no longer there was evicted
