@@ -592,7 +592,7 @@ struct syscall_exit_record {
 #define FSCONFIG_SET_STRING 1
 
 /* The names are the kernel's SYSCALL_DEFINE names (umount2 is `umount`); user space attaches them
- * by these program names (BPFProgram.perSyscallPrograms). Arguments as the table above
+ * through the skeleton (BPFProgram.tracepointPrograms). Arguments as the table above
  * `struct lockscope_syscall_event` lists them. */
 SYSCALL_TRACEPOINTS(mount, LOCKSCOPE_SYS_MOUNT, 0, NO_FD, record->args[1], record->args[4])
 SYSCALL_TRACEPOINTS(umount, LOCKSCOPE_SYS_UMOUNT2, 0, NO_FD, record->args[0], NO_STRING)
