@@ -258,7 +258,9 @@ public struct Aggregator: ~Copyable {
         let previousCPU = lockActivity[lock].lastCPU
         lockActivity[lock].lastCPU = event.cpu
         timeline.wait(endNs: event.endNs, lock: lock,
-                      pid: event.syscallBeginNs != 0 ? TimelineTally.inMountSyscall : event.pid, ns: event.waitNs)
+                      waiter: event.syscallBeginNs != 0 ? .inMountSyscall
+                          : attribution.issuers.contains(event.pid) ? .mountIssuer : .victim,
+                      ns: event.waitNs)
         let queued = QueuedWait(event, lock: lock, kind: kind, previousCPU: previousCPU)
         if _slowPath(event.syscallBeginNs != 0) {
             attribution.hold(.init(queued: queued, lockAddress: event.lockAddress, tid: event.tid, endNs: event.endNs),
@@ -619,14 +621,11 @@ extension Aggregator {
                          contexts: [[FlatTable<LockContextKey, Tally>.Slot]],
                          owners: [[FlatTable<LockOwnerKey, Tally>.Slot]],
                          names: [UInt64: LockName], durationNs: UInt64) -> Drained {
-        let issuers = attribution.issuers
         let classes = lockEntries.map { TimelineLockClass(lockName: names[$0.address]?.name ?? "") }
-        let lockClass = { (lock: Int) in classes[lock] }
-        let timeline = timeline.timeline(durationNs: durationNs, lockClass: lockClass,
-                                         isVictim: { pid, lock in !issuers.contains(pid) && lockClass(lock).isMountLock })
+        let timeline = timeline.timeline(durationNs: durationNs, lockClass: { classes[$0] })
         return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
                 processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
-                attributed: attribution.containers, issuers: issuers, issuerPods: attribution.issuerPods,
+                attributed: attribution.containers, issuers: attribution.issuers, issuerPods: attribution.issuerPods,
                 timeline: timeline, originNs: self.timeline.originNs,
                 lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,
                 owners: owners)

@@ -47,8 +47,9 @@ struct MountAttribution {
         var firstBeginNs = UInt64.max
         /// When its rootfs was mounted (the overlay mount, or the move_mount of a new-API mount, returned 0).
         var rootfsMountedNs: UInt64?
+        /// Time in its set-up's syscalls (those that ended by `rootfsMountedNs`).
         var inSyscallsNs: UInt64 = 0
-        /// Lock wait inside its syscalls, by lock address.
+        /// Lock wait inside its set-up's syscalls, by lock address.
         var waitByLock: [UInt64: Aggregator.Tally] = [:]
     }
 
@@ -293,17 +294,20 @@ struct MountAttribution {
 
     // MARK: - Releasing
 
+    /// Counts `items` under container `index`; those that ended by the time its rootfs was mounted are
+    /// its set-up's (the unmounts after it are not).
     private mutating func release(_ items: Group, to index: Int) {
         let id = Self.containerID(index)
+        let setupEnd = containers[index].rootfsMountedNs ?? .max
         for var wait in items.waits {
             wait.queued.cgroupID = id
-            containers[index].waitByLock[wait.lockAddress, default: .init()].add(wait.queued.waitNs)
+            if wait.endNs <= setupEnd { containers[index].waitByLock[wait.lockAddress, default: .init()].add(wait.queued.waitNs) }
             releasedWaits.append(wait)
         }
         for var syscall in items.syscalls {
             syscall.cgroupID = id
             containers[index].firstBeginNs = min(containers[index].firstBeginNs, syscall.beginNs)
-            containers[index].inSyscallsNs &+= syscall.latencyNs
+            if syscall.endNs <= setupEnd { containers[index].inSyscallsNs &+= syscall.latencyNs }
             releasedSyscalls.append(syscall)
         }
     }

@@ -20,7 +20,8 @@ public struct ContainerStart: Codable, Sendable, Equatable {
     /// From the first mount syscall's start until the overlay was mounted on its rootfs; nil when the
     /// rootfs was not mounted during the recording.
     public var setupNs: UInt64?
-    /// Time spent inside its mount syscalls (their latencies summed; concurrent ones overlap).
+    /// Time spent inside the set-up's mount syscalls (those that ended by the time the overlay was
+    /// mounted: not the unmounts after it; latencies summed, so concurrent ones overlap).
     public var inSyscallsNs: UInt64
     /// Lock wait inside those syscalls.
     public var lockWaitNs: UInt64
@@ -129,7 +130,8 @@ public struct TimelineBin: Codable, Sendable, Equatable {
     public var namespaceSemWaitNs: UInt64
     public var mountLockWaitNs: UInt64
     public var otherWaitNs: UInt64
-    /// Wait of the victims (see `Victim`) on namespace_sem and mount_lock, and their longest wait.
+    /// Wait on namespace_sem and mount_lock, and the longest, of processes that had issued no mount
+    /// syscall so far (`Victim`; a process that mounts later counts here until it does).
     public var victimWaitNs: UInt64
     public var victimMaxWaitNs: UInt64
 

@@ -1,16 +1,20 @@
-/// The recording second by second, counted as events arrive: every wait by (second, lock, process),
-/// every mount syscall and container start by second. A wait or syscall counts in the second in which
-/// it ended, so the bins add up exactly to the profile's totals. `ProfileBuilder` turns it into the
-/// profile's `Timeline` once locks have names and the mount issuers are known (their waits are not
-/// victims' waits).
+/// The recording second by second, counted as events arrive: every wait by (second, lock, whose), every
+/// mount syscall and container start by second. A wait or syscall counts in the second in which it
+/// ended, so the bins add up exactly to the profile's totals. `ProfileBuilder` turns it into the
+/// profile's `Timeline` once locks have names.
+///
+/// Whose wait it was is decided when it arrives: inside a mount syscall, outside one by a process that
+/// has issued mount syscalls, or outside one by a process that has not (yet): a victim's. (The
+/// profile's `victims` list is decided at the end: a process that waits first and mounts later counts
+/// as a victim here until its first mount syscall.) Keys are (second, lock, whose), so memory grows
+/// with seconds × locks, whatever the number of processes.
 struct TimelineTally: ~Copyable {
     static let binNs: UInt64 = 1_000_000_000
-    /// Most (second, lock, process) entries kept; past it new processes' waits are kept without their
-    /// process (as `unknownProcess`, never a victim's), so memory stays bounded on long recordings.
-    static let maxEntries = 1 << 20
-    /// The process key of waits inside mount syscalls (their issuers are never victims).
-    static let inMountSyscall: UInt32 = 0
-    static let unknownProcess = UInt32.max
+
+    /// Whose wait it was.
+    enum Waiter: UInt32 {
+        case inMountSyscall = 1, mountIssuer, victim
+    }
 
     /// CLOCK_MONOTONIC at the start of the recording; the first event's time when nobody set it.
     var originNs: UInt64?
@@ -29,16 +33,10 @@ struct TimelineTally: ~Copyable {
         return endNs <= origin ? 0 : UInt32(truncatingIfNeeded: min((endNs - origin) / Self.binNs, UInt64(UInt32.max)))
     }
 
-    /// A wait on `lock` (an aggregator lock index) that ended at `endNs`; `pid` is `inMountSyscall` for
-    /// a wait inside a mount syscall.
+    /// A wait on `lock` (an aggregator lock index) that ended at `endNs`.
     @inline(__always)
-    mutating func wait(endNs: UInt64, lock: Int, pid: UInt32, ns: UInt64) {
-        let second = bin(endNs)
-        var key = TimelineKey(bin: second, lock: lock, pid: pid)
-        if waits.index(of: key) == nil, waits.count >= Self.maxEntries {
-            key = TimelineKey(bin: second, lock: lock, pid: Self.unknownProcess)
-        }
-        let slot = waits.index(of: key, adding: .init())
+    mutating func wait(endNs: UInt64, lock: Int, waiter: Waiter, ns: UInt64) {
+        let slot = waits.index(of: TimelineKey(bin: bin(endNs), lock: lock, waiter: waiter), adding: .init())
         waits[slot].add(ns)
     }
 
@@ -49,10 +47,8 @@ struct TimelineTally: ~Copyable {
     }
 
     /// The profile's timeline: `lockClass` sorts an aggregator lock index into namespace_sem, mount_lock
-    /// or other; `isVictim` says whether a process's waits on a lock are a victim's. Nil when nothing
-    /// was recorded.
-    func timeline(durationNs: UInt64, lockClass: (Int) -> TimelineLockClass,
-                  isVictim: (_ pid: UInt32, _ lock: Int) -> Bool) -> Timeline? {
+    /// or other (victims' waits count on the first two only). Nil when nothing was recorded.
+    func timeline(durationNs: UInt64, lockClass: (Int) -> TimelineLockClass) -> Timeline? {
         var last: UInt32? = syscalls.keys.max()
         waits.forEachEntry { last = max(last ?? 0, $0.key.bin) }
         guard var binCount = last.map({ Int($0) + 1 }) else { return nil }
@@ -65,13 +61,13 @@ struct TimelineTally: ~Copyable {
         waits.forEachEntry { slot in
             let index = Int(slot.key.bin)
             let tally = slot.value
-            switch lockClass(slot.key.lock) {
+            let lock = lockClass(slot.key.lock)
+            switch lock {
             case .namespaceSem: bins[index].namespaceSemWaitNs &+= tally.totalNs
             case .mountLock: bins[index].mountLockWaitNs &+= tally.totalNs
             case .other: bins[index].otherWaitNs &+= tally.totalNs
             }
-            let pid = slot.key.pid
-            if pid != Self.inMountSyscall, pid != Self.unknownProcess, isVictim(pid, slot.key.lock) {
+            if slot.key.waiter == .victim, lock.isMountLock {
                 bins[index].victimWaitNs &+= tally.totalNs
                 bins[index].victimMaxWaitNs = max(bins[index].victimMaxWaitNs, tally.maxNs)
             }
@@ -97,23 +93,24 @@ public enum TimelineLockClass: Sendable {
     }
 }
 
-/// (second, lock, process): bin << 32 | (lock + 1), and the pid.
+/// (second, lock, whose): bin << 32 | (lock + 1), and the waiter class.
 struct TimelineKey: FlatTableKey {
     var binAndLock: UInt64
-    var pid: UInt32
+    var waiterClass: UInt32
 
-    init(bin: UInt32, lock: Int, pid: UInt32) {
+    init(bin: UInt32, lock: Int, waiter: TimelineTally.Waiter) {
         binAndLock = UInt64(bin) << 32 | UInt64(UInt32(truncatingIfNeeded: lock + 1))
-        self.pid = pid
+        waiterClass = waiter.rawValue
     }
 
-    private init(binAndLock: UInt64, pid: UInt32) {
+    private init(binAndLock: UInt64, waiterClass: UInt32) {
         self.binAndLock = binAndLock
-        self.pid = pid
+        self.waiterClass = waiterClass
     }
 
-    static let unused = TimelineKey(binAndLock: 0, pid: 0)
-    var hashWord: UInt64 { binAndLock &* 31 &+ UInt64(pid) }
+    static let unused = TimelineKey(binAndLock: 0, waiterClass: 0)
+    var hashWord: UInt64 { binAndLock &* 4 &+ UInt64(waiterClass) }
     var bin: UInt32 { UInt32(truncatingIfNeeded: binAndLock >> 32) }
     var lock: Int { Int(UInt32(truncatingIfNeeded: binAndLock)) - 1 }
+    var waiter: TimelineTally.Waiter { TimelineTally.Waiter(rawValue: waiterClass)! }
 }

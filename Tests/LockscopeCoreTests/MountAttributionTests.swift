@@ -86,13 +86,14 @@ final class MountAttributionTests: XCTestCase {
                            ["open_tree": UInt64(layers), "mount_setattr": UInt64(layers), "move_mount": UInt64(layers),
                             "mount": 1, "umount2": UInt64(layers)])
             let start = try XCTUnwrap(row.start)
-            // Every syscall waited 1 µs: all of them are the container's.
-            XCTAssertEqual(start.lockWaitNs, UInt64(4 * layers + 1) * 1_000)
+            // Every syscall waited 1 µs: the set-up's are those up to the overlay mount, not the unmounts after it.
+            XCTAssertEqual(start.lockWaitNs, UInt64(3 * layers + 1) * 1_000)
+            XCTAssertEqual(start.inSyscallsNs, UInt64(3 * layers + 1) * 20_000)
             // Set-up: from the first open_tree's start to the overlay mount's end (20 µs per syscall, 3 per layer, then the mount).
             XCTAssertEqual(start.setupNs, UInt64(3 * layers + 1) * 20_000)
             let summary = try XCTUnwrap(profile.containers.first { $0.id == id })
             XCTAssertEqual(summary.attribution, .mountPath)
-            XCTAssertEqual(summary.totalWaitNs, start.lockWaitNs)
+            XCTAssertEqual(summary.totalWaitNs, UInt64(4 * layers + 1) * 1_000, "every wait is the container's")
         }
         XCTAssertFalse(profile.containers.contains { $0.id.hasSuffix("7") }, "nothing stays on the runtime's cgroup")
         XCTAssertEqual(profile.timeline?.bins.reduce(0) { $0 + $1.containersStarted }, 2)

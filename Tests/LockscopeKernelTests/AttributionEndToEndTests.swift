@@ -56,10 +56,10 @@ extension EndToEndTests {
                            "\(strategy): waits inside mount syscalls left on the runtime cgroup")
             let attributed = profile.containers.filter { $0.attribution == .mountPath || $0.attribution == .issuer }
             XCTAssertGreaterThan(attributed.reduce(0) { $0 + $1.contentions }, 0, "\(strategy): no waits were attributed")
-            // The waits inside each container's syscalls are the container's waits (its own process waits on nothing).
+            // The waits inside each container's set-up are part of the container's waits (which also has its unmounts').
             for row in mounts.byContainer where row.attribution == .mountPath {
                 let summary = profile.containers.first { $0.id == row.id }
-                XCTAssertEqual(summary?.totalWaitNs ?? 0, row.start?.lockWaitNs ?? 0, "\(strategy): \(row.id)")
+                XCTAssertGreaterThanOrEqual(summary?.totalWaitNs ?? 0, row.start?.lockWaitNs ?? 0, "\(strategy): \(row.id)")
             }
             try checkTimeline(profile, containersStarted: result.containerList.count, "\(strategy)")
         }
@@ -93,8 +93,10 @@ extension EndToEndTests {
         XCTAssertFalse(recorded.victims!.contains { $0.process.hasPrefix("containerd-shim") },
                        "\(recorded.victims!.map { ($0.process, $0.container, $0.byLock.map(\.lock)) })")
         try checkTimeline(recorded, containersStarted: stress.containers, "with readers")
+        // The timeline counts a process as a victim until its first mount syscall, the list only if it never mounts.
         let victimsWait = recorded.timeline!.bins.reduce(0) { $0 + $1.victimWaitNs }
-        XCTAssertEqual(victimsWait, recorded.victims!.reduce(0) { $0 + $1.totalWaitNs })
+        XCTAssertGreaterThanOrEqual(victimsWait, recorded.victims!.reduce(0) { $0 + $1.totalWaitNs })
+        XCTAssertGreaterThan(recorded.timeline!.bins.map(\.victimMaxWaitNs).max() ?? 0, 0)
     }
 
     /// The simple runtime's containers mount from their own cgroups: attributed by cgroup, as before.
