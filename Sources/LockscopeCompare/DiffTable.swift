@@ -48,21 +48,8 @@ public enum DiffTable {
         String(repeating: " ", count: max(0, width - text.count)) + text
     }
 
-    /// Words joined by spaces into lines of at most `width` columns, the first one after `prefix`,
-    /// the others indented as deep.
+    /// Words joined by spaces into lines of at most 80 columns (`TerminalText.wrap`).
     static func wrap(_ words: [String], prefix: String) -> [String] {
-        let indent = String(repeating: " ", count: prefix.count)
-        var lines: [String] = []
-        var line = prefix
-        for word in words {
-            if line.count + 1 + word.count > width && line.count > prefix.count {
-                lines.append(line)
-                line = indent + word
-            } else {
-                line += (line.count > prefix.count ? " " : "") + word
-            }
-        }
-        lines.append(line)
-        return lines
+        TerminalText.wrap(words, prefix: prefix, width: width)
     }
 }
