@@ -32,13 +32,13 @@ final class MountStormReportTests: XCTestCase {
               process        container                      waits   total     max
               systemd[1]     host                              48  2.31 s  412 ms
                 locks: namespace_sem 2.31 s (99.9%), mount_lock 1.50 ms (0.1%)
-                behind: containerd-shim-runc-v2[4100] in a1f3c5e7b9d0 1.48 s,
-                        containerd-shim-runc-v2[4230] in c3d5f7a9b1e2 640 ms,
+                behind: containerd-shim[4100] in a1f3c5e7b9d0 1.48 s,
+                        containerd-shim[4230] in c3d5f7a9b1e2 640 ms,
                         containerd[812] in host 150 ms
               kubelet[1190]  /system.slice/kubelet.service     21  840 ms  205 ms
                 locks: namespace_sem 840 ms (100.0%)
-                behind: containerd-shim-runc-v2[4100] in b2e4d6f8a0c1 600 ms,
-                        containerd-shim-runc-v2[4230] in c3d5f7a9b1e2 240 ms
+                behind: containerd-shim[4100] in b2e4d6f8a0c1 600 ms,
+                        containerd-shim[4230] in c3d5f7a9b1e2 240 ms
               ... 1 more, 3.20 ms (--top 0 lists all)
 
             """)

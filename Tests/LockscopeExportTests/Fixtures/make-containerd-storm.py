@@ -90,13 +90,13 @@ mounts = {
 victims = [
     {"process": "systemd[1]", "container": "host", "contentions": 48, "total_wait_ns": 2_310_000_000, "max_wait_ns": 412_000_000,
      "by_lock": [share("namespace_sem", 46, 2_308_500_000, 412_000_000), share("mount_lock", 2, 1_500_000, 900_000)],
-     "holders": [{"process": "containerd-shim-runc-v2[4100]", "container": C1, "contentions": 30, "total_wait_ns": 1_480_000_000},
-                 {"process": "containerd-shim-runc-v2[4230]", "container": C3, "contentions": 12, "total_wait_ns": 640_000_000},
+     "holders": [{"process": "containerd-shim[4100]", "container": C1, "contentions": 30, "total_wait_ns": 1_480_000_000},
+                 {"process": "containerd-shim[4230]", "container": C3, "contentions": 12, "total_wait_ns": 640_000_000},
                  {"process": "containerd[812]", "container": "host", "contentions": 4, "total_wait_ns": 150_000_000}]},
     {"process": "kubelet[1190]", "container": "/system.slice/kubelet.service", "contentions": 21, "total_wait_ns": 840_000_000,
      "max_wait_ns": 205_000_000, "by_lock": [share("namespace_sem", 21, 840_000_000, 205_000_000)],
-     "holders": [{"process": "containerd-shim-runc-v2[4100]", "container": C2, "contentions": 15, "total_wait_ns": 600_000_000},
-                 {"process": "containerd-shim-runc-v2[4230]", "container": C3, "contentions": 6, "total_wait_ns": 240_000_000}]},
+     "holders": [{"process": "containerd-shim[4100]", "container": C2, "contentions": 15, "total_wait_ns": 600_000_000},
+                 {"process": "containerd-shim[4230]", "container": C3, "contentions": 6, "total_wait_ns": 240_000_000}]},
     {"process": "healthcheck[5120]", "container": D4, "contentions": 9, "total_wait_ns": 3_200_000, "max_wait_ns": 1_100_000,
      "by_lock": [share("mount_lock", 9, 3_200_000, 1_100_000)], "holders": []},
 ]
