@@ -40,7 +40,8 @@ extension ReportRenderer {
         }
         if listed.count < ordered.count {
             let rest = ordered.dropFirst(listed.count)
-            out += "  ... \(rest.count) more, \(Units.duration(rest.map(\.totalWaitNs).saturatedSum())) (--top 0 lists all)\n"
+            let more = rest.count == 1 ? "1 more process" : "\(rest.count) more processes"
+            out += "  ... \(more), \(Units.duration(rest.map(\.totalWaitNs).saturatedSum())) (--top 0 lists all)\n"
         }
         return out
     }

@@ -39,7 +39,7 @@ final class MountStormReportTests: XCTestCase {
                 locks: namespace_sem 840 ms (100.0%)
                 behind: containerd-shim[4100] in b2e4d6f8a0c1 600 ms,
                         containerd-shim[4230] in c3d5f7a9b1e2 240 ms
-              ... 1 more, 3.20 ms (--top 0 lists all)
+              ... 1 more process, 3.20 ms (--top 0 lists all)
 
             """)
         // Once for the profile, not under each lock; without --by victim, no section.
