@@ -2,7 +2,7 @@
 # Checks a timeline from `lockscope timeline` in a real browser (headless Chromium, Debian's `chromium`
 # package) and exits non-zero if anything is wrong:
 #   1. statically: well-formed XML, an <svg> root, panels each with series paths (non-empty `d`), a
-#      legend entry per series, both axes and a unit; a hover column per second; no script and no
+#      legend entry per series, both axes and a unit; a hover column per second (or merged column); no script and no
 #      reference to anything outside the file (no href/src, url(), @import);
 #   2. in Chromium, with the network cut off: the DOM holds as many panels and series as the file; every
 #      series has a width, a height where it has values, and lies inside its plot; legend entries and
@@ -59,8 +59,8 @@ for panel in panels:
     if not [t for t in panel.iter(ns + "text") if t.get("class") == "unit" and (t.text or "").strip()]:
         fail(f"panel {name}: no unit on its y axis")
 bins = [r for g in root.iter(ns + "g") if g.get("class") == "bins" for r in g.iter(ns + "rect")]
-if len(bins) != int(root.get("data-bins", "-1")) or any(r.find(ns + "title") is None for r in bins):
-    fail(f"{len(bins)} hover columns with tooltips for data-bins={root.get('data-bins')}")
+if len(bins) != int(root.get("data-columns", "-1")) or any(r.find(ns + "title") is None for r in bins):
+    fail(f"{len(bins)} hover columns with tooltips for data-columns={root.get('data-columns')}")
 for element in root.iter():
     for name, value in element.attrib.items():
         if name.endswith("href") or name == "src":

@@ -74,9 +74,9 @@
 
     // One hover column per second, each with its tooltip, side by side.
     var bins = all(document, "g.bins rect");
-    check(bins.length === attr(root, "data-bins"), "bins: " + bins.length + " hover columns for " + root.getAttribute("data-bins") + " seconds");
+    check(bins.length === attr(root, "data-columns"), "hover columns: " + bins.length + " in the DOM, data-columns " + root.getAttribute("data-columns"));
     bins.forEach(function (bin, index) {
-      check(bin.querySelector("title") !== null && bin.getBBox().width > 0, "second " + index + ": no tooltip or zero width");
+      check(bin.querySelector("title") !== null && bin.getBBox().width > 0, "column " + index + ": no tooltip or zero width");
     });
     finish(panels.length, series.length);
   }

@@ -11,7 +11,10 @@ import LockscopeCore
 ///
 /// Each panel has its own y axis with its unit, a legend and grid lines; every second has a hover
 /// tooltip with all of its values. Each series is one `<path class="series" data-series=...>` (the
-/// names of `TimelineSeries`), which the tests and `scripts/check-timeline-svg.sh` look for.
+/// names of `TimelineSeries`), which the tests and `scripts/check-timeline-svg.sh` look for. A
+/// recording of more seconds than the plot has pixels (`maxColumns`) is drawn with its seconds merged
+/// evenly, as the terminal chart does (`Timeline.values(of:binsPerColumn:)`), so the file stays small
+/// however long the recording; the subtitle says so.
 public enum TimelineSVG {
     public struct Options: Sendable, Equatable {
         /// The heading; nil for "Lock contention over time".
@@ -72,6 +75,8 @@ public enum TimelineSVG {
     /// Width of one character of the monospace font at `fontSize` (DejaVu Sans Mono: 7.22), rounded up.
     static let charWidth = 7.3
     static var plotWidth: Double { imageWidth - left - right }
+    /// Columns drawn at most: one a pixel.
+    static var maxColumns: Int { Int(plotWidth) }
     static var panelHeight: Double { panelTop + plotHeight + panelBottom }
     static var imageHeight: Double { headerHeight + Double(panels.count) * panelHeight + footerHeight }
 
@@ -83,13 +88,17 @@ public enum TimelineSVG {
         guard timeline.bins.count >= 2 else {
             throw UserError("\(source)'s timeline has \(Units.count(timeline.bins.count, "second")): nothing to draw over time; record for longer")
         }
-        let seconds = Double(timeline.bins.count) * timeline.binSeconds
+        let columns = Columns(timeline)
+        let seconds = columns.totalSeconds
         let title = options.title ?? "Lock contention over time"
-        let subtitle = "\(profile.hostname), kernel \(profile.kernel), recorded \(profile.startedAt) for \(Units.duration(UInt64(seconds * 1e9)))"
+        var subtitle = "\(profile.hostname), kernel \(profile.kernel), recorded \(profile.startedAt) for \(Units.duration(roundedFrom: seconds * 1e9))"
+        if columns.binsPerColumn > 1 {
+            subtitle += "; a point is \(XScale.seconds(columns.secondsPerColumn)), averaged (longest wait: the longest)"
+        }
         var svg = """
         <?xml version="1.0" encoding="UTF-8" standalone="no"?>
         <svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="\(Int(imageWidth))" height="\(Int(imageHeight))" \
-        viewBox="0 0 \(Int(imageWidth)) \(Int(imageHeight))" data-bins="\(timeline.bins.count)" data-seconds="\(fixed(seconds))">
+        viewBox="0 0 \(Int(imageWidth)) \(Int(imageHeight))" data-columns="\(columns.count)" data-seconds-per-column="\(fixed(columns.secondsPerColumn))">
         <title>\(XMLText.escape(title))</title>
         <style>
         text { font-family: monospace; font-size: \(Int(fontSize))px; fill: #000; }
@@ -109,9 +118,9 @@ public enum TimelineSVG {
         """
         let xScale = XScale(seconds: seconds)
         for (index, panel) in panels.enumerated() {
-            svg += self.panel(panel, timeline: timeline, top: headerHeight + Double(index) * panelHeight, x: xScale)
+            svg += self.panel(panel, columns: columns, top: headerHeight + Double(index) * panelHeight, x: xScale)
         }
-        svg += bins(timeline, x: xScale)
+        svg += hoverColumns(columns, x: xScale)
         svg += "<text class=\"note\" x=\"\(Int(left))\" y=\"\(Int(imageHeight - 8))\">A wait or syscall counts in the second it "
             + "ended; victims are processes that waited without issuing mount syscalls.</text>\n"
         return svg + "</svg>\n"
@@ -119,11 +128,11 @@ public enum TimelineSVG {
 
     // MARK: Panels
 
-    private static func panel(_ panel: Panel, timeline: Timeline, top: Double, x: XScale) -> String {
-        let values = panel.series.map { timeline.values(of: $0) }
+    private static func panel(_ panel: Panel, columns: Columns, top: Double, x: XScale) -> String {
+        let values = panel.series.map { columns.values[$0] ?? [] }
         // Stacked series reach the sum of their values; the others their own peak.
         let highest: Double = switch panel.style {
-        case .stackedSteps: values.isEmpty ? 0 : (0..<timeline.bins.count).map { bin in values.map { $0[bin] }.reduce(0, +) }.max() ?? 0
+        case .stackedSteps: values.isEmpty ? 0 : (0..<columns.count).map { column in values.map { $0[column] }.reduce(0, +) }.max() ?? 0
         case .lines, .bars: values.flatMap { $0 }.max() ?? 0
         }
         // A panel of waits per second and longest waits labels its axis in plain time (its legend says which is which).
@@ -151,18 +160,18 @@ public enum TimelineSVG {
         }
         out += "</g>\n"
         // Series, drawn last so they sit above the grid.
-        var below = [Double](repeating: 0, count: timeline.bins.count)
+        var below = [Double](repeating: 0, count: columns.count)
         for (series, seriesValues) in zip(panel.series, values) {
             let d: String
             switch panel.style {
             case .stackedSteps:
                 let above = zip(below, seriesValues).map { $0 + $1 }
-                d = stepArea(lower: below, upper: above, width: timeline.binSeconds, x: x, y: y)
+                d = stepArea(lower: below, upper: above, columns: columns, x: x, y: y)
                 below = above
             case .lines:
-                d = line(seriesValues, width: timeline.binSeconds, x: x, y: y)
+                d = line(seriesValues, columns: columns, x: x, y: y)
             case .bars:
-                d = bars(seriesValues, width: timeline.binSeconds, x: x, y: y)
+                d = bars(seriesValues, columns: columns, x: x, y: y)
             }
             let paint = panel.style == .lines
                 ? "fill=\"none\" stroke=\"\(color(series))\" stroke-width=\"2\"\(series.quantity == .longestWait ? " stroke-dasharray=\"6 3\"" : "")"
@@ -196,53 +205,76 @@ public enum TimelineSVG {
         }
     }
 
-    /// Areas between `lower` and `upper`, flat over each second: along the top left to right, back
+    /// Areas between `lower` and `upper`, flat over each column: along the top left to right, back
     /// along the bottom.
-    private static func stepArea(lower: [Double], upper: [Double], width: Double, x: XScale, y: YScale) -> String {
+    private static func stepArea(lower: [Double], upper: [Double], columns: Columns, x: XScale, y: YScale) -> String {
         var d = ""
         for (index, value) in upper.enumerated() {
-            let start = x(Double(index) * width), end = x(Double(index + 1) * width)
-            d += (index == 0 ? "M\(fixed(start)) \(fixed(y(value)))" : "V\(fixed(y(value)))") + "H\(fixed(end))"
+            d += (index == 0 ? "M\(fixed(x(columns.start(index)))) \(fixed(y(value)))" : "V\(fixed(y(value)))") + "H\(fixed(x(columns.end(index))))"
         }
         for (index, value) in lower.enumerated().reversed() {
-            d += "V\(fixed(y(value)))H\(fixed(x(Double(index) * width)))"
+            d += "V\(fixed(y(value)))H\(fixed(x(columns.start(index))))"
         }
         return d + "Z"
     }
 
-    private static func line(_ values: [Double], width: Double, x: XScale, y: YScale) -> String {
+    /// A line through the middle of each column.
+    private static func line(_ values: [Double], columns: Columns, x: XScale, y: YScale) -> String {
         values.enumerated().map { index, value in
-            (index == 0 ? "M" : "L") + "\(fixed(x((Double(index) + 0.5) * width))) \(fixed(y(value)))"
+            (index == 0 ? "M" : "L") + "\(fixed(x((columns.start(index) + columns.end(index)) / 2))) \(fixed(y(value)))"
         }.joined()
     }
 
-    /// A rectangle per second with a value, a fifth of the second's width left free on each side; the
+    /// A rectangle per column with a value, a fifth of the column's width left free on each side; the
     /// baseline alone when there are none (the path still spans the time axis).
-    private static func bars(_ values: [Double], width: Double, x: XScale, y: YScale) -> String {
+    private static func bars(_ values: [Double], columns: Columns, x: XScale, y: YScale) -> String {
         let base = y(0)
         var d = ""
         for (index, value) in values.enumerated() where value > 0 {
-            let start = x((Double(index) + 0.2) * width), end = x((Double(index) + 0.8) * width)
-            d += "M\(fixed(start)) \(fixed(base))V\(fixed(y(value)))H\(fixed(end))V\(fixed(base))Z"
+            let (start, end) = (columns.start(index), columns.end(index))
+            let (left, right) = (x(start + (end - start) * 0.2), x(start + (end - start) * 0.8))
+            d += "M\(fixed(left)) \(fixed(base))V\(fixed(y(value)))H\(fixed(right))V\(fixed(base))Z"
         }
-        return d.isEmpty ? "M\(fixed(x(0))) \(fixed(base))H\(fixed(x(Double(values.count) * width)))" : d
+        return d.isEmpty ? "M\(fixed(x(0))) \(fixed(base))H\(fixed(x(columns.totalSeconds)))" : d
     }
 
-    /// A transparent column over every panel per second, its tooltip every value of that second.
-    private static func bins(_ timeline: Timeline, x: XScale) -> String {
+    /// A transparent column over every panel per column drawn, its tooltip every value of it as drawn.
+    private static func hoverColumns(_ columns: Columns, x: XScale) -> String {
         var out = "<g class=\"bins\">\n"
         let top = headerHeight + panelTop, height = Double(panels.count) * panelHeight - panelTop - panelBottom
-        for (index, bin) in timeline.bins.enumerated() {
-            let start = Double(index) * timeline.binSeconds
-            var lines = ["\(XScale.seconds(start))–\(XScale.seconds(start + timeline.binSeconds))"]
+        for index in 0..<columns.count {
+            let (start, end) = (columns.start(index), columns.end(index))
+            var lines = ["\(XScale.seconds(start))–\(XScale.seconds(end))"]
             for series in TimelineSeries.allCases {
-                lines.append("\(legendLabel(series)): " + (series.quantity == .count
-                    ? String(series.value(in: bin)) : Units.duration(series.value(in: bin))))
+                lines.append("\(legendLabel(series)): \(series.format(columns.values[series]?[index] ?? 0))")
             }
-            out += "<rect x=\"\(fixed(x(start)))\" y=\"\(fixed(top))\" width=\"\(fixed(x(start + timeline.binSeconds) - x(start)))\" "
+            out += "<rect x=\"\(fixed(x(start)))\" y=\"\(fixed(top))\" width=\"\(fixed(x(end) - x(start)))\" "
                 + "height=\"\(fixed(height))\"><title>\(XMLText.escape(lines.joined(separator: "\n")))</title></rect>\n"
         }
         return out + "</g>\n"
+    }
+
+    /// The timeline as drawn: a column per bin, or bins merged evenly into at most `maxColumns`.
+    struct Columns {
+        let binsPerColumn: Int
+        let secondsPerColumn: Double
+        let totalSeconds: Double
+        let count: Int
+        /// Every series, a value per column (per second, or the longest wait).
+        let values: [TimelineSeries: [Double]]
+
+        init(_ timeline: Timeline) {
+            let merged = timeline.binsPerColumn(fitting: TimelineSVG.maxColumns)
+            binsPerColumn = merged
+            secondsPerColumn = Double(merged) * timeline.binSeconds
+            totalSeconds = Double(timeline.bins.count) * timeline.binSeconds
+            count = (timeline.bins.count + merged - 1) / merged
+            values = Dictionary(uniqueKeysWithValues: TimelineSeries.allCases.map { ($0, timeline.values(of: $0, binsPerColumn: merged)) })
+        }
+
+        func start(_ column: Int) -> Double { Double(column) * secondsPerColumn }
+        /// The last column ends with the recording.
+        func end(_ column: Int) -> Double { Swift.min(totalSeconds, Double(column + 1) * secondsPerColumn) }
     }
 
     /// `value` with two decimals (never negative), as the flame graph writes coordinates.

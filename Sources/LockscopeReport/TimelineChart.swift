@@ -26,14 +26,14 @@ public struct TimelineChart {
         guard bins >= 2 else { return nil }
         let perColumn = timeline.binsPerColumn(fitting: Self.columns)
         let stretch = perColumn == 1 ? Swift.max(1, Self.columns / bins) : 1
-        let seconds = Units.duration(UInt64(Double(bins) * timeline.binSeconds * 1e9))
-        let bin = timeline.binNs == 1_000_000_000 ? "second" : Units.duration(UInt64(timeline.binSeconds * 1e9))
+        let seconds = Units.duration(roundedFrom: Double(bins) * timeline.binSeconds * 1e9)
+        let bin = timeline.binNs == 1_000_000_000 ? "second" : Units.duration(roundedFrom: timeline.binSeconds * 1e9)
         var lines: [String]
         if perColumn == 1 {
             let width = stretch == 1 ? "a column" : "\(stretch) columns"
             lines = ["timeline over \(seconds), \(width) a \(bin); each row scaled to its peak (right)"]
         } else {
-            let span = Units.duration(UInt64(Double(perColumn) * timeline.binSeconds * 1e9))
+            let span = Units.duration(roundedFrom: Double(perColumn) * timeline.binSeconds * 1e9)
             let columns = Units.count((bins + perColumn - 1) / perColumn, "column")
             let text = "timeline over \(seconds), downsampled to \(columns) of \(span) (rates and waits averaged per"
                 + " second, max wait the longest); each row scaled to its peak (right)"

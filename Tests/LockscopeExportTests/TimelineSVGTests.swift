@@ -71,7 +71,7 @@ import Testing
 
     @Test func panelsSeriesAxesAndLegends() throws {
         let reader = try Reader.read(try TimelineSVG.render(try Fixtures.profile("containerd-storm"), source: "f.json"))
-        #expect(reader.root["data-bins"] == "12" && reader.root["width"] == "1000")
+        #expect(reader.root["data-columns"] == "12" && reader.root["data-seconds-per-column"] == "1.00" && reader.root["width"] == "1000")
         #expect(!reader.elementNames.contains("script") && !reader.elementNames.contains("image"))
         #expect(reader.panels.map(\.name) == ["wait", "victims", "mounts", "starts"])
         #expect(reader.panels.map(\.title) == ["Lock wait per second", "Victims: wait per second and longest wait",
@@ -96,12 +96,12 @@ import Testing
         #expect(reader.binTitles.count == 12)
         #expect(reader.binTitles[4] == """
             4 s–5 s
-            containers started: 0
-            mount ops: 120
-            namespace_sem wait: 1.40 s
-            mount_lock wait: 2.60 ms
-            other locks' wait: 900 us
-            victim wait per second: 1.15 s
+            containers started: 0/s
+            mount ops: 120/s
+            namespace_sem wait: 1.40 s/s
+            mount_lock wait: 2.60 ms/s
+            other locks' wait: 900 us/s
+            victim wait per second: 1.15 s/s
             longest victim wait: 412 ms
             """)
     }
@@ -126,6 +126,27 @@ import Testing
         #expect(throws: UserError("short.json's timeline has 1 second: nothing to draw over time; record for longer")) {
             try TimelineSVG.render(profile, source: "short.json")
         }
+    }
+
+    /// 2000 seconds in an 880-pixel plot: 3 seconds a column (667 columns, the last of 2 seconds),
+    /// averaged per second, the longest wait the longest; the file stays small.
+    @Test func aLongRecordingIsMergedEvenlyIntoOneColumnAPixel() throws {
+        var profile = try Fixtures.profile("containerd-storm")
+        profile.timeline = Timeline(binNs: 1_000_000_000, bins: (0..<2000).map { second in
+            TimelineBin(startNs: UInt64(second) * 1_000_000_000, mountOps: UInt64(second % 3 == 0 ? 9 : 0),
+                        victimMaxWaitNs: UInt64(second) * 1_000)
+        })
+        let svg = try TimelineSVG.render(profile, source: "long.json")
+        let reader = try Reader.read(svg)
+        #expect(reader.root["data-columns"] == "667" && reader.root["data-seconds-per-column"] == "3.00")
+        #expect(reader.binTitles.count == 667)
+        #expect(reader.binTitles[0].hasPrefix("0 s–3 s\ncontainers started: 0/s\nmount ops: 3.00/s\n"))
+        #expect(reader.binTitles[666].hasPrefix("1998 s–2000 s\n"))
+        #expect(reader.binTitles[666].hasSuffix("longest victim wait: 2.00 ms"))
+        #expect(reader.texts.contains { $0.hasSuffix("for 2000 s; a point is 3 s, averaged (longest wait: the longest)") })
+        // Every full column averages 9 ops over 3 s; the last, 1998-1999, 9 over 2 s.
+        #expect(reader.panels[2].series[0]["data-peak"] == "4.50")
+        #expect(svg.utf8.count < 400_000)
     }
 
     @Test func emptySecondsStillGetAxes() throws {
