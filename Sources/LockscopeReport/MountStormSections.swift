@@ -50,8 +50,7 @@ extension ReportRenderer {
     private func detailLines(_ items: [String], prefix: String) -> String {
         var words = Array(items.prefix(Self.detailsPerVictim))
         if items.count > words.count { words.append("and \(items.count - words.count) more") }
-        let separated = words.enumerated().map { $0.offset < words.count - 1 ? $0.element + "," : $0.element }
-        return TerminalText.wrap(separated, prefix: prefix).joined(separator: "\n") + "\n"
+        return TerminalText.wrap(commaSeparated(words), prefix: prefix).joined(separator: "\n") + "\n"
     }
 
     /// The containers whose start was recorded, most lock wait first, `top` of them: set-up time, time

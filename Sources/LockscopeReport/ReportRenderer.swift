@@ -216,8 +216,8 @@ public struct ReportRenderer {
             let perContainer = containers.reduce(0) { $0 + Double($1.ops) } / Double(containers.count)
             let over = containers.count == 1 ? "1 container" : "\(containers.count) containers"
             out += "mount ops per container: \(String(format: "%.1f", perContainer)) (\(over))\n"
-            // Profiles that say how syscalls were tied to containers show that and the pod, not the runtime
-            // (the pod's is the runtime's); the syscalls wrap under their column.
+            // Profiles that say how syscalls were tied to containers show that and the pod in place of the
+            // runtime; the syscalls wrap under their column.
             let attributed = mounts.byContainer.contains { $0.pod != nil || $0.attribution != nil }
             var rows = [["container"] + (attributed ? ["pod", "attributed"] : ["runtime"]) + ["ops"]]
             var calls = [["by syscall"]]
@@ -225,8 +225,7 @@ public struct ReportRenderer {
                 let identity = attributed ? [container.pod.map(shortContainer) ?? "-", container.attribution?.rawValue ?? "cgroup"]
                     : [container.runtime]
                 rows.append([shortContainer(container.id)] + identity + [String(container.ops)])
-                let names = container.bySyscall.map { "\(shown($0.syscall)) \($0.stats.contentions)" }
-                calls.append(names.enumerated().map { $0.offset < names.count - 1 ? $0.element + "," : $0.element })
+                calls.append(commaSeparated(container.bySyscall.map { "\(shown($0.syscall)) \($0.stats.contentions)" }))
             }
             let table = TextTable.render(rows, rightAligned: (rows[0].count - 1)..<rows[0].count, indent: 2)
             for (line, words) in zip(table.split(separator: "\n"), calls) {
@@ -326,6 +325,11 @@ func shown(_ text: String) -> String { TerminalText.escaped(text) }
 
 func percent(_ part: UInt64, of whole: UInt64) -> String {
     whole == 0 ? "0.0%" : String(format: "%.1f%%", Double(part) * 100 / Double(whole))
+}
+
+/// Items to wrap as words, each but the last followed by a comma.
+func commaSeparated(_ items: [String]) -> [String] {
+    items.enumerated().map { $0.offset < items.count - 1 ? $0.element + "," : $0.element }
 }
 
 /// Container ids are 64 hex digits; 12 are enough to tell them apart on screen (like docker ps).
