@@ -91,7 +91,8 @@ public enum TimelineSVG {
         let columns = Columns(timeline)
         let seconds = columns.totalSeconds
         let title = options.title ?? "Lock contention over time"
-        var subtitle = "\(profile.hostname), kernel \(profile.kernel), recorded \(profile.startedAt) for \(Units.duration(roundedFrom: seconds * 1e9))"
+        // The recording's own duration: its last second may be partial, while the time axis spans whole seconds.
+        var subtitle = "\(profile.hostname), kernel \(profile.kernel), recorded \(profile.startedAt) for \(Units.duration(profile.durationNs))"
         if columns.binsPerColumn > 1 {
             subtitle += "; a point is \(XScale.seconds(columns.secondsPerColumn)), averaged (longest wait: the longest)"
         }

@@ -143,7 +143,8 @@ import Testing
         #expect(reader.binTitles[0].hasPrefix("0 s–3 s\ncontainers started: 0/s\nmount ops: 3.00/s\n"))
         #expect(reader.binTitles[666].hasPrefix("1998 s–2000 s\n"))
         #expect(reader.binTitles[666].hasSuffix("longest victim wait: 2.00 ms"))
-        #expect(reader.texts.contains { $0.hasSuffix("for 2000 s; a point is 3 s, averaged (longest wait: the longest)") })
+        #expect(reader.texts.contains { $0.hasSuffix("for 12.0 s; a point is 3 s, averaged (longest wait: the longest)") },
+                "the subtitle gives the profile's duration")
         // Every full column averages 9 ops over 3 s; the last, 1998-1999, 9 over 2 s.
         #expect(reader.panels[2].series[0]["data-peak"] == "4.50")
         #expect(svg.utf8.count < 400_000)
