@@ -127,6 +127,20 @@ public struct Aggregator: ~Copyable {
     /// Ties mount syscalls and the waits inside them to containers by their paths.
     var attribution: MountAttribution
     var timeline = TimelineTally()
+    /// Waits on static kernel locks kept while the selected locks' addresses are learned.
+    var provisional = ProvisionalWaits()
+
+    /// Records the provisional waits on the locks `decide` knows about (true: a selected lock, false:
+    /// another), in the order they ended; the others stay held. Returns how many were recorded.
+    @discardableResult
+    public mutating func settleProvisionalWaits(_ decide: (UInt64) -> Bool?) -> Int {
+        let kept = provisional.settle(decide)
+        for event in kept { record(event) }
+        return kept.count
+    }
+
+    /// Waits lost because too many provisional waits were held at once.
+    public var provisionalOverflow: UInt64 { provisional.overflow }
 
     /// `issuerPod` names the pod a process works for (a containerd shim's `-id`), for `MountAttribution`.
     public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil }) {
@@ -252,6 +266,7 @@ public struct Aggregator: ~Copyable {
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     /// A wait inside a mount syscall is held until the syscall's container is known (`MountAttribution`).
     public mutating func record(_ event: WaitEvent) {
+        if _slowPath(event.flags & ProvisionalWaits.flag != 0) { return provisional.hold(event) }
         waitEvents &+= 1
         let kind = event.kind
         let lock = lockIndex(event.lockAddress, kind: kind)
@@ -491,7 +506,19 @@ extension Aggregator {
     /// flight are not in it yet).
     public func lockNames(_ inputs: ProfileInputs) -> [UInt64: LockName] {
         var builder = ProfileBuilder(inputs: inputs)
-        return builder.lockNames(lockSummaries())
+        // Held provisional waits are named with the recorded ones at the same address: that is what
+        // decides whether they are kept.
+        var summaries = Dictionary(lockSummaries().map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+        for held in provisional.summaries() {
+            if var summary = summaries[held.address] {
+                summary.contentions += held.contentions
+                for (stack, tally) in held.stacks { summary.stacks[stack, default: .init()].merge(tally) }
+                summaries[held.address] = summary
+            } else {
+                summaries[held.address] = held
+            }
+        }
+        return builder.lockNames(Array(summaries.values))
     }
 
     /// The profile of everything recorded so far (built from copies of the tables; what follows is

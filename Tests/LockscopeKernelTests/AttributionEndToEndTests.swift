@@ -99,6 +99,47 @@ extension EndToEndTests {
         XCTAssertGreaterThan(recorded.timeline!.bins.map(\.victimMaxWaitNs).max() ?? 0, 0)
     }
 
+    /// The default mode (`--locks mount`), run from a script (no terminal), keeps every wait on
+    /// namespace_sem and mount_lock from the first one, the mountinfo readers' outside mount syscalls
+    /// included: counts equal to an independent bpftrace count in the same run. (bpftrace runs a little
+    /// longer than the recording, so another process's wait just before or after it, a compiler's path
+    /// walk on mount_lock, say, may be in its count only: one wait in a hundred is allowed for that.)
+    func testDefaultModeKeepsEveryMountLockWaitFromTheFirstOne() throws {
+        try requireBPF()
+        let binary = try LockscopeBinary.path()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-early-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("profile.json").path
+        var compared: Set<String> = []
+        var readersWaited = false
+        for attempt in 0..<4 where compared.count < 2 || !readersWaited {
+            let bpftrace = try IndependentCounter.start()
+            defer { bpftrace.stop() }
+            let run = try LockscopeRun.run(["record", "--quiet", "--no-report", "-o", output, "--", binary, "stress",
+                                            "--runtime", "containerd", "--containers", "48", "--containers-per-pod", "4",
+                                            "--layers", "20", "--parallel", "8", "--readers", "4"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let counted = try bpftrace.finish()
+            let profile = try Profile.decode(Data(contentsOf: URL(fileURLWithPath: output)))
+            XCTAssertEqual(profile.drops.provisionalOverflow, 0)
+            for name in [LockNamer.namespaceSem, LockNamer.mountLock] {
+                guard let lock = profile.locks.first(where: { $0.name == name }), lock.stats.contentions >= 10 else { continue }
+                let address = try XCTUnwrap(UInt64(lock.address.dropFirst(2), radix: 16))
+                let reference = try XCTUnwrap(counted[address], "bpftrace never saw \(name)").count
+                XCTAssertLessThanOrEqual(lock.stats.contentions, reference, "attempt \(attempt): \(name)")
+                XCTAssertGreaterThanOrEqual(lock.stats.contentions + max(1, reference / 100), reference,
+                                            "attempt \(attempt): \(name): \(lock.stats.contentions) of \(reference)")
+                compared.insert(name)
+            }
+            readersWaited = readersWaited || profile.victims?.contains { victim in
+                victim.container.hasSuffix("kubelet.service") && victim.byLock.contains { $0.lock == LockNamer.namespaceSem }
+            } == true
+        }
+        XCTAssertEqual(compared, [LockNamer.namespaceSem, LockNamer.mountLock], "not both contended in 4 storms")
+        XCTAssertTrue(readersWaited, "the mountinfo readers' namespace_sem waits were not kept in 4 storms")
+    }
+
     /// The simple runtime's containers mount from their own cgroups: attributed by cgroup, as before.
     func testSimpleRuntimeStormIsAttributedByCgroup() throws {
         try requireBPF()
