@@ -110,7 +110,7 @@ func runBenchmarks(_ options: BenchOptions) throws {
     let machine = Machine.current()
     let overhead = try options.overheadPath.map {
         try Overhead.load(path: $0, recordRunsPath: options.recordRunsPath, bpfCostPath: options.bpfCostPath,
-                          cpus: machine.cpus, workload: options.workload)
+                          workload: options.workload)
     }
 
     progress("start-up: \(options.attachRuns) × `\(options.lockscope) record` until attached")
