@@ -11,6 +11,7 @@ struct Lockscope: ParsableCommand {
         version: "0.1.0",
         subcommands: [RecordCommand.self, ReportCommand.self, DoctorCommand.self, ExportCommand.self,
                       FlamegraphCommand.self, TimelineCommand.self, CheckCommand.self, DiffCommand.self, RedactCommand.self, StressCommand.self,
+                      SweepCommand.self,
                       StressWorkerCommand.self])
 
     /// Runs the command; user errors and bad options print one line and exit 2.
