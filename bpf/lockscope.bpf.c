@@ -529,7 +529,8 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, co
 		open->truncated |= LOCKSCOPE_TRUNCATED_PATH;
 	if (read_user_string(open->data, sizeof(open->data), data))
 		open->truncated |= LOCKSCOPE_TRUNCATED_DATA;
-	if (open->truncated)
+	/* Only a cut path loses anything: of the options, attribution needs the first lowerdir entry. */
+	if (open->truncated & LOCKSCOPE_TRUNCATED_PATH)
 		count(LOCKSCOPE_CTR_PATH_TRUNCATED);
 	/* Last, so reading the arguments is not part of the syscall's time. */
 	open->begin_ns = bpf_ktime_get_ns();

@@ -121,7 +121,7 @@ enum lockscope_counter {
 	LOCKSCOPE_CTR_SYSCALL_MAP_FULL,    /* syscalls lost: no room to remember the open syscall */
 	LOCKSCOPE_CTR_CGROUP_MAP_FULL,     /* cgroup names that could not be stored (not counted as evictions) */
 	LOCKSCOPE_CTR_CGROUP_NAMES_ADDED,  /* cgroup names stored; minus those still stored = evicted (LRU) */
-	LOCKSCOPE_CTR_PATH_TRUNCATED,      /* syscall path or data arguments cut at LOCKSCOPE_PATH_LEN / _DATA_LEN */
+	LOCKSCOPE_CTR_PATH_TRUNCATED,      /* syscall path arguments cut at LOCKSCOPE_PATH_LEN (options cut are not counted) */
 	LOCKSCOPE_CTR_COUNT,
 };
 

@@ -78,8 +78,9 @@ public struct Drops: Codable, Sendable, Equatable {
     /// Cgroups with recorded waits or syscalls whose names were never learned (evicted before they were
     /// read, and gone from the cgroup tree by the end): their containers show as `cgroup:<id>`.
     public var cgroupNamesLost: UInt64 = 0
-    /// Mount syscalls whose path or options were longer than the kernel side keeps (256 and 512 bytes):
-    /// they were attributed by what was kept, or by issuer or cgroup when that named no container.
+    /// Mount syscalls whose path was longer than the kernel side keeps (256 bytes): they were attributed
+    /// by issuer or cgroup when the cut path named no container. (Options are kept to 512 bytes, which
+    /// hold the first lowerdir entry attribution reads: a cut there loses nothing and is not counted.)
     public var pathsTruncated: UInt64 = 0
     /// Waits on static kernel locks held while namespace_sem's and mount_lock's addresses were being
     /// learned (`--locks mount`), lost because too many were held at once.
