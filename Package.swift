@@ -56,9 +56,9 @@ let package = Package(
         // Also every reader end to end: the crafted-profile, limits and fuzz tests run report, export, flamegraph, check and diff.
         .testTarget(name: "LockscopeReportTests",
                     dependencies: ["LockscopeReport", "LockscopeExport", "LockscopeCompare", "LockscopeTestSupport"]),
-        .testTarget(name: "LockscopeExportTests", dependencies: ["LockscopeExport", "CZlib"],
+        .testTarget(name: "LockscopeExportTests", dependencies: ["LockscopeExport", "CZlib", "LockscopeTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "LockscopeCompareTests", dependencies: ["LockscopeCompare"],
+        .testTarget(name: "LockscopeCompareTests", dependencies: ["LockscopeCompare", "LockscopeTestSupport"],
                     resources: [.copy("Fixtures")]),
         // Shared by the test targets that run the built `lockscope` binary.
         .target(name: "LockscopeTestSupport", path: "Tests/LockscopeTestSupport"),

@@ -5,7 +5,9 @@
 #      tooltip, and no reference to anything outside the file (no external href/src, url(), @import);
 #   2. in Chromium, with the network cut off: the DOM holds as many frames as the file; hover, click
 #      to zoom, Reset Zoom, Escape, Search and Reset Search work and change the DOM as they should;
-#      every label fits its frame in the real font; nothing was fetched (scripts/flamegraph-selftest.js).
+#      every label fits its frame in the real font; the bottom line's hint explains hover, click to zoom
+#      and Search, and the legend ends in "and N more" when its entries do not all fit, all of it on
+#      screen; nothing was fetched (scripts/flamegraph-selftest.js).
 # Usage: scripts/check-flamegraph-svg.sh FLAMEGRAPH.svg [SCREENSHOT.png]
 set -euo pipefail
 

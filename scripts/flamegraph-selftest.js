@@ -49,6 +49,36 @@
     }
     labelsFit("initially");
 
+    // The on-screen hint: before any hover the bottom line says what hover, click and Search do, in full
+    // view (not cut off at the right edge).
+    var imageWidth = Number(root.getAttribute("width"));
+    function inView(element, what) {
+      var box = element.getBBox();
+      check(box.width > 0 && box.x >= 0 && box.x + box.width <= imageWidth - number(root, "side-margin") + 0.5,
+            what + " spans " + box.x.toFixed(1) + " to " + (box.x + box.width).toFixed(1) + " px of " + imageWidth);
+    }
+    var detailsLine = document.getElementById("details");
+    var hint = detailsLine.textContent;
+    check(/[Hh]over/.test(hint) && /click/.test(hint) && /zoom/.test(hint) && /Search/.test(hint),
+          "the bottom line does not explain hover, click to zoom and Search: \"" + hint + "\"");
+    check(shown(detailsLine), "the hint is not shown");
+    inView(detailsLine, "the hint");
+
+    // The legend: as many swatches as fit, then "and N more" for the rest, all of it on screen.
+    var legend = document.getElementById("legend");
+    var entries = number(legend, "entries");
+    var swatches = legend.querySelectorAll(":scope > rect").length;
+    var more = document.querySelector("#legend-more text");
+    check(swatches > 0 || entries === 0, "the legend shows no swatch of " + entries);
+    if (swatches < entries) {
+      check(more !== null && more.textContent === "and " + (entries - swatches) + " more",
+            "the legend shows " + swatches + " of " + entries + " entries and says \"" + (more ? more.textContent : "nothing") + "\"");
+      if (more) inView(more, "\"" + more.textContent + "\"");
+    } else {
+      check(more === null, "the legend shows all " + entries + " entries and still says \"" + (more ? more.textContent : "") + "\"");
+    }
+    Array.prototype.forEach.call(legend.querySelectorAll(":scope > text"), function (label) { inView(label, "legend entry " + label.textContent); });
+
     // Hover: the deepest, widest frame describes itself at the bottom.
     var deepest = frames.reduce(function (best, frame) {
       var d = number(frame, "d"), bestD = number(best, "d");
@@ -58,6 +88,8 @@
     var details = document.getElementById("details").textContent;
     check(details.indexOf(nameOf(deepest) + ": wait ") === 0 && /\(\d+\.\d\d%\)/.test(details) && /\d+ contentions? \(/.test(details),
           "hover shows \"" + details + "\"");
+    deepest.querySelector("rect").dispatchEvent(new MouseEvent("mouseout", { bubbles: true }));
+    check(document.getElementById("details").textContent === hint, "after the hover the hint is not back");
 
     // Click to zoom: the widest frame below the root that is not the whole graph (or the deepest).
     var candidates = frames.filter(function (frame) { return number(frame, "d") > 0 && number(frame, "w") < total; });

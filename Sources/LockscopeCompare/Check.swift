@@ -12,11 +12,14 @@ public struct CheckRequest: Sendable {
     public var markdownPath: String?
     /// Permissions of the reports written.
     public var fileMode: mode_t
+    /// Fail (exit 1) when every test case was skipped: no lock had enough contentions to be judged.
+    public var failIfNothingJudged: Bool
 
     public init(currentPath: String, baselinePath: String? = nil, budgetPath: String? = nil,
                 settings: ComparisonSettings = ComparisonSettings(), junitPath: String? = nil,
-                markdownPath: String? = nil, fileMode: mode_t = AtomicFile.defaultMode) {
+                markdownPath: String? = nil, fileMode: mode_t = AtomicFile.defaultMode, failIfNothingJudged: Bool = false) {
         self.fileMode = fileMode
+        self.failIfNothingJudged = failIfNothingJudged
         self.currentPath = currentPath
         self.baselinePath = baselinePath
         self.budgetPath = budgetPath
@@ -30,8 +33,32 @@ public struct CheckRequest: Sendable {
 public struct CheckResult: Sendable {
     public var comparison: Comparison?
     public var budget: BudgetEvaluation?
+    /// Whether a check that judged nothing fails (`--fail-if-nothing-judged`).
+    public var failIfNothingJudged = false
+    /// When the check ran and how long it took, for JUnit's `timestamp` and `time`.
+    public var startedAt = Date()
+    public var seconds = 0.0
 
-    public var passed: Bool { (comparison?.passed ?? true) && (budget?.passed ?? true) }
+    public init(comparison: Comparison? = nil, budget: BudgetEvaluation? = nil, failIfNothingJudged: Bool = false) {
+        self.comparison = comparison
+        self.budget = budget
+        self.failIfNothingJudged = failIfNothingJudged
+    }
+
+    /// Metrics and limits that were judged (passed or failed), not skipped for too few contentions or an
+    /// absent lock.
+    public var judgedCount: Int {
+        let metrics = comparison?.subjects.reduce(0) { $0 + $1.metrics.filter { $0.verdict != .notEnoughData }.count } ?? 0
+        let limits = budget.map { $0.locks.filter { [.within, .exceeded].contains($0.status) }.count + $0.mounts.count } ?? 0
+        return metrics + limits
+    }
+
+    /// Nothing was judged: the gate said nothing about this profile, whatever its verdict.
+    public var nothingJudged: Bool { judgedCount == 0 }
+
+    public var passed: Bool {
+        (comparison?.passed ?? true) && (budget?.passed ?? true) && !(failIfNothingJudged && nothingJudged)
+    }
 
     /// The process exit status: 0 within limits, 1 regression (errors are `UserError`s, status 2).
     public var exitStatus: Int32 { passed ? 0 : 1 }
@@ -48,8 +75,9 @@ public enum Check {
         for path in [request.junitPath, request.markdownPath].compactMap({ $0 }) {
             try AtomicFile.checkWritable(path)
         }
+        let clock = ContinuousClock.now
+        var result = CheckResult(failIfNothingJudged: request.failIfNothingJudged)
         let current = try Profile.load(path: request.currentPath)
-        var result = CheckResult()
         if let baselinePath = request.baselinePath {
             result.comparison = try Comparison(base: try Profile.load(path: baselinePath), current: current,
                                                baseSource: baselinePath, currentSource: request.currentPath,
@@ -61,6 +89,8 @@ public enum Check {
                                                  minContentions: request.settings.minContentions,
                                                  lockNames: request.settings.lockNames)
         }
+        let elapsed = ContinuousClock.now - clock
+        result.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         if let junitPath = request.junitPath {
             try AtomicFile.write(Data(JUnitReport.render(result).utf8), to: junitPath, mode: request.fileMode)
         }

@@ -44,11 +44,18 @@ public enum CheckReport {
             }
         }
         if let budget = result.budget {
-            if budget.passed {
+            if budget.passed && result.nothingJudged {
+                passes.append("nothing to judge in the budget (\(Units.count(budget.limitCount, "limit")), "
+                              + "none on a lock with enough contentions)")
+            } else if budget.passed {
                 passes.append("within budget (\(Units.count(budget.limitCount, "limit")))")
             } else {
                 failures.append("\(Units.count(budget.exceededCount, "budget limit")) exceeded")
             }
+        }
+        // Nothing judged means nothing failed either: the gate said nothing about this profile.
+        if result.nothingJudged && result.failIfNothingJudged {
+            failures.append(passes.joined(separator: "; ") + ", and --fail-if-nothing-judged is given")
         }
         return (failures.isEmpty ? passes : failures).joined(separator: "; ")
     }

@@ -1,17 +1,35 @@
 import LockscopeCore
+import Foundation
+
 /// JUnit XML that CI systems show as test results: one test case per subject and metric (and per
 /// budget limit); a regression or an exceeded budget is a `<failure>`, a metric that could not be
 /// judged is `<skipped>`.
+///
+/// Attributes follow junit-10.xsd, the schema Jenkins' xunit plugin validates against (GitLab reads the
+/// same): `<testsuites>` carries `name`, `time`, `tests`, `failures`, `errors` (no `skipped`); each
+/// `<testsuite>` `name`, `tests`, `failures`, `errors`, `skipped`, `time`, `timestamp` (when the check
+/// ran, UTC, `yyyy-MM-ddTHH:mm:ss` as Ant writes it); each `<testcase>` `classname`,
+/// `name` and `time`. When nothing was judged, a last suite `lockscope check` holds the test case
+/// `something judged`: skipped, or failed with `--fail-if-nothing-judged`.
 public enum JUnitReport {
     public static func render(_ result: CheckResult) -> String {
         var suites: [Suite] = []
         if let comparison = result.comparison { suites.append(suite(comparison)) }
         if let budget = result.budget { suites.append(suite(budget)) }
+        if result.nothingJudged {
+            let message = "nothing judged: every metric and limit was skipped (too few contentions, or the locks are absent)"
+            suites.append(Suite(name: "lockscope check", cases: [
+                TestCase(className: "lockscope check", name: "something judged",
+                         outcome: result.failIfNothingJudged ? .failed(message + ", and --fail-if-nothing-judged is given") : .skipped(message))]))
+        }
         let cases = suites.flatMap(\.cases)
+        let time = seconds(result.seconds)
+        let timestamp = Self.timestamp(result.startedAt)
         var lines = [#"<?xml version="1.0" encoding="UTF-8"?>"#,
-                     "<testsuites name=\"lockscope check\" \(counts(cases))>"]
+                     "<testsuites name=\"lockscope check\" time=\"\(time)\" \(counts(cases, skipped: false))>"]
         for suite in suites {
-            lines.append("  <testsuite name=\"\(escape(suite.name))\" \(counts(suite.cases))>")
+            lines.append("  <testsuite name=\"\(escape(suite.name))\" \(counts(suite.cases, skipped: true)) "
+                         + "time=\"\(time)\" timestamp=\"\(timestamp)\">")
             for testCase in suite.cases {
                 let opening = "    <testcase classname=\"\(escape(testCase.className))\" name=\"\(escape(testCase.name))\" time=\"0\""
                 switch testCase.outcome {
@@ -29,6 +47,20 @@ public enum JUnitReport {
         }
         lines.append("</testsuites>")
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Seconds with millisecond precision, as JUnit writers give `time`.
+    static func seconds(_ value: Double) -> String {
+        String(format: "%.3f", max(0, value.isFinite ? value : 0))
+    }
+
+    /// Ant's JUnit timestamp: ISO 8601 date and time in UTC, without a zone.
+    static func timestamp(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        return formatter.string(from: date)
     }
 
     private struct Suite {
@@ -85,7 +117,8 @@ public enum JUnitReport {
         return Suite(name: "budget \(budget.source)", cases: lockCases + mountCases)
     }
 
-    private static func counts(_ cases: [TestCase]) -> String {
+    /// `tests`, `failures`, `errors`, and `skipped` where the schema allows it (on `<testsuite>` only).
+    private static func counts(_ cases: [TestCase], skipped allowsSkipped: Bool) -> String {
         var failures = 0, skipped = 0
         for testCase in cases {
             switch testCase.outcome {
@@ -94,7 +127,7 @@ public enum JUnitReport {
             case .skipped: skipped += 1
             }
         }
-        return "tests=\"\(cases.count)\" failures=\"\(failures)\" errors=\"0\" skipped=\"\(skipped)\""
+        return "tests=\"\(cases.count)\" failures=\"\(failures)\" errors=\"0\"" + (allowsSkipped ? " skipped=\"\(skipped)\"" : "")
     }
 
     static func escape(_ text: String) -> String { XMLText.escape(text) }

@@ -14,7 +14,8 @@ public enum FlameColoring: String, CaseIterable, Sendable {
 /// One `<g class="f">` per frame (a rect, a label truncated with `..` to fit, a tooltip). Hover shows the
 /// frame's wait, contentions and shares at the bottom; click zooms into a frame; Search (or Ctrl-F)
 /// highlights frames matching a regular expression, fading the rest, and shows the share they cover;
-/// Reset Zoom (or Escape) goes back. Frames are ordered by name, root at the bottom (at the top with
+/// Reset Zoom (or Escape) goes back. Until a frame is hovered, the bottom line says so (`hint`). The
+/// legend under the subtitle shows the hues in use, as many as fit, and then "and N more". Frames are ordered by name, root at the bottom (at the top with
 /// `icicle`). Frames narrower than 0.1 px are left out, as flamegraph.pl does, and beyond the
 /// `maxDrawnFrames` widest frames (a crafted profile's deep stacks split many ways) the narrower ones too.
 public enum FlameGraphSVG {
@@ -51,6 +52,8 @@ public enum FlameGraphSVG {
     /// More frames than a browser shows at a usable speed.
     static let maxDrawnFrames = 1_000_000
     static var framesWidth: Double { imageWidth - 2 * sideMargin }
+    /// What the bottom line says while no frame is hovered: what the graph does, which nothing else shows.
+    static let hint = "Hover a frame for its wait, click it to zoom in; Search (Ctrl-F) highlights frames by regex; Reset Zoom or Esc goes back"
 
     public static func render(_ profile: Profile, options: Options = Options()) throws -> String {
         let samples = try LockSamples(profile, grouping: options.grouping)
@@ -109,7 +112,7 @@ public enum FlameGraphSVG {
         <text id="unzoom" class="button hidden" x="\(Int(sideMargin))" y="24">Reset Zoom</text>
         <text id="search" class="button" x="\(Int(imageWidth - sideMargin))" y="24" text-anchor="end">Search</text>
         <text id="matched" x="\(Int(imageWidth - sideMargin))" y="\(Int(height - 10))" text-anchor="end"> </text>
-        <text id="details" x="\(Int(sideMargin))" y="\(Int(height - 10))"> </text>
+        <text id="details" x="\(Int(sideMargin))" y="\(Int(height - 10))">\(drawn.isEmpty ? " " : escape(hint))</text>
 
         """
         svg += legend(samples, profile: profile, coloring: options.coloring, weight: options.weight,
@@ -155,17 +158,35 @@ public enum FlameGraphSVG {
             entries = heaviestFirst.map { (LockSamples.shortContainerID($0.key), Palette.base(hue: Palette.hue(container: $0.key))) }
         }
         if withNeutral { entries.append(("mixed or unknown", Palette.neutral.hex)) }
-        var text = "<g id=\"legend\">"
+        let right = imageWidth - sideMargin
+        func more(_ count: Int) -> String { "and \(count) more" }
+        var text = "<g id=\"legend\" data-entries=\"\(entries.count)\">"
         var x = sideMargin
+        var shown = 0
         for entry in entries {
             let width = 16 + Double(entry.name.count) * charWidth + 14
-            if x + width > imageWidth - sideMargin { break }
+            let rest = entries.count - shown - 1
+            // Room for this swatch, and for "and N more" after it when entries remain.
+            let needed = width + (rest > 0 ? Double(more(rest).count) * charWidth : 0)
+            if x + needed > right { break }
             text += "<rect x=\"\(fixed(x))\" y=\"54\" width=\"12\" height=\"12\" rx=\"2\" fill=\"\(entry.color)\"/>"
             text += "<text x=\"\(fixed(x + 16))\" y=\"64\">\(escape(entry.name))</text>"
             x += width
+            shown += 1
+        }
+        let hidden = entries[shown...]
+        if !hidden.isEmpty {
+            // The rest by name on hover, up to a screenful.
+            let names = hidden.prefix(maxLegendTooltipNames).map(\.name)
+                + (hidden.count > maxLegendTooltipNames ? ["..."] : [])
+            text += "<g id=\"legend-more\"><title>\(escape(names.joined(separator: "\n")))</title>"
+            text += "<text x=\"\(fixed(x))\" y=\"64\">\(more(hidden.count))</text></g>"
         }
         return text + "</g>\n"
     }
+
+    /// Names of the legend entries that did not fit listed in the tooltip of "and N more".
+    static let maxLegendTooltipNames = 40
 
     private static func color(of node: FlameTree.Node, depth: Int, groupDepth: Int, coloring: FlameColoring) -> Palette.Color {
         if depth == 0 { return Palette.root }

@@ -8,7 +8,7 @@ enum FlameGraphScript {
 
 "use strict";
 var flame = (function () {
-  var svg, frames, details, matched, unzoomButton, searchButton;
+  var svg, frames, details, hint, matched, unzoomButton, searchButton;
   var total, left, width, charWidth, padding;
   var searchTerm = null;
 
@@ -21,6 +21,7 @@ var flame = (function () {
     svg = document.documentElement;
     frames = document.getElementById("frames");
     details = document.getElementById("details");
+    hint = details.textContent;
     matched = document.getElementById("matched");
     unzoomButton = document.getElementById("unzoom");
     searchButton = document.getElementById("search");
@@ -34,7 +35,7 @@ var flame = (function () {
       if (frame) details.textContent = describe(frame);
     });
     frames.addEventListener("mouseout", function (event) {
-      if (event.target.closest("g.f")) details.textContent = " ";
+      if (event.target.closest("g.f")) details.textContent = hint;
     });
     frames.addEventListener("click", function (event) {
       var frame = event.target.closest("g.f");

@@ -1,3 +1,4 @@
+import Foundation
 import LockscopeCore
 
 /// Brendan Gregg's folded stacks, as read by flamegraph.pl, inferno and speedscope: one line per distinct
@@ -11,5 +12,29 @@ public enum FoldedExporter {
             .filter { $0.amount.value(weight) > 0 }
             .map { "\($0.frames.joined(separator: ";")) \($0.amount.value(weight))\n" }
             .joined()
+    }
+
+    /// The unit flamegraph.pl should call the weights (`--countname`): folded lines carry no unit.
+    public static func countName(_ weight: ExportWeight) -> String {
+        switch weight {
+        case .wait: return "ns"
+        case .count: return "contentions"
+        }
+    }
+
+    /// The command line that draws `file` with flamegraph.pl, its unit and title included; `file` and the
+    /// SVG beside it are quoted for a POSIX shell.
+    public static func flamegraphCommand(_ file: String, weight: ExportWeight) -> String {
+        let svg = file.hasSuffix(".folded") ? String(file.dropLast(".folded".count)) + ".svg" : file + ".svg"
+        let title = weight == .wait ? "Lock wait time" : "Lock contentions"
+        return "flamegraph.pl --countname=\(countName(weight)) --title=\(shellQuoted(title)) \(shellQuoted(file)) > \(shellQuoted(svg))"
+    }
+
+    /// `text` as one word for a POSIX shell: unchanged when plain, else in single quotes.
+    static func shellQuoted(_ text: String) -> String {
+        let plain = !text.isEmpty && text.unicodeScalars.allSatisfy {
+            $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "@%+=:,./_-".unicodeScalars.contains($0))
+        }
+        return plain ? text : "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
 }

@@ -4,15 +4,20 @@ import SwiftProtobuf
 
 /// pprof: a gzip-compressed `perftools.profiles.Profile`, for `go tool pprof`, Pyroscope and other pprof readers.
 ///
-/// Sample types are `contentions/count` then `wait/nanoseconds` (`weight` picks the default). Every frame
-/// is a function with one location in a single symbolized `[kernel.kallsyms]` mapping (no addresses), the
-/// grouping's synthetic frames at the root. Samples carry string labels `lock`, `lock_kind`, and when known
-/// `container`, `cpu` and `socket` (strings, since pprof readers drop numeric labels equal to 0), for
-/// `-tagfocus` and `-tagroot`.
+/// Sample types are `contentions/count` then `delay/nanoseconds`, as in Go's block and mutex profiles, so
+/// that pprof's `-sample_index=delay`, `-total_delay` and `-mean_delay` work (`weight` picks the default).
+/// Every frame is a function with one location in a single symbolized `[kernel.kallsyms]` mapping (no
+/// addresses), the grouping's synthetic frames at the root. Samples carry, for `-tagfocus`, `-tagignore`,
+/// `-tagroot` and `-tagleaf`, string labels `lock`, `lock_kind`, and when known `container` with its
+/// `runtime`, `pod` (sandbox id) and `pod_uid`; and numeric labels `cpu` and `socket`, which carry a unit
+/// (`cpu`, `socket`) because pprof readers drop a numeric label that is 0 and has none.
 public enum PprofExporter {
     public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock) throws -> Data {
         try Gzip.compress(try message(for: profile, weight: weight, grouping: grouping).serializedBytes())
     }
+
+    /// The wait time's sample type: Go's runtime/pprof calls it `delay` in its block and mutex profiles.
+    static let delaySampleType = "delay"
 
     /// The one mapping every location belongs to: the kernel, already symbolized.
     static let kernelMappingID: UInt64 = 1
@@ -23,10 +28,10 @@ public enum PprofExporter {
         func valueType(_ type: String, _ unit: String) -> Perftools_Profiles_ValueType {
             .with { $0.type = strings.index(type); $0.unit = strings.index(unit) }
         }
-        message.sampleType = [valueType("contentions", "count"), valueType("wait", "nanoseconds")]
+        message.sampleType = [valueType("contentions", "count"), valueType(delaySampleType, "nanoseconds")]
         message.periodType = valueType("contentions", "count")
         message.period = 1
-        message.defaultSampleType = strings.index(weight == .wait ? "wait" : "contentions")
+        message.defaultSampleType = strings.index(weight == .wait ? delaySampleType : "contentions")
         message.timeNanos = startNanoseconds(profile.startedAt)
         message.durationNanos = Int64(clamping: profile.durationNs)
         message.comment = [strings.index("lockscope profile of \(profile.hostname), kernel \(profile.kernel)")]
@@ -47,15 +52,26 @@ public enum PprofExporter {
         func label(_ key: String, _ text: String) -> Perftools_Profiles_Label {
             .with { $0.key = strings.index(key); $0.str = strings.index(text) }
         }
+        func label(_ key: String, number: Int, unit: String) -> Perftools_Profiles_Label {
+            .with { $0.key = strings.index(key); $0.num = Int64(number); $0.numUnit = strings.index(unit) }
+        }
+        let containers = Dictionary(profile.containers.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let lockSamples = try LockSamples(profile, grouping: grouping)
         try lockSamples.checkSampleFrames()
         var leafFirstByPath: [LockSamples.PathKey: [UInt64]] = [:]
         for sample in lockSamples.samples {
             let lock = profile.locks[sample.lock]
             var labels = [label("lock", lock.name), label("lock_kind", lock.kind.rawValue)]
-            if let container = sample.place.container { labels.append(label("container", container)) }
-            if let cpu = sample.place.cpu { labels.append(label("cpu", String(cpu))) }
-            if let socket = lockSamples.socket(of: sample.place) { labels.append(label("socket", String(socket))) }
+            if let id = sample.place.container {
+                labels.append(label("container", id))
+                if let container = containers[id] {
+                    if !container.runtime.isEmpty { labels.append(label("runtime", container.runtime)) }
+                    if let pod = container.pod, !pod.isEmpty { labels.append(label("pod", pod)) }
+                    if let podUid = container.podUid, !podUid.isEmpty { labels.append(label("pod_uid", podUid)) }
+                }
+            }
+            if let cpu = sample.place.cpu { labels.append(label("cpu", number: cpu, unit: "cpu")) }
+            if let socket = lockSamples.socket(of: sample.place) { labels.append(label("socket", number: socket, unit: "socket")) }
             let path = lockSamples.pathKey(of: sample)
             let leafFirst = leafFirstByPath[path] ?? lockSamples.frames(of: path).reversed().map(locationID)
             leafFirstByPath[path] = leafFirst

@@ -57,7 +57,8 @@ public enum SpeedscopeExporter {
         var profiles: [SampledProfile]
         var name: String
         var activeProfileIndex: Int
-        var exporter = "lockscope"
+        /// `name@version`, as the file format's schema asks.
+        var exporter = "lockscope@\(LockscopeVersion.current)"
 
         private enum CodingKeys: String, CodingKey {
             case schema = "$schema", shared, profiles, name, activeProfileIndex, exporter

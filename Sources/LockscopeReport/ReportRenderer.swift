@@ -279,7 +279,8 @@ public struct ReportRenderer {
                 p50WaitNs, p90WaitNs, p99WaitNs, p999WaitNs, readContentions, writeContentions].map(String.init)
         }
 
-        static let csvHeader = ["name", "identity", "kind", "address", "contentions", "total_wait_ns", "max_wait_ns",
+        /// The lock's column is `lock`, as in `export --format csv` (JSON keeps the key `name`).
+        static let csvHeader = ["lock", "identity", "kind", "address", "contentions", "total_wait_ns", "max_wait_ns",
                                 "mean_wait_ns", "p50_wait_ns", "p90_wait_ns", "p99_wait_ns", "p999_wait_ns",
                                 "read_contentions", "write_contentions"]
     }
@@ -314,9 +315,10 @@ public struct ReportRenderer {
         return String(decoding: json, as: UTF8.self) + "\n"
     }
 
+    /// RFC 4180 like `export --format csv`: a header row, CRLF line ends.
     private func csv() -> String {
         ([LockRow.csvHeader] + selectedLocks.map { LockRow($0).csvFields })
-            .map { $0.map(CSV.field).joined(separator: ",") }.joined(separator: "\n") + "\n"
+            .map { $0.map(CSV.field).joined(separator: ",") + "\r\n" }.joined()
     }
 }
 

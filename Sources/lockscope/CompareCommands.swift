@@ -42,7 +42,7 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Fail (exit 1) when lock contention regressed against a baseline or exceeds a budget.",
         discussion: """
-            Exit status: 0 within limits, 1 regression, 2 error. A change counts only when it exceeds both \
+            Exit status: 0 within limits, 1 regression (or nothing judged with --fail-if-nothing-judged), 2 error. A change counts only when it exceeds both \
             the relative limit (--max-regression) and the absolute floor (--min-delta). Defaults: p50 and p99 \
             +20% and 10 us, p999 +30% and 10 us, max +50% and 100 us, total +20% and 1 ms/s, rate +20% and \
             10/s, at least 50 contentions. See docs/ci.md and docs/budgets.md.
@@ -65,12 +65,16 @@ struct CheckCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write a markdown report (for a PR comment or $GITHUB_STEP_SUMMARY).", valueName: "FILE"))
     var markdown: String?
 
+    @Flag(help: "Fail (exit 1) when nothing was judged: every lock under --min-contentions, or absent.")
+    var failIfNothingJudged = false
+
     @OptionGroup var fileMode: FileModeOption
 
     func run() throws {
         let result = try Check.run(CheckRequest(currentPath: current, baselinePath: baseline, budgetPath: budget,
                                                 settings: try comparison.settings(), junitPath: junit,
-                                                markdownPath: markdown, fileMode: fileMode.mode))
+                                                markdownPath: markdown, fileMode: fileMode.mode,
+                                                failIfNothingJudged: failIfNothingJudged))
         print(CheckReport.render(result), terminator: "")
         if result.exitStatus != 0 { throw ExitCode(result.exitStatus) }
     }

@@ -11,7 +11,10 @@ struct ExportCommand: ParsableCommand {
         discussion: """
         folded loads in flamegraph.pl, inferno and speedscope; speedscope opens in speedscope; pprof \
         (gzipped protobuf) in `go tool pprof` and Pyroscope; csv has one row per lock and dimension. \
-        Text formats go to standard output unless -o is given; pprof needs -o. See docs/flamegraphs.md.
+        Text formats go to standard output unless -o is given; pprof needs -o. Folded lines carry no unit: \
+        draw wait weights with `flamegraph.pl --countname=ns contention.folded > contention.svg` (count \
+        weights: --countname=contentions); export folded prints that command line on standard error. \
+        See docs/flamegraphs.md.
         """)
 
     @Argument(help: "The profile to read (written by `lockscope record -o`).")
@@ -48,6 +51,10 @@ struct ExportCommand: ParsableCommand {
             try AtomicFile.write(data, to: output, mode: fileMode.mode)
         } else {
             FileHandle.standardOutput.write(data)
+        }
+        if format == .folded {
+            let command = FoldedExporter.flamegraphCommand(output ?? "contention.folded", weight: weight ?? .wait)
+            FileHandle.standardError.write(Data("lockscope: draw it with: \(TerminalText.escaped(command))\n".utf8))
         }
     }
 }

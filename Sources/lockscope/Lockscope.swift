@@ -8,7 +8,7 @@ struct Lockscope: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lockscope",
         abstract: "An eBPF lock-contention profiler: which kernel lock, how long, where, in which container, from which call path.",
-        version: "0.1.0",
+        version: LockscopeVersion.current,
         subcommands: [RecordCommand.self, ReportCommand.self, DoctorCommand.self, ExportCommand.self,
                       FlamegraphCommand.self, TimelineCommand.self, CheckCommand.self, DiffCommand.self, RedactCommand.self, StressCommand.self,
                       SweepCommand.self,

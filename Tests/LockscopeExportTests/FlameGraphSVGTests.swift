@@ -59,6 +59,37 @@ import Testing
         try Fixtures.expectGolden(try FlameGraphSVG.render(profile, options: options), "mount-storm.icicle-container.svg")
     }
 
+    /// 58 containers, each of its own weight, in one lock's stack: more than the legend has room for.
+    static func manyContainers(_ count: Int = 58) -> Profile {
+        let ids = (0..<count).map { index in String(repeating: String(format: "%02x", index), count: 32) }
+        let contexts = ids.enumerated().map { StackContext(cpu: 0, container: $1, count: 1, totalWaitNs: UInt64(1_000 * ($0 + 1))) }
+        let waitNs = contexts.reduce(0) { $0 + $1.totalWaitNs }
+        let stack = StackProfile(frames: ["queued_spin_lock_slowpath", "_raw_spin_lock", "path_umount", "__x64_sys_umount"],
+                                 count: UInt64(count), totalWaitNs: waitNs, maxWaitNs: 58_000, contexts: contexts)
+        return makeProfile(locks: [LockProfile(name: "mount_lock", identity: .caller, kind: .spinlock, address: "0x1",
+                                               stats: makeStats(UInt64(count), waitNs), stacks: [stack])])
+    }
+
+    /// The legend shows the heaviest containers that fit, then "and N more" (what scripts/check-flamegraph-svg.sh
+    /// checks in Chromium on this golden file), and the hint is the bottom line.
+    @Test func theLegendSaysHowManyMoreThereAre() throws {
+        let options = FlameGraphSVG.Options(grouping: StackGrouping([.container, .lock]), coloring: .container)
+        let svg = try FlameGraphSVG.render(Self.manyContainers(), options: options)
+        try Fixtures.expectGolden(svg, "many-containers.svg")
+        let legend = try #require(svg.split(separator: "\n").first { $0.hasPrefix("<g id=\"legend\"") })
+        #expect(legend.hasPrefix("<g id=\"legend\" data-entries=\"58\">"))
+        let swatches = legend.components(separatedBy: "<rect ").count - 1
+        #expect(swatches > 0 && swatches < 58)
+        #expect(legend.contains(">and \(58 - swatches) more</text></g></g>"), "\(legend)")
+        // Heaviest first: container 57's id leads, and the tooltip lists the first hidden one.
+        #expect(legend.contains(">393939393939</text>"))
+        #expect(legend.contains("<title>\(String(repeating: String(format: "%02x", 57 - swatches), count: 6))&#10;"))
+        #expect(svg.contains(">\(FlameGraphSVG.hint)</text>"))
+        // All fit: no "more".
+        let few = try FlameGraphSVG.render(Self.manyContainers(3), options: options)
+        #expect(!few.contains("legend-more") && few.contains("<g id=\"legend\" data-entries=\"3\">"))
+    }
+
     @Test func oneWellFormedElementPerFrame() throws {
         let profile = try Fixtures.profile()
         let reader = try FrameReader.read(try FlameGraphSVG.render(profile))

@@ -24,8 +24,8 @@ import Testing
         let decoded = try Self.decode(try PprofExporter.render(profile, weight: weight, grouping: .lock))
         let strings = decoded.stringTable
         #expect(strings.first == "")
-        #expect(decoded.sampleType.map { [strings[Int($0.type)], strings[Int($0.unit)]] } == [["contentions", "count"], ["wait", "nanoseconds"]])
-        #expect(strings[Int(decoded.defaultSampleType)] == (weight == .wait ? "wait" : "contentions"))
+        #expect(decoded.sampleType.map { [strings[Int($0.type)], strings[Int($0.unit)]] } == [["contentions", "count"], ["delay", "nanoseconds"]])
+        #expect(strings[Int(decoded.defaultSampleType)] == (weight == .wait ? "delay" : "contentions"))
         #expect(decoded.sample.reduce(0) { $0 + $1.value[0] } == 17)
         #expect(decoded.sample.reduce(0) { $0 + $1.value[1] } == 1_090_000)
         #expect(decoded.timeNanos == 1_795_169_700_250_000_000)
@@ -44,11 +44,12 @@ import Testing
         #expect(containerA.reduce(0) { $0 + $1.value[1] } == 540_000)
         // Grouped by lock, stackless waits are split by container, so they carry no CPU or socket:
         // socket 1 has 450 µs of waits, 50 µs of them without a stack.
-        let socket1 = decoded.sample.filter { label($0, "socket").map { strings[Int($0.str)] } == "1" }
+        #expect(decoded.sample.allSatisfy { sample in ["cpu", "socket"].allSatisfy { key in label(sample, key).map { $0.str == 0 && strings[Int($0.numUnit)] == key } ?? true } })
+        let socket1 = decoded.sample.filter { label($0, "socket")?.num == 1 }
         #expect(socket1.reduce(0) { $0 + $1.value[1] } == 400_000)
         let byCPU = try Self.decode(try PprofExporter.render(profile, weight: weight, grouping: StackGrouping([.cpu])))
         let socket1ByCPU = byCPU.sample.filter { sample in
-            sample.label.contains { byCPU.stringTable[Int($0.key)] == "socket" && byCPU.stringTable[Int($0.str)] == "1" }
+            sample.label.contains { byCPU.stringTable[Int($0.key)] == "socket" && $0.num == 1 }
         }
         #expect(socket1ByCPU.reduce(0) { $0 + $1.value[1] } == 450_000)
     }

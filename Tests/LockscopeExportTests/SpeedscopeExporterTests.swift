@@ -15,6 +15,9 @@ import Testing
         let file = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(file["$schema"] as? String == "https://www.speedscope.app/file-format-schema.json")
         #expect(file["activeProfileIndex"] as? Int == (weight == .wait ? 0 : 1))
+        // The spec's `exporter`: name@version, the version `lockscope --version` prints.
+        #expect(file["exporter"] as? String == "lockscope@\(LockscopeVersion.current)")
+        #expect((file["exporter"] as? String)?.wholeMatch(of: /[a-z]+@[0-9]+\.[0-9]+\.[0-9]+/) != nil)
         let frames = try #require((file["shared"] as? [String: Any])?["frames"] as? [[String: Any]]).map { $0["name"] as! String }
         #expect(Set(frames).count == frames.count, "each frame is shared once")
         let profiles = try #require(file["profiles"] as? [[String: Any]])

@@ -208,7 +208,7 @@ final class HostileProfileTests: XCTestCase {
         XCTAssertEqual(decoded["hostname"] as? String, hostname)
         XCTAssertTrue(json.output.contains(#""hostname":"evil\u001b]0;owned\u0007\u001b[2J""#), json.output)
         let csv = try LockscopeRun.run(["report", path, "--format", "csv"], in: directory).output
-        XCTAssertTrue(csv.contains("\n\"x\u{9b}31m\u{7f}y\ny\",inferred,rwsem,"), csv)
+        XCTAssertTrue(csv.contains("\r\n\"x\u{9b}31m\u{7f}y\ny\",inferred,rwsem,"), csv)
     }
 
     /// A stack 100 000 frames deep waited in 81 containers: grouped by container, over 8 million frames to

@@ -113,9 +113,10 @@ final class ReportRendererTests: XCTestCase {
 
     func testCSVAndJSON() throws {
         let csv = ReportRenderer(profile: profile(), options: ReportOptions(top: 5, format: .csv)).render()
-        let lines = csv.split(separator: "\n")
+        XCTAssertTrue(csv.hasSuffix("\r\n"))
+        let lines = csv.components(separatedBy: "\r\n").dropLast()
         XCTAssertEqual(lines.count, 3)
-        XCTAssertEqual(lines[0], "name,identity,kind,address,contentions,total_wait_ns,max_wait_ns,mean_wait_ns,p50_wait_ns,p90_wait_ns,p99_wait_ns,p999_wait_ns,read_contentions,write_contentions")
+        XCTAssertEqual(lines[0], "lock,identity,kind,address,contentions,total_wait_ns,max_wait_ns,mean_wait_ns,p50_wait_ns,p90_wait_ns,p99_wait_ns,p999_wait_ns,read_contentions,write_contentions")
         XCTAssertEqual(lines[1], "namespace_sem,inferred,rwsem,0xffffffff83001000,120,2400000000,48000000,20000000,20000000,31000000,31000000,48000000,0,0")
         let json = ReportRenderer(profile: profile(), options: ReportOptions(top: 5, format: .json)).render()
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
