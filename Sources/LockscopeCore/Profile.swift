@@ -395,12 +395,14 @@ public struct LockProfile: Codable, Sendable, Equatable {
     public var handoffs: [HandoffStats]
     /// Owner attribution; `nil` for lock kinds whose owner cannot be read (spinlocks, readers).
     public var owners: [OwnerBlame]?
+    /// The lock's waits on each host, keyed by hostname: only in a profile made by `lockscope merge`.
+    public var byHost: [KeyedStats]?
 
     public init(name: String, identity: LockIdentity, kind: LockKind, address: String, instances: Int = 1,
                 stats: WaitStats, read: WaitStats = .empty, write: WaitStats = .empty, stacks: [StackProfile] = [],
                 byCpu: [KeyedStats] = [], bySocket: [KeyedStats] = [], byNode: [KeyedStats] = [],
                 byLlc: [KeyedStats] = [], byContainer: [KeyedStats] = [], byProcess: [KeyedStats] = [],
-                handoffs: [HandoffStats] = [], owners: [OwnerBlame]? = nil) {
+                handoffs: [HandoffStats] = [], owners: [OwnerBlame]? = nil, byHost: [KeyedStats]? = nil) {
         self.name = name
         self.identity = identity
         self.kind = kind
@@ -418,11 +420,12 @@ public struct LockProfile: Codable, Sendable, Equatable {
         self.byProcess = byProcess
         self.handoffs = handoffs
         self.owners = owners
+        self.byHost = byHost
     }
 
     private enum CodingKeys: String, CodingKey {
         case name, identity, kind, address, instances, read, write, stacks, byCpu, bySocket, byNode, byLlc, byContainer,
-             byProcess, handoffs, owners
+             byProcess, handoffs, owners, byHost
     }
 
     public init(from decoder: Decoder) throws {
@@ -444,6 +447,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         byProcess = try c.decodeIfPresent([KeyedStats].self, forKey: .byProcess) ?? []
         handoffs = try c.decodeIfPresent([HandoffStats].self, forKey: .handoffs) ?? []
         owners = try c.decodeIfPresent([OwnerBlame].self, forKey: .owners)
+        byHost = try c.decodeIfPresent([KeyedStats].self, forKey: .byHost)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -465,6 +469,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         try c.encode(byProcess, forKey: .byProcess)
         try c.encode(handoffs, forKey: .handoffs)
         try c.encodeIfPresent(owners, forKey: .owners)
+        try c.encodeIfPresent(byHost, forKey: .byHost)
     }
 }
 

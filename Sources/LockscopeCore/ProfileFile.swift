@@ -156,7 +156,8 @@ extension Profile {
             try check(lock.read, at + "read.")
             try check(lock.write, at + "write.")
             for (name, slices) in [("by_cpu", lock.byCpu), ("by_socket", lock.bySocket), ("by_node", lock.byNode),
-                                   ("by_llc", lock.byLlc), ("by_container", lock.byContainer), ("by_process", lock.byProcess)] {
+                                   ("by_llc", lock.byLlc), ("by_container", lock.byContainer), ("by_process", lock.byProcess),
+                                   ("by_host", lock.byHost ?? [])] {
                 for (index, slice) in slices.enumerated() { try check(slice.stats, at + "\(name)[\(index)].") }
             }
             for (index, handoff) in lock.handoffs.enumerated() { try check(handoff.stats, at + "handoffs[\(index)].") }

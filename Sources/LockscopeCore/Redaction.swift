@@ -11,7 +11,7 @@ import Foundation
 ///
 /// | what | becomes |
 /// | --- | --- |
-/// | hostname | `host-1f3a9c` |
+/// | hostname, and in a merged profile the hosts in `by_host` and in `host/...` keys | `host-1f3a9c` |
 /// | kernel addresses (`0xffff888100a0b0c0`), in `address`, lock names, frames, `lock_addresses`, `--locks` | `addr-5e2b91c0`; `0x0` and `func+0x1c` offsets stay |
 /// | container ids (docker, containerd, cri-o, podman, nspawn) | `ctr-8c1e44d2a9b0` (12 digits, as long as docker's short ids) |
 /// | pod UIDs | `pod-3b9d0c17e2f4` |
@@ -75,7 +75,9 @@ public struct Redactor: Sendable {
     /// `profile` with every identifying value replaced by its pseudonym, marked `redacted`.
     public func redact(_ profile: Profile) -> Profile {
         var redacted = profile
-        redacted.hostname = "host-" + pseudonym("hostname", profile.hostname, digits: 6)
+        redacted.hostname = hostname(profile.hostname)
+        // A merge (`lockscope merge`) prefixes per-host keys and victims with the hostname: `node-a/3`.
+        let merged = profile.locks.contains { $0.byHost != nil }
         redacted.recording = redact(profile.recording)
         redacted.containers = profile.containers.map { container in
             var container = container
@@ -102,12 +104,12 @@ public struct Redactor: Sendable {
         redacted.locks = profile.locks.map(redact)
         redacted.victims = profile.victims?.map { victim in
             var victim = victim
-            victim.process = processKey(victim.process)
+            victim.process = merged ? hostPrefixed(victim.process, processKey) : processKey(victim.process)
             victim.container = containerID(victim.container)
             victim.byLock = victim.byLock.map(redact)
             victim.holders = victim.holders.map { holder in
                 var holder = holder
-                holder.process = processKey(holder.process)
+                holder.process = merged ? hostPrefixed(holder.process, processKey) : processKey(holder.process)
                 holder.container = containerID(holder.container)
                 return holder
             }
@@ -148,7 +150,19 @@ public struct Redactor: Sendable {
             return stack
         }
         lock.byContainer = lock.byContainer.map { KeyedStats(key: containerID($0.key), stats: $0.stats) }
-        lock.byProcess = lock.byProcess.map { KeyedStats(key: processKey($0.key), stats: $0.stats) }
+        if let byHost = lock.byHost {
+            lock.byHost = byHost.map { KeyedStats(key: hostname($0.key), stats: $0.stats) }
+            func prefixed(_ slices: [KeyedStats], _ rest: (String) -> String) -> [KeyedStats] {
+                slices.map { KeyedStats(key: hostPrefixed($0.key, rest), stats: $0.stats) }
+            }
+            lock.byCpu = prefixed(lock.byCpu) { $0 }
+            lock.bySocket = prefixed(lock.bySocket) { $0 }
+            lock.byNode = prefixed(lock.byNode) { $0 }
+            lock.byLlc = prefixed(lock.byLlc) { $0 }
+            lock.byProcess = prefixed(lock.byProcess, processKey)
+        } else {
+            lock.byProcess = lock.byProcess.map { KeyedStats(key: processKey($0.key), stats: $0.stats) }
+        }
         lock.owners = lock.owners?.map { owner in
             var owner = owner
             owner.waiterContainer = containerID(owner.waiterContainer)
@@ -190,6 +204,17 @@ public struct Redactor: Sendable {
         if id.hasPrefix("/") { return cgroupPath(id) }
         if id.hasPrefix("cgroup:") { return "cgroup:cg-" + pseudonym("cgroup id", String(id.dropFirst("cgroup:".count)), digits: 6) }
         return "ctr-" + pseudonym("container", id, digits: 12)
+    }
+
+    /// `host-` and 6 hex digits.
+    func hostname(_ name: String) -> String {
+        "host-" + pseudonym("hostname", name, digits: 6)
+    }
+
+    /// A merged profile's `host/rest` key with the host pseudonymized and `rest` passed through `redactRest`.
+    func hostPrefixed(_ key: String, _ redactRest: (String) -> String) -> String {
+        guard let slash = key.firstIndex(of: "/") else { return redactRest(key) }
+        return hostname(String(key[..<slash])) + "/" + redactRest(String(key[key.index(after: slash)...]))
     }
 
     /// `pod-` and 12 hex digits.

@@ -14,7 +14,8 @@ public enum ReportFormat: String, CaseIterable, Sendable {
 /// The "where" and "who" breakdowns a report can add under each lock, and `victim`: the processes that
 /// waited without mounting anything, once for the whole profile.
 public enum ReportDimension: String, CaseIterable, Sendable {
-    case cpu, socket, node, llc, container, process, handoff, owner, victim
+    /// `host`: each host's share, in a profile made by `lockscope merge`.
+    case cpu, socket, node, llc, container, process, host, handoff, owner, victim
 
     /// Whether it breaks each top lock down (`victim` spans every lock).
     public var isPerLock: Bool { self != .victim }
@@ -174,10 +175,12 @@ public struct ReportRenderer {
             case .llc: rows = lock.byLlc
             case .container: rows = lock.byContainer.map { KeyedStats(key: shortContainer($0.key), stats: $0.stats) }
             case .process: rows = lock.byProcess
+            case .host: rows = lock.byHost ?? []
             case .handoff, .owner, .victim: rows = []
             }
-            return keyedTable(title, rows, total: lock.stats, sortByWait: dimension == .cpu,
-                              empty: "no \(dimension.rawValue) breakdown in this profile")
+            return keyedTable(title, rows, total: lock.stats, sortByWait: dimension == .cpu || dimension == .host,
+                              empty: dimension == .host ? "no host breakdown: only a profile made by `lockscope merge` has one"
+                                  : "no \(dimension.rawValue) breakdown in this profile")
         }
     }
 

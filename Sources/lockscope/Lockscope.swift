@@ -10,8 +10,8 @@ struct Lockscope: ParsableCommand {
         abstract: "An eBPF lock-contention profiler: which kernel lock, how long, where, in which container, from which call path.",
         version: LockscopeVersion.current,
         subcommands: [RecordCommand.self, ReportCommand.self, DoctorCommand.self, ExportCommand.self,
-                      FlamegraphCommand.self, TimelineCommand.self, CheckCommand.self, DiffCommand.self, RedactCommand.self, StressCommand.self,
-                      SweepCommand.self,
+                      FlamegraphCommand.self, TimelineCommand.self, CheckCommand.self, DiffCommand.self, MergeCommand.self,
+                      TopCommand.self, RedactCommand.self, StressCommand.self, SweepCommand.self,
                       StressWorkerCommand.self])
 
     /// Runs the command; user errors and bad options print one line and exit 2.
