@@ -130,6 +130,14 @@ public final class Recorder {
         return profile
     }
 
+    /// The profile recorded so far, without stopping (for `lockscope top`, once a second). Waits still
+    /// held for their container (`MountAttribution`) are in a later one.
+    public func snapshot() -> Profile {
+        var profile = aggregator.profile(inputs(containers: containerResolver()))
+        profile.drops.cgroupNamesLost = cgroupNamesLost
+        return profile
+    }
+
     /// Keeps the names the kernel added since the last read, before its table evicts them.
     private func readCgroupNames() {
         let added = program.counters()[Int(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED.rawValue)]

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CLockscopeBPF
 import Foundation
 import LockscopeCore
 import LockscopeKernel
@@ -58,7 +57,7 @@ struct TopCommand: ParsableCommand {
             if let deadline, monotonicNs() >= deadline { return true }
             return screen.quit
         }, status: { status in
-            screen.show(TopScreen.sample(status, counters: recorder.kernelCounters()))
+            screen.show(LiveSample(profile: recorder.snapshot(), elapsedNs: status.elapsedNs))
         })
     }
 }
@@ -80,18 +79,6 @@ struct TopScreen {
         self.terminal = terminal
     }
 
-    /// The recorder's per-second status as a sample: totals from the kernel's counters, and the
-    /// heaviest lock's wait (the recorder reports no other lock while it records).
-    static func sample(_ status: RecordStatus, counters: [UInt64]) -> LiveSample {
-        func counter(_ index: lockscope_counter) -> UInt64 {
-            Int(index.rawValue) < counters.count ? counters[Int(index.rawValue)] : 0
-        }
-        return LiveSample(elapsedNs: status.elapsedNs, waits: counter(LOCKSCOPE_CTR_WAITS_COMPLETED),
-                          mountSyscalls: counter(LOCKSCOPE_CTR_SYSCALLS_COMPLETED), dropped: status.dropped,
-                          locks: status.topLock.map {
-                              [LiveLock(name: $0.name, kind: nil, contentions: nil, totalWaitNs: $0.totalWaitNs, maxWaitNs: nil)]
-                          } ?? [], everyLock: false)
-    }
 
     /// A new second: the window since the last sample, drawn.
     mutating func show(_ sample: LiveSample) {
