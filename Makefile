@@ -15,6 +15,8 @@ BPF_HEADERS := $(wildcard bpf/*.h)
 EMBEDDED := Sources/CLockscopeBPF/lockscope_bpf_object.c
 # The benchmark's synthetic event source: a separate object, so the production one stays small.
 BENCH_EMBEDDED := Sources/CLockscopeBPF/lockscope_bench_object.c
+# The on-CPU sampler (record --spin-hz): a separate object, loaded only when sampling is on.
+SPIN_EMBEDDED := Sources/CLockscopeBPF/lockscope_spin_object.c
 BIN := .build/release/lockscope
 
 .PHONY: all deps build release test demo bpf bpf-check bench clean
@@ -48,7 +50,7 @@ bench: release
 # The BPF objects are compiled once and committed, so `swift build` needs no BPF compiler.
 # `bpftool gen object` links each and drops DWARF (BTF stays for CO-RE): the output is byte-for-byte
 # reproducible, which lets `make bpf-check` prove the committed objects match bpf/.
-bpf: $(EMBEDDED) $(BENCH_EMBEDDED)
+bpf: $(EMBEDDED) $(BENCH_EMBEDDED) $(SPIN_EMBEDDED)
 
 # $(call embed-bpf,NAME,SYMBOL,DIR,OUTPUT): compile bpf/NAME.bpf.c in DIR and embed it in OUTPUT as SYMBOL_bytes()/_size().
 define embed-bpf
@@ -67,11 +69,17 @@ $(BENCH_EMBEDDED): bpf/lockscope_bench.bpf.c $(BPF_HEADERS) scripts/embed-object
 	$(call embed-bpf,lockscope_bench,lockscope_bench_object,.build/bpf,$@.tmp)
 	mv $@.tmp $@
 
+$(SPIN_EMBEDDED): bpf/lockscope_spin.bpf.c $(BPF_HEADERS) scripts/embed-object.sh
+	@mkdir -p .build/bpf
+	$(call embed-bpf,lockscope_spin,lockscope_spin_object,.build/bpf,$@.tmp)
+	mv $@.tmp $@
+
 bpf-check:
 	@mkdir -p .build/bpf-check
 	@$(call embed-bpf,lockscope,lockscope_bpf_object,.build/bpf-check,.build/bpf-check/lockscope.c)
 	@$(call embed-bpf,lockscope_bench,lockscope_bench_object,.build/bpf-check,.build/bpf-check/lockscope_bench.c)
-	@for pair in lockscope.c:$(EMBEDDED) lockscope_bench.c:$(BENCH_EMBEDDED); do \
+	@$(call embed-bpf,lockscope_spin,lockscope_spin_object,.build/bpf-check,.build/bpf-check/lockscope_spin.c)
+	@for pair in lockscope.c:$(EMBEDDED) lockscope_bench.c:$(BENCH_EMBEDDED) lockscope_spin.c:$(SPIN_EMBEDDED); do \
 		cmp -s .build/bpf-check/$${pair%%:*} $${pair#*:} || { \
 			echo "bpf-check: $${pair#*:} is stale relative to bpf/: run 'make bpf' and commit the result" >&2; exit 1; }; \
 	done

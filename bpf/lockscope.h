@@ -174,3 +174,54 @@ struct lockscope_syscall_event {
 };
 
 #endif /* LOCKSCOPE_H */
+
+/*
+ * Sampled on-CPU time (bpf/lockscope_spin.bpf.c, a separate object loaded only when `record --spin-hz`
+ * is not 0): a cpu-clock perf event on every CPU runs `spin_sample`, which counts the sample into the
+ * `spin_samples` hash map under a key of (kernel stack, CPU, cgroup, process, flags). Samples are
+ * aggregated in the kernel rather than streamed: one map update per sample, nothing per sample for user
+ * space to read, and memory bounded by the map (a full map is counted, never silent). User space reads
+ * the map once, when the recording stops, and classifies each stack (known spin function, PAUSE loop,
+ * not spinning).
+ */
+#ifndef LOCKSCOPE_SPIN_H
+#define LOCKSCOPE_SPIN_H
+
+/* Distinct (stack, CPU, cgroup, process, flags) keys kept, and distinct sampled stacks. */
+#define LOCKSCOPE_MAX_SPIN_KEYS 32768
+#define LOCKSCOPE_MAX_SPIN_STACKS 16384
+
+/* `lockscope_spin_key.flags`. */
+enum lockscope_spin_flag {
+	LOCKSCOPE_SPIN_F_USER = 1 << 0,  /* the CPU was in user mode: no kernel stack */
+	LOCKSCOPE_SPIN_F_PAUSE = 1 << 1, /* the instruction at or just before the sampled IP is PAUSE (f3 90) */
+};
+
+struct lockscope_spin_key {
+	__s32 stack_id;   /* id in `spin_stacks` (innermost frame = the sampled IP); negative: none */
+	__u32 cpu;
+	__u64 cgroup_id;  /* cgroup v2 id of the task on the CPU */
+	__u32 tgid;
+	__u32 flags;      /* lockscope_spin_flag */
+};
+
+struct lockscope_spin_value {
+	__u64 count;
+	char comm[LOCKSCOPE_COMM_LEN]; /* of the first sample under this key */
+};
+
+/* Per-CPU counters of the sampler (`spin_counters` map). Every sample is counted once in SAMPLES
+ * and once in exactly one of IDLE / USER / KERNEL; the others count losses and PAUSE hits. */
+enum lockscope_spin_counter {
+	LOCKSCOPE_SPIN_CTR_SAMPLES = 0,     /* every sample taken */
+	LOCKSCOPE_SPIN_CTR_IDLE,            /* the idle task was on the CPU (not kept) */
+	LOCKSCOPE_SPIN_CTR_USER,            /* a task in user mode (kept, without a kernel stack) */
+	LOCKSCOPE_SPIN_CTR_KERNEL,          /* a task in the kernel (kept with its kernel stack) */
+	LOCKSCOPE_SPIN_CTR_PAUSE,           /* kernel samples at a PAUSE instruction */
+	LOCKSCOPE_SPIN_CTR_TEXT_UNREADABLE, /* kernel samples whose instruction bytes could not be read */
+	LOCKSCOPE_SPIN_CTR_STACK_FAILED,    /* kernel samples kept without a stack (stack map full or walk failed) */
+	LOCKSCOPE_SPIN_CTR_MAP_FULL,        /* samples lost: no room for a new key in `spin_samples` */
+	LOCKSCOPE_SPIN_CTR_COUNT,
+};
+
+#endif /* LOCKSCOPE_SPIN_H */

@@ -26,6 +26,8 @@ public struct Profile: Codable, Sendable, Equatable {
     public var containers: [ContainerSummary]
     public var mounts: MountSummary?
     public var locks: [LockProfile]
+    /// Every on-CPU sample of `record --spin-hz` (nil when sampling was off): see SpinSamples.swift.
+    public var cpuSamples: CPUSampleProfile?
 
     public init(hostname: String, kernel: String, startedAt: String, durationNs: UInt64, events: UInt64,
                 drops: Drops, recording: Recording, topology: Topology?, containers: [ContainerSummary],
@@ -373,6 +375,8 @@ public struct LockProfile: Codable, Sendable, Equatable {
     public var handoffs: [HandoffStats]
     /// Owner attribution; `nil` for lock kinds whose owner cannot be read (spinlocks, readers).
     public var owners: [OwnerBlame]?
+    /// Sampled on-CPU spinning attributed to this lock (`record --spin-hz`); nil when none was sampled.
+    public var spin: SpinProfile?
 
     public init(name: String, identity: LockIdentity, kind: LockKind, address: String, instances: Int = 1,
                 stats: WaitStats, read: WaitStats = .empty, write: WaitStats = .empty, stacks: [StackProfile] = [],
@@ -400,7 +404,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case name, identity, kind, address, instances, read, write, stacks, byCpu, bySocket, byNode, byLlc, byContainer,
-             byProcess, handoffs, owners
+             byProcess, handoffs, owners, spin
     }
 
     public init(from decoder: Decoder) throws {
@@ -422,6 +426,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         byProcess = try c.decodeIfPresent([KeyedStats].self, forKey: .byProcess) ?? []
         handoffs = try c.decodeIfPresent([HandoffStats].self, forKey: .handoffs) ?? []
         owners = try c.decodeIfPresent([OwnerBlame].self, forKey: .owners)
+        spin = try c.decodeIfPresent(SpinProfile.self, forKey: .spin)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -443,6 +448,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         try c.encode(byProcess, forKey: .byProcess)
         try c.encode(handoffs, forKey: .handoffs)
         try c.encodeIfPresent(owners, forKey: .owners)
+        try c.encodeIfPresent(spin, forKey: .spin)
     }
 }
 

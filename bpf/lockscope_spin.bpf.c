@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * lockscope's on-CPU sampler: one program on a cpu-clock perf event per CPU (`record --spin-hz`).
+ * Each sample is counted in a hash map under its kernel stack, CPU, cgroup, process and two flags:
+ * user mode, and PAUSE at the sampled instruction (an inlined spin-wait loop such as a seqcount
+ * reader's `cpu_relax()`). Which stacks are in known spin functions, and which lock they spin on,
+ * user space decides from the symbolized stack (docs/how-it-works.md, "Spinning on CPU").
+ *
+ * A separate object from bpf/lockscope.bpf.c: it is loaded only when sampling is on, attaches to perf
+ * events rather than tracepoints, and shares no map with the wait programs.
+ */
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+#include "lockscope.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* struct bpf_perf_event_data on x86-64 (include/uapi/linux/bpf_perf_event.h): the interrupted
+ * registers as uapi struct pt_regs, then the sample period. Context accesses are rewritten by the
+ * verifier at these fixed uapi offsets, so this is declared exactly, without CO-RE. */
+struct perf_event_regs {
+	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+struct perf_event_data {
+	struct perf_event_regs regs;
+	__u64 sample_period;
+	__u64 addr;
+};
+
+#define PAUSE_BYTE0 0xf3
+#define PAUSE_BYTE1 0x90
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lockscope_spin_key);
+	__type(value, struct lockscope_spin_value);
+	__uint(max_entries, LOCKSCOPE_MAX_SPIN_KEYS);
+} spin_samples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, LOCKSCOPE_MAX_STACK_DEPTH * sizeof(__u64));
+	__uint(max_entries, LOCKSCOPE_MAX_SPIN_STACKS);
+} spin_stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, LOCKSCOPE_SPIN_CTR_COUNT);
+} spin_counters SEC(".maps");
+
+static __always_inline void count(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&spin_counters, &counter);
+	if (value)
+		__sync_fetch_and_add(value, 1);
+}
+
+/* PAUSE at the sampled IP, or just before it (the interrupt is taken after the PAUSE completes). */
+static __always_inline bool at_pause(__u64 ip)
+{
+	__u8 text[4];
+
+	if (bpf_probe_read_kernel(text, sizeof(text), (void *)(ip - 2))) {
+		count(LOCKSCOPE_SPIN_CTR_TEXT_UNREADABLE);
+		return false;
+	}
+	return (text[2] == PAUSE_BYTE0 && text[3] == PAUSE_BYTE1) || (text[0] == PAUSE_BYTE0 && text[1] == PAUSE_BYTE1);
+}
+
+SEC("perf_event")
+int spin_sample(struct perf_event_data *ctx)
+{
+	struct lockscope_spin_key key = {};
+	struct lockscope_spin_value *value;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	count(LOCKSCOPE_SPIN_CTR_SAMPLES);
+	/* The idle task (thread id 0): nothing to attribute, and no stack walk (the expensive part). */
+	if ((__u32)pid_tgid == 0) {
+		count(LOCKSCOPE_SPIN_CTR_IDLE);
+		return 0;
+	}
+	key.tgid = pid_tgid >> 32;
+	key.cpu = bpf_get_smp_processor_id();
+	key.cgroup_id = bpf_get_current_cgroup_id();
+	if (ctx->regs.cs & 3) {
+		count(LOCKSCOPE_SPIN_CTR_USER);
+		key.flags = LOCKSCOPE_SPIN_F_USER;
+		key.stack_id = -1;
+	} else {
+		count(LOCKSCOPE_SPIN_CTR_KERNEL);
+		if (at_pause(ctx->regs.ip)) {
+			count(LOCKSCOPE_SPIN_CTR_PAUSE);
+			key.flags = LOCKSCOPE_SPIN_F_PAUSE;
+		}
+		key.stack_id = bpf_get_stackid(ctx, &spin_stacks, 0);
+		if (key.stack_id < 0)
+			count(LOCKSCOPE_SPIN_CTR_STACK_FAILED);
+	}
+	value = bpf_map_lookup_elem(&spin_samples, &key);
+	if (value) {
+		__sync_fetch_and_add(&value->count, 1);
+		return 0;
+	}
+	struct lockscope_spin_value first = { .count = 1 };
+	bpf_get_current_comm(&first.comm, sizeof(first.comm));
+	if (bpf_map_update_elem(&spin_samples, &key, &first, BPF_NOEXIST) == 0)
+		return 0;
+	/* Another CPU may have added the key meanwhile (-EEXIST); otherwise the map is full. */
+	value = bpf_map_lookup_elem(&spin_samples, &key);
+	if (value)
+		__sync_fetch_and_add(&value->count, 1);
+	else
+		count(LOCKSCOPE_SPIN_CTR_MAP_FULL);
+	return 0;
+}
