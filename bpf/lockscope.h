@@ -187,9 +187,11 @@ struct lockscope_syscall_event {
 #ifndef LOCKSCOPE_SPIN_H
 #define LOCKSCOPE_SPIN_H
 
-/* Distinct (stack, CPU, cgroup, process, flags) keys kept, and distinct sampled stacks. */
+/* Distinct (stack, CPU, cgroup, process, flags) keys kept, and stack buckets: bpf_get_stackid fails when
+ * a new stack hashes to a bucket another stack holds (counted in STACK_FAILED). With 16384 buckets, 5.8%
+ * of the kernel samples of an mmap/munmap-heavy run at 4999 Hz lost their stack; 32768 take 12 MB. */
 #define LOCKSCOPE_MAX_SPIN_KEYS 32768
-#define LOCKSCOPE_MAX_SPIN_STACKS 16384
+#define LOCKSCOPE_MAX_SPIN_STACKS 32768
 
 /* `lockscope_spin_key.flags`. */
 enum lockscope_spin_flag {

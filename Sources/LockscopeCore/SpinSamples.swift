@@ -195,7 +195,7 @@ public struct SampledStack: Codable, Sendable, Equatable {
     public var frames: [String]
     public var samples: UInt64
     public var sampleClass: SampleClass
-    /// The process (comm) most samples of this stack were in.
+    /// The process name (comm) the samples were taken in (in `cpu_samples`; nil in a lock's `spin`).
     public var process: String?
 
     public init(frames: [String], samples: UInt64, sampleClass: SampleClass, process: String? = nil) {
@@ -305,7 +305,8 @@ public struct CPUSampleProfile: Codable, Sendable, Equatable {
     public var byClass: [KeyedSamples]
     /// Spinning samples no known lock's call path matched.
     public var unattributedSpin: UInt64
-    /// Samples (kernel and user) by stack, heaviest first, at most `maxStacks` (the rest in one `[other stacks]`).
+    /// Samples (kernel and user) by process name and stack, heaviest first, at most `maxStacks` (the rest
+    /// in one `[other stacks]`).
     public var stacks: [SampledStack]
 
     public init(hz: Int, periodNs: UInt64, counters: SampleCounters, byClass: [KeyedSamples], unattributedSpin: UInt64,
@@ -354,6 +355,11 @@ public struct SpinProfileBuilder {
         }
     }
 
+    private struct ProcessStack: Hashable {
+        var process: String
+        var frames: [String]
+    }
+
     private struct LockKey: Hashable {
         var name: String
         var kind: LockKind
@@ -376,7 +382,7 @@ public struct SpinProfileBuilder {
         var byClass: [SampleClass: UInt64] = [:]
         var locks: [LockKey: LockSamples] = [:]
         var unattributed: UInt64 = 0
-        var allStacks: [[String]: (samples: UInt64, sampleClass: SampleClass, processes: [String: UInt64])] = [:]
+        var allStacks: [ProcessStack: (samples: UInt64, sampleClass: SampleClass)] = [:]
         var containerIDs: [UInt64: String] = [:]
 
         for sample in recorded.samples {
@@ -396,8 +402,7 @@ public struct SpinProfileBuilder {
                 : SpinClassifier.classify(frames: frames, pause: sample.pause)
             byClass[sampleClass, default: 0] += sample.count
             let process = sample.comm.isEmpty ? "?" : sample.comm
-            allStacks[frames, default: (0, sampleClass, [:])].samples += sample.count
-            allStacks[frames]!.processes[process, default: 0] += sample.count
+            allStacks[ProcessStack(process: process, frames: frames), default: (0, sampleClass)].samples += sample.count
 
             guard sampleClass == .spinFunction || sampleClass == .pause else { continue }
             guard let lock = SpinAttribution.lock(frames: frames, sampleClass: sampleClass) else {
@@ -439,9 +444,8 @@ public struct SpinProfileBuilder {
             }
         }
 
-        var stacks = allStacks.map { frames, entry in
-            SampledStack(frames: frames, samples: entry.samples, sampleClass: entry.sampleClass,
-                         process: entry.processes.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key)
+        var stacks = allStacks.map { key, entry in
+            SampledStack(frames: key.frames, samples: entry.samples, sampleClass: entry.sampleClass, process: key.process)
         }.sorted { ($0.samples, $1.frames.joined(separator: ";")) > ($1.samples, $0.frames.joined(separator: ";")) }
         if stacks.count > CPUSampleProfile.maxStacks {
             let rest = stacks[(CPUSampleProfile.maxStacks - 1)...].reduce(0) { $0 + $1.samples }

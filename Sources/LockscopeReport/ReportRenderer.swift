@@ -84,6 +84,8 @@ public struct ReportRenderer {
             out += "\nno lock contention recorded\n"
         } else {
             out += "\n" + lockTable(locks)
+            let spin = spinSection()
+            if !spin.isEmpty { out += "\n" + spin }
             for lock in locks.prefix(3) where options.stacksPerLock > 0 && !lock.stacks.isEmpty {
                 out += "\n" + callPaths(lock)
             }
@@ -100,6 +102,7 @@ public struct ReportRenderer {
         out += "recorded \(shown(profile.startedAt)) for \(Units.duration(profile.durationNs)), \(profile.events) events\n"
         out += Units.lossSummary(profile, oneLine: false) + "\n"
         if let topology = profile.topology { out += "topology: \(topology.summary())\n" }
+        out += samplingHeader()
         return out
     }
 
