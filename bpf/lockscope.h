@@ -187,7 +187,7 @@ struct lockscope_syscall_event {
 #ifndef LOCKSCOPE_SPIN_H
 #define LOCKSCOPE_SPIN_H
 
-/* Distinct (stack, CPU, cgroup, process, flags) keys kept, and stack buckets: bpf_get_stackid fails when
+/* Distinct (stack, CPU, cgroup, process, flags, thread name) keys kept, and stack buckets: bpf_get_stackid fails when
  * a new stack hashes to a bucket another stack holds (counted in STACK_FAILED). With 16384 buckets, 5.8%
  * of the kernel samples of an mmap/munmap-heavy run at 4999 Hz lost their stack; 32768 take 12 MB. */
 #define LOCKSCOPE_MAX_SPIN_KEYS 32768
@@ -205,11 +205,11 @@ struct lockscope_spin_key {
 	__u64 cgroup_id;  /* cgroup v2 id of the task on the CPU */
 	__u32 tgid;
 	__u32 flags;      /* lockscope_spin_flag */
+	char comm[LOCKSCOPE_COMM_LEN]; /* the thread's: threads of one process can be named apart */
 };
 
 struct lockscope_spin_value {
 	__u64 count;
-	char comm[LOCKSCOPE_COMM_LEN]; /* of the first sample under this key */
 };
 
 /* Per-CPU counters of the sampler (`spin_counters` map). Every sample is counted once in SAMPLES

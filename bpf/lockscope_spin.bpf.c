@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * lockscope's on-CPU sampler: one program on a cpu-clock perf event per CPU (`record --spin-hz`).
- * Each sample is counted in a hash map under its kernel stack, CPU, cgroup, process and two flags:
+ * Each sample is counted in a hash map under its kernel stack, CPU, cgroup, process, thread name and two flags:
  * user mode, and PAUSE at the sampled instruction (an inlined spin-wait loop such as a seqcount
  * reader's `cpu_relax()`). Which stacks are in known spin functions, and which lock they spin on,
  * user space decides from the symbolized stack (docs/how-it-works.md, "Spinning on CPU").
@@ -84,6 +84,7 @@ int spin_sample(struct perf_event_data *ctx)
 		return 0;
 	}
 	key.tgid = pid_tgid >> 32;
+	bpf_get_current_comm(&key.comm, sizeof(key.comm));
 	key.cpu = bpf_get_smp_processor_id();
 	key.cgroup_id = bpf_get_current_cgroup_id();
 	if (ctx->regs.cs & 3) {
@@ -106,7 +107,6 @@ int spin_sample(struct perf_event_data *ctx)
 		return 0;
 	}
 	struct lockscope_spin_value first = { .count = 1 };
-	bpf_get_current_comm(&first.comm, sizeof(first.comm));
 	if (bpf_map_update_elem(&spin_samples, &key, &first, BPF_NOEXIST) == 0)
 		return 0;
 	/* Another CPU may have added the key meanwhile (-EEXIST); otherwise the map is full. */

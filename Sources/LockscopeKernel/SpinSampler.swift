@@ -95,7 +95,7 @@ public final class SpinSampler {
         while status == 0 {
             key = next
             if bpf_map_lookup_elem(fd, &key, &value) == 0 {
-                let comm = withUnsafeBytes(of: &value.comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let comm = withUnsafeBytes(of: &key.comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 samples.append(RecordedSample(
                     stackID: key.stack_id, cpu: key.cpu, cgroupID: key.cgroup_id, pid: key.tgid, comm: comm,
                     user: key.flags & UInt32(LOCKSCOPE_SPIN_F_USER.rawValue) != 0,
