@@ -355,9 +355,16 @@ public struct SpinProfileBuilder {
         }
     }
 
+    /// One stack of `cpu_samples`: the same frames sampled at a PAUSE and elsewhere are two.
     private struct ProcessStack: Hashable {
         var process: String
         var frames: [String]
+        var sampleClass: SampleClass
+    }
+
+    private struct StackKey: Hashable {
+        var frames: [String]
+        var sampleClass: SampleClass
     }
 
     private struct LockKey: Hashable {
@@ -372,7 +379,7 @@ public struct SpinProfileBuilder {
         var bySocket: [String: UInt64] = [:]
         var byContainer: [String: UInt64] = [:]
         var byProcess: [String: UInt64] = [:]
-        var stacks: [[String]: (samples: UInt64, sampleClass: SampleClass)] = [:]
+        var stacks: [StackKey: UInt64] = [:]
     }
 
     /// Adds `spin` to the locks the samples are attributed to (adding lock entries, without waits, for
@@ -382,7 +389,7 @@ public struct SpinProfileBuilder {
         var byClass: [SampleClass: UInt64] = [:]
         var locks: [LockKey: LockSamples] = [:]
         var unattributed: UInt64 = 0
-        var allStacks: [ProcessStack: (samples: UInt64, sampleClass: SampleClass)] = [:]
+        var allStacks: [ProcessStack: UInt64] = [:]
         var containerIDs: [UInt64: String] = [:]
 
         for sample in recorded.samples {
@@ -402,7 +409,7 @@ public struct SpinProfileBuilder {
                 : SpinClassifier.classify(frames: frames, pause: sample.pause)
             byClass[sampleClass, default: 0] += sample.count
             let process = sample.comm.isEmpty ? "?" : sample.comm
-            allStacks[ProcessStack(process: process, frames: frames), default: (0, sampleClass)].samples += sample.count
+            allStacks[ProcessStack(process: process, frames: frames, sampleClass: sampleClass), default: 0] += sample.count
 
             guard sampleClass == .spinFunction || sampleClass == .pause else { continue }
             guard let lock = SpinAttribution.lock(frames: frames, sampleClass: sampleClass) else {
@@ -425,7 +432,7 @@ public struct SpinProfileBuilder {
             }
             entry.byContainer[containerID, default: 0] += sample.count
             entry.byProcess["\(process)[\(sample.pid)]", default: 0] += sample.count
-            entry.stacks[frames, default: (0, sampleClass)].samples += sample.count
+            entry.stacks[StackKey(frames: frames, sampleClass: sampleClass), default: 0] += sample.count
             locks[LockKey(name: lock.name, kind: lock.kind)] = entry
         }
 
@@ -444,8 +451,8 @@ public struct SpinProfileBuilder {
             }
         }
 
-        var stacks = allStacks.map { key, entry in
-            SampledStack(frames: key.frames, samples: entry.samples, sampleClass: entry.sampleClass, process: key.process)
+        var stacks = allStacks.map { key, samples in
+            SampledStack(frames: key.frames, samples: samples, sampleClass: key.sampleClass, process: key.process)
         }.sorted { ($0.samples, $1.frames.joined(separator: ";")) > ($1.samples, $0.frames.joined(separator: ";")) }
         if stacks.count > CPUSampleProfile.maxStacks {
             let rest = stacks[(CPUSampleProfile.maxStacks - 1)...].reduce(0) { $0 + $1.samples }
@@ -465,7 +472,7 @@ public struct SpinProfileBuilder {
                 : counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
             return sorted.map { KeyedSamples(key: $0.key, samples: $0.value) }
         }
-        var stacks = samples.stacks.map { SampledStack(frames: $0.key, samples: $0.value.samples, sampleClass: $0.value.sampleClass) }
+        var stacks = samples.stacks.map { SampledStack(frames: $0.key.frames, samples: $0.value, sampleClass: $0.key.sampleClass) }
             .sorted { ($0.samples, $1.frames.joined(separator: ";")) > ($1.samples, $0.frames.joined(separator: ";")) }
         if stacks.count > SpinProfileBuilder.maxStacksPerLock {
             let rest = stacks[(SpinProfileBuilder.maxStacksPerLock - 1)...].reduce(0) { $0 + $1.samples }
