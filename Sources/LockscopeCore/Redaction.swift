@@ -92,6 +92,7 @@ public struct Redactor: Sendable {
             return mounts
         }
         redacted.locks = profile.locks.map(redact)
+        redacted.cpuSamples = profile.cpuSamples.map(redactSamples)
         return redacted
     }
 
@@ -129,6 +130,7 @@ public struct Redactor: Sendable {
             owner.ownerComm = programName(owner.ownerComm)
             return owner
         }
+        lock.spin = lock.spin.map(redactSpin)
         return lock
     }
 

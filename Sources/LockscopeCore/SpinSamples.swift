@@ -488,3 +488,28 @@ public struct SpinProfileBuilder {
             stacks: stacks)
     }
 }
+
+extension Redactor {
+    /// A lock's spin section with its containers, processes and addresses in stacks pseudonymized.
+    func redactSpin(_ spin: SpinProfile) -> SpinProfile {
+        var spin = spin
+        spin.byContainer = spin.byContainer.map { KeyedSamples(key: containerID($0.key), samples: $0.samples) }
+        spin.byProcess = spin.byProcess.map { KeyedSamples(key: processKey($0.key), samples: $0.samples) }
+        spin.stacks = spin.stacks.map(redactStack)
+        return spin
+    }
+
+    /// Every sample's stack with addresses pseudonymized, and its thread name.
+    func redactSamples(_ samples: CPUSampleProfile) -> CPUSampleProfile {
+        var samples = samples
+        samples.stacks = samples.stacks.map(redactStack)
+        return samples
+    }
+
+    private func redactStack(_ stack: SampledStack) -> SampledStack {
+        var stack = stack
+        stack.frames = stack.frames.map(addresses)
+        stack.process = stack.process.map(programName)
+        return stack
+    }
+}

@@ -135,4 +135,33 @@ final class SpinSamplesTests: XCTestCase {
         XCTAssertNil(oldDecoded.cpuSamples)
         XCTAssertTrue(oldDecoded.locks.allSatisfy { $0.spin == nil })
     }
+
+    /// `--redact` pseudonymizes what samples carry: containers, processes and thread names.
+    func testRedactionCoversSamples() {
+        let period: UInt64 = 1_000_000
+        var lock = LockProfile(name: "namespace_sem", identity: .inferred, kind: .rwsem, address: "0x0", stats: .empty)
+        let container = String(repeating: "ab", count: 32)
+        lock.spin = SpinProfile(periodNs: period, time: SampledTime(samples: 2, periodNs: period), spinFunctionSamples: 2,
+                                pauseSamples: 0, byCpu: [KeyedSamples(key: "0", samples: 2)], bySocket: [],
+                                byContainer: [KeyedSamples(key: container, samples: 2)],
+                                byProcess: [KeyedSamples(key: "secret-tool[42]", samples: 2)],
+                                stacks: [SampledStack(frames: ["rwsem_spin_on_owner", "0xffffffffc0123456"], samples: 2,
+                                                      sampleClass: .spinFunction)])
+        var profile = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
+                              recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [lock])
+        profile.cpuSamples = CPUSampleProfile(hz: 997, periodNs: period, counters: SampleCounters(), byClass: [],
+                                              unattributedSpin: 0, stacks: [
+                                                  SampledStack(frames: ["[user]"], samples: 1, sampleClass: .user, process: "secret-tool"),
+                                                  SampledStack(frames: ["[user]"], samples: 1, sampleClass: .user, process: "containerd"),
+                                              ])
+        let redacted = Redactor(key: Data(repeating: 7, count: 32)).redact(profile)
+        let spin = redacted.locks[0].spin!
+        XCTAssertTrue(spin.byContainer[0].key.hasPrefix("ctr-"), spin.byContainer[0].key)
+        XCTAssertFalse(spin.byProcess[0].key.contains("secret-tool"))
+        XCTAssertEqual(spin.stacks[0].frames[0], "rwsem_spin_on_owner")
+        XCTAssertFalse(spin.stacks[0].frames[1].contains("0xffffffffc0123456"))
+        let processes = redacted.cpuSamples!.stacks.compactMap(\.process)
+        XCTAssertFalse(processes.contains("secret-tool"))
+        XCTAssertTrue(processes.contains("containerd"), "runtimes are kept, as elsewhere")
+    }
 }
