@@ -243,6 +243,8 @@ public struct ReportRenderer {
         var p999WaitNs: UInt64
         var readContentions: UInt64
         var writeContentions: UInt64
+        /// Sampled spinning (`record --spin-hz`): samples, estimate and its 95% interval; absent when none.
+        var spin: SampledTime?
 
         init(_ lock: LockProfile) {
             name = lock.name
@@ -259,16 +261,19 @@ public struct ReportRenderer {
             p999WaitNs = lock.stats.p999WaitNs
             readContentions = lock.read.contentions
             writeContentions = lock.write.contentions
+            spin = lock.spin?.time
         }
 
         var csvFields: [String] {
             [name, identity.rawValue, kind.rawValue, address] + [contentions, totalWaitNs, maxWaitNs, meanWaitNs,
                 p50WaitNs, p90WaitNs, p99WaitNs, p999WaitNs, readContentions, writeContentions].map(String.init)
+                + [spin?.samples, spin?.estimatedNs, spin?.ciLowNs, spin?.ciHighNs].map { $0.map(String.init) ?? "" }
         }
 
         static let csvHeader = ["name", "identity", "kind", "address", "contentions", "total_wait_ns", "max_wait_ns",
                                 "mean_wait_ns", "p50_wait_ns", "p90_wait_ns", "p99_wait_ns", "p999_wait_ns",
-                                "read_contentions", "write_contentions"]
+                                "read_contentions", "write_contentions", "spin_samples", "spin_estimated_ns",
+                                "spin_ci_low_ns", "spin_ci_high_ns"]
     }
 
     struct JSONReport: Codable {

@@ -12,9 +12,10 @@ extension ReportRenderer {
             + "\(counters.kernel) kernel)\n  \(spinning) spinning, \(samples.unattributedSpin) of them on no known lock\n"
         let losses: [(String, UInt64, String)] = [
             ("map_full", counters.mapFull, "samples lost: the kernel's sample map was full"),
-            ("stack_failed", counters.stackFailed, "kernel samples without a stack: neither classified nor attributed"),
-            ("text_unreadable", counters.textUnreadable, "kernel samples whose instruction could not be read: not checked for PAUSE"),
+            ("stack_failed", counters.stackFailed, "kernel samples without a stack (not classified)"),
+            ("text_unreadable", counters.textUnreadable, "instruction unreadable (not checked for PAUSE)"),
         ]
+        // Each fits 80 columns with a count of up to 20 digits.
         for (name, count, meaning) in losses where count > 0 { out += "  \(name) \(count): \(meaning)\n" }
         return out
     }
