@@ -465,6 +465,14 @@ public struct SpinProfileBuilder {
             unattributedSpin: unattributed, stacks: stacks)
     }
 
+    /// The `maxProcessesPerLock` heaviest processes, the others summed under `[other processes]`, as waits are.
+    private func capped(_ processes: [KeyedSamples]) -> [KeyedSamples] {
+        guard processes.count > Aggregator.maxProcessesPerLock else { return processes }
+        let rest = processes[Aggregator.maxProcessesPerLock...].reduce(0) { $0 + $1.samples }
+        return Array(processes.prefix(Aggregator.maxProcessesPerLock))
+            + [KeyedSamples(key: Aggregator.otherProcessesKey, samples: rest)]
+    }
+
     private func spinProfile(_ samples: LockSamples, periodNs: UInt64) -> SpinProfile {
         func keyed(_ counts: [String: UInt64], numeric: Bool) -> [KeyedSamples] {
             let sorted = numeric
@@ -484,7 +492,7 @@ public struct SpinProfileBuilder {
             spinFunctionSamples: samples.spinFunction, pauseSamples: samples.pause,
             byCpu: keyed(samples.byCpu, numeric: true), bySocket: keyed(samples.bySocket, numeric: true),
             byContainer: keyed(samples.byContainer, numeric: false),
-            byProcess: Array(keyed(samples.byProcess, numeric: false).prefix(Aggregator.maxProcessesPerLock)),
+            byProcess: capped(keyed(samples.byProcess, numeric: false)),
             stacks: stacks)
     }
 }

@@ -54,7 +54,7 @@ public final class SpinSampler {
                 let fd = lockscope_open_cpu_clock(Int32(cpu), periodNs)
                 if fd < 0 {
                     if errno == ENODEV { continue }  // went offline since the list was read
-                    throw BPFError.setup("open a cpu-clock perf event on CPU \(cpu)", errno: errno)
+                    throw BPFError.setup("open a cpu-clock perf event on CPU \(cpu) to sample (--spin-hz 0 records without)", errno: errno)
                 }
                 guard let link = bpf_program__attach_perf_event(program, fd) else {
                     let code = errno

@@ -107,7 +107,8 @@ struct RecordCommand: ParsableCommand {
         StopSignal.install()
         try recorder.attach()
         let hooks = recorder.syscallHooks.map { "; mount syscalls through \($0.rawValue)" } ?? ""
-        let attachedLine = "lockscope: attached (\(plan.describe)\(hooks)); recording" +
+        let sampling = recorder.sampler.map { "; sampling \($0.cpus.count) CPUs at \($0.hz) Hz" } ?? ""
+        let attachedLine = "lockscope: attached (\(plan.describe)\(hooks)\(sampling)); recording" +
             (duration.map { " for \(Units.duration($0))" } ?? "") +
             (command.isEmpty ? ", Ctrl-C to stop" : " while `\(command.joined(separator: " "))` runs")
         FileHandle.standardError.write(Data((attachedLine + "\n").utf8))
