@@ -305,8 +305,8 @@ public struct CPUSampleProfile: Codable, Sendable, Equatable {
     public var byClass: [KeyedSamples]
     /// Spinning samples no known lock's call path matched.
     public var unattributedSpin: UInt64
-    /// Samples (kernel and user) by process name and stack, heaviest first, at most `maxStacks` (the rest
-    /// in one `[other stacks]`).
+    /// Samples (kernel and user) by thread name, stack and class, heaviest first: the `maxStacks` heaviest,
+    /// then the rest as one `[other stacks]` per thread name and class.
     public var stacks: [SampledStack]
 
     public init(hz: Int, periodNs: UInt64, counters: SampleCounters, byClass: [KeyedSamples], unattributedSpin: UInt64,
@@ -455,9 +455,15 @@ public struct SpinProfileBuilder {
             SampledStack(frames: key.frames, samples: samples, sampleClass: key.sampleClass, process: key.process)
         }.sorted { ($0.samples, $1.frames.joined(separator: ";")) > ($1.samples, $0.frames.joined(separator: ";")) }
         if stacks.count > CPUSampleProfile.maxStacks {
-            let rest = stacks[(CPUSampleProfile.maxStacks - 1)...].reduce(0) { $0 + $1.samples }
-            stacks = Array(stacks.prefix(CPUSampleProfile.maxStacks - 1))
-                + [SampledStack(frames: [SpinProfileBuilder.otherStacksFrame], samples: rest, sampleClass: .kernel)]
+            // The rest summed per thread name and class, so that both still add up.
+            var rest: [ProcessStack: UInt64] = [:]
+            for stack in stacks[CPUSampleProfile.maxStacks...] {
+                rest[ProcessStack(process: stack.process ?? "?", frames: [SpinProfileBuilder.otherStacksFrame],
+                                  sampleClass: stack.sampleClass), default: 0] += stack.samples
+            }
+            stacks = Array(stacks.prefix(CPUSampleProfile.maxStacks)) + rest.map { key, samples in
+                SampledStack(frames: key.frames, samples: samples, sampleClass: key.sampleClass, process: key.process)
+            }.sorted { ($0.samples, $1.process ?? "") > ($1.samples, $0.process ?? "") }
         }
         profile.cpuSamples = CPUSampleProfile(
             hz: recorded.hz, periodNs: recorded.periodNs, counters: recorded.counters,

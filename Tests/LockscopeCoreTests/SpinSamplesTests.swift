@@ -164,4 +164,30 @@ final class SpinSamplesTests: XCTestCase {
         XCTAssertFalse(processes.contains("secret-tool"))
         XCTAssertTrue(processes.contains("containerd"), "runtimes are kept, as elsewhere")
     }
+
+    /// Past 2000 stacks the rest are summed per thread name and class: per-class and per-thread totals hold.
+    func testOnCPUStacksBeyondTheCapKeepTheirClassAndThread() throws {
+        var samples: [RecordedSample] = []
+        var stacks: [Int32: [UInt64]] = [:]
+        for id in 0..<2100 {
+            stacks[Int32(id)] = [0xffffffff81000000 + UInt64(id) * 16]
+            samples.append(RecordedSample(stackID: Int32(id), cpu: 0, cgroupID: 1, pid: 5, comm: id % 2 == 0 ? "a" : "b",
+                                          user: false, pause: id % 3 == 0, count: id < 100 ? 5 : 1))
+        }
+        var profile = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
+                              recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [])
+        SpinProfileBuilder(symbols: nil, topology: nil, container: { Container(id: "c\($0)", runtime: "docker", cgroup: "") },
+                           selection: .all).apply(RecordedSamples(hz: 997, periodNs: 1, samples: samples, counters: SampleCounters(),
+                                                                  stacks: stacks), to: &profile)
+        let kept = try XCTUnwrap(profile.cpuSamples).stacks
+        XCTAssertEqual(kept.filter { $0.frames != ["[other stacks]"] }.count, 2000)
+        XCTAssertEqual(kept.filter { $0.frames == ["[other stacks]"] }.count, 4)  // 2 threads x 2 classes
+        for process in ["a", "b"] {
+            for sampleClass in [SampleClass.pause, .kernel] {
+                let expected = samples.filter { $0.comm == process && $0.pause == (sampleClass == .pause) }.reduce(0) { $0 + $1.count }
+                let found = kept.filter { $0.process == process && $0.sampleClass == sampleClass }.reduce(0) { $0 + $1.samples }
+                XCTAssertEqual(found, expected, "\(process) \(sampleClass)")
+            }
+        }
+    }
 }
