@@ -20,6 +20,16 @@ public enum SampleType: String, CaseIterable, Sendable {
         }
     }
 
+    /// The names of the two values exporters write (pprof sample types, speedscope profiles): a count,
+    /// and a time in nanoseconds.
+    public var valueNames: (count: String, time: String) {
+        switch self {
+        case .wait: return ("contentions", "wait")
+        case .cpu: return ("samples", "cpu")
+        case .spin: return ("samples", "spin")
+        }
+    }
+
     /// The default heading of its flame graph.
     public var title: String {
         switch self {

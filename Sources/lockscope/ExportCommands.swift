@@ -49,7 +49,8 @@ struct ExportCommand: ParsableCommand {
         let profile = try SampleProfiles.view(try Profile.load(path: file), type: samples)
         let grouping = group ?? .lock
         try grouping.validate(for: profile, source: file)
-        let data = try ProfileExporter.export(profile, format: format, weight: weight ?? .wait, grouping: grouping)
+        let data = try ProfileExporter.export(profile, format: format, weight: weight ?? .wait, grouping: grouping,
+                                              samples: samples)
         if let output {
             try AtomicFile.write(data, to: output, mode: fileMode.mode)
         } else {

@@ -57,4 +57,19 @@ final class SampleProfilesTests: XCTestCase {
         }
         XCTAssertNoThrow(try SampleProfiles.view(old, type: .wait))
     }
+
+    /// pprof and speedscope name the values after what they are: samples and CPU (or spin) time.
+    func testPprofAndSpeedscopeNameSampleTypes() throws {
+        let view = try SampleProfiles.view(profile(), type: .cpu)
+        let message = try PprofExporter.message(for: view, weight: .wait, grouping: .lock, samples: .cpu)
+        let names = message.sampleType.map { "\(message.stringTable[Int($0.type)])/\(message.stringTable[Int($0.unit)])" }
+        XCTAssertEqual(names, ["samples/count", "cpu/nanoseconds"])
+        XCTAssertEqual(message.stringTable[Int(message.defaultSampleType)], "cpu")
+        XCTAssertEqual(message.sample.map { $0.value[0] }.reduce(0, +), 21)
+        let speedscope = try SpeedscopeExporter.render(try SampleProfiles.view(profile(), type: .spin), samples: .spin)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: speedscope) as? [String: Any])
+        let profiles = try XCTUnwrap(object["profiles"] as? [[String: Any]])
+        XCTAssertEqual(profiles.map { $0["name"] as? String }, ["spin", "samples"])
+        XCTAssertEqual(profiles[1]["endValue"] as? Int, 4)
+    }
 }
