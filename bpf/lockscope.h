@@ -213,7 +213,7 @@ struct lockscope_spin_value {
 };
 
 /* Per-CPU counters of the sampler (`spin_counters` map). Every sample is counted once in SAMPLES
- * and once in exactly one of IDLE / USER / KERNEL; the others count losses and PAUSE hits. */
+ * and once in exactly one of IDLE / FILTERED / USER / KERNEL; the others count losses and PAUSE hits. */
 enum lockscope_spin_counter {
 	LOCKSCOPE_SPIN_CTR_SAMPLES = 0,     /* every sample taken */
 	LOCKSCOPE_SPIN_CTR_IDLE,            /* the idle task was on the CPU (not kept) */
@@ -223,7 +223,12 @@ enum lockscope_spin_counter {
 	LOCKSCOPE_SPIN_CTR_TEXT_UNREADABLE, /* kernel samples whose instruction bytes could not be read */
 	LOCKSCOPE_SPIN_CTR_STACK_FAILED,    /* kernel samples kept without a stack (stack map full or walk failed) */
 	LOCKSCOPE_SPIN_CTR_MAP_FULL,        /* samples lost: no room for a new key in `spin_samples` */
+	LOCKSCOPE_SPIN_CTR_FILTERED,        /* a task the pid or cgroup filter leaves out (not kept) */
 	LOCKSCOPE_SPIN_CTR_COUNT,
 };
+
+/* `spin_settings[0]`: the lockscope_filter bits (PIDS, CGROUPS) the sampler applies, with the pids in
+ * `spin_pid_filter` and the cgroup ids in `spin_cgroup_filter` (record's --pid and --container). */
+#define LOCKSCOPE_SPIN_SETTINGS 1
 
 #endif /* LOCKSCOPE_SPIN_H */

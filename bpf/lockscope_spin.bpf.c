@@ -51,11 +51,47 @@ struct {
 	__uint(max_entries, LOCKSCOPE_SPIN_CTR_COUNT);
 } spin_counters SEC(".maps");
 
+/* The filters of record's --pid and --container (written before attaching; a present key keeps). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, LOCKSCOPE_SPIN_SETTINGS);
+} spin_settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, LOCKSCOPE_MAX_FILTER_ENTRIES);
+} spin_pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u8);
+	__uint(max_entries, LOCKSCOPE_MAX_FILTER_ENTRIES);
+} spin_cgroup_filter SEC(".maps");
+
 static __always_inline void count(__u32 counter)
 {
 	__u64 *value = bpf_map_lookup_elem(&spin_counters, &counter);
 	if (value)
 		__sync_fetch_and_add(value, 1);
+}
+
+/* Whether the task on the CPU passes record's --pid and --container filters. */
+static __always_inline bool selected(__u32 tgid, __u64 cgroup_id)
+{
+	__u32 zero = 0, *filters = bpf_map_lookup_elem(&spin_settings, &zero);
+
+	if (!filters || !*filters)
+		return true;
+	if ((*filters & LOCKSCOPE_FILTER_PIDS) && !bpf_map_lookup_elem(&spin_pid_filter, &tgid))
+		return false;
+	if ((*filters & LOCKSCOPE_FILTER_CGROUPS) && !bpf_map_lookup_elem(&spin_cgroup_filter, &cgroup_id))
+		return false;
+	return true;
 }
 
 /* PAUSE at the sampled IP, or just before it (the interrupt is taken after the PAUSE completes). */
@@ -84,9 +120,14 @@ int spin_sample(struct perf_event_data *ctx)
 		return 0;
 	}
 	key.tgid = pid_tgid >> 32;
+	key.cgroup_id = bpf_get_current_cgroup_id();
+	/* Left out before the stack walk, so that a filtered recording samples the rest cheaply. */
+	if (!selected(key.tgid, key.cgroup_id)) {
+		count(LOCKSCOPE_SPIN_CTR_FILTERED);
+		return 0;
+	}
 	bpf_get_current_comm(&key.comm, sizeof(key.comm));
 	key.cpu = bpf_get_smp_processor_id();
-	key.cgroup_id = bpf_get_current_cgroup_id();
 	if (ctx->regs.cs & 3) {
 		count(LOCKSCOPE_SPIN_CTR_USER);
 		key.flags = LOCKSCOPE_SPIN_F_USER;

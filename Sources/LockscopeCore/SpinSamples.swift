@@ -35,9 +35,11 @@ public struct RecordedSample: Sendable, Equatable {
 
 /// The sampler's kernel counters (`enum lockscope_spin_counter`).
 public struct SampleCounters: Codable, Sendable, Equatable {
-    /// Every sample taken, idle included.
+    /// Every sample taken: each is exactly one of idle, filtered, user and kernel.
     public var samples: UInt64 = 0
     public var idle: UInt64 = 0
+    /// A task record's --pid or --container filter leaves out (not kept).
+    public var filtered: UInt64 = 0
     public var user: UInt64 = 0
     public var kernel: UInt64 = 0
     /// Kernel samples at a PAUSE instruction.

@@ -64,7 +64,8 @@ public final class Recorder {
         aggregator = Aggregator(topology: topology)
         program = try BPFProgram(options: options.bpf)
         reader = try RingBufferReader(mapFD: program.eventsFD)
-        sampler = options.spinHz > 0 ? try SpinSampler(hz: options.spinHz) : nil
+        sampler = options.spinHz > 0
+            ? try SpinSampler(hz: options.spinHz, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
     }
 
     deinit { program.close() }

@@ -22,7 +22,9 @@ public final class SpinSampler {
     private var links: [OpaquePointer] = []
 
     /// Opens and loads the sampler's object (needs CAP_BPF and CAP_PERFMON); nothing is attached yet.
-    public init(hz: Int) throws {
+    /// With `pids` or `cgroupIDs`, only tasks of those processes (tgids) and cgroups are kept, as
+    /// record's --pid and --container keep waits.
+    public init(hz: Int, pids: [UInt32] = [], cgroupIDs: [UInt64] = []) throws {
         precondition(hz > 0 && hz <= Self.maxHz, "the command line validates --spin-hz")
         self.hz = hz
         periodNs = UInt64(1_000_000_000 / hz)
@@ -39,6 +41,34 @@ public final class SpinSampler {
             close()
             throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines())
         }
+        do {
+            try setFilters(pids: pids, cgroupIDs: cgroupIDs)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    private func setFilters(pids: [UInt32], cgroupIDs: [UInt64]) throws {
+        var present: UInt8 = 1
+        for pid in pids {
+            var key = pid
+            try check(bpf_map_update_elem(mapFD("spin_pid_filter"), &key, &present, UInt64(BPF_ANY)), "fill spin_pid_filter")
+        }
+        for cgroup in cgroupIDs {
+            var key = cgroup
+            try check(bpf_map_update_elem(mapFD("spin_cgroup_filter"), &key, &present, UInt64(BPF_ANY)),
+                      "fill spin_cgroup_filter")
+        }
+        var filters: UInt32 = 0
+        if !pids.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_PIDS.rawValue) }
+        if !cgroupIDs.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_CGROUPS.rawValue) }
+        var zero: UInt32 = 0
+        try check(bpf_map_update_elem(mapFD("spin_settings"), &zero, &filters, UInt64(BPF_ANY)), "set spin_settings")
+    }
+
+    private func check(_ result: Int32, _ what: String) throws {
+        if result != 0 { throw BPFError.setup(what, errno: result < 0 ? -result : errno) }
     }
 
     deinit { close() }
@@ -128,6 +158,7 @@ public final class SpinSampler {
         counters.textUnreadable = counter(LOCKSCOPE_SPIN_CTR_TEXT_UNREADABLE)
         counters.stackFailed = counter(LOCKSCOPE_SPIN_CTR_STACK_FAILED)
         counters.mapFull = counter(LOCKSCOPE_SPIN_CTR_MAP_FULL)
+        counters.filtered = counter(LOCKSCOPE_SPIN_CTR_FILTERED)
         return counters
     }
 

@@ -10,6 +10,7 @@ extension ReportRenderer {
         let spinning = samples.samples(.spinFunction) + samples.samples(.pause)
         var out = "on-CPU samples at \(samples.hz) Hz: \(counters.samples) (\(counters.idle) idle, \(counters.user) user, "
             + "\(counters.kernel) kernel)\n  \(spinning) spinning, \(samples.unattributedSpin) of them on no known lock\n"
+        if counters.filtered > 0 { out += "  \(counters.filtered) of other tasks left out (--pid, --container)\n" }
         let losses: [(String, UInt64, String)] = [
             ("map_full", counters.mapFull, "samples lost: the kernel's sample map was full"),
             ("stack_failed", counters.stackFailed, "kernel samples without a stack (not classified)"),

@@ -88,6 +88,7 @@ final class SpinSamplingTests: XCTestCase {
         XCTAssertEqual(spin.byCpu.reduce(0) { $0 + $1.samples }, spin.time.samples)
         XCTAssertEqual(spin.byContainer.reduce(0) { $0 + $1.samples }, spin.time.samples)
         let samples = try XCTUnwrap(profile?.cpuSamples)
+        XCTAssertEqual(samples.counters.filtered, 0)
         XCTAssertEqual(samples.counters.samples, samples.counters.idle + samples.counters.user + samples.counters.kernel)
         let kept = samples.byClass.reduce(0) { $0 + $1.samples }
         XCTAssertEqual(kept + samples.counters.mapFull, samples.counters.user + samples.counters.kernel)
@@ -130,6 +131,33 @@ final class SpinSamplingTests: XCTestCase {
             let sampled = try XCTUnwrap(stack.frames.first.map(LockNamer.baseName))
             XCTAssertTrue(SpinAttribution.mountLockReaders.contains(sampled), "\(stack.frames)")
         }
+    }
+
+    /// With --pid, the kernel keeps only that process's samples: every key it holds is that process's,
+    /// and every other task's sample is counted as filtered out.
+    func testPidFilterKeepsOnlyThatProcessesSamples() throws {
+        try requireBPF()
+        let sampler = try SpinSampler(hz: Self.testHz, pids: [UInt32(getpid())])
+        defer { sampler.close() }
+        try sampler.attach()
+        // Busy in this process on two threads (fixed work), while another process busies the other CPU.
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: "/bin/sh")
+        other.arguments = ["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"]
+        try other.run()
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            var status = stat()
+            for _ in 0..<300_000 { _ = stat("/", &status) }
+        }
+        other.waitUntilExit()
+        sampler.detach()
+        let recorded = sampler.read()
+        XCTAssertFalse(recorded.samples.isEmpty)
+        XCTAssertTrue(recorded.samples.allSatisfy { $0.pid == UInt32(getpid()) }, "\(Set(recorded.samples.map(\.pid)))")
+        let counters = recorded.counters
+        XCTAssertGreaterThan(counters.filtered, 0, "the shell loop's samples")
+        XCTAssertEqual(counters.samples, counters.idle + counters.filtered + counters.user + counters.kernel)
+        XCTAssertEqual(recorded.samples.reduce(0) { $0 + $1.count } + counters.mapFull, counters.user + counters.kernel)
     }
 
     /// The comm of the cross-check's workload threads, which both samplers count.
