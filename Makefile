@@ -1,7 +1,7 @@
 # lockscope: build, test, demo and benchmark entry points.
 #   make demo   install what is missing, build, record a built-in mount storm, print the report
 #   make test   install what is missing, build, run every test (BPF tests need root)
-#   make bpf    recompile bpf/*.bpf.c into the embedded object (needs clang and bpftool)
+#   make bpf    recompile bpf/*.bpf.c into the embedded skeletons (needs clang and bpftool)
 #   make bench  run the benchmarks, write bench/results.json
 
 SWIFT ?= swift
@@ -12,11 +12,12 @@ BPFTOOL ?= bpftool
 APT_PACKAGES := libbpf-dev libelf-dev zlib1g-dev pkg-config
 BPF_CFLAGS := -target bpf -O2 -g -D__BPF__ -D__TARGET_ARCH_x86 -Ibpf -fdebug-prefix-map=$(CURDIR)=.
 BPF_HEADERS := $(wildcard bpf/*.h)
-EMBEDDED := Sources/CLockscopeBPF/lockscope_bpf_object.c
+# bpftool skeletons: each embeds its object and gives Swift typed fields for its programs, maps and .rodata.
+SKELETON := Sources/CLockscopeBPF/include/lockscope.skel.h
 # The benchmark's synthetic event source: a separate object, so the production one stays small.
-BENCH_EMBEDDED := Sources/CLockscopeBPF/lockscope_bench_object.c
+BENCH_SKELETON := Sources/CLockscopeBPF/include/lockscope_bench.skel.h
 # The on-CPU sampler (record --spin-hz): a separate object, loaded only when sampling is on.
-SPIN_EMBEDDED := Sources/CLockscopeBPF/lockscope_spin_object.c
+SPIN_SKELETON := Sources/CLockscopeBPF/include/lockscope_spin.skel.h
 BIN := .build/release/lockscope
 
 .PHONY: all deps build release test demo bpf bpf-check bench clean
@@ -47,43 +48,44 @@ demo: release
 bench: release
 	@scripts/bench.sh $(BIN)
 
-# The BPF objects are compiled once and committed, so `swift build` needs no BPF compiler.
-# `bpftool gen object` links each and drops DWARF (BTF stays for CO-RE): the output is byte-for-byte
-# reproducible, which lets `make bpf-check` prove the committed objects match bpf/.
-bpf: $(EMBEDDED) $(BENCH_EMBEDDED) $(SPIN_EMBEDDED)
+# The BPF objects are compiled once and committed as skeletons, so `swift build` needs no BPF compiler.
+# `bpftool gen object` links each and drops DWARF (BTF stays for CO-RE), and `bpftool gen skeleton`
+# writes no paths or dates: the output is byte-for-byte reproducible, which lets `make bpf-check`
+# prove the committed skeletons match bpf/.
+bpf: $(SKELETON) $(BENCH_SKELETON) $(SPIN_SKELETON)
 
-# $(call embed-bpf,NAME,SYMBOL,DIR,OUTPUT): compile bpf/NAME.bpf.c in DIR and embed it in OUTPUT as SYMBOL_bytes()/_size().
-define embed-bpf
-$(BPF_CLANG) $(BPF_CFLAGS) -c bpf/$(1).bpf.c -o $(3)/$(1).unlinked.o && \
-	$(BPFTOOL) gen object $(3)/$(1).bpf.o $(3)/$(1).unlinked.o && \
-	scripts/embed-object.sh $(3)/$(1).bpf.o $(2) > $(4)
+# $(call skeleton-bpf,NAME,DIR,OUTPUT): compile bpf/NAME.bpf.c in DIR and write its skeleton (struct NAME_bpf) to OUTPUT.
+define skeleton-bpf
+$(BPF_CLANG) $(BPF_CFLAGS) -c bpf/$(1).bpf.c -o $(2)/$(1).unlinked.o && \
+	$(BPFTOOL) gen object $(2)/$(1).bpf.o $(2)/$(1).unlinked.o && \
+	$(BPFTOOL) gen skeleton $(2)/$(1).bpf.o name $(1)_bpf > $(3)
 endef
 
-$(EMBEDDED): bpf/lockscope.bpf.c $(BPF_HEADERS) scripts/embed-object.sh
+$(SKELETON): bpf/lockscope.bpf.c $(BPF_HEADERS)
 	@mkdir -p .build/bpf
-	$(call embed-bpf,lockscope,lockscope_bpf_object,.build/bpf,$@.tmp)
+	$(call skeleton-bpf,lockscope,.build/bpf,$@.tmp)
 	mv $@.tmp $@
 
-$(BENCH_EMBEDDED): bpf/lockscope_bench.bpf.c $(BPF_HEADERS) scripts/embed-object.sh
+$(BENCH_SKELETON): bpf/lockscope_bench.bpf.c $(BPF_HEADERS)
 	@mkdir -p .build/bpf
-	$(call embed-bpf,lockscope_bench,lockscope_bench_object,.build/bpf,$@.tmp)
+	$(call skeleton-bpf,lockscope_bench,.build/bpf,$@.tmp)
 	mv $@.tmp $@
 
-$(SPIN_EMBEDDED): bpf/lockscope_spin.bpf.c $(BPF_HEADERS) scripts/embed-object.sh
+$(SPIN_SKELETON): bpf/lockscope_spin.bpf.c $(BPF_HEADERS)
 	@mkdir -p .build/bpf
-	$(call embed-bpf,lockscope_spin,lockscope_spin_object,.build/bpf,$@.tmp)
+	$(call skeleton-bpf,lockscope_spin,.build/bpf,$@.tmp)
 	mv $@.tmp $@
 
 bpf-check:
 	@mkdir -p .build/bpf-check
-	@$(call embed-bpf,lockscope,lockscope_bpf_object,.build/bpf-check,.build/bpf-check/lockscope.c)
-	@$(call embed-bpf,lockscope_bench,lockscope_bench_object,.build/bpf-check,.build/bpf-check/lockscope_bench.c)
-	@$(call embed-bpf,lockscope_spin,lockscope_spin_object,.build/bpf-check,.build/bpf-check/lockscope_spin.c)
-	@for pair in lockscope.c:$(EMBEDDED) lockscope_bench.c:$(BENCH_EMBEDDED) lockscope_spin.c:$(SPIN_EMBEDDED); do \
+	@$(call skeleton-bpf,lockscope,.build/bpf-check,.build/bpf-check/lockscope.skel.h)
+	@$(call skeleton-bpf,lockscope_bench,.build/bpf-check,.build/bpf-check/lockscope_bench.skel.h)
+	@$(call skeleton-bpf,lockscope_spin,.build/bpf-check,.build/bpf-check/lockscope_spin.skel.h)
+	@for pair in lockscope.skel.h:$(SKELETON) lockscope_bench.skel.h:$(BENCH_SKELETON) lockscope_spin.skel.h:$(SPIN_SKELETON); do \
 		cmp -s .build/bpf-check/$${pair%%:*} $${pair#*:} || { \
 			echo "bpf-check: $${pair#*:} is stale relative to bpf/: run 'make bpf' and commit the result" >&2; exit 1; }; \
 	done
-	@echo "bpf-check: embedded BPF objects match bpf/"
+	@echo "bpf-check: BPF skeletons match bpf/"
 
 clean:
 	rm -rf .build

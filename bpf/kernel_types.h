@@ -57,15 +57,27 @@ struct kernfs_node {
 struct kernfs_node___parent_before_6_15 { struct kernfs_node *parent; };
 struct cgroup { struct kernfs_node *kn; };
 struct css_set { struct cgroup *dfl_cgrp; };
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+};
 struct task_struct {
 	int pid;
 	int tgid;
 	char comm[16];
 	struct css_set *cgroups;
+	struct mm_struct *mm;
 };
 
 /* x86-64: syscall arguments in di, si, dx, r10, r8, r9; the syscall number in orig_ax. */
-struct pt_regs { unsigned long di; unsigned long si; unsigned long orig_ax; };
+struct pt_regs {
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+};
 
 #pragma clang attribute pop
 

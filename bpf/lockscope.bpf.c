@@ -47,11 +47,16 @@ struct task_waits {
 	struct open_wait waits[LOCKSCOPE_MAX_NESTING];
 };
 
-/* A mount-family syscall between sys_enter and sys_exit. */
+/* A mount-family syscall between sys_enter and sys_exit, with the arguments its event carries
+ * (read at sys_enter: the exit tracepoints do not have them). */
 struct open_syscall {
 	__u64 begin_ns;
 	__u32 syscall;
+	__s32 fd;
+	__u32 truncated;
 	__u32 pad;
+	char path[LOCKSCOPE_PATH_LEN];
+	char data[LOCKSCOPE_DATA_LEN];
 };
 
 struct {
@@ -77,7 +82,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32); /* thread id */
 	__type(value, struct open_syscall);
-	__uint(max_entries, LOCKSCOPE_MAX_TASKS);
+	__uint(max_entries, LOCKSCOPE_MAX_OPEN_SYSCALLS);
 } open_syscalls SEC(".maps");
 
 struct {
@@ -103,6 +108,22 @@ struct {
 	__type(value, struct lockscope_cgroup_names);
 	__uint(max_entries, 1);
 } cgroup_names_scratch SEC(".maps");
+
+/* Command lines of mount syscall issuers (least recently used make room). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, __u32); /* tgid */
+	__type(value, struct lockscope_process_args);
+	__uint(max_entries, LOCKSCOPE_MAX_PROCESSES);
+} process_args SEC(".maps");
+
+/* Room to build a process_args entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lockscope_process_args);
+	__uint(max_entries, 1);
+} process_args_scratch SEC(".maps");
 
 /* Syscall number -> lockscope_mount_syscall (0: not mount-family). Filled by user space. */
 struct {
@@ -185,6 +206,34 @@ static __always_inline void remember_cgroup(__u64 cgroup_id)
 		count(LOCKSCOPE_CTR_CGROUP_NAMES_ADDED);
 	else if (stored != -17 /* -EEXIST: another CPU stored it first */)
 		count(LOCKSCOPE_CTR_CGROUP_MAP_FULL);
+}
+
+/* The first time a process issues a mount syscall, keep its command line (the current task's own
+ * memory, readable in syscall context). */
+static __always_inline void remember_args(__u32 pid)
+{
+	struct lockscope_process_args *entry;
+	struct task_struct *task;
+	unsigned long start, end;
+	__u64 length;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(&process_args, &pid))
+		return;
+	entry = bpf_map_lookup_elem(&process_args_scratch, &zero);
+	if (!entry)
+		return;
+	task = (struct task_struct *)bpf_get_current_task();
+	start = BPF_CORE_READ(task, mm, arg_start);
+	end = BPF_CORE_READ(task, mm, arg_end);
+	length = end > start ? end - start : 0;
+	entry->truncated = length > LOCKSCOPE_ARGS_LEN;
+	if (length > LOCKSCOPE_ARGS_LEN)
+		length = LOCKSCOPE_ARGS_LEN;
+	entry->length = 0;
+	if (length > 0 && !bpf_probe_read_user(entry->args, length, (void *)start))
+		entry->length = length;
+	bpf_map_update_elem(&process_args, &pid, entry, BPF_NOEXIST);
 }
 
 /* Batch wake-ups: the reader polls on a timer and is only woken early when data piles up. */
@@ -367,6 +416,9 @@ int contention_end(__u64 *ctx)
 	event->cgroup_id = bpf_get_current_cgroup_id();
 	remember_cgroup(event->cgroup_id);
 	event->owner_cgroup_id = wait.owner_cgroup_id;
+	/* Which mount syscall the wait was for: user space ties it to the syscall's paths. */
+	struct open_syscall *in_syscall = bpf_map_lookup_elem(&open_syscalls, &tid);
+	event->syscall_begin_ns = in_syscall ? in_syscall->begin_ns : 0;
 	event->pid = pid_tgid >> 32;
 	event->tid = tid;
 	event->owner_pid = wait.owner_pid;
@@ -404,11 +456,32 @@ static __always_inline bool creates_mount_namespace(__u32 syscall, __u64 flags_a
 	return flags & CLONE_NEWNS;
 }
 
-/* A mount-family syscall begins: remember it for the thread (this is also what marks the thread as
- * "on a mount path" for LOCKSCOPE_FILTER_MOUNT_PATH). Not inlined: one copy serves every syscall program. */
-static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg)
+/* Reads the user string at `address` into `buffer` (`size` bytes with the NUL): true when it was cut
+ * short. An absent argument (NULL) or an unreadable one leaves the buffer empty. */
+static __always_inline bool read_user_string(char *buffer, __u32 size, const char *address)
 {
-	struct open_syscall open = {};
+	char next = 0;
+	long length;
+
+	buffer[0] = 0;
+	if (!address)
+		return false;
+	length = bpf_probe_read_user_str(buffer, size, address);
+	if (length < 0) {
+		buffer[0] = 0;
+		return false;
+	}
+	/* A full buffer either held the string exactly or cut it: the byte that did not fit tells. */
+	return length == size && !bpf_probe_read_user(&next, 1, address + size - 1) && next != 0;
+}
+
+/* A mount-family syscall begins: remember it for the thread, with the arguments that say what it is
+ * for (this is also what marks the thread as "on a mount path" for LOCKSCOPE_FILTER_MOUNT_PATH).
+ * Not inlined: one copy serves every syscall program. */
+static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, const char *path, const char *data)
+{
+	static const struct open_syscall empty = {};
+	struct open_syscall *open;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid;
 
@@ -416,11 +489,27 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg)
 		return 0;
 	if (!creates_mount_namespace(syscall, flags_arg))
 		return 0;
+	remember_args(pid_tgid >> 32);
 	tid = (__u32)pid_tgid;
-	open.syscall = syscall;
-	open.begin_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&open_syscalls, &tid, &open, BPF_ANY))
+	/* The value is too big for the BPF stack: insert an empty one, then fill it in place. */
+	if (bpf_map_update_elem(&open_syscalls, &tid, &empty, BPF_ANY)) {
 		count(LOCKSCOPE_CTR_SYSCALL_MAP_FULL);
+		return 0;
+	}
+	open = bpf_map_lookup_elem(&open_syscalls, &tid);
+	if (!open)
+		return 0;
+	open->syscall = syscall;
+	open->fd = (__s32)fd;
+	open->truncated = 0;
+	if (read_user_string(open->path, sizeof(open->path), path))
+		open->truncated |= LOCKSCOPE_TRUNCATED_PATH;
+	if (read_user_string(open->data, sizeof(open->data), data))
+		open->truncated |= LOCKSCOPE_TRUNCATED_DATA;
+	if (open->truncated)
+		count(LOCKSCOPE_CTR_PATH_TRUNCATED);
+	/* Last, so reading the arguments is not part of the syscall's time. */
+	open->begin_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -428,32 +517,36 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg)
 static __noinline int end_syscall(__s64 ret)
 {
 	struct lockscope_syscall_event *event;
-	struct open_syscall *found, open;
+	struct open_syscall *open;
 	__u64 end_ns = bpf_ktime_get_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 
-	found = bpf_map_lookup_elem(&open_syscalls, &tid);
-	if (!found)
+	open = bpf_map_lookup_elem(&open_syscalls, &tid);
+	if (!open)
 		return 0;
-	open = *found;
-	bpf_map_delete_elem(&open_syscalls, &tid);
 	count(LOCKSCOPE_CTR_SYSCALLS_COMPLETED);
 	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
 	if (!event) {
 		count(LOCKSCOPE_CTR_SYSCALL_RINGBUF_FULL);
+		bpf_map_delete_elem(&open_syscalls, &tid);
 		return 0;
 	}
 	event->type = LOCKSCOPE_EVENT_SYSCALL;
-	event->syscall = open.syscall;
+	event->syscall = open->syscall;
 	event->end_ns = end_ns;
-	event->latency_ns = end_ns - open.begin_ns;
+	event->latency_ns = end_ns - open->begin_ns;
 	event->cgroup_id = bpf_get_current_cgroup_id();
 	remember_cgroup(event->cgroup_id);
 	event->ret = ret;
 	event->pid = pid_tgid >> 32;
 	event->tid = tid;
+	event->fd = open->fd;
+	event->truncated = open->truncated;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	__builtin_memcpy(event->path, open->path, sizeof(event->path));
+	__builtin_memcpy(event->data, open->data, sizeof(event->data));
+	bpf_map_delete_elem(&open_syscalls, &tid);
 	bpf_ringbuf_submit(event, submit_flags());
 	return 0;
 }
@@ -479,11 +572,14 @@ struct syscall_exit_record {
 	__s64 ret;
 };
 
-#define SYSCALL_TRACEPOINTS(name, syscall, flags_arg)                              \
+/* `args` is begin_syscall's arguments after the syscall: its flags argument, fd, path and data, as
+ * expressions of `record->args[...]` (only those the syscall has). */
+#define SYSCALL_TRACEPOINTS(name, syscall, flags_arg, fd, path, data)             \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
 	int enter_##name(struct syscall_enter_record *record)                     \
 	{                                                                          \
-		return begin_syscall(syscall, flags_arg);                          \
+		return begin_syscall(syscall, flags_arg, fd, (const char *)(path),  \
+				     (const char *)(data));                         \
 	}                                                                          \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                 \
 	int exit_##name(struct syscall_exit_record *record)                       \
@@ -491,21 +587,27 @@ struct syscall_exit_record {
 		return end_syscall(record->ret);                                   \
 	}
 
+#define NO_FD -1
+#define NO_STRING 0
+#define FSCONFIG_SET_STRING 1
+
 /* The names are the kernel's SYSCALL_DEFINE names (umount2 is `umount`); user space attaches them
- * by these program names (BPFProgram.perSyscallPrograms). */
-SYSCALL_TRACEPOINTS(mount, LOCKSCOPE_SYS_MOUNT, 0)
-SYSCALL_TRACEPOINTS(umount, LOCKSCOPE_SYS_UMOUNT2, 0)
-SYSCALL_TRACEPOINTS(open_tree, LOCKSCOPE_SYS_OPEN_TREE, 0)
-SYSCALL_TRACEPOINTS(move_mount, LOCKSCOPE_SYS_MOVE_MOUNT, 0)
-SYSCALL_TRACEPOINTS(mount_setattr, LOCKSCOPE_SYS_MOUNT_SETATTR, 0)
-SYSCALL_TRACEPOINTS(fsopen, LOCKSCOPE_SYS_FSOPEN, 0)
-SYSCALL_TRACEPOINTS(fsconfig, LOCKSCOPE_SYS_FSCONFIG, 0)
-SYSCALL_TRACEPOINTS(fsmount, LOCKSCOPE_SYS_FSMOUNT, 0)
-SYSCALL_TRACEPOINTS(fspick, LOCKSCOPE_SYS_FSPICK, 0)
-SYSCALL_TRACEPOINTS(unshare, LOCKSCOPE_SYS_UNSHARE, record->args[0])
-SYSCALL_TRACEPOINTS(clone, LOCKSCOPE_SYS_CLONE, record->args[0])
-SYSCALL_TRACEPOINTS(clone3, LOCKSCOPE_SYS_CLONE3, record->args[0])
-SYSCALL_TRACEPOINTS(setns, LOCKSCOPE_SYS_SETNS, record->args[1])
+ * through the skeleton (BPFProgram.tracepointPrograms). Arguments as the table above
+ * `struct lockscope_syscall_event` lists them. */
+SYSCALL_TRACEPOINTS(mount, LOCKSCOPE_SYS_MOUNT, 0, NO_FD, record->args[1], record->args[4])
+SYSCALL_TRACEPOINTS(umount, LOCKSCOPE_SYS_UMOUNT2, 0, NO_FD, record->args[0], NO_STRING)
+SYSCALL_TRACEPOINTS(open_tree, LOCKSCOPE_SYS_OPEN_TREE, 0, record->args[0], record->args[1], NO_STRING)
+SYSCALL_TRACEPOINTS(move_mount, LOCKSCOPE_SYS_MOVE_MOUNT, 0, record->args[0], record->args[3], record->args[1])
+SYSCALL_TRACEPOINTS(mount_setattr, LOCKSCOPE_SYS_MOUNT_SETATTR, 0, record->args[0], record->args[1], NO_STRING)
+SYSCALL_TRACEPOINTS(fsopen, LOCKSCOPE_SYS_FSOPEN, 0, NO_FD, record->args[0], NO_STRING)
+SYSCALL_TRACEPOINTS(fsconfig, LOCKSCOPE_SYS_FSCONFIG, 0, record->args[0],
+		    record->args[1] == FSCONFIG_SET_STRING ? record->args[3] : 0, record->args[2])
+SYSCALL_TRACEPOINTS(fsmount, LOCKSCOPE_SYS_FSMOUNT, 0, record->args[0], NO_STRING, NO_STRING)
+SYSCALL_TRACEPOINTS(fspick, LOCKSCOPE_SYS_FSPICK, 0, record->args[0], record->args[1], NO_STRING)
+SYSCALL_TRACEPOINTS(unshare, LOCKSCOPE_SYS_UNSHARE, record->args[0], NO_FD, NO_STRING, NO_STRING)
+SYSCALL_TRACEPOINTS(clone, LOCKSCOPE_SYS_CLONE, record->args[0], NO_FD, NO_STRING, NO_STRING)
+SYSCALL_TRACEPOINTS(clone3, LOCKSCOPE_SYS_CLONE3, record->args[0], NO_FD, NO_STRING, NO_STRING)
+SYSCALL_TRACEPOINTS(setns, LOCKSCOPE_SYS_SETNS, record->args[1], NO_FD, NO_STRING, NO_STRING)
 
 /* The fallback: raw_syscalls, on every syscall of the host. */
 
@@ -521,6 +623,37 @@ static __always_inline __u32 mount_syscall(long id)
 	return syscall ? *syscall : 0;
 }
 
+/* begin_syscall with the arguments from the registers (x86-64: di, si, dx, r10, r8), as the
+ * per-syscall tracepoints pass them. */
+static __always_inline int begin_raw_syscall(__u32 syscall, struct pt_regs *regs)
+{
+	__u64 arg0 = BPF_CORE_READ(regs, di), arg1 = BPF_CORE_READ(regs, si);
+
+	switch (syscall) {
+	case LOCKSCOPE_SYS_MOUNT:
+		return begin_syscall(syscall, 0, NO_FD, (const char *)arg1, (const char *)BPF_CORE_READ(regs, r8));
+	case LOCKSCOPE_SYS_UMOUNT2:
+	case LOCKSCOPE_SYS_FSOPEN:
+		return begin_syscall(syscall, 0, NO_FD, (const char *)arg0, NO_STRING);
+	case LOCKSCOPE_SYS_OPEN_TREE:
+	case LOCKSCOPE_SYS_MOUNT_SETATTR:
+	case LOCKSCOPE_SYS_FSPICK:
+		return begin_syscall(syscall, 0, arg0, (const char *)arg1, NO_STRING);
+	case LOCKSCOPE_SYS_MOVE_MOUNT:
+		return begin_syscall(syscall, 0, arg0, (const char *)BPF_CORE_READ(regs, r10), (const char *)arg1);
+	case LOCKSCOPE_SYS_FSCONFIG:
+		return begin_syscall(syscall, 0, arg0,
+				     arg1 == FSCONFIG_SET_STRING ? (const char *)BPF_CORE_READ(regs, r10) : NO_STRING,
+				     (const char *)BPF_CORE_READ(regs, dx));
+	case LOCKSCOPE_SYS_FSMOUNT:
+		return begin_syscall(syscall, 0, arg0, NO_STRING, NO_STRING);
+	case LOCKSCOPE_SYS_SETNS:
+		return begin_syscall(syscall, arg1, NO_FD, NO_STRING, NO_STRING);
+	default:
+		return begin_syscall(syscall, arg0, NO_FD, NO_STRING, NO_STRING);
+	}
+}
+
 SEC("raw_tp/sys_enter")
 int syscall_enter(__u64 *ctx)
 {
@@ -529,7 +662,7 @@ int syscall_enter(__u64 *ctx)
 
 	if (!syscall)
 		return 0;
-	return begin_syscall(syscall, syscall == LOCKSCOPE_SYS_SETNS ? BPF_CORE_READ(regs, si) : BPF_CORE_READ(regs, di));
+	return begin_raw_syscall(syscall, regs);
 }
 
 SEC("raw_tp/sys_exit")

@@ -30,6 +30,16 @@
 #define LOCKSCOPE_CGROUP_NAME_LEN 128
 /* Syscall numbers covered by the mount-syscall table. */
 #define LOCKSCOPE_MAX_SYSCALL_NR 512
+/* Mount-family syscalls open at once (each keeps its paths until it returns). */
+#define LOCKSCOPE_MAX_OPEN_SYSCALLS 4096
+/* Bytes kept (with the NUL) of a mount-family syscall's path argument, and of mount(2)'s data
+ * (the options: an overlay's lowerdir= comes after its upperdir= and workdir=). */
+#define LOCKSCOPE_PATH_LEN 256
+#define LOCKSCOPE_DATA_LEN 512
+
+/* Processes whose command lines are kept (mount syscall issuers), and how much of each. */
+#define LOCKSCOPE_MAX_PROCESSES 4096
+#define LOCKSCOPE_ARGS_LEN 256
 
 /* Contention flags from include/trace/events/lock.h. */
 #define LOCKSCOPE_LCB_F_SPIN (1U << 0)
@@ -101,6 +111,7 @@ enum lockscope_counter {
 	LOCKSCOPE_CTR_SYSCALL_MAP_FULL,    /* syscalls lost: no room to remember the open syscall */
 	LOCKSCOPE_CTR_CGROUP_MAP_FULL,     /* cgroup names that could not be stored (not counted as evictions) */
 	LOCKSCOPE_CTR_CGROUP_NAMES_ADDED,  /* cgroup names stored; minus those still stored = evicted (LRU) */
+	LOCKSCOPE_CTR_PATH_TRUNCATED,      /* syscall path or data arguments cut at LOCKSCOPE_PATH_LEN / _DATA_LEN */
 	LOCKSCOPE_CTR_COUNT,
 };
 
@@ -119,6 +130,7 @@ struct lockscope_wait_event {
 	__u64 outer_lock_addr;   /* the lock whose slow path this wait happened in, or 0 */
 	__u64 cgroup_id;         /* cgroup v2 id (inode number) of the waiter */
 	__u64 owner_cgroup_id;   /* the owner's cgroup v2 id, when the owner is known */
+	__u64 syscall_begin_ns;  /* start of the mount-family syscall the waiter was in, 0 outside one */
 	__u32 pid;               /* waiter tgid */
 	__u32 tid;               /* waiter thread id */
 	__u32 owner_pid;         /* owner tgid at contention_begin, 0 when unknown */
@@ -142,6 +154,17 @@ struct lockscope_cgroup_names {
 	char names[LOCKSCOPE_CGROUP_LEVELS][LOCKSCOPE_CGROUP_NAME_LEN];
 };
 
+/*
+ * The command line of a process that issued a mount-family syscall (`process_args` map, keyed by
+ * tgid), kept the first time it issues one: a containerd shim's `-id` names the pod it serves, and a
+ * shim can be gone before user space could read /proc/<pid>/cmdline.
+ */
+struct lockscope_process_args {
+	__u32 length;    /* bytes of `args` used: NUL-separated arguments, as /proc/<pid>/cmdline */
+	__u32 truncated; /* 1 when the command line was longer than LOCKSCOPE_ARGS_LEN */
+	char args[LOCKSCOPE_ARGS_LEN];
+};
+
 /* Mount-family syscalls, as indices (user space maps syscall numbers of its arch to these). */
 enum lockscope_mount_syscall {
 	LOCKSCOPE_SYS_MOUNT = 1,
@@ -160,17 +183,39 @@ enum lockscope_mount_syscall {
 	LOCKSCOPE_SYS_COUNT,
 };
 
-/* One completed mount-family syscall, sent at sys_exit. */
+/* Which of a syscall event's strings were cut short. */
+enum lockscope_truncated {
+	LOCKSCOPE_TRUNCATED_PATH = 1 << 0,
+	LOCKSCOPE_TRUNCATED_DATA = 1 << 1,
+};
+
+/*
+ * One completed mount-family syscall, sent at sys_exit, with the arguments that say what it was for.
+ * `fd` and the two strings, per syscall (empty or -1 where the syscall has no such argument):
+ *   mount         path: target       data: options (data argument)
+ *   umount2       path: target
+ *   open_tree     path: filename     fd: dfd           (ret: the new mount's fd)
+ *   move_mount    path: to_pathname  fd: from_dfd      data: from_pathname
+ *   mount_setattr path: path         fd: dfd
+ *   fsopen        path: fs name                        (ret: the fs context's fd)
+ *   fsconfig      path: value (FSCONFIG_SET_STRING)    fd: fs fd   data: key
+ *   fsmount                          fd: fs fd         (ret: the mount's fd)
+ *   fspick        path: path         fd: dfd
+ */
 struct lockscope_syscall_event {
 	__u32 type;              /* LOCKSCOPE_EVENT_SYSCALL */
 	__u32 syscall;           /* lockscope_mount_syscall */
 	__u64 end_ns;
-	__u64 latency_ns;
+	__u64 latency_ns;        /* end_ns - begin; the begin is what waits inside it carry as syscall_begin_ns */
 	__u64 cgroup_id;
 	__s64 ret;
 	__u32 pid;
 	__u32 tid;
+	__s32 fd;
+	__u32 truncated;         /* lockscope_truncated bits */
 	char comm[LOCKSCOPE_COMM_LEN];
+	char path[LOCKSCOPE_PATH_LEN];
+	char data[LOCKSCOPE_DATA_LEN];
 };
 
 #endif /* LOCKSCOPE_H */

@@ -123,6 +123,7 @@ static long emit_one(__u64 index, void *data)
 	/* One spin in eight happens inside hot lock 0's slow path, like an rwsem's wait_lock. */
 	event->outer_lock_addr = (flags == LOCKSCOPE_LCB_F_SPIN && ((g >> 32) & 7) == 0) ? LOCK_BASE : 0;
 	event->cgroup_id = CGROUP_BASE + container;
+	event->syscall_begin_ns = 0; /* outside mount syscalls: nothing is held for attribution */
 	event->pid = pid;
 	event->tid = pid;
 	event->stack_id = (__s32)((lock * 4 + ((h >> 56) & 3)) % LOCKSCOPE_MAX_STACKS);

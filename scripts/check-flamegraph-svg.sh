@@ -13,8 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 svg=${1:?usage: scripts/check-flamegraph-svg.sh FLAMEGRAPH.svg [SCREENSHOT.png]}
 screenshot=${2:-}
 [ -r "$svg" ] || { echo "check-flamegraph-svg: cannot read $svg" >&2; exit 2; }
-browser=$(command -v chromium || true)
-[ -n "$browser" ] || { echo "check-flamegraph-svg: chromium not found; install it with: apt-get install -y chromium" >&2; exit 2; }
+# shellcheck source=scripts/chromium-selftest.sh
+. "$here/chromium-selftest.sh"
+command -v chromium >/dev/null || { echo "check-flamegraph-svg: chromium not found; install it with: apt-get install -y chromium" >&2; exit 2; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -56,32 +57,5 @@ print(len(frames), int(float(root.get("height", "600"))))
 PY
 )
 
-# 2. In the browser, offline: every host name resolves to nothing.
-chrome=("$browser" --headless --no-sandbox --disable-gpu --no-first-run --disable-extensions
-        --host-resolver-rules="MAP * ~NOTFOUND" --virtual-time-budget=10000)
-started=$(date +%s%N)
-if ! timeout 120 "${chrome[@]}" --dump-dom "file://$work/selftest.svg" >"$work/dom.xml" 2>"$work/chromium.log"; then
-    echo "check-flamegraph-svg: FAIL chromium did not render $svg:" >&2
-    tail -n 20 "$work/chromium.log" >&2
-    exit 1
-fi
-result=$(grep -o 'id="lockscope-selftest">[^<]*' "$work/dom.xml" | sed 's/^[^>]*>//' || true)
-elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
-elapsed="$((elapsed_ms / 1000)).$(( (elapsed_ms % 1000) / 100 ))"
-case "$result" in
-    "LOCKSCOPE-SELFTEST PASS "*)
-        echo "check-flamegraph-svg: PASS $svg: ${result#LOCKSCOPE-SELFTEST PASS } in Chromium (${elapsed}s)" ;;
-    "")
-        echo "check-flamegraph-svg: FAIL the self-test did not run in Chromium (script error?); log:" >&2
-        tail -n 20 "$work/chromium.log" >&2
-        exit 1 ;;
-    *)
-        echo "check-flamegraph-svg: FAIL $svg: ${result#LOCKSCOPE-SELFTEST FAIL }" >&2
-        exit 1 ;;
-esac
-
-if [ -n "$screenshot" ]; then
-    timeout 120 "${chrome[@]}" --window-size="1200,$height" --screenshot="$screenshot" "file://$(realpath "$svg")" \
-        >/dev/null 2>>"$work/chromium.log"
-    echo "check-flamegraph-svg: screenshot in $screenshot"
-fi
+# 2. In the browser, offline.
+chromium_selftest check-flamegraph-svg "$svg" "$work/selftest.svg" "$work" 1200 "$height" "$screenshot"

@@ -114,6 +114,9 @@ struct BPFCost: Codable {
     var workloadMs: Double
     /// Their run time over the CPU time the workload's wall time spans on every CPU.
     var cpuShare: Double
+    /// The syscall programs' run time (enter and exit, with the paths and fds attribution reads) per
+    /// mount-family syscall they saw begin; nil when none ran.
+    var nsPerMountSyscall: Double?
 
     init(_ rows: [[String]], cpus: Int) throws {
         programs = try rows.map { fields in
@@ -125,6 +128,9 @@ struct BPFCost: Codable {
         workloadMs = rows.first.flatMap { Double($0[3]) } ?? 0
         let totalNs = Double(programs.map(\.runNs).reduce(0, +))
         cpuShare = workloadMs > 0 ? totalNs / (workloadMs * 1e6 * Double(max(cpus, 1))) : 0
+        let syscallPrograms = programs.filter { $0.name.hasPrefix("enter_") || $0.name.hasPrefix("exit_") }
+        let syscalls = syscallPrograms.filter { $0.name.hasPrefix("enter_") }.map(\.runs).reduce(0, +)
+        nsPerMountSyscall = syscalls > 0 ? Double(syscallPrograms.map(\.runNs).reduce(0, +)) / Double(syscalls) : nil
     }
 }
 
@@ -346,6 +352,9 @@ struct Results: Encodable {
                 }
                 lines.append(String(format: "  lockscope's BPF programs: %.1f%% of all CPU time in a %.0f ms run (",
                                     cost.cpuShare * 100, cost.workloadMs) + programs.joined(separator: ", ") + ")")
+                if let perSyscall = cost.nsPerMountSyscall {
+                    lines.append(String(format: "  per mount-family syscall (enter + exit, with the paths attribution reads): %.0f ns", perSyscall))
+                }
             }
             if let spin = overhead.spinCost {
                 lines.append(String(format: "  on-CPU sampler at %d Hz: %llu samples x %.0f ns = %.2f ms, %.2f%% of the workload's "

@@ -1,4 +1,3 @@
-import CLibbpf
 import CLockscopeBPF
 import Foundation
 import LockscopeCore
@@ -22,36 +21,36 @@ struct KeySpace: Codable, Sendable {
     }
 }
 
-/// bpf/lockscope_bench.bpf.c, loaded through the production loader: the same ring buffer sizing,
-/// batched wake-ups and loss counters as `lockscope record`, fed by BPF_PROG_TEST_RUN instead of locks.
+/// bpf/lockscope_bench.bpf.c through its skeleton, loaded by the production loader (`BPFObject`): the
+/// same config, ring buffer sizing, batched wake-ups and loss counters as `lockscope record`, fed by
+/// BPF_PROG_TEST_RUN instead of locks.
 final class SyntheticSource {
-    let program: BPFProgram
+    let object: BPFObject<lockscope_bench_bpf>
 
     init(ringBufferBytes: Int) throws {
         var options = BPFOptions()
         options.ringBufferBytes = ringBufferBytes
         options.readOwners = false
         options.mountSyscalls = false
-        program = try BPFProgram(objectName: "lockscope_bench", bytes: lockscope_bench_object_bytes(),
-                                 size: Int(lockscope_bench_object_size()), options: options)
+        object = try BPFObject(options: options)
     }
 
-    var eventsFD: Int32 { program.eventsFD }
+    var eventsFD: Int32 { object.eventsFD }
 
     func emitter(keys: KeySpace) -> Emitter {
-        Emitter(programFD: program.programFD("emit_events"), keys: keys)
+        Emitter(program: TestRunProgram(object.skeleton.pointee.progs.emit_events), keys: keys)
     }
 
     /// Events produced and lost to a full ring buffer so far; every produced event is delivered or lost.
     func counts() -> (produced: UInt64, lost: UInt64) {
-        let counters = program.counters()
+        let counters = object.counters()
         return (counters[Int(LOCKSCOPE_CTR_WAITS_COMPLETED.rawValue)], counters[Int(LOCKSCOPE_CTR_RINGBUF_FULL.rawValue)])
     }
 }
 
 /// Runs `emit_events` on the calling thread (and so on its CPU). Only a descriptor and numbers: any thread may use it.
 struct Emitter: Sendable {
-    let programFD: Int32
+    let program: TestRunProgram
     let keys: KeySpace
 
     /// Emits `count` events whose sequence numbers start at `first`.
@@ -63,15 +62,7 @@ struct Emitter: Sendable {
         arguments[Int(LOCKSCOPE_BENCH_ARG_LOCKS.rawValue)] = UInt64(keys.locks)
         arguments[Int(LOCKSCOPE_BENCH_ARG_CPUS.rawValue)] = UInt64(keys.cpus)
         arguments[Int(LOCKSCOPE_BENCH_ARG_CONTAINERS.rawValue)] = UInt64(keys.containers)
-        var options = bpf_test_run_opts()
-        options.sz = MemoryLayout<bpf_test_run_opts>.size
-        let result = arguments.withUnsafeBytes { bytes in
-            options.ctx_in = bytes.baseAddress
-            options.ctx_size_in = UInt32(bytes.count)
-            return bpf_prog_test_run_opts(programFD, &options)
-        }
-        if result != 0 { throw BPFError.setup("test-run emit_events", errno: -result) }
-        if options.retval != 0 { throw BenchError("emit_events refused its arguments (key space \(keys))") }
+        if try program.run(arguments) != 0 { throw BenchError("emit_events refused its arguments (key space \(keys))") }
     }
 }
 

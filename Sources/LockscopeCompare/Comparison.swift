@@ -95,6 +95,10 @@ public struct Comparison: Sendable {
     public var subjects: [SubjectComparison]
     /// Caveats about the inputs: lost events, different kernels, containers not compared.
     public var notes: [String]
+    /// The victims of either profile by process name, most wait first (empty when neither lists any).
+    public var victims: [VictimComparison]
+    /// The container starts' lock wait, when both profiles recorded starts.
+    public var containerStarts: StartComparison?
 
     /// Compares `current` with `base`; the sources name the files in reports and errors.
     public init(base: Profile, current: Profile, baseSource: String, currentSource: String,
@@ -124,6 +128,8 @@ public struct Comparison: Sendable {
         }
         subjects = weighted.sorted { ($1.weight, $0.row.subject.label) < ($0.weight, $1.row.subject.label) }.map(\.row)
         notes = Comparison.notes(base: base, current: current, baseSource: baseSource, currentSource: currentSource)
+        victims = VictimComparison.match(base: base.victims ?? [], current: current.victims ?? [])
+        containerStarts = StartComparison(base: base, current: current)
         if unmatchedContainers > 0 {
             notes.append("\(unmatchedContainers) container\(unmatchedContainers == 1 ? "" : "s") recorded in only one of the profiles \(unmatchedContainers == 1 ? "is" : "are") not compared: containers are matched by id")
         }

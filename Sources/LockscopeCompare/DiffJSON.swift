@@ -17,10 +17,12 @@ public enum DiffJSON {
         var improvements: Int
         var subjects: [SubjectComparison]
         var notes: [String]
+        var victims: [VictimComparison]
+        var containerStarts: StartComparison?
 
         private enum CodingKeys: String, CodingKey {
             case schema, baseline, current, grouping, minContentions = "min_contentions", limits, regressions, improvements,
-                 subjects, notes
+                 subjects, notes, victims, containerStarts = "container_starts"
         }
     }
 
@@ -39,7 +41,8 @@ public enum DiffJSON {
                              grouping: settings.grouping, minContentions: settings.minContentions,
                              limits: Dictionary(uniqueKeysWithValues: settings.metrics.map { ($0.rawValue, settings.limit(for: $0)) }),
                              regressions: comparison.regressions.count, improvements: comparison.improvements.count,
-                             subjects: [], notes: comparison.notes)
+                             subjects: [], notes: comparison.notes, victims: comparison.victims,
+                             containerStarts: comparison.containerStarts)
         var json = Data()
         try Profile.encode(shell, with: comparison.subjects, inPlaceOf: "subjects", encoder: encoder) {
             json.append($0)

@@ -35,6 +35,8 @@ public enum DiffTable {
             }
         }
         if comparison.subjects.isEmpty { lines.append("No lock contention in either profile.") }
+        lines += victimLines(comparison.victims)
+        if let starts = comparison.containerStarts { lines += startLines(starts) }
         lines.append("")
         let tally = [Verdict.regressed, .improved, .unchanged, .notEnoughData].map { verdict in
             "\(comparison.subjects.filter { $0.verdict == verdict }.count) \(verdict.label)"
@@ -44,25 +46,56 @@ public enum DiffTable {
         return lines.map(TerminalText.escaped).joined(separator: "\n") + "\n"
     }
 
+    /// Victim names listed before the rest are counted.
+    static let listedVictims = 10
+
+    /// The victims' total wait, base against current, by process name (shown, not judged).
+    private static func victimLines(_ victims: [VictimComparison]) -> [String] {
+        guard !victims.isEmpty else { return [] }
+        var lines = ["", "victims (waited, never mounted): total wait by process name"]
+        for victim in victims.prefix(listedVictims) {
+            lines.append(row(victim.process, Double(victim.baseTotalWaitNs), Double(victim.currentTotalWaitNs)))
+        }
+        if victims.count > listedVictims {
+            lines.append("  ... \(victims.count - listedVictims) more (diff --format json lists all)")
+        }
+        return lines
+    }
+
+    /// The container starts' lock wait, base against current.
+    private static func startLines(_ starts: StartComparison) -> [String] {
+        var lines = ["", "container starts (\(starts.base.starts) → \(starts.current.starts)): lock wait in their mount syscalls"]
+        lines.append(row("per start", starts.base.meanLockWaitNs, starts.current.meanLockWaitNs))
+        lines.append(row("longest", Double(starts.base.maxLockWaitNs), Double(starts.current.maxLockWaitNs)))
+        if let base = starts.base.meanWaitShare, let current = starts.current.meanWaitShare {
+            lines.append("  " + "share of set-up".padding(toLength: labelWidth - 2, withPad: " ", startingAt: 0)
+                         + " " + right(String(format: "%.1f%%", base * 100), valueWidth)
+                         + " " + right(String(format: "%.1f%%", current * 100), valueWidth)
+                         + " " + right(String(format: "%+.1f pt", (current - base) * 100), deltaWidth))
+        }
+        return lines
+    }
+
+    /// A row of two durations in the metric rows' columns: base, current, delta and change.
+    private static func row(_ label: String, _ base: Double, _ current: Double) -> String {
+        "  " + label.padding(toLength: labelWidth - 2, withPad: " ", startingAt: 0)
+            + " " + right(HumanUnits.format(base, .latency), valueWidth)
+            + " " + right(HumanUnits.format(current, .latency), valueWidth)
+            + " " + right(HumanUnits.formatDelta(current - base, .latency), deltaWidth)
+            + " " + right(changeText(base: base, current: current), changeWidth)
+    }
+
+    /// `-83%`, `+12%`, `new` from nothing, `0%` from nothing to nothing.
+    static func changeText(base: Double, current: Double) -> String {
+        base == 0 ? (current == 0 ? "0%" : "new") : HumanUnits.formatPercent((current - base) / base * 100)
+    }
+
     private static func right(_ text: String, _ width: Int) -> String {
         String(repeating: " ", count: max(0, width - text.count)) + text
     }
 
-    /// Words joined by spaces into lines of at most `width` columns, the first one after `prefix`,
-    /// the others indented as deep.
+    /// Words joined by spaces into lines of at most 80 columns (`TerminalText.wrap`).
     static func wrap(_ words: [String], prefix: String) -> [String] {
-        let indent = String(repeating: " ", count: prefix.count)
-        var lines: [String] = []
-        var line = prefix
-        for word in words {
-            if line.count + 1 + word.count > width && line.count > prefix.count {
-                lines.append(line)
-                line = indent + word
-            } else {
-                line += (line.count > prefix.count ? " " : "") + word
-            }
-        }
-        lines.append(line)
-        return lines
+        TerminalText.wrap(words, prefix: prefix, width: width)
     }
 }

@@ -37,18 +37,7 @@ public enum HumanUnits {
 
     /// Events per second: `0.50/s`, `48.3/s`, `1.21k/s`.
     static func rate(_ perSecond: Double) -> String {
-        if perSecond == 0 { return "0/s" }
-        if perSecond < 999.5 { return significant(perSecond) + "/s" }
-        // The largest multiple that leaves at least 1 once rounded to three significant digits.
-        let (divisor, suffix) = perSecond >= 999.5e6 ? (1e9, "G") : perSecond >= 999.5e3 ? (1e6, "M") : (1e3, "k")
-        return significant(perSecond / divisor) + suffix + "/s"
-    }
-
-    /// Three significant digits, without exponent: `4.10`, `12.3`, `120`, `1500`.
-    private static func significant(_ value: Double) -> String {
-        if value < 9.995 { return String(format: "%.2f", value) }
-        if value < 99.95 { return String(format: "%.1f", value) }
-        return String(format: "%.0f", value)
+        Units.rate(perSecond)
     }
 
     /// Parses a limit value for `metric`: a duration for latency metrics (`50us`, `2ms`, `1.5s`, bare

@@ -58,8 +58,41 @@ public enum MarkdownReport {
             }
             lines += ["", "</details>", ""]
         }
+        lines += victimLines(comparison)
         lines += comparison.notes.map { "> **Note:** \(escape($0))." }
         if !comparison.notes.isEmpty { lines.append("") }
+        return lines
+    }
+
+    /// Victims listed before the rest are counted.
+    static let listedVictims = 5
+
+    /// The victims (processes that waited without mounting) by name, and the container starts' lock wait.
+    private static func victimLines(_ comparison: Comparison) -> [String] {
+        var lines: [String] = []
+        if !comparison.victims.isEmpty {
+            lines += ["#### Victims: processes that waited without mounting", "",
+                      "| Process | Base total wait | Current total wait | Change | Current longest wait |",
+                      "| --- | ---: | ---: | ---: | ---: |"]
+            for victim in comparison.victims.prefix(listedVictims) {
+                let (base, current) = (Double(victim.baseTotalWaitNs), Double(victim.currentTotalWaitNs))
+                lines.append("| \(code(victim.process)) | \(HumanUnits.format(base, .latency)) | \(HumanUnits.format(current, .latency)) | "
+                             + "\(DiffTable.changeText(base: base, current: current)) | "
+                             + "\(HumanUnits.format(Double(victim.currentMaxWaitNs), .latency)) |")
+            }
+            if comparison.victims.count > listedVictims {
+                lines.append("| \(comparison.victims.count - listedVictims) more | | | | |")
+            }
+            lines.append("")
+        }
+        if let starts = comparison.containerStarts {
+            let (base, current) = (starts.base.meanLockWaitNs, starts.current.meanLockWaitNs)
+            lines += ["Container starts (\(starts.base.starts) → \(starts.current.starts)): lock wait per start "
+                      + "\(HumanUnits.format(base, .latency)) → \(HumanUnits.format(current, .latency)) "
+                      + "(\(DiffTable.changeText(base: base, current: current))), longest "
+                      + "\(HumanUnits.format(Double(starts.base.maxLockWaitNs), .latency)) → "
+                      + "\(HumanUnits.format(Double(starts.current.maxLockWaitNs), .latency)).", ""]
+        }
         return lines
     }
 

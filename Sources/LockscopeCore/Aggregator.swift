@@ -94,12 +94,15 @@ public struct Aggregator: ~Copyable {
         var ownerPid: UInt32
         var stackID: Int32
         var cpu: UInt32
+        /// The CPU that took the lock before this wait did (`LockActivity.noCPU` for its first wait),
+        /// noted when the wait arrived: a wait held for attribution is applied later, out of order.
+        var previousCPU: UInt32
         var lock: Int32
         var kind: LockKind
         var isRead: Bool
 
         @inline(__always)
-        init(_ event: WaitEvent, lock: Int, kind: LockKind) {
+        init(_ event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32) {
             waitNs = event.waitNs
             cgroupID = event.cgroupID
             ownerCgroupID = event.ownerCgroupID
@@ -110,6 +113,7 @@ public struct Aggregator: ~Copyable {
             ownerPid = event.ownerPid
             stackID = event.stackID
             cpu = event.cpu
+            self.previousCPU = previousCPU
             self.lock = Int32(truncatingIfNeeded: lock)
             self.kind = kind
             isRead = event.isRead
@@ -120,11 +124,17 @@ public struct Aggregator: ~Copyable {
     var processNames: [UInt32: Comm] = [:]
     var syscalls: [MountSyscall: SyscallState] = [:]
     var syscallsByCgroup: [UInt64: [MountSyscall: SyscallState]] = [:]
+    /// Ties mount syscalls and the waits inside them to containers by their paths.
+    var attribution: MountAttribution
+    var timeline = TimelineTally()
 
-    public init(topology: Topology?) {
+    /// `issuerPod` names the pod a process works for (a containerd shim's `-id`), for `MountAttribution`.
+    public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil }) {
         self.topology = topology
         handoffTable = topology.map(HandoffTable.init)
-        let idle = QueuedWait(WaitEvent(flags: 0, waitNs: 0, lockAddress: 0), lock: 0, kind: .other)
+        attribution = MountAttribution(issuerPod: issuerPod)
+        let idle = QueuedWait(WaitEvent(flags: 0, waitNs: 0, lockAddress: 0), lock: 0, kind: .other,
+                              previousCPU: LockActivity.noCPU)
         for _ in 0..<Self.eventsInFlight { inFlight.append(idle) }
     }
 
@@ -197,6 +207,8 @@ public struct Aggregator: ~Copyable {
 
     struct OwnerKey: Hashable {
         var waiterCgroupID: UInt64
+        /// The waiting process (for the victims' holders); `otherProcesses` in the entries past the cap.
+        var waiterPid: UInt32
         var ownerCgroupID: UInt64
         var ownerPid: UInt32
     }
@@ -233,13 +245,30 @@ public struct Aggregator: ~Copyable {
         }
     }
 
+    /// Starts the timeline's clock (CLOCK_MONOTONIC when the recording started); without it the first
+    /// event starts it.
+    public mutating func startTimeline(atNs origin: UInt64) { timeline.originNs = origin }
+
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
+    /// A wait inside a mount syscall is held until the syscall's container is known (`MountAttribution`).
     public mutating func record(_ event: WaitEvent) {
         waitEvents &+= 1
         let kind = event.kind
         let lock = lockIndex(event.lockAddress, kind: kind)
-        prefetchSlots(of: event, lock: lock, kind: kind)
-        let queued = QueuedWait(event, lock: lock, kind: kind)
+        let previousCPU = lockActivity[lock].lastCPU
+        lockActivity[lock].lastCPU = event.cpu
+        timeline.wait(endNs: event.endNs, lock: lock,
+                      waiter: event.syscallBeginNs != 0 ? .inMountSyscall
+                          : attribution.issuers.contains(event.pid) ? .mountIssuer : .victim,
+                      ns: event.waitNs)
+        let queued = QueuedWait(event, lock: lock, kind: kind, previousCPU: previousCPU)
+        if _slowPath(event.syscallBeginNs != 0) {
+            attribution.hold(.init(queued: queued, lockAddress: event.lockAddress, tid: event.tid, endNs: event.endNs),
+                             syscallBeginNs: event.syscallBeginNs)
+            applyReleased()
+            return
+        }
+        prefetchSlots(of: event, lock: lock, kind: kind, previousCPU: previousCPU)
         if _slowPath(inFlightCount < Self.eventsInFlight) {
             inFlight[inFlightCount] = queued
             inFlightCount &+= 1
@@ -266,17 +295,16 @@ public struct Aggregator: ~Copyable {
     /// (total, read or write, hand-off), its table slots, and, for a lock past a cap, the slots its
     /// overflow goes to.
     @inline(__always)
-    private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind) {
+    private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32) {
         let histograms = lock &* Self.histogramsPerLock
         lockHistograms.prefetch(histograms &+ LockHistogram.total.rawValue)
         if kind.hasSharedMode {
             lockHistograms.prefetch(histograms &+ (event.isRead ? LockHistogram.read : LockHistogram.write).rawValue)
         }
-        // The CPU that took the lock last, as of now: `apply` will see the one of the wait before it.
         let activity = lockActivity[lock]
-        if let handoffTable, activity.lastCPU != LockActivity.noCPU {
+        if let handoffTable, previousCPU != LockActivity.noCPU {
             lockHistograms.prefetch(histograms &+ LockHistogram.handoffs.rawValue
-                                    &+ handoffTable.position(from: activity.lastCPU, to: event.cpu))
+                                    &+ handoffTable.position(from: previousCPU, to: event.cpu))
         }
         byCPU.prefetch(LockCPUKey(lock: lock, cpu: event.cpu))
         byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: event.pid))
@@ -286,10 +314,10 @@ public struct Aggregator: ~Copyable {
             byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: Aggregator.otherProcesses))
         }
         if kind.hasOwner {
-            owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID,
+            owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID, waiterPid: event.pid,
                                          ownerCgroupID: event.ownerCgroupID, ownerPid: event.ownerPid))
             if caps.contains(.owners) {
-                owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID,
+                owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID, waiterPid: Aggregator.otherProcesses,
                                              ownerCgroupID: Aggregator.otherCgroups, ownerPid: Aggregator.otherProcesses))
             }
         }
@@ -345,22 +373,22 @@ public struct Aggregator: ~Copyable {
         let context = contexts.index(of: LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu,
                                                         cgroupID: cgroup), adding: Tally())
         contexts[context].add(ns)
-        let previous = lockActivity[lock].lastCPU
+        let previous = event.previousCPU
         if let handoffTable, previous != LockActivity.noCPU {
             let handoff = histograms &+ LockHistogram.handoffs.rawValue &+ handoffTable.position(from: previous, to: event.cpu)
             counts.record(wait, in: &lockHistograms[handoff])
         }
-        lockActivity[lock].lastCPU = event.cpu
         var newOwner = false
         if kind.hasOwner {
-            var key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: event.ownerCgroupID,
+            var key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, waiterPid: event.pid, ownerCgroupID: event.ownerCgroupID,
                                    ownerPid: event.ownerPid)
             if let owner = owners.index(of: key) {
                 owners[owner].add(ns)
             } else {
                 if lockActivity[lock].ownerKeys >= Aggregator.maxOwnerKeysPerLock {
                     lockActivity[lock].capsReached.insert(.owners)
-                    key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: Aggregator.otherCgroups,
+                    key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, waiterPid: Aggregator.otherProcesses,
+                                       ownerCgroupID: Aggregator.otherCgroups,
                                        ownerPid: Aggregator.otherProcesses)
                 } else {
                     newOwner = event.ownerPid != 0
@@ -395,9 +423,31 @@ public struct Aggregator: ~Copyable {
         return lockEntries.count - 1
     }
 
+    /// Records one mount syscall: its totals now; its container's share once `MountAttribution` knows
+    /// the container (it may release held waits and syscalls with it).
     public mutating func record(_ event: SyscallEvent) {
         syscallEvents += 1
         syscalls[event.syscall, default: SyscallState()].record(event)
+        let started = attribution.syscall(event)
+        timeline.syscall(endNs: event.endNs, startedContainer: started)
+        applyReleased()
+    }
+
+    /// Releases what has been held for attribution longer than `MountAttribution.holdNs` (`now` is
+    /// CLOCK_MONOTONIC); the recorder calls it once a second.
+    public mutating func releaseStaleHolds(now: UInt64) {
+        attribution.sweep(now: now)
+        applyReleased()
+    }
+
+    /// Applies the waits and syscalls the attribution stage released, with their containers.
+    private mutating func applyReleased() {
+        let (waits, syscalls) = attribution.takeReleased()
+        for wait in waits { apply(wait.queued) }
+        for syscall in syscalls { recordByContainer(syscall) }
+    }
+
+    private mutating func recordByContainer(_ event: SyscallEvent) {
         var cgroup = event.cgroupID
         if syscallsByCgroup[cgroup] == nil, syscallsByCgroup.count >= Aggregator.maxCgroupsPerLock {
             cgroup = Aggregator.otherCgroups
@@ -445,7 +495,8 @@ extension Aggregator {
     }
 
     /// The profile of everything recorded so far (built from copies of the tables; what follows is
-    /// recorded as if it had not been taken).
+    /// recorded as if it had not been taken). Waits and syscalls the attribution stage still holds for
+    /// their container are not in it yet: they are in a later one.
     public mutating func profile(_ inputs: ProfileInputs) -> Profile {
         finishPending()
         var builder = ProfileBuilder(inputs: inputs)
@@ -453,7 +504,8 @@ extension Aggregator {
         let locks = lockEntries.count
         let recorded = drained(lockHistograms: lockHistograms.copy(), counts: counts.copy(),
                                cpus: Self.grouped(byCPU, locks: locks), tasks: Self.grouped(byTask, locks: locks),
-                               contexts: Self.grouped(contexts, locks: locks), owners: Self.grouped(owners, locks: locks))
+                               contexts: Self.grouped(contexts, locks: locks), owners: Self.grouped(owners, locks: locks),
+                               names: names, durationNs: inputs.durationNs)
         return builder.build(recorded, names: names)
     }
 
@@ -461,6 +513,8 @@ extension Aggregator {
     /// take less memory grouped, without the empty slots), and the builder releases each lock's part
     /// as it goes, so the peak is not both. Leaves the lock statistics empty.
     public mutating func takeProfile(_ inputs: ProfileInputs) -> Profile {
+        attribution.releaseEverything()
+        applyReleased()
         finishPending()
         var builder = ProfileBuilder(inputs: inputs)
         let names = builder.lockNames(lockSummaries())
@@ -474,7 +528,7 @@ extension Aggregator {
         swap(&histograms, &lockHistograms)
         swap(&taken, &counts)
         let recorded = drained(lockHistograms: histograms, counts: taken, cpus: cpus, tasks: tasks,
-                               contexts: contexts, owners: owners)
+                               contexts: contexts, owners: owners, names: names, durationNs: inputs.durationNs)
         removeLocks()
         return builder.build(recorded, names: names)
     }
@@ -507,6 +561,14 @@ extension Aggregator {
         let processNames: [UInt32: Comm]
         let syscalls: [MountSyscall: SyscallState]
         let syscallsByCgroup: [UInt64: [MountSyscall: SyscallState]]
+        /// Containers tied to waits by mount paths or issuer, indexed as `MountAttribution.containerID` numbers them.
+        let attributed: [MountAttribution.AttributedContainer]
+        /// Processes that issued mount syscalls, and the pods of those that said (containerd shims).
+        let issuers: Set<UInt32>
+        let issuerPods: [UInt32: String]
+        let timeline: Timeline?
+        /// The recording's start on the events' clock.
+        let originNs: UInt64?
         fileprivate let lockHistograms: TableArray<CompactHistogram>
         fileprivate let counts: CountsPool
         fileprivate var cpus: [[FlatTable<LockCPUKey, CompactHistogram>.Slot]]
@@ -557,9 +619,14 @@ extension Aggregator {
                          cpus: [[FlatTable<LockCPUKey, CompactHistogram>.Slot]],
                          tasks: [[FlatTable<LockTaskKey, CompactHistogram>.Slot]],
                          contexts: [[FlatTable<LockContextKey, Tally>.Slot]],
-                         owners: [[FlatTable<LockOwnerKey, Tally>.Slot]]) -> Drained {
-        Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
+                         owners: [[FlatTable<LockOwnerKey, Tally>.Slot]],
+                         names: [UInt64: LockName], durationNs: UInt64) -> Drained {
+        let classes = lockEntries.map { TimelineLockClass(lockName: names[$0.address]?.name ?? "") }
+        let timeline = timeline.timeline(durationNs: durationNs, lockClass: { classes[$0] })
+        return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
                 processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
+                attributed: attribution.containers, issuers: attribution.issuers, issuerPods: attribution.issuerPods,
+                timeline: timeline, originNs: self.timeline.originNs,
                 lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,
                 owners: owners)
     }
@@ -642,16 +709,18 @@ struct LockOwnerKey: LockIndexedKey {
     var ownerCgroupID: UInt64
     /// (lock + 1) << 32 | owner pid.
     var lockAndOwnerPid: UInt64
-    init(lock: Int, waiterCgroupID: UInt64, ownerCgroupID: UInt64, ownerPid: UInt32) {
+    var waiterPid: UInt32
+    init(lock: Int, waiterCgroupID: UInt64, waiterPid: UInt32, ownerCgroupID: UInt64, ownerPid: UInt32) {
         self.waiterCgroupID = waiterCgroupID
+        self.waiterPid = waiterPid
         self.ownerCgroupID = ownerCgroupID
         lockAndOwnerPid = UInt64(lock + 1) << 32 | UInt64(ownerPid)
     }
-    static let unused = LockOwnerKey(lock: -1, waiterCgroupID: 0, ownerCgroupID: 0, ownerPid: 0)
-    var hashWord: UInt64 { (waiterCgroupID &* 31 &+ ownerCgroupID) &* 31 &+ lockAndOwnerPid }
+    static let unused = LockOwnerKey(lock: -1, waiterCgroupID: 0, waiterPid: 0, ownerCgroupID: 0, ownerPid: 0)
+    var hashWord: UInt64 { ((waiterCgroupID &* 31 &+ ownerCgroupID) &* 31 &+ lockAndOwnerPid) &* 31 &+ UInt64(waiterPid) }
     var lock: Int { Int(lockAndOwnerPid >> 32) - 1 }
     var owner: Aggregator.OwnerKey {
-        .init(waiterCgroupID: waiterCgroupID, ownerCgroupID: ownerCgroupID,
+        .init(waiterCgroupID: waiterCgroupID, waiterPid: waiterPid, ownerCgroupID: ownerCgroupID,
               ownerPid: UInt32(truncatingIfNeeded: lockAndOwnerPid))
     }
 }

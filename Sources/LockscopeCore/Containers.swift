@@ -13,12 +13,19 @@ public struct Container: Codable, Sendable, Hashable {
     /// The container's own cgroup path relative to the cgroup2 root: the same for every nested
     /// sub-cgroup of one container, so its waits aggregate together; empty for "unknown".
     public var cgroup: String
+    /// The pod's sandbox id, when the shim that mounted the container named it.
+    public var pod: String?
+    /// How waits are tied to it: by the waiter's cgroup unless the mount syscalls' paths or issuer said.
+    public var attribution: Attribution
 
-    public init(id: String, runtime: String, podUid: String? = nil, cgroup: String) {
+    public init(id: String, runtime: String, podUid: String? = nil, cgroup: String, pod: String? = nil,
+                attribution: Attribution = .cgroup) {
         self.id = id
         self.runtime = runtime
         self.podUid = podUid
         self.cgroup = cgroup
+        self.pod = pod
+        self.attribution = attribution
     }
 }
 

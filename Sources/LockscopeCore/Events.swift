@@ -10,6 +10,8 @@ public struct WaitEvent: Sendable, Equatable {
     public var outerLockAddress: UInt64
     public var cgroupID: UInt64
     public var ownerCgroupID: UInt64
+    /// The start of the mount-family syscall the waiter was inside (its `SyscallEvent.beginNs`), 0 outside one.
+    public var syscallBeginNs: UInt64
     public var pid: UInt32
     public var tid: UInt32
     /// Owner's tgid at the start of the wait, 0 when unknown.
@@ -25,9 +27,9 @@ public struct WaitEvent: Sendable, Equatable {
     public var ownerComm: Comm
 
     public init(flags: UInt32, endNs: UInt64 = 0, waitNs: UInt64, lockAddress: UInt64, outerLockAddress: UInt64 = 0,
-                cgroupID: UInt64 = 1, ownerCgroupID: UInt64 = 0, pid: UInt32 = 1, tid: UInt32 = 1,
-                ownerPid: UInt32 = 0, ownerTid: UInt32 = 0, stackID: Int32 = -1, cpu: UInt32 = 0, ret: Int32 = 0,
-                beginCPU: UInt32? = nil, comm: Comm = "", ownerComm: Comm = "") {
+                cgroupID: UInt64 = 1, ownerCgroupID: UInt64 = 0, syscallBeginNs: UInt64 = 0, pid: UInt32 = 1,
+                tid: UInt32 = 1, ownerPid: UInt32 = 0, ownerTid: UInt32 = 0, stackID: Int32 = -1, cpu: UInt32 = 0,
+                ret: Int32 = 0, beginCPU: UInt32? = nil, comm: Comm = "", ownerComm: Comm = "") {
         self.flags = flags
         self.endNs = endNs
         self.waitNs = waitNs
@@ -35,6 +37,7 @@ public struct WaitEvent: Sendable, Equatable {
         self.outerLockAddress = outerLockAddress
         self.cgroupID = cgroupID
         self.ownerCgroupID = ownerCgroupID
+        self.syscallBeginNs = syscallBeginNs
         self.pid = pid
         self.tid = tid
         self.ownerPid = ownerPid
@@ -54,7 +57,8 @@ public struct WaitEvent: Sendable, Equatable {
     public var isRead: Bool { flags & UInt32(LOCKSCOPE_LCB_F_READ) != 0 }
 }
 
-/// One completed mount-family syscall (`struct lockscope_syscall_event`).
+/// One completed mount-family syscall (`struct lockscope_syscall_event`), with the arguments that say
+/// what it was for (which argument each field holds, per syscall, is in bpf/lockscope.h).
 public struct SyscallEvent: Sendable, Equatable {
     public var syscall: MountSyscall
     public var endNs: UInt64
@@ -64,9 +68,19 @@ public struct SyscallEvent: Sendable, Equatable {
     public var pid: UInt32
     public var tid: UInt32
     public var comm: Comm
+    /// The fd argument (open_tree's and mount_setattr's dfd, move_mount's from_dfd, fsconfig's and
+    /// fsmount's fs fd), -1 for syscalls without one.
+    public var fd: Int32
+    /// The path argument (mount and umount2's target, move_mount's to_pathname, ...), "" when absent.
+    public var path: String
+    /// mount's options, move_mount's from_pathname, fsconfig's key; "" when absent.
+    public var data: String
+    /// `path` or `data` were cut at the kernel side's length limit.
+    public var truncated: Bool
 
     public init(syscall: MountSyscall, endNs: UInt64 = 0, latencyNs: UInt64, cgroupID: UInt64 = 1, ret: Int64 = 0,
-                pid: UInt32 = 1, tid: UInt32 = 1, comm: Comm = "") {
+                pid: UInt32 = 1, tid: UInt32 = 1, comm: Comm = "", fd: Int32 = -1, path: String = "",
+                data: String = "", truncated: Bool = false) {
         self.syscall = syscall
         self.endNs = endNs
         self.latencyNs = latencyNs
@@ -75,7 +89,14 @@ public struct SyscallEvent: Sendable, Equatable {
         self.pid = pid
         self.tid = tid
         self.comm = comm
+        self.fd = fd
+        self.path = path
+        self.data = data
+        self.truncated = truncated
     }
+
+    /// When the syscall began: what the waits inside it carry as `syscallBeginNs`.
+    public var beginNs: UInt64 { endNs &- latencyNs }
 }
 
 /// A record from the ring buffer.
@@ -104,7 +125,7 @@ extension WaitEvent {
     init(_ raw: lockscope_wait_event) {
         self.init(flags: raw.flags, endNs: raw.end_ns, waitNs: raw.wait_ns, lockAddress: raw.lock_addr,
                   outerLockAddress: raw.outer_lock_addr, cgroupID: raw.cgroup_id, ownerCgroupID: raw.owner_cgroup_id,
-                  pid: raw.pid, tid: raw.tid, ownerPid: raw.owner_pid, ownerTid: raw.owner_tid,
+                  syscallBeginNs: raw.syscall_begin_ns, pid: raw.pid, tid: raw.tid, ownerPid: raw.owner_pid, ownerTid: raw.owner_tid,
                   stackID: raw.stack_id, cpu: raw.cpu, ret: raw.ret, beginCPU: raw.begin_cpu,
                   comm: Comm(raw.comm), ownerComm: Comm(raw.owner_comm))
     }
@@ -113,9 +134,18 @@ extension WaitEvent {
 extension SyscallEvent {
     init?(_ raw: lockscope_syscall_event) {
         guard let syscall = MountSyscall(rawValue: Int(raw.syscall)) else { return nil }
+        var raw = raw
+        let path = withUnsafeBytes(of: &raw.path) { cString($0) }
+        let data = withUnsafeBytes(of: &raw.data) { cString($0) }
         self.init(syscall: syscall, endNs: raw.end_ns, latencyNs: raw.latency_ns, cgroupID: raw.cgroup_id,
-                  ret: raw.ret, pid: raw.pid, tid: raw.tid, comm: Comm(raw.comm))
+                  ret: raw.ret, pid: raw.pid, tid: raw.tid, comm: Comm(raw.comm), fd: raw.fd, path: path, data: data,
+                  truncated: raw.truncated != 0)
     }
+}
+
+/// The bytes of a NUL-terminated C string in a fixed-size field (all of them when there is no NUL).
+private func cString(_ bytes: UnsafeRawBufferPointer) -> String {
+    String(decoding: bytes[..<(bytes.firstIndex(of: 0) ?? bytes.count)], as: UTF8.self)
 }
 
 /// A task's `comm`: the kernel's 16 NUL-padded bytes, kept as two integers so that decoding and

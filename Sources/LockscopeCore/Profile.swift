@@ -26,12 +26,16 @@ public struct Profile: Codable, Sendable, Equatable {
     public var containers: [ContainerSummary]
     public var mounts: MountSummary?
     public var locks: [LockProfile]
+    /// Processes that waited but issued no mount syscall (absent in profiles without mount syscalls).
+    public var victims: [Victim]?
+    /// The recording second by second (absent in profiles written before it was kept).
+    public var timeline: Timeline?
     /// Every on-CPU sample of `record --spin-hz` (nil when sampling was off): see SpinSamples.swift.
     public var cpuSamples: CPUSampleProfile?
 
     public init(hostname: String, kernel: String, startedAt: String, durationNs: UInt64, events: UInt64,
                 drops: Drops, recording: Recording, topology: Topology?, containers: [ContainerSummary],
-                mounts: MountSummary?, locks: [LockProfile]) {
+                mounts: MountSummary?, locks: [LockProfile], victims: [Victim]? = nil, timeline: Timeline? = nil) {
         self.hostname = hostname
         self.kernel = kernel
         self.startedAt = startedAt
@@ -44,6 +48,8 @@ public struct Profile: Codable, Sendable, Equatable {
         self.containers = containers
         self.mounts = mounts
         self.locks = locks
+        self.victims = victims
+        self.timeline = timeline
     }
 
     /// Share of produced events that were lost, 0...1 (in Double: a crafted profile's counts may not add up in 64 bits).
@@ -74,6 +80,9 @@ public struct Drops: Codable, Sendable, Equatable {
     /// Cgroups with recorded waits or syscalls whose names were never learned (evicted before they were
     /// read, and gone from the cgroup tree by the end): their containers show as `cgroup:<id>`.
     public var cgroupNamesLost: UInt64 = 0
+    /// Mount syscalls whose path or options were longer than the kernel side keeps (256 and 512 bytes):
+    /// they were attributed by what was kept, or by issuer or cgroup when that named no container.
+    public var pathsTruncated: UInt64 = 0
 
     public init() {}
 
@@ -81,7 +90,7 @@ public struct Drops: Codable, Sendable, Equatable {
     /// cannot be left out of the warnings that list them.
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses, cgroupNamesFull
-        case cgroupNamesEvicted, cgroupNamesLost
+        case cgroupNamesEvicted, cgroupNamesLost, pathsTruncated
 
         /// The key as written in profiles.
         public var profileKey: String {
@@ -101,6 +110,7 @@ public struct Drops: Codable, Sendable, Equatable {
             case .cgroupNamesFull: nil
             case .cgroupNamesEvicted: "names read before eviction are kept"
             case .cgroupNamesLost: "their containers show as cgroup:<id>"
+            case .pathsTruncated: "their paths were cut; attribution used what was kept"
             }
         }
     }
@@ -116,6 +126,7 @@ public struct Drops: Codable, Sendable, Equatable {
         case .cgroupNamesFull: cgroupNamesFull
         case .cgroupNamesEvicted: cgroupNamesEvicted
         case .cgroupNamesLost: cgroupNamesLost
+        case .pathsTruncated: pathsTruncated
         }
     }
 
@@ -132,6 +143,7 @@ public struct Drops: Codable, Sendable, Equatable {
         cgroupNamesFull = try count(.cgroupNamesFull)
         cgroupNamesEvicted = try count(.cgroupNamesEvicted)
         cgroupNamesLost = try count(.cgroupNamesLost)
+        pathsTruncated = try count(.pathsTruncated)
     }
 
     /// Events lost (stack failures lose only the stack, not the event).
@@ -458,16 +470,22 @@ public struct ContainerSummary: Codable, Sendable, Equatable {
     public var runtime: String
     public var podUid: String?
     public var cgroup: String
+    /// The pod's sandbox id, from the argv of the shim that mounted the container (containerd).
+    public var pod: String?
+    /// How waits were tied to this container (absent in older profiles: by cgroup).
+    public var attribution: Attribution?
     public var contentions: UInt64
     public var totalWaitNs: UInt64
     public var p99WaitNs: UInt64
 
-    public init(id: String, runtime: String, podUid: String?, cgroup: String, contentions: UInt64,
-                totalWaitNs: UInt64, p99WaitNs: UInt64) {
+    public init(id: String, runtime: String, podUid: String?, cgroup: String, pod: String? = nil,
+                attribution: Attribution? = nil, contentions: UInt64, totalWaitNs: UInt64, p99WaitNs: UInt64) {
         self.id = id
         self.runtime = runtime
         self.podUid = podUid
         self.cgroup = cgroup
+        self.pod = pod
+        self.attribution = attribution
         self.contentions = contentions
         self.totalWaitNs = totalWaitNs
         self.p99WaitNs = p99WaitNs
@@ -521,13 +539,23 @@ public struct SyscallStats: Codable, Sendable, Equatable {
 public struct ContainerMounts: Codable, Sendable, Equatable {
     public var id: String
     public var runtime: String
+    /// The pod's sandbox id, when the issuing shim named it.
+    public var pod: String?
+    /// How these syscalls were tied to the container.
+    public var attribution: Attribution?
     public var ops: UInt64
     public var bySyscall: [SyscallStats]
+    /// The container's start, for containers whose mount syscalls were attributed by path.
+    public var start: ContainerStart?
 
-    public init(id: String, runtime: String, ops: UInt64, bySyscall: [SyscallStats]) {
+    public init(id: String, runtime: String, pod: String? = nil, attribution: Attribution? = nil, ops: UInt64,
+                bySyscall: [SyscallStats], start: ContainerStart? = nil) {
         self.id = id
         self.runtime = runtime
+        self.pod = pod
+        self.attribution = attribution
         self.ops = ops
         self.bySyscall = bySyscall
+        self.start = start
     }
 }

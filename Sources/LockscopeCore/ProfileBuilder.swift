@@ -109,6 +109,8 @@ struct ProfileBuilder {
     mutating func build(_ recorded: consuming Aggregator.Drained, names: [UInt64: LockName]) -> Profile {
         topology = recorded.topology
         processNames = recorded.processNames
+        containers.attributed = recorded.attributed.map(\.container)
+        var victims = VictimTally(issuers: recorded.issuers)
         // Locks of one kind that share a name (per-object locks named after one caller) are one entry;
         // different kinds behind one caller name keep apart, told apart by their kind.
         var groups: [GroupKey: [Int]] = [:]
@@ -132,6 +134,9 @@ struct ProfileBuilder {
                 byContainerAll[containers.id(task.cgroupID),
                                default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
             }
+            if TimelineLockClass(lockName: key.name.name).isMountLock {
+                victims.add(lock: lock.name, state: merged, builder: &self, issuerPods: recorded.issuerPods)
+            }
             lockProfiles.append(lock)
         }
         lockProfiles.sort { ($0.stats.totalWaitNs, $0.name) > ($1.stats.totalWaitNs, $1.name) }
@@ -139,16 +144,44 @@ struct ProfileBuilder {
         let containerSummaries = byContainerAll.map { id, accumulator in
             let container = containers.container(id: id)
             return ContainerSummary(id: id, runtime: container.runtime, podUid: container.podUid,
-                                    cgroup: container.cgroup, contentions: accumulator.count,
+                                    cgroup: container.cgroup, pod: container.pod, attribution: container.attribution,
+                                    contentions: accumulator.count,
                                     totalWaitNs: accumulator.totalNs, p99WaitNs: accumulator.value(atPercentile: 99))
         }.sorted { ($0.totalWaitNs, $0.id) > ($1.totalWaitNs, $1.id) }
 
         return Profile(hostname: inputs.hostname, kernel: inputs.kernel, startedAt: inputs.startedAt,
                        durationNs: inputs.durationNs, events: recorded.events, drops: inputs.drops,
                        recording: inputs.recording, topology: topology, containers: containerSummaries,
-                       mounts: mountSummary(recorded.syscalls, byCgroup: recorded.syscallsByCgroup),
-                       locks: lockProfiles)
+                       mounts: mountSummary(recorded.syscalls, byCgroup: recorded.syscallsByCgroup,
+                                            starts: starts(recorded.attributed, originNs: recorded.originNs, names: names)),
+                       locks: lockProfiles, victims: recorded.syscalls.isEmpty ? nil : victims.victims(),
+                       timeline: recorded.timeline)
     }
+
+    /// Each attributed container's start, by container id.
+    private func starts(_ attributed: [MountAttribution.AttributedContainer], originNs: UInt64?,
+                        names: [UInt64: LockName]) -> [String: ContainerStart] {
+        var starts: [String: ContainerStart] = [:]
+        for entry in attributed where entry.firstBeginNs != .max {
+            var byLock: [String: Aggregator.Tally] = [:]
+            for (address, tally) in entry.waitByLock {
+                byLock[names[address]?.name ?? Aggregator.otherLocksName, default: .init()].merge(tally)
+            }
+            let shares = byLock.map { LockWaitShare(lock: $0.key, contentions: $0.value.count, totalWaitNs: $0.value.totalNs,
+                                                    maxWaitNs: $0.value.maxNs) }
+                .sorted { ($0.totalWaitNs, $1.lock) > ($1.totalWaitNs, $0.lock) }
+            let origin = min(originNs ?? entry.firstBeginNs, entry.firstBeginNs)
+            starts[entry.container.id] = ContainerStart(
+                firstSyscallNs: entry.firstBeginNs - origin,
+                setupNs: entry.rootfsMountedNs.map { $0 >= entry.firstBeginNs ? $0 - entry.firstBeginNs : 0 },
+                inSyscallsNs: entry.inSyscallsNs, lockWaitNs: shares.map(\.totalWaitNs).saturatedSum(), byLock: shares)
+        }
+        return starts
+    }
+
+    /// The container id of a cgroup id (for `VictimTally`).
+    mutating func containerID(_ cgroupID: UInt64) -> String { containers.id(cgroupID) }
+    func processName(_ pid: UInt32) -> String { "\(processNames[pid]?.string ?? "?")[\(pid)]" }
 
     private mutating func buildLock(name: LockName, address: UInt64, state: Aggregator.LockState) -> LockProfile {
         let (read, write) = state.readWrite
@@ -232,7 +265,8 @@ struct ProfileBuilder {
     }
 
     private mutating func mountSummary(_ syscalls: [MountSyscall: Aggregator.SyscallState],
-                                       byCgroup: [UInt64: [MountSyscall: Aggregator.SyscallState]]) -> MountSummary? {
+                                       byCgroup: [UInt64: [MountSyscall: Aggregator.SyscallState]],
+                                       starts: [String: ContainerStart]) -> MountSummary? {
         guard !syscalls.isEmpty else { return nil }
         func syscallStats(_ states: [MountSyscall: Aggregator.SyscallState]) -> [SyscallStats] {
             states.sorted { $0.key.rawValue < $1.key.rawValue }.map {
@@ -248,8 +282,10 @@ struct ProfileBuilder {
             }
         }
         let containerRows = byContainer.map { id, states in
-            ContainerMounts(id: id, runtime: containers.container(id: id).runtime,
-                            ops: states.values.reduce(0) { $0 + $1.latency.count }, bySyscall: syscallStats(states))
+            let container = containers.container(id: id)
+            return ContainerMounts(id: id, runtime: container.runtime, pod: container.pod, attribution: container.attribution,
+                                   ops: states.values.reduce(0) { $0 + $1.latency.count }, bySyscall: syscallStats(states),
+                                   start: starts[id])
         }.sorted { ($0.ops, $0.id) > ($1.ops, $1.id) }
         return MountSummary(totalOps: syscalls.values.reduce(0) { $0 + $1.latency.count },
                             bySyscall: syscallStats(syscalls), byContainer: containerRows)
@@ -341,5 +377,68 @@ extension Aggregator.LockState {
         }
         for (key, value) in other.owners { owners[key, default: .init()].merge(value) }
         for (key, value) in other.outerLocks { outerLocks[key, default: 0] += value }
+    }
+}
+
+/// The victims, gathered lock by lock while the profile is built: every process that issued no mount
+/// syscall and waited on namespace_sem or mount_lock, with those waits by lock and the holders it
+/// waited behind.
+struct VictimTally {
+    /// Most victims listed, heaviest first, and holders listed per victim.
+    static let maxVictims = 50
+    static let maxHoldersPerVictim = 5
+
+    let issuers: Set<UInt32>
+    private var entries: [UInt32: Entry] = [:]
+
+    private struct Entry {
+        var process = ""
+        var container = ""
+        var total = WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)
+        var byLock: [String: WaitAccumulator] = [:]
+        var holders: [String: (container: String, tally: Aggregator.Tally)] = [:]
+    }
+
+    init(issuers: Set<UInt32>) { self.issuers = issuers }
+
+    private func isVictim(_ pid: UInt32) -> Bool {
+        pid != 0 && pid != Aggregator.otherProcesses && !issuers.contains(pid)
+    }
+
+    /// One lock's waits; a holder's container is its pod when it is a shim that named one.
+    mutating func add(lock: String, state: Aggregator.LockState, builder: inout ProfileBuilder, issuerPods: [UInt32: String]) {
+        for (task, accumulator) in state.byTask where isVictim(task.pid) {
+            var entry = entries[task.pid] ?? Entry(process: builder.processName(task.pid))
+            entry.container = builder.containerID(task.cgroupID)
+            entry.total.merge(accumulator)
+            entry.byLock[lock, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
+            entries[task.pid] = entry
+        }
+        for (owner, tally) in state.owners where isVictim(owner.waiterPid) && entries[owner.waiterPid] != nil
+            && owner.ownerPid != 0 && owner.ownerPid != Aggregator.otherProcesses {
+            let process = builder.processName(owner.ownerPid)
+            let container = issuerPods[owner.ownerPid].map { "pod:" + $0 } ?? builder.containerID(owner.ownerCgroupID)
+            var holder = entries[owner.waiterPid]!.holders[process] ?? (container, .init())
+            holder.tally.merge(tally)
+            entries[owner.waiterPid]!.holders[process] = holder
+        }
+    }
+
+    /// The heaviest victims, with their locks and holders, heaviest first.
+    func victims() -> [Victim] {
+        entries.values.map { entry in
+            Victim(process: entry.process, container: entry.container, contentions: entry.total.count,
+                   totalWaitNs: entry.total.totalNs, maxWaitNs: entry.total.maxNs,
+                   byLock: entry.byLock.map {
+                       LockWaitShare(lock: $0.key, contentions: $0.value.count, totalWaitNs: $0.value.totalNs,
+                                     maxWaitNs: $0.value.maxNs)
+                   }.sorted { ($0.totalWaitNs, $1.lock) > ($1.totalWaitNs, $0.lock) },
+                   holders: entry.holders.map {
+                       Holder(process: $0.key, container: $0.value.container, contentions: $0.value.tally.count,
+                              totalWaitNs: $0.value.tally.totalNs)
+                   }.sorted { ($0.totalWaitNs, $1.process) > ($1.totalWaitNs, $0.process) }
+                    .prefix(Self.maxHoldersPerVictim).map { $0 })
+        }.sorted { ($0.totalWaitNs, $1.process) > ($1.totalWaitNs, $0.process) }
+            .prefix(Self.maxVictims).map { $0 }
     }
 }

@@ -15,9 +15,11 @@ import Foundation
 /// | kernel addresses (`0xffff888100a0b0c0`), in `address`, lock names, frames, `lock_addresses`, `--locks` | `addr-5e2b91c0`; `0x0` and `func+0x1c` offsets stay |
 /// | container ids (docker, containerd, cri-o, podman, nspawn) | `ctr-8c1e44d2a9b0` (12 digits, as long as docker's short ids) |
 /// | pod UIDs | `pod-3b9d0c17e2f4` |
+/// | pod sandbox ids (`pod` of containers and mounts) | as container ids: a pod's sandbox is its pause container |
 /// | cgroup paths | each component pseudonymized (`cg-77a0e3.service`), keeping the runtime's structure: `kubepods.slice`, `docker-ctr-8c1e44d2a9b0.scope`, `kubepods-besteffort-pod-3b9d0c17e2f4.slice` |
 /// | `cgroup:<id>` containers | `cgroup:cg-41d2aa` |
-/// | process names | `proc-2c4e6a`, except container runtimes and kernel threads (``knownPrograms``) |
+/// | process names, in `by_process`, `owners`, victims and their holders | `proc-2c4e6a`, except container runtimes and kernel threads (``knownPrograms``) |
+/// | lock names in victims' and container starts' `by_lock` | as lock names: addresses pseudonymized |
 /// | the recorded command | one pseudonym for the whole command line, `cmd-9f0e1d` |
 ///
 /// Kept: lock and function names (symbolized frames, `func+0xa1` callers), the kernel release, the
@@ -80,6 +82,7 @@ public struct Redactor: Sendable {
             container.id = containerID(container.id)
             container.podUid = container.podUid.map(podUID)
             container.cgroup = cgroupPath(container.cgroup)
+            container.pod = container.pod.map(containerID)
             return container
         }
         redacted.mounts = profile.mounts.map { mounts in
@@ -87,13 +90,37 @@ public struct Redactor: Sendable {
             mounts.byContainer = mounts.byContainer.map { container in
                 var container = container
                 container.id = containerID(container.id)
+                container.pod = container.pod.map(containerID)
+                if var start = container.start {
+                    start.byLock = start.byLock.map(redact)
+                    container.start = start
+                }
                 return container
             }
             return mounts
         }
         redacted.locks = profile.locks.map(redact)
+        redacted.victims = profile.victims?.map { victim in
+            var victim = victim
+            victim.process = processKey(victim.process)
+            victim.container = containerID(victim.container)
+            victim.byLock = victim.byLock.map(redact)
+            victim.holders = victim.holders.map { holder in
+                var holder = holder
+                holder.process = processKey(holder.process)
+                holder.container = containerID(holder.container)
+                return holder
+            }
+            return victim
+        }
         redacted.cpuSamples = profile.cpuSamples.map(redactSamples)
         return redacted
+    }
+
+    private func redact(_ share: LockWaitShare) -> LockWaitShare {
+        var share = share
+        share.lock = addresses(in: share.lock)
+        return share
     }
 
     private func redact(_ recording: Recording) -> Recording {

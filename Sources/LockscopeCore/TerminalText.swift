@@ -19,6 +19,24 @@ public enum TerminalText {
         return escaped
     }
 
+    /// Words joined by spaces into lines of at most `width` columns (a longer word gets a line of its
+    /// own), the first one after `prefix`, the others indented as deep.
+    public static func wrap(_ words: [String], prefix: String, width: Int = 80) -> [String] {
+        let indent = String(repeating: " ", count: prefix.count)
+        var lines: [String] = []
+        var line = prefix
+        for word in words {
+            if line.count + 1 + word.count > width && line.count > prefix.count {
+                lines.append(line)
+                line = indent + word
+            } else {
+                line += (line.count > prefix.count ? " " : "") + word
+            }
+        }
+        lines.append(line)
+        return lines
+    }
+
     private static func hex(_ value: UInt32, digits: Int) -> String {
         let text = String(value, radix: 16)
         return String(repeating: "0", count: max(0, digits - text.count)) + text

@@ -61,6 +61,22 @@ public enum Units {
         return String(format: "%.\(decimals)f", value)
     }
 
+    /// Events per second: `0/s`, `0.50/s`, `48.3/s`, `1.21k/s`, `3.40M/s`: three significant digits.
+    public static func rate(_ perSecond: Double) -> String {
+        if !(perSecond > 0) { return "0/s" }
+        if perSecond < 999.5 { return threeDigits(perSecond) + "/s" }
+        // The largest multiple that leaves at least 1 once rounded to three significant digits.
+        let (divisor, suffix) = perSecond >= 999.5e6 ? (1e9, "G") : perSecond >= 999.5e3 ? (1e6, "M") : (1e3, "k")
+        return threeDigits(perSecond / divisor) + suffix + "/s"
+    }
+
+    /// Three significant digits, without exponent: `4.10`, `12.3`, `120`, `1500`.
+    private static func threeDigits(_ value: Double) -> String {
+        if value < 9.995 { return String(format: "%.2f", value) }
+        if value < 99.95 { return String(format: "%.1f", value) }
+        return String(format: "%.0f", value)
+    }
+
     /// `dropped 12 events (0.3%)`, then every loss counter that is not zero, by its name in the profile, with
     /// what it means or what to do: on one line for the end-of-recording warning, or one counter a line
     /// (indented, for the report's header, which keeps to 80 columns).

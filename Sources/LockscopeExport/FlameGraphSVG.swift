@@ -189,7 +189,7 @@ public enum FlameGraphSVG {
     }
 
     /// `value` (never negative) with two decimals, without String(format:), which is slow for 100k frames.
-    private static func fixed(_ value: Double) -> String {
+    static func fixed(_ value: Double) -> String {
         let hundredths = UInt64(saturating: value * 100)
         let fraction = hundredths % 100
         return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"

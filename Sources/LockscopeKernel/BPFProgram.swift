@@ -34,6 +34,22 @@ public struct BPFOptions: Sendable, Equatable {
 
     /// Wake the reader once a quarter of the ring buffer is full; otherwise it polls on a timer.
     var wakeupBytes: UInt64 { UInt64(ringBufferBytes / 4) }
+
+    /// The `struct lockscope_config` these options give, written into .rodata before load.
+    var config: lockscope_config {
+        var config = lockscope_config()
+        config.min_wait_ns = minWaitNs
+        config.kind_mask = kinds.reduce(0) { $0 | $1.filterBit }
+        var filters: UInt32 = 0
+        if filterByLockAddress { filters |= UInt32(LOCKSCOPE_FILTER_LOCK_ADDRS.rawValue) }
+        if filterByMountPath { filters |= UInt32(LOCKSCOPE_FILTER_MOUNT_PATH.rawValue) }
+        if !pids.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_PIDS.rawValue) }
+        if !cgroupIDs.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_CGROUPS.rawValue) }
+        config.filters = filters
+        config.wakeup_bytes = wakeupBytes
+        config.read_owner = readOwners ? 1 : 0
+        return config
+    }
 }
 
 /// Which tracepoints time the mount-family syscalls.
@@ -53,48 +69,28 @@ public enum SyscallHookChoice: Sendable, Equatable {
     case only(SyscallHooks)
 }
 
-/// The loaded BPF object: programs, maps and the links that attach them.
-/// Detaches and frees everything on `close()` or deinit.
+/// The loaded production object (bpf/lockscope.bpf.c through its skeleton), and the links that attach
+/// its programs. Detaches and frees everything on `close()` or deinit.
 public final class BPFProgram {
-    private var object: OpaquePointer?
+    private var object: BPFObject<lockscope_bpf>?
     private var links: [OpaquePointer] = []
     public let options: BPFOptions
 
     /// Opens the embedded object, applies `options`, and loads it into the kernel (needs CAP_BPF and CAP_PERFMON).
-    public convenience init(options: BPFOptions) throws {
-        try self.init(objectName: "lockscope", bytes: lockscope_bpf_object_bytes(),
-                      size: Int(lockscope_bpf_object_size()), options: options)
-    }
-
-    /// Opens another embedded object through the same loader (lockscope-bench's synthetic event source).
-    /// The object needs `config` in .rodata and an `events` ring buffer; maps it lacks are not filled.
-    public init(objectName: String, bytes: UnsafeRawPointer, size: Int, options: BPFOptions) throws {
+    public init(options: BPFOptions) throws {
         self.options = options
-        LibbpfLog.install()
-        var openOptions = bpf_object_open_opts()
-        openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
-        object = objectName.withCString { name in
-            openOptions.object_name = name
-            return bpf_object__open_mem(bytes, size, &openOptions)
+        let object = try BPFObject<lockscope_bpf>(options: options) { skeleton in
+            let maps = skeleton.pointee.maps
+            try check(bpf_map__set_max_entries(maps.cgroup_names, options.cgroupNamesCapacity), "size the cgroup names")
+            // Open syscalls keep their paths (~800 bytes each): their table keeps the header's size.
+            try check(bpf_map__set_max_entries(maps.open_waits, Self.taskCapacity), "size open_waits")
         }
-        guard object != nil else { throw BPFError.open(errno: errno) }
+        self.object = object
         do {
-            try writeConfig()
-            try check(bpf_map__set_max_entries(map(.events), UInt32(options.ringBufferBytes)), "size the ring buffer")
-            if let names = map(.cgroupNames) {
-                try check(bpf_map__set_max_entries(names, options.cgroupNamesCapacity), "size the cgroup names")
-            }
-            for tasks in [Map.openWaits, .openSyscalls] {
-                if let table = map(tasks) {
-                    try check(bpf_map__set_max_entries(table, Self.taskCapacity), "size \(tasks.rawValue)")
-                }
-            }
-            let loaded = bpf_object__load(object)
-            if loaded != 0 { throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines()) }
             try fillSyscallTable()
             try addLockAddresses(options.lockAddresses)
-            for pid in options.pids { try setKey(.pidFilter, pid) }
-            for cgroup in options.cgroupIDs { try setKey(.cgroupFilter, cgroup) }
+            for pid in options.pids { try setKey(skeleton.pointee.maps.pid_filter, pid) }
+            for cgroup in options.cgroupIDs { try setKey(skeleton.pointee.maps.cgroup_filter, cgroup) }
         } catch {
             close()
             throw error
@@ -103,7 +99,16 @@ public final class BPFProgram {
 
     deinit { close() }
 
-    /// Tasks that can be inside a wait (or a mount syscall) at once: 128 per CPU, at least
+    /// The object, until `close()`.
+    private var loaded: BPFObject<lockscope_bpf> {
+        guard let object else { preconditionFailure("BPFProgram used after close()") }
+        return object
+    }
+
+    /// The skeleton's programs and maps, typed by their names in bpf/lockscope.bpf.c.
+    var skeleton: UnsafeMutablePointer<lockscope_bpf> { loaded.skeleton }
+
+    /// Tasks that can be inside a wait at once: 128 per CPU, at least
     /// LOCKSCOPE_MAX_TASKS and at most 2^20. Beyond it a wait is lost and counted (`task_map_full`).
     static var taskCapacity: UInt32 {
         UInt32(min(max(Int(LOCKSCOPE_MAX_TASKS), 128 * Int(max(libbpf_num_possible_cpus(), 1))), 1 << 20))
@@ -112,34 +117,60 @@ public final class BPFProgram {
     /// The syscall hooks attached, nil when mount syscalls are not hooked (or not yet attached).
     public private(set) var syscallHooks: SyscallHooks?
 
-    /// The per-syscall tracepoint programs (`SYSCALL_TRACEPOINTS` in bpf/lockscope.bpf.c).
-    static let perSyscallPrograms = ["mount", "umount", "open_tree", "move_mount", "mount_setattr", "fsopen",
-                                     "fsconfig", "fsmount", "fspick", "unshare", "clone", "clone3", "setns"]
-        .flatMap { ["enter_\($0)", "exit_\($0)"] }
+    /// The per-syscall tracepoint programs of `syscall` (SYSCALL_TRACEPOINTS in bpf/lockscope.bpf.c,
+    /// named after the kernel's SYSCALL_DEFINE: umount2 is `umount`). An exhaustive switch, so a
+    /// MountSyscall without its programs does not compile.
+    private func tracepointPrograms(_ syscall: MountSyscall) -> (enter: OpaquePointer, exit: OpaquePointer) {
+        let programs = skeleton.pointee.progs
+        switch syscall {
+        case .mount: return (programs.enter_mount, programs.exit_mount)
+        case .umount2: return (programs.enter_umount, programs.exit_umount)
+        case .openTree: return (programs.enter_open_tree, programs.exit_open_tree)
+        case .moveMount: return (programs.enter_move_mount, programs.exit_move_mount)
+        case .mountSetattr: return (programs.enter_mount_setattr, programs.exit_mount_setattr)
+        case .fsopen: return (programs.enter_fsopen, programs.exit_fsopen)
+        case .fsconfig: return (programs.enter_fsconfig, programs.exit_fsconfig)
+        case .fsmount: return (programs.enter_fsmount, programs.exit_fsmount)
+        case .fspick: return (programs.enter_fspick, programs.exit_fspick)
+        case .unshare: return (programs.enter_unshare, programs.exit_unshare)
+        case .clone: return (programs.enter_clone, programs.exit_clone)
+        case .clone3: return (programs.enter_clone3, programs.exit_clone3)
+        case .setns: return (programs.enter_setns, programs.exit_setns)
+        }
+    }
+
+    /// Every mount-family syscall's tracepoint programs.
+    var perSyscallPrograms: [OpaquePointer] {
+        MountSyscall.allCases.flatMap { syscall in
+            let programs = tracepointPrograms(syscall)
+            return [programs.enter, programs.exit]
+        }
+    }
+
     /// The lock programs, and the `raw_syscalls` fallback for the per-syscall ones.
-    static let lockPrograms = ["contention_begin", "contention_end"]
-    static let rawSyscallPrograms = ["syscall_enter", "syscall_exit"]
+    var lockPrograms: [OpaquePointer] { [skeleton.pointee.progs.contention_begin, skeleton.pointee.progs.contention_end] }
+    var rawSyscallPrograms: [OpaquePointer] { [skeleton.pointee.progs.syscall_enter, skeleton.pointee.progs.syscall_exit] }
 
     /// Attaches the programs: contention_begin/end, and the syscall hooks when accounting mount
     /// syscalls or filtering by mount path. On failure nothing stays attached.
     public func attach() throws {
         do {
-            try attach(Self.lockPrograms)
+            try attach(lockPrograms)
             guard options.mountSyscalls || options.filterByMountPath else { return }
             switch options.syscallHooks {
             case .automatic:
                 do {
-                    try attach(Self.perSyscallPrograms)
+                    try attach(perSyscallPrograms)
                     syscallHooks = .perSyscall
                 } catch {
-                    try attach(Self.rawSyscallPrograms)
+                    try attach(rawSyscallPrograms)
                     syscallHooks = .rawSyscalls
                 }
             case .only(.perSyscall):
-                try attach(Self.perSyscallPrograms)
+                try attach(perSyscallPrograms)
                 syscallHooks = .perSyscall
             case .only(.rawSyscalls):
-                try attach(Self.rawSyscallPrograms)
+                try attach(rawSyscallPrograms)
                 syscallHooks = .rawSyscalls
             }
         } catch {
@@ -148,19 +179,14 @@ public final class BPFProgram {
         }
     }
 
-    /// Attaches every program of `names`, or none of them (internal for tests).
-    func attach(_ names: [String]) throws {
+    /// Attaches every program of `programs` (skeleton `progs`), or none of them (internal for tests).
+    func attach(_ programs: [OpaquePointer]) throws {
         var attached: [OpaquePointer] = []
-        func fail(_ error: BPFError) -> BPFError {
-            for link in attached { bpf_link__destroy(link) }
-            return error
-        }
-        for name in names {
-            guard let program = bpf_object__find_program_by_name(object, name) else {
-                throw fail(.missing("program \(name)"))
-            }
+        for program in programs {
             guard let link = bpf_program__attach(program) else {
-                throw fail(.attach(program: name, errno: errno))
+                let code = errno
+                for link in attached { bpf_link__destroy(link) }
+                throw BPFError.attach(program: String(cString: bpf_program__name(program)), errno: code)
             }
             attached.append(link)
         }
@@ -177,53 +203,30 @@ public final class BPFProgram {
     /// Detaches and frees the object (idempotent).
     public func close() {
         detach()
-        if let object { bpf_object__close(object) }
         object = nil
     }
 
     public var isAttached: Bool { !links.isEmpty }
 
     /// The ring buffer's file descriptor.
-    public var eventsFD: Int32 { bpf_map__fd(map(.events)) }
+    public var eventsFD: Int32 { loaded.eventsFD }
 
-    /// The raw_tp program by name, for BPF_PROG_TEST_RUN.
-    public func programFD(_ name: String) -> Int32 {
-        bpf_program__fd(bpf_object__find_program_by_name(object, name))
-    }
-
-    /// Runs a raw_tp program once with `arguments` as its tracepoint arguments (BPF_PROG_TEST_RUN),
-    /// in the context of the calling thread. Deterministic input for tests and benchmarks.
-    public func testRun(_ programName: String, _ arguments: [UInt64]) throws {
-        var context = arguments
-        var runOptions = bpf_test_run_opts()
-        runOptions.sz = MemoryLayout<bpf_test_run_opts>.size
-        let result = context.withUnsafeMutableBytes { bytes in
-            runOptions.ctx_in = UnsafeRawPointer(bytes.baseAddress)
-            runOptions.ctx_size_in = UInt32(bytes.count)
-            return bpf_prog_test_run_opts(programFD(programName), &runOptions)
-        }
-        if result != 0 { throw BPFError.setup("test-run \(programName)", errno: -result) }
+    /// Runs one of the skeleton's raw_tp programs once, such as `\.progs.contention_begin`, with
+    /// `arguments` as its tracepoint arguments (`TestRunProgram`).
+    public func testRun(_ program: KeyPath<lockscope_bpf, OpaquePointer?>, _ arguments: [UInt64]) throws {
+        try TestRunProgram(skeleton.pointee[keyPath: program]!).run(arguments)
     }
 
     /// The per-CPU counters summed over CPUs, indexed by `lockscope_counter`.
-    public func counters() -> [UInt64] {
-        let cpus = Int(max(libbpf_num_possible_cpus(), 1))
-        let fd = bpf_map__fd(map(.counters))
-        return (0..<Int(LOCKSCOPE_CTR_COUNT.rawValue)).map { index in
-            var key = UInt32(index)
-            var values = [UInt64](repeating: 0, count: cpus)
-            guard bpf_map_lookup_elem(fd, &key, &values) == 0 else { return 0 }
-            return values.reduce(0, &+)
-        }
-    }
+    public func counters() -> [UInt64] { loaded.counters() }
 
     /// Runs of the contention programs the kernel skipped because a BPF program was already running on
     /// that CPU (a lock contended inside BPF code itself, such as the ring buffer's spinlock).
     public func recursionMisses() -> UInt64 {
-        Self.lockPrograms.reduce(0) { total, name in
+        lockPrograms.reduce(0) { total, program in
             var info = bpf_prog_info()
             var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-            guard bpf_obj_get_info_by_fd(programFD(name), &info, &length) == 0 else { return total }
+            guard bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0 else { return total }
             return total + info.recursion_misses
         }
     }
@@ -233,7 +236,7 @@ public final class BPFProgram {
         guard id >= 0 else { return nil }
         var key = UInt32(id)
         var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_STACK_DEPTH))
-        guard bpf_map_lookup_elem(bpf_map__fd(map(.stacks)), &key, &frames) == 0 else { return nil }
+        guard bpf_map_lookup_elem(bpf_map__fd(skeleton.pointee.maps.stacks), &key, &frames) == 0 else { return nil }
         return Array(frames.prefix { $0 != 0 })
     }
 
@@ -241,7 +244,7 @@ public final class BPFProgram {
     /// or `/.../a/b/c/d/e` when the path was deeper than the levels kept. The recorder reads them every
     /// second, so that names the kernel evicts later are kept.
     public func cgroupPaths() -> [UInt64: String] {
-        let fd = bpf_map__fd(map(.cgroupNames))
+        let fd = bpf_map__fd(skeleton.pointee.maps.cgroup_names)
         var paths: [UInt64: String] = [:]
         var key: UInt64 = 0
         var next: UInt64 = 0
@@ -255,93 +258,39 @@ public final class BPFProgram {
         return paths
     }
 
+    /// The command line the kernel kept for `pid` when it first issued a mount syscall (NUL-separated
+    /// arguments, as /proc/<pid>/cmdline), nil when none was kept.
+    public func processArgs(pid: UInt32) -> String? {
+        var key = pid
+        var entry = lockscope_process_args()
+        guard bpf_map_lookup_elem(bpf_map__fd(skeleton.pointee.maps.process_args), &key, &entry) == 0 else { return nil }
+        let length = min(Int(entry.length), MemoryLayout.size(ofValue: entry.args))
+        return withUnsafeBytes(of: &entry.args) { String(decoding: $0.prefix(length), as: UTF8.self) }
+    }
+
     /// Adds lock addresses to the in-kernel lock filter (used when a lock is recognised mid-recording).
     public func addLockAddresses(_ addresses: [UInt64]) throws {
-        for address in addresses { try setKey(.lockFilter, address) }
+        for address in addresses { try setKey(skeleton.pointee.maps.lock_filter, address) }
     }
 
     // MARK: - Setup
 
-    /// The maps user space reads or fills, by their names in bpf/lockscope.bpf.c.
-    private enum Map: String {
-        case events, counters, stacks
-        case cgroupNames = "cgroup_names"
-        case openWaits = "open_waits", openSyscalls = "open_syscalls"
-        case syscallTable = "syscall_table"
-        case lockFilter = "lock_filter", pidFilter = "pid_filter", cgroupFilter = "cgroup_filter"
-    }
-
-    /// The map, nil if the object has none of that name (lockscope-bench's object has only some).
-    private func map(_ map: Map) -> OpaquePointer? {
-        bpf_object__find_map_by_name(object, map.rawValue)
-    }
-
-    private func setKey<Key>(_ filter: Map, _ key: Key) throws {
+    /// Puts `key` in one of the filter maps (a set: the value is a placeholder).
+    private func setKey<Key>(_ filter: OpaquePointer, _ key: Key) throws {
         var key = key
         var present: UInt8 = 1
-        try check(bpf_map_update_elem(bpf_map__fd(map(filter)), &key, &present, UInt64(BPF_ANY)),
-                  "fill \(filter.rawValue)")
+        try check(bpf_map_update_elem(bpf_map__fd(filter), &key, &present, UInt64(BPF_ANY)),
+                  "fill \(String(cString: bpf_map__name(filter)))")
     }
 
-    /// Mount-family syscall numbers (x86-64) -> lockscope_mount_syscall; nothing for an object without the table.
+    /// Mount-family syscall numbers (x86-64) -> lockscope_mount_syscall, for the raw_syscalls programs.
     private func fillSyscallTable() throws {
-        guard let table = map(.syscallTable) else { return }
-        let fd = bpf_map__fd(table)
+        let fd = bpf_map__fd(skeleton.pointee.maps.syscall_table)
         for syscall in MountSyscall.allCases {
             var key = UInt32(syscall.x86_64Number)
             var value = UInt32(syscall.rawValue)
             try check(bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY)), "fill syscall_table")
         }
-    }
-
-    /// Writes `struct lockscope_config` into the object's .rodata, at the offset BTF gives for `config`.
-    private func writeConfig() throws {
-        var config = lockscope_config()
-        config.min_wait_ns = options.minWaitNs
-        config.kind_mask = options.kinds.reduce(0) { $0 | $1.filterBit }
-        var filters: UInt32 = 0
-        if options.filterByLockAddress { filters |= UInt32(LOCKSCOPE_FILTER_LOCK_ADDRS.rawValue) }
-        if options.filterByMountPath { filters |= UInt32(LOCKSCOPE_FILTER_MOUNT_PATH.rawValue) }
-        if !options.pids.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_PIDS.rawValue) }
-        if !options.cgroupIDs.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_CGROUPS.rawValue) }
-        config.filters = filters
-        config.wakeup_bytes = options.wakeupBytes
-        config.read_owner = options.readOwners ? 1 : 0
-
-        var rodata: OpaquePointer?
-        var candidate = bpf_object__next_map(object, nil)
-        while let current = candidate {
-            if let name = bpf_map__name(current), String(cString: name).hasSuffix(".rodata") { rodata = current }
-            candidate = bpf_object__next_map(object, current)
-        }
-        guard let rodata, let offset = variableOffset(section: ".rodata", variable: "config") else {
-            throw BPFError.missing("the config variable in .rodata")
-        }
-        var size = 0
-        guard let base = bpf_map__initial_value(rodata, &size),
-              offset + MemoryLayout<lockscope_config>.size <= size else {
-            throw BPFError.missing("room for the config in .rodata")
-        }
-        UnsafeMutableRawPointer(mutating: base).advanced(by: offset)
-            .copyMemory(from: &config, byteCount: MemoryLayout<lockscope_config>.size)
-    }
-
-    private func variableOffset(section: String, variable: String) -> Int? {
-        guard let btf = bpf_object__btf(object) else { return nil }
-        let id = btf__find_by_name_kind(btf, section, BTFKind.datasec)
-        guard id > 0, let datasec = btf__type_by_id(btf, UInt32(id)) else { return nil }
-        let infos = btf_var_secinfos(datasec)!
-        for index in 0..<Int(btf_vlen(datasec)) {
-            let info = infos[index]
-            guard let type = btf__type_by_id(btf, info.type), let name = btf__name_by_offset(btf, type.pointee.name_off)
-            else { continue }
-            if String(cString: name) == variable { return Int(info.offset) }
-        }
-        return nil
-    }
-
-    private func check(_ result: Int32, _ what: String) throws {
-        if result != 0 { throw BPFError.setup(what, errno: result < 0 ? -result : errno) }
     }
 }
 
@@ -351,7 +300,6 @@ public enum BPFError: Error, CustomStringConvertible {
     case load(errno: Int32, log: String)
     case attach(program: String, errno: Int32)
     case setup(String, errno: Int32)
-    case missing(String)
 
     public var description: String {
         switch self {
@@ -367,8 +315,6 @@ public enum BPFError: Error, CustomStringConvertible {
             return "cannot attach \(program): \(String(cString: strerror(code))); run `lockscope doctor` to see what this kernel supports"
         case .setup(let what, let code):
             return "cannot \(what): \(String(cString: strerror(code)))"
-        case .missing(let what):
-            return "the embedded BPF object has no \(what); rebuild lockscope (make bpf)"
         }
     }
 }

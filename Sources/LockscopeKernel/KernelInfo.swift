@@ -57,5 +57,4 @@ public struct KernelInfo {
 enum BTFKind {
     static let structure: UInt32 = 4
     static let typedef: UInt32 = 8
-    static let datasec: UInt32 = 15
 }

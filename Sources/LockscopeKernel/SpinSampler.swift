@@ -3,8 +3,8 @@ import CLockscopeBPF
 import Glibc
 import LockscopeCore
 
-/// The on-CPU sampler (`record --spin-hz`): loads bpf/lockscope_spin.bpf.c, opens a cpu-clock perf
-/// event on every online CPU and attaches `spin_sample` to each. The kernel counts samples in a map;
+/// The on-CPU sampler (`record --spin-hz`): loads bpf/lockscope_spin.bpf.c through its skeleton, opens a
+/// cpu-clock perf event on every online CPU and attaches `spin_sample` to each. The kernel counts samples in a map;
 /// `read()` takes them, with the stacks and counters, once the sampler is detached.
 public final class SpinSampler {
     /// The default rate: a prime, so that sampling does not run in step with the scheduler tick
@@ -18,7 +18,8 @@ public final class SpinSampler {
     public let periodNs: UInt64
     /// The CPUs sampled.
     public private(set) var cpus: [Int] = []
-    private var object: OpaquePointer?
+    /// The skeleton's programs and maps, typed by their names in bpf/lockscope_spin.bpf.c; nil after `close()`.
+    private var skeleton: UnsafeMutablePointer<lockscope_spin_bpf>?
     private var links: [OpaquePointer] = []
 
     /// Opens and loads the sampler's object (needs CAP_BPF and CAP_PERFMON); nothing is attached yet.
@@ -31,12 +32,9 @@ public final class SpinSampler {
         LibbpfLog.install()
         var openOptions = bpf_object_open_opts()
         openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
-        object = "lockscope_spin".withCString { name in
-            openOptions.object_name = name
-            return bpf_object__open_mem(lockscope_spin_object_bytes(), Int(lockscope_spin_object_size()), &openOptions)
-        }
-        guard object != nil else { throw BPFError.open(errno: errno) }
-        let loaded = bpf_object__load(object)
+        guard let skeleton = lockscope_spin_bpf__open_opts(&openOptions) else { throw BPFError.open(errno: errno) }
+        self.skeleton = skeleton
+        let loaded = lockscope_spin_bpf__load(skeleton)
         if loaded != 0 {
             close()
             throw BPFError.load(errno: -loaded, log: LibbpfLog.lastLines())
@@ -53,18 +51,18 @@ public final class SpinSampler {
         var present: UInt8 = 1
         for pid in pids {
             var key = pid
-            try check(bpf_map_update_elem(mapFD("spin_pid_filter"), &key, &present, UInt64(BPF_ANY)), "fill spin_pid_filter")
+            try check(bpf_map_update_elem(mapFD(\.spin_pid_filter), &key, &present, UInt64(BPF_ANY)), "fill spin_pid_filter")
         }
         for cgroup in cgroupIDs {
             var key = cgroup
-            try check(bpf_map_update_elem(mapFD("spin_cgroup_filter"), &key, &present, UInt64(BPF_ANY)),
+            try check(bpf_map_update_elem(mapFD(\.spin_cgroup_filter), &key, &present, UInt64(BPF_ANY)),
                       "fill spin_cgroup_filter")
         }
         var filters: UInt32 = 0
         if !pids.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_PIDS.rawValue) }
         if !cgroupIDs.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_CGROUPS.rawValue) }
         var zero: UInt32 = 0
-        try check(bpf_map_update_elem(mapFD("spin_settings"), &zero, &filters, UInt64(BPF_ANY)), "set spin_settings")
+        try check(bpf_map_update_elem(mapFD(\.spin_settings), &zero, &filters, UInt64(BPF_ANY)), "set spin_settings")
     }
 
     private func check(_ result: Int32, _ what: String) throws {
@@ -75,9 +73,7 @@ public final class SpinSampler {
 
     /// Opens the perf events and attaches the program to each; on failure nothing stays attached.
     public func attach() throws {
-        guard let program = bpf_object__find_program_by_name(object, "spin_sample") else {
-            throw BPFError.missing("program spin_sample")
-        }
+        guard let program = skeleton?.pointee.progs.spin_sample else { preconditionFailure("SpinSampler attached after close()") }
         let online = Self.onlineCPUs()
         do {
             for cpu in online {
@@ -109,15 +105,15 @@ public final class SpinSampler {
     /// Detaches and frees the object (idempotent).
     public func close() {
         detach()
-        if let object { bpf_object__close(object) }
-        object = nil
+        if let skeleton { lockscope_spin_bpf__destroy(skeleton) }
+        skeleton = nil
     }
 
     /// What was sampled: every key of the sample map, its stacks, and the counters.
     public func read() -> RecordedSamples {
         var samples: [RecordedSample] = []
         var stacks: [Int32: [UInt64]] = [:]
-        let fd = mapFD("spin_samples")
+        let fd = mapFD(\.spin_samples)
         var key = lockscope_spin_key()
         var next = lockscope_spin_key()
         var value = lockscope_spin_value()
@@ -142,7 +138,7 @@ public final class SpinSampler {
     /// The sampler's per-CPU counters, summed.
     public func counters() -> SampleCounters {
         let cpuCount = Int(max(libbpf_num_possible_cpus(), 1))
-        let fd = mapFD("spin_counters")
+        let fd = mapFD(\.spin_counters)
         func counter(_ index: lockscope_spin_counter) -> UInt64 {
             var key = UInt32(index.rawValue)
             var values = [UInt64](repeating: 0, count: cpuCount)
@@ -164,7 +160,7 @@ public final class SpinSampler {
 
     /// The program's id, for reading its run time from the kernel's BPF statistics (benchmarks).
     public var programID: UInt32? {
-        guard let program = bpf_object__find_program_by_name(object, "spin_sample") else { return nil }
+        guard let program = skeleton?.pointee.progs.spin_sample else { return nil }
         var info = bpf_prog_info()
         var length = UInt32(MemoryLayout<bpf_prog_info>.size)
         guard bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0 else { return nil }
@@ -174,12 +170,14 @@ public final class SpinSampler {
     private func stack(id: Int32) -> [UInt64]? {
         var key = UInt32(id)
         var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_STACK_DEPTH))
-        guard bpf_map_lookup_elem(mapFD("spin_stacks"), &key, &frames) == 0 else { return nil }
+        guard bpf_map_lookup_elem(mapFD(\.spin_stacks), &key, &frames) == 0 else { return nil }
         return Array(frames.prefix { $0 != 0 })
     }
 
-    private func mapFD(_ name: String) -> Int32 {
-        bpf_map__fd(bpf_object__find_map_by_name(object, name))
+    /// A map's file descriptor, -1 after `close()` (lookups then find nothing).
+    private func mapFD(_ map: KeyPath<lockscope_spin_bpf.__Unnamed_struct_maps, OpaquePointer?>) -> Int32 {
+        guard let skeleton, let pointer = skeleton.pointee.maps[keyPath: map] else { return -1 }
+        return bpf_map__fd(pointer)
     }
 
     /// /sys/devices/system/cpu/online as CPU numbers ("0-3,6" is 0, 1, 2, 3, 6); every possible CPU

@@ -11,13 +11,17 @@ public enum ReportFormat: String, CaseIterable, Sendable {
     case table, json, csv
 }
 
-/// The "where" and "who" breakdowns a report can add under each lock.
+/// The "where" and "who" breakdowns a report can add under each lock, and `victim`: the processes that
+/// waited without mounting anything, once for the whole profile.
 public enum ReportDimension: String, CaseIterable, Sendable {
-    case cpu, socket, node, llc, container, process, handoff, owner
+    case cpu, socket, node, llc, container, process, handoff, owner, victim
+
+    /// Whether it breaks each top lock down (`victim` spans every lock).
+    public var isPerLock: Bool { self != .victim }
 }
 
 public struct ReportOptions: Sendable {
-    /// Locks shown, heaviest first; 0 shows every lock.
+    /// Locks shown, heaviest first; 0 shows every lock. Also caps the victims and container starts shown.
     public var top: Int
     public var sort: ReportSort
     public var format: ReportFormat
@@ -89,11 +93,13 @@ public struct ReportRenderer {
             for lock in locks.prefix(3) where options.stacksPerLock > 0 && !lock.stacks.isEmpty {
                 out += "\n" + callPaths(lock)
             }
-            for dimension in options.by {
+            for dimension in options.by where dimension.isPerLock {
                 for lock in locks.prefix(3) { out += "\n" + breakdown(lock, dimension) }
             }
         }
-        if options.mounts { out += "\n" + mountsSection() }
+        if options.by.contains(.victim) { out += "\n" + victimsSection() }
+        if options.mounts { out += "\n" + mountsSection() + startsSection() }
+        if let timeline = profile.timeline, let chart = TimelineChart(timeline).render() { out += "\n" + chart }
         return out
     }
 
@@ -170,7 +176,8 @@ public struct ReportRenderer {
             case .node: rows = lock.byNode
             case .llc: rows = lock.byLlc
             case .container: rows = lock.byContainer.map { KeyedStats(key: shortContainer($0.key), stats: $0.stats) }
-            default: rows = lock.byProcess
+            case .process: rows = lock.byProcess
+            case .handoff, .owner, .victim: rows = []
             }
             return keyedTable(title, rows, total: lock.stats, sortByWait: dimension == .cpu,
                               empty: "no \(dimension.rawValue) breakdown in this profile")
@@ -212,12 +219,21 @@ public struct ReportRenderer {
             let perContainer = containers.reduce(0) { $0 + Double($1.ops) } / Double(containers.count)
             let over = containers.count == 1 ? "1 container" : "\(containers.count) containers"
             out += "mount ops per container: \(String(format: "%.1f", perContainer)) (\(over))\n"
-            var rows = [["container", "runtime", "ops", "by syscall"]]
+            // Profiles that say how syscalls were tied to containers show that and the pod in place of the
+            // runtime; the syscalls wrap under their column.
+            let attributed = mounts.byContainer.contains { $0.pod != nil || $0.attribution != nil }
+            var rows = [["container"] + (attributed ? ["pod", "attributed"] : ["runtime"]) + ["ops"]]
+            var calls = [["by syscall"]]
             for container in mounts.byContainer.prefix(options.breakdownRows) {
-                let calls = container.bySyscall.map { "\($0.syscall) \($0.stats.contentions)" }.joined(separator: ", ")
-                rows.append([shortContainer(container.id), container.runtime, String(container.ops), calls])
+                let identity = attributed ? [container.pod.map(shortContainer) ?? "-", container.attribution?.rawValue ?? "cgroup"]
+                    : [container.runtime]
+                rows.append([shortContainer(container.id)] + identity + [String(container.ops)])
+                calls.append(commaSeparated(container.bySyscall.map { "\(shown($0.syscall)) \($0.stats.contentions)" }))
             }
-            out += TextTable.render(rows, rightAligned: 2..<3, indent: 2)
+            let table = TextTable.render(rows, rightAligned: (rows[0].count - 1)..<rows[0].count, indent: 2)
+            for (line, words) in zip(table.split(separator: "\n"), calls) {
+                out += (words.isEmpty ? [String(line)] : TerminalText.wrap(words, prefix: line + "  ")).joined(separator: "\n") + "\n"
+            }
             if mounts.byContainer.count > options.breakdownRows {
                 out += "  ... \(mounts.byContainer.count - options.breakdownRows) more containers\n"
             }
@@ -285,6 +301,8 @@ public struct ReportRenderer {
         var dropped: UInt64
         var locks: [LockRow]
         var mounts: MountSummary?
+        /// With `--by victim`: the profile's victims, as it has them.
+        var victims: [Victim]?
     }
 
     /// One line (`jq .` indents it), the locks encoded one at a time: `--top 0` over a million locks in
@@ -292,7 +310,8 @@ public struct ReportRenderer {
     private func json() -> String {
         let shell = JSONReport(hostname: profile.hostname, kernel: profile.kernel, startedAt: profile.startedAt,
                                durationNs: profile.durationNs, events: profile.events, dropped: profile.dropped,
-                               locks: [], mounts: options.mounts ? profile.mounts : nil)
+                               locks: [], mounts: options.mounts ? profile.mounts : nil,
+                               victims: options.by.contains(.victim) ? profile.victims : nil)
         var json = Data()
         do {
             try Profile.encode(shell, with: selectedLocks.map(LockRow.init), inPlaceOf: "locks",
@@ -314,6 +333,11 @@ func shown(_ text: String) -> String { TerminalText.escaped(text) }
 
 func percent(_ part: UInt64, of whole: UInt64) -> String {
     whole == 0 ? "0.0%" : String(format: "%.1f%%", Double(part) * 100 / Double(whole))
+}
+
+/// Items to wrap as words, each but the last followed by a comma.
+func commaSeparated(_ items: [String]) -> [String] {
+    items.enumerated().map { $0.offset < items.count - 1 ? $0.element + "," : $0.element }
 }
 
 /// Container ids are 64 hex digits; 12 are enough to tell them apart on screen (like docker ps).

@@ -116,3 +116,33 @@ extension StackGrouping: ExpressibleByArgument {
         self.init(parsing: argument)
     }
 }
+
+/// `lockscope timeline FILE -o out.svg`: the recording second by second, as a standalone chart.
+struct TimelineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "timeline",
+        abstract: "Draw a profile's per-second timeline (lock wait, victims, mount syscalls, container starts) as an SVG.",
+        discussion: """
+        Four panels share the time axis: lock wait per second stacked by lock (namespace_sem, mount_lock, \
+        the rest), the victims' wait per second and longest wait, mount syscalls per second, and containers \
+        started. Hover a second for its values. Needs a profile with a timeline of two seconds or more.
+        """)
+
+    @Argument(help: "The profile to read (written by `lockscope record -o`).")
+    var file: String
+
+    @Option(name: .shortAndLong, help: "SVG file to write.")
+    var output: String
+
+    @OptionGroup var fileMode: FileModeOption
+
+    @Option(help: "The heading (default: \"Lock contention over time\").")
+    var title: String?
+
+    func run() throws {
+        try AtomicFile.checkWritable(output)
+        let profile = try Profile.load(path: file)
+        let svg = try TimelineSVG.render(profile, source: file, options: TimelineSVG.Options(title: title))
+        try AtomicFile.write(Data(svg.utf8), to: output, mode: fileMode.mode)
+    }
+}

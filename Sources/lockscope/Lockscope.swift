@@ -10,7 +10,7 @@ struct Lockscope: ParsableCommand {
         abstract: "An eBPF lock-contention profiler: which kernel lock, how long, where, in which container, from which call path.",
         version: "0.1.0",
         subcommands: [RecordCommand.self, ReportCommand.self, DoctorCommand.self, ExportCommand.self,
-                      FlamegraphCommand.self, CheckCommand.self, DiffCommand.self, RedactCommand.self, StressCommand.self,
+                      FlamegraphCommand.self, TimelineCommand.self, CheckCommand.self, DiffCommand.self, RedactCommand.self, StressCommand.self,
                       StressWorkerCommand.self])
 
     /// Runs the command; user errors and bad options print one line and exit 2.

@@ -15,7 +15,7 @@ struct ReportCommand: ParsableCommand {
     var file: String
 
     // Unconditional, so that `--top -1` reaches the check below instead of reading as a missing value.
-    @Option(parsing: .unconditional, help: "Locks to show, heaviest first; 0 for all of them.")
+    @Option(parsing: .unconditional, help: "Locks to show, heaviest first; 0 for all of them. Also caps the victims and container starts listed.")
     var top = 10
 
     @Option(help: "Order locks by: \(ReportSort.allCases.map(\.rawValue).joined(separator: "|")).")
@@ -24,10 +24,10 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Output: \(ReportFormat.allCases.map(\.rawValue).joined(separator: "|")).")
     var format: ReportFormat = .table
 
-    @Option(help: "Break each top lock down by: \(ReportDimension.allCases.map(\.rawValue).joined(separator: "|")) (repeatable).")
+    @Option(help: "Break each top lock down by: \(ReportDimension.allCases.filter(\.isPerLock).map(\.rawValue).joined(separator: "|")); or victim: the processes that waited without mounting, and whom they waited behind (repeatable).")
     var by: [ReportDimension] = []
 
-    @Flag(help: "Add mount-syscall accounting: calls, latency, and mount ops per container.")
+    @Flag(help: "Add mount-syscall accounting: calls, latency, mount ops per container with its pod and how it was attributed, and the container starts with the most lock wait.")
     var mounts = false
 
     func run() throws {

@@ -149,6 +149,44 @@ final class RedactionTests: XCTestCase {
         }
     }
 
+    /// Victims, their holders, pods and container starts of the containerd storm: pseudonymized like
+    /// `by_process`, container ids and lock names, with the same pseudonym wherever a value recurs.
+    func testVictimsHoldersPodsAndStartsArePseudonymized() throws {
+        var original = try containerdStorm()
+        original.victims?[0].byLock.append(LockWaitShare(lock: "0xffff888100a0b0c0.wait_lock", contentions: 1, totalWaitNs: 1, maxWaitNs: 1))
+        original.mounts?.byContainer[0].start?.byLock.append(LockWaitShare(lock: "0xffff888100a0b0c0", contentions: 1, totalWaitNs: 1, maxWaitNs: 1))
+        let redacted = redactor.redact(original)
+
+        // python3 -c 'import hmac,hashlib; print(hmac.new(b"lockscope-test-key", b"process\0healthcheck", hashlib.sha256).hexdigest()[:6])'
+        let victims = try XCTUnwrap(redacted.victims)
+        XCTAssertEqual(victims.map(\.process), ["systemd[1]", "kubelet[1190]", "proc-dcc26d[5120]"])
+        XCTAssertEqual(victims.map(\.container), ["host", "/system.slice/cg-6f2c95.service", "ctr-a8b27a00d5d5"])
+        XCTAssertEqual(victims[0].byLock.map(\.lock), ["namespace_sem", "mount_lock", "addr-869b3816.wait_lock"])
+        XCTAssertEqual(victims[0].holders.map(\.process), ["containerd-shim[4100]", "containerd-shim[4230]", "containerd[812]"])
+        XCTAssertEqual(victims[0].holders[0].container, "ctr-71608e87166e")
+        XCTAssertEqual(redacted.containers.prefix(3).map(\.pod), ["ctr-acfeefc276e0", "ctr-acfeefc276e0", "ctr-ccf4dd23acf9"])
+        XCTAssertEqual(redacted.mounts?.byContainer.map(\.pod), ["ctr-acfeefc276e0", "ctr-acfeefc276e0", "ctr-ccf4dd23acf9",
+                                                                 "ctr-ccf4dd23acf9", nil])
+        XCTAssertEqual(redacted.mounts?.byContainer[0].start?.byLock.map(\.lock), ["namespace_sem", "mount_lock", "addr-869b3816"])
+
+        // A pod's sandbox id is one pseudonym as a pod and as the id of its mounts; holders name containers of the profile.
+        let ids = Set(redacted.containers.map(\.id))
+        XCTAssertEqual(redacted.mounts?.byContainer[3].id, "ctr-ccf4dd23acf9")
+        XCTAssertEqual(Set(victims.flatMap(\.holders).map(\.container)).subtracting(ids), [])
+
+        // Nothing identifying survives; every number stays.
+        let text = String(decoding: try redacted.encoded(), as: UTF8.self)
+        XCTAssertEqual(matches(of: "[0-9a-f]{16,}", in: text), [])
+        for secret in ["healthcheck", "kubelet.service", "node-b", "7e3d1b9a"] {
+            XCTAssertFalse(text.contains(secret), "\(secret) survived redaction")
+        }
+        XCTAssertEqual(redacted.timeline, original.timeline)
+        XCTAssertEqual(redacted.victims?.map(\.totalWaitNs), original.victims?.map(\.totalWaitNs))
+        XCTAssertEqual(redacted.victims?.flatMap(\.holders).map(\.totalWaitNs), original.victims?.flatMap(\.holders).map(\.totalWaitNs))
+        XCTAssertEqual(redacted.mounts?.byContainer.map(\.start?.lockWaitNs), original.mounts?.byContainer.map(\.start?.lockWaitNs))
+        XCTAssertEqual(redacted.mounts?.byContainer.map(\.attribution), original.mounts?.byContainer.map(\.attribution))
+    }
+
     // MARK: Helpers
 
     /// A recorded mount storm (docker and kubepods containers, the host) plus what a busy machine
@@ -207,6 +245,12 @@ final class RedactionTests: XCTestCase {
                         stats: stats(3, 9_000), byContainer: [KeyedStats(key: docker, stats: stats(3, 9_000))]),
         ]
         return profile
+    }
+
+    /// The containerd storm fixture: victims, holders, pods, attributions, starts and a timeline.
+    private func containerdStorm() throws -> Profile {
+        try Profile.load(path: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../LockscopeExportTests/Fixtures/containerd-storm.json").standardized.path)
     }
 
     private func matches(of pattern: String, in text: String) -> [String] {

@@ -1,3 +1,4 @@
+import CLibbpf
 import CLockscopeBPF
 import Foundation
 import LockscopeCore
@@ -28,11 +29,11 @@ final class BPFTestRunTests: XCTestCase {
         }
 
         func begin(_ lock: UInt64, _ flags: UInt32) throws {
-            try program.testRun("contention_begin", [lock, UInt64(flags)])
+            try program.testRun(\.progs.contention_begin, [lock, UInt64(flags)])
         }
 
         func end(_ lock: UInt64, ret: Int32 = 0) throws {
-            try program.testRun("contention_end", [lock, UInt64(UInt32(bitPattern: ret))])
+            try program.testRun(\.progs.contention_end, [lock, UInt64(UInt32(bitPattern: ret))])
         }
 
         var waits: [WaitEvent] {
@@ -78,13 +79,64 @@ final class BPFTestRunTests: XCTestCase {
     }
 
     /// A set of programs attaches whole or not at all: the syscall hooks' fallback relies on it.
+    /// lockscope-bench's emit_events is a plain SEC("raw_tp") with no tracepoint, which libbpf refuses to attach.
     func testAttachingASetIsAllOrNothing() throws {
         let h = try harness()
-        XCTAssertThrowsError(try h.program.attach(["contention_begin", "no_such_program"]))
+        let bench = try BPFObject<lockscope_bench_bpf>(options: BPFOptions())
+        let unattachable: OpaquePointer = bench.skeleton.pointee.progs.emit_events
+        XCTAssertThrowsError(try h.program.attach([h.program.skeleton.pointee.progs.contention_begin, unattachable])) { error in
+            XCTAssertTrue("\(error)".contains("cannot attach emit_events"), "\(error)")
+        }
         XCTAssertFalse(h.program.isAttached, "contention_begin was attached and must be detached again")
-        try h.program.attach(["contention_begin", "contention_end"])
+        try h.program.attach(h.program.lockPrograms)
         XCTAssertTrue(h.program.isAttached)
         h.program.detach()
+    }
+
+    /// Every program of the object is in exactly one of the sets `attach()` uses, and each mount
+    /// syscall's pair is its own enter_/exit_ programs: a program added to bpf/lockscope.bpf.c but
+    /// not to the typed table fails here.
+    func testAttachSetsCoverEveryProgramOnce() throws {
+        let h = try harness()
+        let name = { (program: OpaquePointer) in String(cString: bpf_program__name(program)) }
+        var inObject: [String] = []
+        var program = bpf_object__next_program(h.program.skeleton.pointee.obj, nil)
+        while let current = program {
+            inObject.append(name(current))
+            program = bpf_object__next_program(h.program.skeleton.pointee.obj, current)
+        }
+        let sets = (h.program.lockPrograms + h.program.perSyscallPrograms + h.program.rawSyscallPrograms).map(name)
+        XCTAssertEqual(sets.sorted(), inObject.sorted())
+        XCTAssertEqual(Set(sets).count, sets.count, "a program is in two sets: \(sets)")
+        let pairs = stride(from: 0, to: h.program.perSyscallPrograms.count, by: 2).map { index in
+            (name(h.program.perSyscallPrograms[index]), name(h.program.perSyscallPrograms[index + 1]))
+        }
+        XCTAssertEqual(pairs.count, MountSyscall.allCases.count)
+        for (enter, exit) in pairs {
+            XCTAssertTrue(enter.hasPrefix("enter_"), enter)
+            XCTAssertEqual(exit, "exit_" + enter.dropFirst("enter_".count))
+        }
+        XCTAssertEqual(pairs.first.map { [$0.0, $0.1] }, ["enter_mount", "exit_mount"])
+        XCTAssertTrue(pairs.contains { $0 == ("enter_umount", "exit_umount") }, "umount2's tracepoints are sys_*_umount")
+    }
+
+    /// The options reach the loaded programs' .rodata: read back through the skeleton, whose .rodata
+    /// is the kernel map's memory after load.
+    func testConfigIsInTheLoadedRodata() throws {
+        let h = try harness {
+            $0.minWaitNs = 1500
+            $0.kinds = [.mutex, .rwsem]
+            $0.pids = [1]
+            $0.filterByMountPath = true
+            $0.ringBufferBytes = 1 << 16
+        }
+        let config = h.program.skeleton.pointee.rodata.pointee.config
+        XCTAssertEqual(config.min_wait_ns, 1500)
+        XCTAssertEqual(config.kind_mask, UInt32(LOCKSCOPE_KIND_MUTEX.rawValue | LOCKSCOPE_KIND_RWSEM.rawValue))
+        XCTAssertEqual(config.filters, UInt32(LOCKSCOPE_FILTER_MOUNT_PATH.rawValue | LOCKSCOPE_FILTER_PIDS.rawValue))
+        XCTAssertEqual(config.wakeup_bytes, 1 << 14)
+        XCTAssertEqual(config.read_owner, 0)
+        XCTAssertEqual(bpf_map__max_entries(h.program.skeleton.pointee.maps.events), 1 << 16)
     }
 
     func testPairsBeginAndEndIntoOneWait() throws {
@@ -234,10 +286,10 @@ final class BPFTestRunTests: XCTestCase {
         XCTAssertEqual(h.waits.count, 0, "outside a mount syscall")
 
         let umount2 = UInt64(MountSyscall.umount2.x86_64Number)
-        try h.program.testRun("syscall_enter", [0, umount2])
+        try h.program.testRun(\.progs.syscall_enter, [0, umount2])
         try h.begin(rwsemA, Self.write)
         try h.end(rwsemA)
-        try h.program.testRun("syscall_exit", [0, UInt64(bitPattern: -16)])  // -EBUSY
+        try h.program.testRun(\.progs.syscall_exit, [0, UInt64(bitPattern: -16)])  // -EBUSY
         XCTAssertEqual(h.waits.map(\.lockAddress), [rwsemA])
         let syscalls = h.events.compactMap { if case .syscall(let call) = $0 { call } else { nil } }
         XCTAssertEqual(syscalls.count, 1)
@@ -246,7 +298,7 @@ final class BPFTestRunTests: XCTestCase {
         XCTAssertGreaterThan(syscalls.first?.latencyNs ?? 0, 0)
 
         // A non-mount syscall opens nothing.
-        try h.program.testRun("syscall_enter", [0, 0 /* read */])
+        try h.program.testRun(\.progs.syscall_enter, [0, 0 /* read */])
         try h.begin(rwsemA, Self.write)
         try h.end(rwsemA)
         XCTAssertEqual(h.waits.count, 1)

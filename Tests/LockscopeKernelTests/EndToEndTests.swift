@@ -10,7 +10,7 @@ import XCTest
 /// and check what the profile says about it.
 final class EndToEndTests: XCTestCase {
     /// Records while `workload` runs on another thread; returns the profile and the workload's result.
-    private func record<Result: Sendable>(_ options: RecordOptions, attached: (Recorder) -> Void = { _ in },
+    func record<Result: Sendable>(_ options: RecordOptions, attached: (Recorder) -> Void = { _ in },
                                           _ workload: @escaping @Sendable () throws -> Result) throws -> (Profile, Result) {
         let recorder = try Recorder(options: options)
         try recorder.attach()
@@ -23,7 +23,7 @@ final class EndToEndTests: XCTestCase {
         return (profile, try box.get())
     }
 
-    private func storm(_ strategy: StressStrategy, style: CgroupStyle, containers: Int = 16,
+    func storm(_ strategy: StressStrategy, style: CgroupStyle, containers: Int = 16,
                        layers: Int = 10, parallel: Int = 4) throws -> StressOptions {
         var options = StressOptions()
         options.strategy = strategy

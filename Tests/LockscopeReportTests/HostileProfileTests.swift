@@ -15,8 +15,8 @@ final class HostileProfileTests: XCTestCase {
             """.utf8))
         return [
             (["report", profile, "--by", "cpu", "--by", "socket", "--by", "node", "--by", "llc", "--by", "container",
-              "--by", "process", "--by", "handoff", "--by", "owner", "--mounts"], [0]),
-            (["report", profile, "--format", "json", "--mounts", "--sort", "p99"], [0]),
+              "--by", "process", "--by", "handoff", "--by", "owner", "--by", "victim", "--mounts", "--top", "0"], [0]),
+            (["report", profile, "--format", "json", "--mounts", "--by", "victim", "--sort", "p99"], [0]),
             (["report", profile, "--format", "csv", "--sort", "count"], [0]),
             (["export", profile, "--format", "folded", "--group", "socket,container,cpu,lock"], [0]),
             (["export", profile, "--format", "folded", "--weight", "count"], [0]),
@@ -25,6 +25,8 @@ final class HostileProfileTests: XCTestCase {
             (["export", profile, "--format", "pprof", "--group", "cpu", "-o", directory + "/out.pb.gz"], [0]),
             (["flamegraph", profile, "-o", directory + "/out.svg", "--group", "container,lock", "--color", "container"], [0]),
             (["flamegraph", profile, "-o", directory + "/out.svg", "--weight", "count", "--icicle"], [0]),
+            // 2: a profile without a timeline is refused with one line.
+            (["timeline", profile, "-o", directory + "/timeline.svg"], [0, 2]),
             (["check", profile, "--baseline", other, "--budget", budget, "--min-contentions", "1",
               "--junit", directory + "/junit.xml", "--markdown", directory + "/check.md"], [0, 1]),
             (["check", other, "--baseline", profile, "--by", "container", "--min-contentions", "1"], [0, 1]),
@@ -49,6 +51,11 @@ final class HostileProfileTests: XCTestCase {
                 XCTAssertTrue(statuses.contains(run.status), "\(name): \(arguments) exited \(run.status): \(run.stderr)")
             }
         }
+        let timeline = try LockscopeRun.run(["timeline", "\(directory)/everything-max.json", "-o", directory + "/max.svg"], in: directory)
+        XCTAssertEqual(timeline.status, 0, timeline.stderr)
+        let maxReport = try LockscopeRun.run(["report", "\(directory)/everything-max.json", "--by", "victim", "--mounts"], in: directory)
+        XCTAssertTrue(maxReport.output.contains("  kubelet[2]  host       18446744073709551615  18446744074 s  18446744074 s\n"), maxReport.output)
+        XCTAssertTrue(maxReport.output.contains("timeline over 55340232221 s, 15 columns a 18446744074 s;"), maxReport.output)
         let report = try LockscopeRun.run(["report", "\(directory)/events-overflow.json"], in: directory)
         XCTAssertTrue(report.output.contains("for 5.00 s, 18446744073709551615 events\ndropped 1 events (0.0%)\n"), report.output)
         let diff = try LockscopeRun.run(["diff", rich, "\(directory)/everything-max.json", "--metric", "total,p99"], in: directory)
@@ -159,11 +166,17 @@ final class HostileProfileTests: XCTestCase {
         profile.locks[0].byProcess[0].key = "runc\u{202e}[1]"
         profile.locks[0].owners![0].ownerComm = "c\u{1b}d"
         profile.mounts!.bySyscall[0].syscall = "open\u{1b}_tree"
+        profile.mounts!.byContainer[0].pod = "pod\u{1b}[5m"
+        profile.mounts!.byContainer[0].start = ContainerStart(firstSyscallNs: 0, setupNs: 2_000, inSyscallsNs: 1_000, lockWaitNs: 500,
+                                                              byLock: [LockWaitShare(lock: "ns\u{7}sem", contentions: 1, totalWaitNs: 500, maxWaitNs: 500)])
+        profile.victims = [Victim(process: "probe\u{1b}[0m[7]", container: "ctr\u{0}", contentions: 1, totalWaitNs: 9, maxWaitNs: 9,
+                                  byLock: [LockWaitShare(lock: "lk\u{1b}", contentions: 1, totalWaitNs: 9, maxWaitNs: 9)],
+                                  holders: [Holder(process: "shim\u{202e}[3]", container: "c\u{9b}", contentions: 1, totalWaitNs: 9)])]
         let path = directory + "/evil.json", plain = directory + "/plain.json"
         try profile.write(to: path)
         try ReaderFixtures.rich().write(to: plain)
         let textCommands = [
-            ["report", path, "--by", "cpu", "--by", "container", "--by", "process", "--by", "owner", "--mounts"],
+            ["report", path, "--by", "cpu", "--by", "container", "--by", "process", "--by", "owner", "--by", "victim", "--mounts"],
             ["check", path, "--baseline", plain, "--min-contentions", "1"], ["check", plain, "--baseline", path],
             ["diff", plain, path], ["diff", path, plain, "--format", "markdown"],
         ]
@@ -180,7 +193,11 @@ final class HostileProfileTests: XCTestCase {
                      #"  host\x0d\x1b[1A         50     1.50 ms  50.0%  30.0 us  300 us  300 us"#,
                      #"  runc\u{202e}[1]        100     3.00 ms  100.0%  30.0 us  300 us  300 us"#,
                      #"  3f2a9c1b3f2a  host   812  c\x1bd        100     3.00 ms"#,
-                     #"  open\x1b_tree     40       1  10.0 us  30.0 us  30.0 us  400 us"#] {
+                     #"  open\x1b_tree     40       1  10.0 us  30.0 us  30.0 us  400 us"#,
+                     #"  probe\x1b[0m[7]  ctr\x00        1   9 ns  9 ns"#,
+                     #"    locks: lk\x1b 9 ns (100.0%)"#,
+                     #"    behind: shim\u{202e}[3] in c\x9b 9 ns"#,
+                     #"  3f2a9c1b3f2a  pod\x1b[5m  2.00 us    1.00 us     500 ns  25.0%  ns\x07sem"#] {
             XCTAssertTrue(report.contains(line + "\n"), "missing \(line) in\n\(report)")
         }
         let diff = try LockscopeRun.run(["diff", plain, path], in: directory).output

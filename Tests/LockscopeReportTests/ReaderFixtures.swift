@@ -61,7 +61,8 @@ enum ReaderFixtures {
         return [("events-overflow", eventsOverflow), ("two-locks-2^63", twoHalves), ("everything-max", everythingMax())]
     }
 
-    /// Every count and time of every lock, container and mount at 2^64-1.
+    /// Every count and time of every lock, container, mount, start, victim and second at 2^64-1 (the
+    /// seconds too: a timeline of three bins 2^64-1 ns wide).
     static func everythingMax() -> Profile {
         func max(_ stats: WaitStats) -> WaitStats {
             WaitStats(contentions: .max, totalWaitNs: .max, minWaitNs: .max, maxWaitNs: .max, p50WaitNs: .max, p90WaitNs: .max,
@@ -99,6 +100,22 @@ enum ReaderFixtures {
         profile.mounts = MountSummary(totalOps: .max, bySyscall: [syscall, syscall],
                                       byContainer: [ContainerMounts(id: container, runtime: "docker", ops: .max, bySyscall: [syscall]),
                                                     ContainerMounts(id: "other", runtime: "docker", ops: .max, bySyscall: [syscall])])
+        let share = LockWaitShare(lock: "namespace_sem", contentions: .max, totalWaitNs: .max, maxWaitNs: .max)
+        for index in profile.mounts!.byContainer.indices {
+            profile.mounts!.byContainer[index].pod = container
+            profile.mounts!.byContainer[index].attribution = .mountPath
+            profile.mounts!.byContainer[index].start = ContainerStart(firstSyscallNs: .max, setupNs: index == 0 ? .max : 1,
+                                                                      inSyscallsNs: .max, lockWaitNs: .max, byLock: [share, share])
+        }
+        let holder = Holder(process: "containerd-shim[9]", container: container, contentions: .max, totalWaitNs: .max)
+        profile.victims = ["systemd[1]", "kubelet[2]"].map {
+            Victim(process: $0, container: "host", contentions: .max, totalWaitNs: .max, maxWaitNs: .max, byLock: [share, share],
+                   holders: [holder, holder])
+        }
+        profile.timeline = Timeline(binNs: .max, bins: (0..<3).map { _ in
+            TimelineBin(startNs: .max, containersStarted: .max, mountOps: .max, namespaceSemWaitNs: .max, mountLockWaitNs: .max,
+                        otherWaitNs: .max, victimWaitNs: .max, victimMaxWaitNs: .max)
+        })
         return profile
     }
 }

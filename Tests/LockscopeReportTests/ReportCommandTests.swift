@@ -39,4 +39,38 @@ final class ReportCommandTests: XCTestCase {
         }
         XCTAssertEqual(ReportRenderer(profile: profile, options: ReportOptions(top: 5)).selectedLocks.count, 5)
     }
+
+    /// `lockscope timeline`: the SVG written through AtomicFile with `--mode`; bad input is one line and status 2.
+    func testTimelineWritesTheSVGAndRefusesWhatItCannotDraw() throws {
+        let directory = try scratchDirectory()
+        let storm = try MountStormReportTests.fixture()
+        try storm.write(to: directory + "/storm.json")
+        let run = try LockscopeRun.run(["timeline", "storm.json", "-o", "t.svg", "--title", "Node <b>"], in: directory)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stdout, Data())
+        let svg = try String(contentsOfFile: directory + "/t.svg", encoding: .utf8)
+        XCTAssertTrue(svg.hasPrefix("<?xml") && svg.hasSuffix("</svg>\n") && svg.contains(">Node &lt;b&gt;</text>"))
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: directory + "/t.svg")[.posixPermissions] as? Int, 0o600)
+        XCTAssertEqual(try LockscopeRun.run(["timeline", "storm.json", "-o", "shared.svg", "--mode", "0644"], in: directory).status, 0)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: directory + "/shared.svg")[.posixPermissions] as? Int, 0o644)
+
+        var old = storm
+        old.timeline = nil
+        try old.write(to: directory + "/old.json")
+        for (arguments, message) in [
+            (["timeline", "old.json", "-o", "x.svg"], "lockscope: old.json has no timeline: it was recorded before lockscope kept one; record it again\n"),
+            (["timeline", "storm.json", "-o", "missing/x.svg"],
+             "lockscope: cannot write missing/x.svg: directory \(directory)/missing does not exist; create it or choose another path\n"),
+            (["timeline", "storm.json"], "lockscope: Missing expected argument '--output <output>' (see `lockscope timeline --help`)\n"),
+        ] {
+            let refused = try LockscopeRun.run(arguments, in: directory)
+            XCTAssertEqual(refused.status, 2, "\(arguments)")
+            XCTAssertEqual(refused.stderr, message, "\(arguments)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/x.svg"))
+
+        let report = try LockscopeRun.run(["report", "storm.json", "--by", "victim", "--top", "1"], in: directory)
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(report.output.contains("  systemd[1]  host          48  2.31 s  412 ms\n"), report.output)
+    }
 }

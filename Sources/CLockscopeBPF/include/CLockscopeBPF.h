@@ -4,15 +4,15 @@
 #include "lockscope.h"
 #include "lockscope_bench.h"
 
-/* bpf/lockscope.bpf.c compiled by `make bpf`: an ELF object with BTF, loaded by libbpf. */
-const unsigned char *lockscope_bpf_object_bytes(void);
-unsigned long lockscope_bpf_object_size(void);
-
-/* bpf/lockscope_bench.bpf.c: lockscope-bench's synthetic event source (never loaded by `record`). */
-const unsigned char *lockscope_bench_object_bytes(void);
-unsigned long lockscope_bench_object_size(void);
-
-/* bpf/lockscope_spin.bpf.c: the on-CPU sampler, loaded only when `record --spin-hz` is not 0. */
-const unsigned char *lockscope_spin_object_bytes(void);
-unsigned long lockscope_spin_object_size(void);
+/*
+ * bpftool skeletons written by `make bpf`: each embeds its object (ELF with BTF) and gives typed
+ * fields for its programs, maps and .rodata (struct lockscope_bpf, struct lockscope_bench_bpf).
+ * They name `struct lockscope_config` without defining it, so lockscope.h comes first; their
+ * _Static_asserts check its size against the object's BTF.
+ */
+#include "lockscope.skel.h"
+/* lockscope-bench's synthetic event source (bpf/lockscope_bench.bpf.c), never loaded by `record`. */
+#include "lockscope_bench.skel.h"
+/* The on-CPU sampler (bpf/lockscope_spin.bpf.c), loaded only when `record --spin-hz` is not 0. */
+#include "lockscope_spin.skel.h"
 #endif

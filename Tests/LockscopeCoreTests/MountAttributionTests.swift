@@ -1,0 +1,189 @@
+import CLockscopeBPF
+import XCTest
+
+@testable import LockscopeCore
+
+/// The attribution stage on exact event sequences shaped as containerd 2.x issues them (a shim's
+/// threads idmapping layers, mounting the overlay, unmounting), checked through the profile.
+final class MountAttributionTests: XCTestCase {
+    static let write = UInt32(LOCKSCOPE_LCB_F_WRITE)
+    static let runtimeCgroup: UInt64 = 7
+    static let shimPid: UInt32 = 4242
+    static let pod = String(repeating: "b", count: 64)
+    static let task = "/run/containerd/io.containerd.runtime.v2.task/k8s.io"
+    static let layers = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
+
+    /// A shim names its pod; everyone else names none.
+    static func shimPods(_ pid: UInt32) -> (namespace: String?, pod: String)? {
+        pid == shimPid ? ("k8s.io", pod) : nil
+    }
+
+    /// Events in the order the ring buffer delivers them, with a clock.
+    struct Storm {
+        var events: [KernelEvent] = []
+        var now: UInt64 = 1_000_000_000
+
+        /// A syscall of `latency` ns on `tid`, with a wait of `waitNs` on `lock` inside it (0: none).
+        mutating func syscall(_ syscall: MountSyscall, tid: UInt32, pid: UInt32 = MountAttributionTests.shimPid,
+                              fd: Int32 = -1, path: String = "", data: String = "", ret: Int64 = 0,
+                              waitNs: UInt64 = 0, lock: UInt64 = 0xffff_ffff_8300_1000, cgroup: UInt64 = runtimeCgroup) {
+            let begin = now
+            now += 10_000
+            if waitNs > 0 {
+                events.append(.wait(WaitEvent(flags: MountAttributionTests.write, endNs: now, waitNs: waitNs, lockAddress: lock,
+                                              cgroupID: cgroup, syscallBeginNs: begin, pid: pid, tid: tid,
+                                              cpu: UInt32(events.count / 2 % 2))))
+            }
+            now += 10_000
+            events.append(.syscall(SyscallEvent(syscall: syscall, endNs: now, latencyNs: now - begin, cgroupID: cgroup,
+                                                ret: ret, pid: pid, tid: tid, fd: fd, path: path, data: data)))
+        }
+
+        /// containerd's per-layer idmapping of `layers` layers into `directory`, then the overlay on the
+        /// container's rootfs and the clean-up of the idmapped mounts. Each syscall waits 1 µs.
+        mutating func start(container id: String, tid: UInt32, directory: String, layers: Int, fd: Int32) {
+            for layer in 0..<layers {
+                syscall(.openTree, tid: tid, fd: -1, path: "\(MountAttributionTests.layers)/\(layer + 1)/fs", ret: Int64(fd),
+                        waitNs: 1_000)
+                syscall(.mountSetattr, tid: tid, fd: fd, waitNs: 1_000)
+                syscall(.moveMount, tid: tid, fd: fd, path: "\(directory)/\(layer)", waitNs: 1_000)
+            }
+            let lowerdirs = (0..<layers).map { "\(directory)/\($0)" }.joined(separator: ":")
+            syscall(.mount, tid: tid, path: "\(MountAttributionTests.task)/\(id)/rootfs",
+                    data: "index=off,workdir=/w,upperdir=/u,lowerdir=\(lowerdirs)", waitNs: 1_000)
+            for layer in (0..<layers).reversed() { syscall(.umount2, tid: tid, path: "\(directory)/\(layer)", waitNs: 1_000) }
+        }
+    }
+
+    private func profile(_ storm: Storm, sweepAt: UInt64? = nil) -> Profile {
+        var aggregator = Aggregator(topology: nil, issuerPod: Self.shimPods)
+        aggregator.startTimeline(atNs: 1_000_000_000)
+        for event in storm.events { aggregator.record(event) }
+        if let sweepAt { aggregator.releaseStaleHolds(now: sweepAt) }
+        return aggregator.takeProfile(AggregatorTests.inputs())
+    }
+
+    private func row(_ profile: Profile, _ id: String) throws -> ContainerMounts {
+        try XCTUnwrap(profile.mounts?.byContainer.first { $0.id == id }, "no mount syscalls for \(id)")
+    }
+
+    func testTwoContainersStartingOnTwoShimThreadsAreEachTiedToTheirOwnSyscallsAndWaits() throws {
+        var storm = Storm()
+        let (first, second) = (String(repeating: "1", count: 64), String(repeating: "2", count: 64))
+        // Interleaved: one thread idmaps its layers while the other does, reusing the same fd number.
+        var a = Storm(now: storm.now), b = Storm(now: storm.now + 5_000)
+        a.start(container: first, tid: 11, directory: "/tmp/ovl-idmapped111", layers: 3, fd: 9)
+        b.start(container: second, tid: 12, directory: "/tmp/ovl-idmapped222", layers: 2, fd: 10)
+        storm.events = zip(a.events, b.events).flatMap { [$0, $1] } + a.events.dropFirst(b.events.count)
+        let profile = profile(storm)
+
+        for (id, layers) in [(first, 3), (second, 2)] {
+            let row = try row(profile, id)
+            XCTAssertEqual(row.attribution, .mountPath)
+            XCTAssertEqual(row.pod, Self.pod)
+            XCTAssertEqual(row.ops, UInt64(4 * layers + 1), id)
+            XCTAssertEqual(Dictionary(row.bySyscall.map { ($0.syscall, $0.stats.contentions) }, uniquingKeysWith: +),
+                           ["open_tree": UInt64(layers), "mount_setattr": UInt64(layers), "move_mount": UInt64(layers),
+                            "mount": 1, "umount2": UInt64(layers)])
+            let start = try XCTUnwrap(row.start)
+            // Every syscall waited 1 µs: the set-up's are those up to the overlay mount, not the unmounts after it.
+            XCTAssertEqual(start.lockWaitNs, UInt64(3 * layers + 1) * 1_000)
+            XCTAssertEqual(start.inSyscallsNs, UInt64(3 * layers + 1) * 20_000)
+            // Set-up: from the first open_tree's start to the overlay mount's end (20 µs per syscall, 3 per layer, then the mount).
+            XCTAssertEqual(start.setupNs, UInt64(3 * layers + 1) * 20_000)
+            let summary = try XCTUnwrap(profile.containers.first { $0.id == id })
+            XCTAssertEqual(summary.attribution, .mountPath)
+            XCTAssertEqual(summary.totalWaitNs, UInt64(4 * layers + 1) * 1_000, "every wait is the container's")
+        }
+        XCTAssertFalse(profile.containers.contains { $0.id.hasSuffix("7") }, "nothing stays on the runtime's cgroup")
+        XCTAssertEqual(profile.timeline?.bins.reduce(0) { $0 + $1.containersStarted }, 2)
+        XCTAssertEqual(profile.timeline?.bins.reduce(0) { $0 + $1.mountOps }, profile.mounts?.totalOps)
+    }
+
+    /// Holding waits for attribution must not change what is measured about them: the same waits with
+    /// and without a mount syscall around them give the same lock statistics and hand-offs.
+    func testHeldWaitsKeepTheirHandoffsAndStatistics() throws {
+        var storm = Storm()
+        storm.start(container: String(repeating: "3", count: 64), tid: 5, directory: "/tmp/ovl-idmapped3", layers: 4, fd: 3)
+        // A reader on CPU 0 waits on the same lock between the shim's waits, which are held.
+        storm.events = storm.events.flatMap { event -> [KernelEvent] in
+            guard case .wait(let wait) = event else { return [event] }
+            return [event, .wait(WaitEvent(flags: Self.write, endNs: wait.endNs, waitNs: 500, lockAddress: wait.lockAddress,
+                                           pid: 77, tid: 77, cpu: 0))]
+        }
+        let waits = storm.events.compactMap { event -> WaitEvent? in if case .wait(let wait) = event { wait } else { nil } }
+        let topology = Topology(cpus: [.init(id: 0, core: 0, socket: 0, die: 0, node: 0, llc: 0, smtSiblings: []),
+                                       .init(id: 1, core: 1, socket: 1, die: 1, node: 1, llc: 1, smtSiblings: [])])
+        func locks(_ events: [KernelEvent]) -> [LockProfile] {
+            var aggregator = Aggregator(topology: topology, issuerPod: Self.shimPods)
+            for event in events { aggregator.record(event) }
+            return aggregator.takeProfile(AggregatorTests.inputs()).locks
+        }
+        let held = locks(storm.events)
+        let unheld = locks(waits.map { wait in
+            var wait = wait
+            wait.syscallBeginNs = 0
+            return .wait(wait)
+        })
+        XCTAssertEqual(held.map(\.stats), unheld.map(\.stats))
+        XCTAssertEqual(held.map(\.handoffs), unheld.map(\.handoffs))
+        XCTAssertEqual(Set(held[0].handoffs.map(\.handoff)), [.sameCPU, .otherSocket])
+    }
+
+    func testAnOpenTreeNeverMovedIsReleasedToTheShimsPodAfterTheHold() throws {
+        var storm = Storm()
+        storm.syscall(.openTree, tid: 3, path: "\(Self.layers)/1/fs", ret: 8, waitNs: 2_000)
+        storm.syscall(.mountSetattr, tid: 3, fd: 8, waitNs: 3_000)
+        // A stranger's open_tree (no pod) goes back to its own cgroup.
+        storm.syscall(.openTree, tid: 99, pid: 99, path: "/srv", ret: 4, waitNs: 5_000, cgroup: 1)
+        // Before the hold ends nothing of it is in the profile's containers...
+        var aggregator = Aggregator(topology: nil, issuerPod: Self.shimPods)
+        for event in storm.events { aggregator.record(event) }
+        aggregator.releaseStaleHolds(now: storm.now + MountAttribution.holdNs / 2)
+        XCTAssertEqual(aggregator.attribution.releasedUnlinked, 0)
+        // ...after it, everything is, under the pod (issuer) or the stranger's cgroup.
+        aggregator.releaseStaleHolds(now: storm.now + MountAttribution.holdNs + 1)
+        XCTAssertEqual(aggregator.attribution.releasedUnlinked, 6)
+        let profile = aggregator.takeProfile(AggregatorTests.inputs())
+        let pod = try row(profile, "pod:" + Self.pod)
+        XCTAssertEqual(pod.attribution, .issuer)
+        XCTAssertEqual(pod.ops, 2)
+        XCTAssertEqual(profile.containers.first { $0.id == "pod:" + Self.pod }?.totalWaitNs, 5_000)
+        XCTAssertEqual(try row(profile, "host").attribution, .cgroup)
+        XCTAssertEqual(profile.containers.first { $0.id == "host" }?.totalWaitNs, 5_000)
+    }
+
+    func testMountsOutsideContainerdsPathsStayWithTheirCgroup() throws {
+        var storm = Storm()
+        storm.syscall(.openTree, tid: 1, pid: 50, path: "/layers/1", ret: 3, waitNs: 1_000, cgroup: 2)
+        storm.syscall(.moveMount, tid: 1, pid: 50, fd: 3, path: "/scratch/c1/lower0", waitNs: 1_000, cgroup: 2)
+        storm.syscall(.mount, tid: 1, pid: 50, path: "/scratch/c1/root", data: "lowerdir=/scratch/c1/lower0", waitNs: 1_000,
+                      cgroup: 2)
+        let profile = profile(storm)
+        let id = String(repeating: "a", count: 63) + "2"
+        let row = try row(profile, id)
+        XCTAssertEqual(row.attribution, .cgroup)
+        XCTAssertEqual(row.ops, 3)
+        XCTAssertNil(row.start)
+        XCTAssertEqual(profile.containers.first { $0.id == id }?.totalWaitNs, 3_000)
+    }
+
+    func testContainerdPathsAndShimCommandLines() {
+        XCTAssertEqual(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs")?.id, "abc")
+        XCTAssertEqual(MountPaths.containerdRootfs("/x/io.containerd.runtime.v2.task/moby/abc/rootfs/etc")?.namespace, "moby")
+        XCTAssertNil(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/work"))
+        XCTAssertNil(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io"))
+        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242/3"), "/tmp/ovl-idmapped4242")
+        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242"), "/tmp/ovl-idmapped4242")
+        XCTAssertNil(MountPaths.idmapDirectory("ovl-idmapped4242/3"), "a relative path says nothing")
+        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "workdir=/w,lowerdir=/t/ovl-idmapped1/0:/t/ovl-idmapped1/1,upperdir=/u"),
+                       ["/t/ovl-idmapped1"])
+        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir+=/t/ovl-idmapped9/0"), ["/t/ovl-idmapped9"])
+        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir=0:1:2"), [], "relative lowerdirs (long options)")
+        let shim = ["/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "abc", "-address", "/run/c.sock"]
+        XCTAssertEqual(MountPaths.shimPod(commandLine: shim.joined(separator: "\0") + "\0")?.pod, "abc")
+        XCTAssertEqual(MountPaths.shimPod(commandLine: shim.joined(separator: "\0"))?.namespace, "k8s.io")
+        XCTAssertNil(MountPaths.shimPod(commandLine: "/usr/bin/containerd\0--config\0x"))
+        XCTAssertNil(MountPaths.shimPod(commandLine: "/usr/bin/containerd-shim-runc-v2\0-id"))
+    }
+}

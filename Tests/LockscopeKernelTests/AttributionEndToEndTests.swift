@@ -1,0 +1,134 @@
+import Foundation
+import LockscopeCore
+import LockscopeStress
+import LockscopeTestSupport
+import XCTest
+
+@testable import LockscopeKernel
+
+/// Real kernel, real containerd-shaped storm: mount syscalls issued by shims in the runtime's cgroup
+/// are tied to the containers and pods they were for, by their paths.
+extension EndToEndTests {
+    private func containerdStorm(_ strategy: StressStrategy, readers: Int) throws -> StressOptions {
+        var stress = try storm(strategy, style: .kubepods, containers: 12, layers: 6, parallel: 4)
+        stress.runtime = .containerd
+        stress.containersPerPod = 3
+        stress.readers = readers
+        return stress
+    }
+
+    /// Only waits inside mount syscalls are kept (the kernel filter), so every one of them must land on
+    /// a storm container or its pod, none on containerd.service; each container's syscalls are counted
+    /// exactly as stress issued them, under its own id and its shim's pod.
+    func testContainerdStormsMountsAndTheirWaitsAreAttributedToContainersAndPods() throws {
+        try requireBPF()
+        for strategy in [StressStrategy.perLayer, .commonParent] {
+            var options = RecordOptions()
+            options.selection = .all
+            options.bpf.filterByMountPath = true
+            let stress = try containerdStorm(strategy, readers: 0)
+            let (profile, result) = try record(options) { try StressRunner(options: stress).run() }
+            XCTAssertEqual(result.failures, 0, "\(strategy)")
+            let shims = try XCTUnwrap(result.shims)
+            let podOfShim = Dictionary(shims.map { ($0.pid, $0.firstTaskID) }, uniquingKeysWith: { a, _ in a })
+            let mounts = try XCTUnwrap(profile.mounts)
+            let rows = Dictionary(mounts.byContainer.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for container in result.containerList {
+                let row = try XCTUnwrap(rows[container.id], "\(strategy): \(container.id) has no mount syscalls")
+                XCTAssertEqual(row.attribution, .mountPath, "\(strategy)")
+                XCTAssertEqual(row.pod, podOfShim[try XCTUnwrap(container.shimPID)], "\(strategy)")
+                let counted = Dictionary(row.bySyscall.map { ($0.syscall, Int($0.stats.contentions)) }, uniquingKeysWith: +)
+                XCTAssertEqual(counted, container.mountOpsBySyscall, "\(strategy): \(container.id)")
+                let start = try XCTUnwrap(row.start, "\(strategy): \(container.id)")
+                XCTAssertNotNil(start.setupNs, "\(strategy): the overlay on \(container.id) was mounted")
+                XCTAssertGreaterThanOrEqual(start.inSyscallsNs, start.lockWaitNs)
+            }
+            // The shims' own syscalls (their private mount namespace) go to their pods, by issuer.
+            for shim in shims {
+                let row = try XCTUnwrap(rows["pod:" + shim.firstTaskID], "\(strategy): shim \(shim.pid)")
+                XCTAssertEqual(row.attribution, .issuer)
+                XCTAssertEqual(Dictionary(row.bySyscall.map { ($0.syscall, Int($0.stats.contentions)) }, uniquingKeysWith: +),
+                               shim.mountOpsBySyscall, "\(strategy): shim \(shim.pid)")
+            }
+            let runtimeCgroup = try XCTUnwrap(result.runtimeCgroup)
+            XCTAssertNil(rows[runtimeCgroup], "\(strategy): mount syscalls left on the runtime cgroup")
+            XCTAssertFalse(profile.containers.contains { $0.id == runtimeCgroup },
+                           "\(strategy): waits inside mount syscalls left on the runtime cgroup")
+            let attributed = profile.containers.filter { $0.attribution == .mountPath || $0.attribution == .issuer }
+            XCTAssertGreaterThan(attributed.reduce(0) { $0 + $1.contentions }, 0, "\(strategy): no waits were attributed")
+            // The waits inside each container's set-up are part of the container's waits (which also has its unmounts').
+            for row in mounts.byContainer where row.attribution == .mountPath {
+                let summary = profile.containers.first { $0.id == row.id }
+                XCTAssertGreaterThanOrEqual(summary?.totalWaitNs ?? 0, row.start?.lockWaitNs ?? 0, "\(strategy): \(row.id)")
+            }
+            try checkTimeline(profile, containersStarted: result.containerList.count, "\(strategy)")
+        }
+    }
+
+    /// The mountinfo readers issue no mount syscall: their namespace_sem waits make them victims, in
+    /// their own cgroup (kubelet.service), with the shims that held the lock where owners were read.
+    func testMountinfoReadersAreVictimsWithNamespaceSemWait() throws {
+        try requireBPF()
+        let stress = try containerdStorm(.perLayer, readers: 2)
+        var options = RecordOptions()
+        options.selection = .all
+        // Readers take namespace_sem for reading only when a writer holds it: storm until they wait.
+        var readerVictim: Victim?
+        var profile: Profile?
+        for _ in 0..<6 where readerVictim == nil {
+            let (recorded, result) = try record(options) { try StressRunner(options: stress).run() }
+            XCTAssertEqual(result.failures, 0)
+            let readersCgroup = try XCTUnwrap(result.readers?.cgroup)
+            readerVictim = recorded.victims?.first { victim in
+                victim.container == readersCgroup
+                    && victim.byLock.contains { $0.lock.hasPrefix(LockNamer.namespaceSem) && $0.totalWaitNs > 0 }
+            }
+            profile = recorded
+        }
+        let victim = try XCTUnwrap(readerVictim, "no reader waited on namespace_sem in 6 storms")
+        XCTAssertEqual(victim.totalWaitNs, victim.byLock.reduce(0) { $0 + $1.totalWaitNs })
+        XCTAssertGreaterThanOrEqual(victim.totalWaitNs, victim.maxWaitNs)
+        // A victim issued no mount syscall: none of the shims is one.
+        let recorded = try XCTUnwrap(profile)
+        XCTAssertFalse(recorded.victims!.contains { $0.process.hasPrefix("containerd-shim") },
+                       "\(recorded.victims!.map { ($0.process, $0.container, $0.byLock.map(\.lock)) })")
+        try checkTimeline(recorded, containersStarted: stress.containers, "with readers")
+        // The timeline counts a process as a victim until its first mount syscall, the list only if it never mounts.
+        let victimsWait = recorded.timeline!.bins.reduce(0) { $0 + $1.victimWaitNs }
+        XCTAssertGreaterThanOrEqual(victimsWait, recorded.victims!.reduce(0) { $0 + $1.totalWaitNs })
+        XCTAssertGreaterThan(recorded.timeline!.bins.map(\.victimMaxWaitNs).max() ?? 0, 0)
+    }
+
+    /// The simple runtime's containers mount from their own cgroups: attributed by cgroup, as before.
+    func testSimpleRuntimeStormIsAttributedByCgroup() throws {
+        try requireBPF()
+        var options = RecordOptions()
+        options.selection = .all
+        let stress = try storm(.perLayer, style: .docker, containers: 8, layers: 5)
+        let (profile, result) = try record(options) { try StressRunner(options: stress).run() }
+        XCTAssertEqual(result.failures, 0)
+        let rows = Dictionary(try XCTUnwrap(profile.mounts).byContainer.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        for container in result.containerList {
+            let row = try XCTUnwrap(rows[container.id])
+            XCTAssertEqual(row.attribution, .cgroup)
+            XCTAssertEqual(Int(row.ops), container.mountOps)
+        }
+        try checkTimeline(profile, containersStarted: 0, "simple runtime")
+    }
+
+    /// The timeline's bins add up to the profile's totals.
+    private func checkTimeline(_ profile: Profile, containersStarted: Int, _ context: String) throws {
+        let timeline = try XCTUnwrap(profile.timeline, context)
+        XCTAssertEqual(timeline.bins.reduce(0) { $0 + $1.mountOps }, profile.mounts?.totalOps ?? 0, context)
+        XCTAssertEqual(Int(timeline.bins.reduce(0) { $0 + $1.containersStarted }), containersStarted, context)
+        XCTAssertEqual(timeline.bins.reduce(0) { $0 + $1.totalWaitNs }, profile.locks.reduce(0) { $0 + $1.stats.totalWaitNs },
+                       context)
+        XCTAssertEqual(timeline.bins.reduce(0) { $0 + $1.namespaceSemWaitNs },
+                       profile.locks.filter { TimelineLockClass(lockName: $0.name) == .namespaceSem }.reduce(0) { $0 + $1.stats.totalWaitNs },
+                       context)
+        XCTAssertEqual(timeline.bins.reduce(0) { $0 + $1.mountLockWaitNs },
+                       profile.locks.filter { TimelineLockClass(lockName: $0.name) == .mountLock }.reduce(0) { $0 + $1.stats.totalWaitNs },
+                       context)
+        XCTAssertEqual(timeline.bins.map(\.startNs), timeline.bins.indices.map { UInt64($0) * timeline.binNs }, context)
+    }
+}
