@@ -232,11 +232,11 @@ struct lockscope_syscall_event {
 #ifndef LOCKSCOPE_SPIN_H
 #define LOCKSCOPE_SPIN_H
 
-/* Distinct (stack, CPU, cgroup, process, flags, thread name) keys kept, and stack buckets: bpf_get_stackid fails when
- * a new stack hashes to a bucket another stack holds (counted in STACK_FAILED). With 16384 buckets, 5.8%
- * of the kernel samples of an mmap/munmap-heavy run at 4999 Hz lost their stack; 32768 take 12 MB. */
+/* Distinct (CPU, cgroup, process, flags, thread name, kernel stack) keys kept. The stack is part of the
+ * key, not an id in a stack-trace map: bpf_get_stackid fails for good on a stack whose hash bucket another
+ * stack took first, so on a busy host every sample of some stacks was lost (a cross-check counted 275
+ * samples in spin functions where bpftrace counted 522 of the same 12,838). 32768 keys of 448 bytes. */
 #define LOCKSCOPE_MAX_SPIN_KEYS 32768
-#define LOCKSCOPE_MAX_SPIN_STACKS 32768
 
 /* `lockscope_spin_key.flags`. */
 enum lockscope_spin_flag {
@@ -245,12 +245,13 @@ enum lockscope_spin_flag {
 };
 
 struct lockscope_spin_key {
-	__s32 stack_id;   /* id in `spin_stacks` (innermost frame = the sampled IP); negative: none */
+	__u32 frames;     /* valid entries in `stack`: 0 in user mode or when the walk failed */
 	__u32 cpu;
 	__u64 cgroup_id;  /* cgroup v2 id of the task on the CPU */
 	__u32 tgid;
 	__u32 flags;      /* lockscope_spin_flag */
 	char comm[LOCKSCOPE_COMM_LEN]; /* the thread's: threads of one process can be named apart */
+	__u64 stack[LOCKSCOPE_MAX_STACK_DEPTH]; /* kernel stack, innermost (the sampled IP) first; zero past `frames` */
 };
 
 struct lockscope_spin_value {
@@ -266,7 +267,7 @@ enum lockscope_spin_counter {
 	LOCKSCOPE_SPIN_CTR_KERNEL,          /* a task in the kernel (kept with its kernel stack) */
 	LOCKSCOPE_SPIN_CTR_PAUSE,           /* kernel samples at a PAUSE instruction */
 	LOCKSCOPE_SPIN_CTR_TEXT_UNREADABLE, /* kernel samples whose instruction bytes could not be read */
-	LOCKSCOPE_SPIN_CTR_STACK_FAILED,    /* kernel samples kept without a stack (stack map full or walk failed) */
+	LOCKSCOPE_SPIN_CTR_STACK_FAILED,    /* kernel samples kept without a stack (the walk failed) */
 	LOCKSCOPE_SPIN_CTR_MAP_FULL,        /* samples lost: no room for a new key in `spin_samples` */
 	LOCKSCOPE_SPIN_CTR_FILTERED,        /* a task the pid or cgroup filter leaves out (not kept) */
 	LOCKSCOPE_SPIN_CTR_COUNT,

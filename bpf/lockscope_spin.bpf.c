@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * lockscope's on-CPU sampler: one program on a cpu-clock perf event per CPU (`record --spin-hz`).
- * Each sample is counted in a hash map under its kernel stack, CPU, cgroup, process, thread name and two flags:
+ * Each sample is counted in a hash map keyed by its whole kernel stack, CPU, cgroup, process, thread name and two flags:
  * user mode, and PAUSE at the sampled instruction (an inlined spin-wait loop such as a seqcount
  * reader's `cpu_relax()`). Which stacks are in known spin functions, and which lock they spin on,
  * user space decides from the symbolized stack (docs/how-it-works.md, "Spinning on CPU").
@@ -37,12 +37,13 @@ struct {
 	__uint(max_entries, LOCKSCOPE_MAX_SPIN_KEYS);
 } spin_samples SEC(".maps");
 
+/* Room to build a key: 448 bytes, too big for the BPF stack. */
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, LOCKSCOPE_MAX_STACK_DEPTH * sizeof(__u64));
-	__uint(max_entries, LOCKSCOPE_MAX_SPIN_STACKS);
-} spin_stacks SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lockscope_spin_key);
+	__uint(max_entries, 1);
+} spin_key_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -109,9 +110,13 @@ static __always_inline bool at_pause(__u64 ip)
 SEC("perf_event")
 int spin_sample(struct perf_event_data *ctx)
 {
-	struct lockscope_spin_key key = {};
+	struct lockscope_spin_key *key;
 	struct lockscope_spin_value *value;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 zero = 0;
+	__u32 tgid;
+	__u64 cgroup_id;
+	long bytes;
 
 	count(LOCKSCOPE_SPIN_CTR_SAMPLES);
 	/* The idle task (thread id 0): nothing to attribute, and no stack walk (the expensive part). */
@@ -119,39 +124,47 @@ int spin_sample(struct perf_event_data *ctx)
 		count(LOCKSCOPE_SPIN_CTR_IDLE);
 		return 0;
 	}
-	key.tgid = pid_tgid >> 32;
-	key.cgroup_id = bpf_get_current_cgroup_id();
+	tgid = pid_tgid >> 32;
+	cgroup_id = bpf_get_current_cgroup_id();
 	/* Left out before the stack walk, so that a filtered recording samples the rest cheaply. */
-	if (!selected(key.tgid, key.cgroup_id)) {
+	if (!selected(tgid, cgroup_id)) {
 		count(LOCKSCOPE_SPIN_CTR_FILTERED);
 		return 0;
 	}
-	bpf_get_current_comm(&key.comm, sizeof(key.comm));
-	key.cpu = bpf_get_smp_processor_id();
+	key = bpf_map_lookup_elem(&spin_key_scratch, &zero);
+	if (!key)
+		return 0;
+	/* The whole key is hashed and compared: every byte is set, the stack zeroed past its end. */
+	__builtin_memset(key, 0, sizeof(*key));
+	key->tgid = tgid;
+	key->cgroup_id = cgroup_id;
+	bpf_get_current_comm(&key->comm, sizeof(key->comm));
+	key->cpu = bpf_get_smp_processor_id();
 	if (ctx->regs.cs & 3) {
 		count(LOCKSCOPE_SPIN_CTR_USER);
-		key.flags = LOCKSCOPE_SPIN_F_USER;
-		key.stack_id = -1;
+		key->flags = LOCKSCOPE_SPIN_F_USER;
 	} else {
 		count(LOCKSCOPE_SPIN_CTR_KERNEL);
 		if (at_pause(ctx->regs.ip)) {
 			count(LOCKSCOPE_SPIN_CTR_PAUSE);
-			key.flags = LOCKSCOPE_SPIN_F_PAUSE;
+			key->flags = LOCKSCOPE_SPIN_F_PAUSE;
 		}
-		key.stack_id = bpf_get_stackid(ctx, &spin_stacks, 0);
-		if (key.stack_id < 0)
+		bytes = bpf_get_stack(ctx, key->stack, sizeof(key->stack), 0);
+		if (bytes > 0)
+			key->frames = bytes / sizeof(__u64);
+		else
 			count(LOCKSCOPE_SPIN_CTR_STACK_FAILED);
 	}
-	value = bpf_map_lookup_elem(&spin_samples, &key);
+	value = bpf_map_lookup_elem(&spin_samples, key);
 	if (value) {
 		__sync_fetch_and_add(&value->count, 1);
 		return 0;
 	}
 	struct lockscope_spin_value first = { .count = 1 };
-	if (bpf_map_update_elem(&spin_samples, &key, &first, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&spin_samples, key, &first, BPF_NOEXIST) == 0)
 		return 0;
 	/* Another CPU may have added the key meanwhile (-EEXIST); otherwise the map is full. */
-	value = bpf_map_lookup_elem(&spin_samples, &key);
+	value = bpf_map_lookup_elem(&spin_samples, key);
 	if (value)
 		__sync_fetch_and_add(&value->count, 1);
 	else

@@ -109,10 +109,12 @@ public final class SpinSampler {
         skeleton = nil
     }
 
-    /// What was sampled: every key of the sample map, its stacks, and the counters.
+    /// What was sampled: every key of the sample map, and the counters. Each distinct kernel stack gets
+    /// an id here (the kernel keeps stacks in the keys themselves).
     public func read() -> RecordedSamples {
         var samples: [RecordedSample] = []
         var stacks: [Int32: [UInt64]] = [:]
+        var stackIDs: [[UInt64]: Int32] = [:]
         let fd = mapFD(\.spin_samples)
         var key = lockscope_spin_key()
         var next = lockscope_spin_key()
@@ -122,13 +124,22 @@ public final class SpinSampler {
             key = next
             if bpf_map_lookup_elem(fd, &key, &value) == 0 {
                 let comm = withUnsafeBytes(of: &key.comm) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let frames = min(Int(key.frames), Int(LOCKSCOPE_MAX_STACK_DEPTH))
+                let stack = withUnsafeBytes(of: &key.stack) { Array($0.bindMemory(to: UInt64.self).prefix(frames)) }
+                var stackID: Int32 = -1
+                if !stack.isEmpty {
+                    if let known = stackIDs[stack] {
+                        stackID = known
+                    } else {
+                        stackID = Int32(stackIDs.count)
+                        stackIDs[stack] = stackID
+                        stacks[stackID] = stack
+                    }
+                }
                 samples.append(RecordedSample(
-                    stackID: key.stack_id, cpu: key.cpu, cgroupID: key.cgroup_id, pid: key.tgid, comm: comm,
+                    stackID: stackID, cpu: key.cpu, cgroupID: key.cgroup_id, pid: key.tgid, comm: comm,
                     user: key.flags & UInt32(LOCKSCOPE_SPIN_F_USER.rawValue) != 0,
                     pause: key.flags & UInt32(LOCKSCOPE_SPIN_F_PAUSE.rawValue) != 0, count: value.count))
-                if key.stack_id >= 0, stacks[key.stack_id] == nil, let stack = stack(id: key.stack_id) {
-                    stacks[key.stack_id] = stack
-                }
             }
             status = bpf_map_get_next_key(fd, &key, &next)
         }
@@ -165,13 +176,6 @@ public final class SpinSampler {
         var length = UInt32(MemoryLayout<bpf_prog_info>.size)
         guard bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) == 0 else { return nil }
         return info.id
-    }
-
-    private func stack(id: Int32) -> [UInt64]? {
-        var key = UInt32(id)
-        var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_STACK_DEPTH))
-        guard bpf_map_lookup_elem(mapFD(\.spin_stacks), &key, &frames) == 0 else { return nil }
-        return Array(frames.prefix { $0 != 0 })
     }
 
     /// A map's file descriptor, -1 after `close()` (lookups then find nothing).
