@@ -64,6 +64,8 @@ let package = Package(
         .target(name: "LockscopeTestSupport", path: "Tests/LockscopeTestSupport"),
         .testTarget(name: "LockscopeKernelTests",
                     dependencies: ["LockscopeKernel", "LockscopeStress", "LockscopeTestSupport"]),
+        // lockscope-bench's reading of scripts/bench.sh's files (the benchmarks themselves are not tests).
+        .testTarget(name: "LockscopeBenchTests", dependencies: ["LockscopeBench"]),
         .testTarget(name: "LockscopeStressTests", dependencies: ["LockscopeStress", "LockscopeCore", "LockscopeTestSupport"]),
     ]
 )

@@ -133,6 +133,15 @@ struct {
 	__uint(max_entries, LOCKSCOPE_MAX_SYSCALL_NR);
 } syscall_table SEC(".maps");
 
+/* 1 while user space is still learning which addresses its selected locks are (see
+ * LOCKSCOPE_FILTER_KERNEL_DATA); it writes 0 once it knows them all. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} learning SEC(".maps");
+
 /* Filter sets; a present key means "keep". */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -258,20 +267,30 @@ static __always_inline bool task_selected(__u32 pid)
 	return true;
 }
 
-/* The lock selection: by address, or by having begun inside a mount-family syscall. */
-static __always_inline bool lock_selected(__u64 lock, __u32 tid, const struct task_waits *waits)
+enum selection { NOT_SELECTED, SELECTED, PROVISIONAL };
+
+/* The lock selection: by address, or by having begun inside a mount-family syscall; or, while user
+ * space is learning the addresses, provisionally, for any lock in the kernel's static data. */
+static __always_inline enum selection lock_selected(__u64 lock, __u32 tid, const struct task_waits *waits)
 {
 	const __u32 selectors = LOCKSCOPE_FILTER_LOCK_ADDRS | LOCKSCOPE_FILTER_MOUNT_PATH;
+	__u32 zero = 0, *still_learning;
+
 	if (!(config.filters & selectors))
-		return true;
+		return SELECTED;
 	/* A wait inside a selected wait's slow path (an rwsem's wait_lock) belongs to it. */
 	if (waits && waits->depth > 0)
-		return true;
+		return SELECTED;
 	if ((config.filters & LOCKSCOPE_FILTER_LOCK_ADDRS) && bpf_map_lookup_elem(&lock_filter, &lock))
-		return true;
+		return SELECTED;
 	if ((config.filters & LOCKSCOPE_FILTER_MOUNT_PATH) && bpf_map_lookup_elem(&open_syscalls, &tid))
-		return true;
-	return false;
+		return SELECTED;
+	if ((config.filters & LOCKSCOPE_FILTER_KERNEL_DATA) && lock >= LOCKSCOPE_KERNEL_IMAGE_START) {
+		still_learning = bpf_map_lookup_elem(&learning, &zero);
+		if (still_learning && *still_learning)
+			return PROVISIONAL;
+	}
+	return NOT_SELECTED;
 }
 
 /* Who holds a mutex, or an rwsem held for writing, when the wait begins (CO-RE reads). */
@@ -308,6 +327,7 @@ int contention_begin(__u64 *ctx)
 	__u32 tid = (__u32)pid_tgid;
 	struct task_waits *waits;
 	struct open_wait *wait;
+	enum selection selection;
 	__u32 depth;
 
 	if (config.kind_mask && !(config.kind_mask & kind))
@@ -315,8 +335,11 @@ int contention_begin(__u64 *ctx)
 	if (!task_selected(pid_tgid >> 32))
 		return 0;
 	waits = bpf_map_lookup_elem(&open_waits, &tid);
-	if (!lock_selected(lock, tid, waits))
+	selection = lock_selected(lock, tid, waits);
+	if (selection == NOT_SELECTED)
 		return 0;
+	if (selection == PROVISIONAL)
+		flags |= LOCKSCOPE_WAIT_PROVISIONAL;
 	if (!waits) {
 		static const struct task_waits empty = {};
 		if (bpf_map_update_elem(&open_waits, &tid, &empty, BPF_NOEXIST)) {
@@ -338,7 +361,7 @@ int contention_begin(__u64 *ctx)
 		wait = &waits->waits[(depth - 1) & (LOCKSCOPE_MAX_NESTING - 1)];
 		if (wait->lock == lock) {
 			if (flags & LOCKSCOPE_LCB_F_MUTEX) {
-				wait->flags = flags;
+				wait->flags = flags | (wait->flags & LOCKSCOPE_WAIT_PROVISIONAL);
 				return 0;
 			}
 			depth--;

@@ -87,7 +87,17 @@ enum lockscope_filter {
 	LOCKSCOPE_FILTER_PIDS = 1 << 2,
 	/* Keep only tasks whose cgroup v2 id is in `cgroup_filter`. */
 	LOCKSCOPE_FILTER_CGROUPS = 1 << 3,
+	/* With LOCK_ADDRS: until user space has found every lock it selects by name (the `learning` map
+	 * holds 1 until then), also keep waits on locks in the kernel image's static data (where
+	 * namespace_sem and mount_lock are), flagged LOCKSCOPE_WAIT_PROVISIONAL: user space keeps those on
+	 * the locks it then recognises and drops the others. No wait on them is lost before they are named. */
+	LOCKSCOPE_FILTER_KERNEL_DATA = 1 << 4,
 };
+
+/* In a wait event's `flags`, above the contention flags: kept only by LOCKSCOPE_FILTER_KERNEL_DATA. */
+#define LOCKSCOPE_WAIT_PROVISIONAL (1U << 31)
+/* Where x86-64 maps the kernel image and modules: their static data lies above, the heap below. */
+#define LOCKSCOPE_KERNEL_IMAGE_START 0xffffffff80000000ULL
 
 /* Set by user space in .rodata before the programs are loaded. */
 struct lockscope_config {
@@ -123,7 +133,7 @@ enum lockscope_event_type {
 /* One completed contended wait, sent at contention_end. */
 struct lockscope_wait_event {
 	__u32 type;              /* LOCKSCOPE_EVENT_WAIT */
-	__u32 flags;             /* LCB_F_* flags from contention_begin */
+	__u32 flags;             /* LCB_F_* flags from contention_begin, and LOCKSCOPE_WAIT_PROVISIONAL */
 	__u64 end_ns;            /* bpf_ktime_get_ns() at contention_end (CLOCK_MONOTONIC) */
 	__u64 wait_ns;           /* contention_end - contention_begin */
 	__u64 lock_addr;

@@ -3,15 +3,19 @@
 #   1. overhead: the same `lockscope stress` mount storm, timed alone, under `lockscope record`
 #      (default --locks mount, and --locks all), under `perf lock record -a`, and under a bpftrace
 #      script doing the same aggregation; interleaved rounds, order rotated each round;
-#      then once more under lockscope with BPF run-time statistics, for its programs' own CPU time;
-#   2. lockscope-bench: ingest and ceiling rates, memory, start-up; then the results and a summary.
+#   2. BPF cost: with BPF run-time statistics on, one more run under lockscope (each --locks mode) and
+#      under two minimal bpftrace scripts (references), each tool's programs' run time against the
+#      workload's own CPU time (user + sys) in that same run;
+#   3. lockscope-bench: ingest and ceiling rates, memory, start-up; then the results and a summary.
 # Needs root. Installs perf and bpftrace with apt-get when they are missing.
 set -euo pipefail
 shopt -s inherit_errexit
 bin=${1:-.build/release/lockscope}
 bench_bin=$(dirname "$bin")/lockscope-bench
 rounds=${LOCKSCOPE_BENCH_ROUNDS:-10}
-workload=(stress --containers 100 --layers 30 --parallel 16)
+# LOCKSCOPE_BENCH_STORM replaces the storm's options, e.g. "--containers 200 --layers 50 --parallel 16".
+read -r -a storm <<<"${LOCKSCOPE_BENCH_STORM:---containers 100 --layers 30 --parallel 16}"
+workload=(stress "${storm[@]}")
 out=bench/out
 tools=(alone lockscope lockscope-all perf bpftrace)
 
@@ -143,28 +147,99 @@ for round in $(seq "$rounds"); do
   echo "$line"
 done
 
-# Once more under lockscope, with BPF run-time statistics on: the programs' own CPU time during the
-# workload, which the wall-time ratios above can only bound within their noise.
-echo "== BPF programs' run time during one more workload run under lockscope record"
-stats_were=$(sysctl -n kernel.bpf_stats_enabled)
-sysctl -q kernel.bpf_stats_enabled=1
-"$bin" record --quiet --no-report -o "$out/bpf-cost.json" 2>"$out/bpf-cost.err" &
-pid=$!
-wait_for_text "$out/bpf-cost.err" "lockscope: attached"
-ids=$({ grep -h '^prog_id:' /proc/"$pid"/fdinfo/* 2>/dev/null || true; } | awk '{ print $2 }' | sort -u)
+# BPF cost: one more workload run under each of lockscope (default --locks mount, and --locks all) and
+# two bpftrace references, with BPF run-time statistics on. Each run writes, per BPF program of the
+# tool, its runs and run time during the workload (bpftool, before and after), with the workload's wall
+# time and its own CPU time: user + sys of the storm and every process it started and reaped (bash's
+# `time`, from getrusage(RUSAGE_CHILDREN), in ms). lockscope-bench divides the one by the other.
+# Lines: tool<TAB>program<TAB>runs<TAB>run_ns<TAB>wall_ms<TAB>user_ms<TAB>sys_ms.
+
+# Reference (a): start time per (tid, lock) at begin, a histogram of the wait at end.
+cat > "$out/minimal.bt" <<'EOF'
+BEGIN { printf("minimal.bt: attached\n"); }
+tracepoint:lock:contention_begin { @start[tid, args->lock_addr] = nsecs; }
+tracepoint:lock:contention_end /@start[tid, args->lock_addr]/ {
+  @wait_ns = hist(nsecs - @start[tid, args->lock_addr]);
+  delete(@start[tid, args->lock_addr]);
+}
+EOF
+# Reference (b): the same, keeping the kernel stack of each wait's begin and a histogram per stack.
+cat > "$out/kstack.bt" <<'EOF'
+BEGIN { printf("kstack.bt: attached\n"); }
+tracepoint:lock:contention_begin {
+  @start[tid, args->lock_addr] = nsecs;
+  @stack[tid, args->lock_addr] = kstack;
+}
+tracepoint:lock:contention_end /@start[tid, args->lock_addr]/ {
+  @wait_ns[@stack[tid, args->lock_addr]] = hist(nsecs - @start[tid, args->lock_addr]);
+  delete(@start[tid, args->lock_addr]);
+  delete(@stack[tid, args->lock_addr]);
+}
+EOF
+
+# Runs the workload once and prints "wall_ms user_ms sys_ms": its wall time, and the CPU time of it
+# and of all its reaped descendants (bash's time keyword reads getrusage(RUSAGE_CHILDREN)).
+cpu_timed_workload() {
+  local TIMEFORMAT='%3R %3U %3S' usage
+  usage=$( { time "$bin" "${workload[@]}" >/dev/null 2>"$out/workload.err"; } 2>&1 )
+  echo "$usage" | awk '{ printf "%.3f %.3f %.3f", $1 * 1000, $2 * 1000, $3 * 1000 }'
+}
+
+# The ids of the BPF programs process PID holds open.
+program_ids() {
+  { grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null || true; } | awk '{ print $2 }' | sort -un
+}
+
+# name<TAB>run_cnt<TAB>run_time_ns of each program in IDS.
 program_stats() {
-  for id in $ids; do
+  local id
+  for id in $1; do
     bpftool prog show id "$id" -j | jq -r '"\(.name)\t\(.run_cnt // 0)\t\(.run_time_ns // 0)"'
   done
 }
-program_stats >"$out/bpf-before.tsv"
-ms=$(timed_workload)
-program_stats >"$out/bpf-after.tsv"
-kill -INT "$pid"
-wait "$pid"
+
+# Appends TOOL's lines to bpf-cost.tsv for one workload run; PID is the tool, already attached.
+measure_bpf_cost() {
+  local tool=$1 pid=$2 ids usage wall user sys
+  ids=$(program_ids "$pid")
+  [ -n "$ids" ] || { echo "make bench: $tool (pid $pid) holds no BPF programs" >&2; return 1; }
+  program_stats "$ids" >"$out/bpf-before.tsv"
+  usage=$(cpu_timed_workload)
+  read -r wall user sys <<<"$usage"
+  program_stats "$ids" >"$out/bpf-after.tsv"
+  paste "$out/bpf-before.tsv" "$out/bpf-after.tsv" |
+    awk -F'\t' -v tool="$tool" -v wall="$wall" -v user="$user" -v sys="$sys" \
+      '{ printf "%s\t%s\t%.0f\t%.0f\t%s\t%s\t%s\n", tool, $1, $5 - $2, $6 - $3, wall, user, sys }' >>"$out/bpf-cost.tsv"
+  echo "  $tool: workload ${wall} ms wall, ${user} ms user + ${sys} ms sys"
+}
+
+echo "== BPF cost: programs' run time (bpf_stats) against the workload's own CPU time, one run per tool"
+rm -f "$out/bpf-cost.tsv"
+stats_were=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'sysctl -q kernel.bpf_stats_enabled="$stats_were"' EXIT
+sysctl -q kernel.bpf_stats_enabled=1
+for locks in mount all; do
+  tool=lockscope
+  [ "$locks" = all ] && tool=lockscope-all
+  "$bin" record --locks "$locks" --quiet --no-report -o "$out/bpf-cost-$tool.json" 2>"$out/bpf-cost-$tool.err" &
+  pid=$!
+  wait_for_text "$out/bpf-cost-$tool.err" "lockscope: attached"
+  measure_bpf_cost "$tool" "$pid"
+  kill -INT "$pid"
+  wait "$pid"
+done
+if command -v bpftrace >/dev/null; then
+  for reference in minimal kstack; do
+    bpftrace "$out/$reference.bt" >"$out/bpftrace-$reference.out" 2>&1 &
+    pid=$!
+    wait_for_text "$out/bpftrace-$reference.out" "$reference.bt: attached"
+    measure_bpf_cost "bpftrace-$reference" "$pid"
+    kill -INT "$pid"
+    wait "$pid" || true
+  done
+fi
 sysctl -q kernel.bpf_stats_enabled="$stats_were"
-paste "$out/bpf-before.tsv" "$out/bpf-after.tsv" |
-  awk -F'\t' -v ms="$ms" '{ printf "%s\t%d\t%d\t%s\n", $1, $5 - $2, $6 - $3, ms }' >"$out/bpf-cost.tsv"
+trap - EXIT
 cat "$out/bpf-cost.tsv"
 
 # The on-CPU sampler at the default --spin-hz: its program's run time over the workload's own CPU time

@@ -27,7 +27,7 @@ struct Machine: Codable {
 }
 
 /// Workload wall times alone and under each tool, from scripts/bench.sh (interleaved runs).
-struct Overhead: Codable {
+struct Overhead: Encodable {
     /// `lockscope` records with the default `--locks mount`; `lockscope-all` with `--locks all`.
     static let tools = ["alone", "lockscope", "lockscope-all", "perf", "bpftrace"]
 
@@ -44,7 +44,7 @@ struct Overhead: Codable {
     var pairedRatios: [String: Double]
     /// `lockscope record` itself in those runs.
     var recordRuns: [RecordRun]
-    /// Its BPF programs' own run time in one more run.
+    /// The BPF programs' own run time in one more run under each tool, against the workload's CPU time.
     var bpfCost: BPFCost?
     /// The on-CPU sampler's run time against the workload's own CPU time, in one more run.
     var spinCost: SpinCost?
@@ -52,7 +52,7 @@ struct Overhead: Codable {
     /// Reads `tool<TAB>round<TAB>wall_ms` lines, and `tool<TAB>round<TAB>peak_rss_kib<TAB>events<TAB>dropped`
     /// lines from `recordRunsPath`.
     static func load(path: String, recordRunsPath: String?, bpfCostPath: String?, spinCostPath: String? = nil,
-                     cpus: Int, workload: String) throws -> Overhead {
+                     workload: String) throws -> Overhead {
         var samples: [String: [Double]] = [:]
         var byRound: [Int: [String: Double]] = [:]
         for fields in try tabSeparated(path, columns: 3, format: "tool<TAB>round<TAB>wall_ms") {
@@ -80,9 +80,7 @@ struct Overhead: Codable {
                 return RecordRun(tool: fields[0], round: round, peakRSSBytes: kib * 1024, events: events, dropped: dropped)
             }
         } ?? []
-        let bpfCost = try bpfCostPath.map { path in
-            try BPFCost(tabSeparated(path, columns: 4, format: "program<TAB>runs<TAB>run_ns<TAB>workload_ms"), cpus: cpus)
-        }
+        let bpfCost = try bpfCostPath.map { try BPFCost(path: $0) }
         let spinCost = try spinCostPath.map { path in
             try SpinCost(tabSeparated(path, columns: 5, format: "hz<TAB>samples<TAB>run_ns<TAB>workload_cpu_ms<TAB>workload_wall_ms"))
         }
@@ -101,36 +99,185 @@ struct Overhead: Codable {
     }
 }
 
-/// lockscope's BPF programs' run time (kernel.bpf_stats_enabled) during one workload run under
-/// `lockscope record`: the in-kernel cost, free of the run-to-run noise of wall times.
-struct BPFCost: Codable {
-    struct Program: Codable {
+/// The BPF programs' run time (kernel.bpf_stats_enabled) during one more workload run under each tool,
+/// from scripts/bench.sh: `lockscope` (default `--locks mount`), `lockscope-all` (`--locks all`), and the
+/// references `bpftrace-minimal` and `bpftrace-kstack` when bpftrace is installed.
+struct BPFCost: Encodable {
+    /// The tools in the order the summary shows them.
+    static let tools = ["lockscope", "lockscope-all", "bpftrace-minimal", "bpftrace-kstack"]
+    static let format = "tool<TAB>program<TAB>runs<TAB>run_ns<TAB>wall_ms<TAB>user_ms<TAB>sys_ms"
+
+    var runs: [BPFCostRun]
+
+    subscript(tool: String) -> BPFCostRun? { runs.first { $0.tool == tool } }
+
+    /// What the kernel stack walk costs per `contention_begin` run: bpftrace's begin program keeping a
+    /// `kstack` less the same program without it, in the same conditions. Nil without both references.
+    var stackWalkNsPerBegin: Double? {
+        guard let with = self["bpftrace-kstack"]?.beginProgram?.nsPerRun,
+              let without = self["bpftrace-minimal"]?.beginProgram?.nsPerRun else { return nil }
+        return with - without
+    }
+
+    /// Reads lines of `format`: one per program of each tool's run, each repeating that run's workload
+    /// wall time and CPU time (the same on every line of a run).
+    init(path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try self.init(lines: text.split(separator: "\n").map(String.init), source: path)
+    }
+
+    init(lines: [String], source: String) throws {
+        var runs: [BPFCostRun] = []
+        for line in lines {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == 7, !fields[0].isEmpty, !fields[1].isEmpty,
+                  let programRuns = UInt64(fields[2]), let runNs = UInt64(fields[3]),
+                  let wallMs = Double(fields[4]), let userMs = Double(fields[5]), let sysMs = Double(fields[6]),
+                  wallMs > 0, userMs >= 0, sysMs >= 0, userMs + sysMs > 0 else {
+                throw BenchError("\(source): bad line '\(line)': want \(Self.format) (counts as integers, "
+                    + "times in ms, the workload's CPU time above 0)")
+            }
+            let program = BPFCostRun.Program(name: fields[1], runs: programRuns, runNs: runNs)
+            if let index = runs.firstIndex(where: { $0.tool == fields[0] }) {
+                guard runs[index].workloadWallMs == wallMs, runs[index].workloadUserMs == userMs,
+                      runs[index].workloadSysMs == sysMs else {
+                    throw BenchError("\(source): bad line '\(line)': its workload times differ from "
+                        + "the earlier lines of \(fields[0])")
+                }
+                runs[index].programs.append(program)
+            } else {
+                var run = BPFCostRun(tool: fields[0], workloadWallMs: wallMs, workloadUserMs: userMs, workloadSysMs: sysMs)
+                run.programs.append(program)
+                runs.append(run)
+            }
+        }
+        guard !runs.isEmpty else { throw BenchError("\(source): no lines: want \(Self.format)") }
+        self.runs = runs
+    }
+
+    enum CodingKeys: String, CodingKey { case runs, stackWalkNsPerBegin }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(runs, forKey: .runs)
+        try container.encode(stackWalkNsPerBegin, forKey: .stackWalkNsPerBegin)
+    }
+}
+
+/// One tool's BPF programs during one workload run, against the workload's own CPU time in that run.
+/// The programs run system-wide (every contention and mount syscall on the host while attached), and
+/// in the tasks they trace, so their run time is within the CPU time of whatever ran.
+struct BPFCostRun: Encodable {
+    struct Program: Encodable {
         var name: String
         var runs: UInt64
         var runNs: UInt64
+        /// Run time per run; nil when it never ran.
+        var nsPerRun: Double?
+
+        init(name: String, runs: UInt64, runNs: UInt64) {
+            self.name = name
+            self.runs = runs
+            self.runNs = runNs
+            nsPerRun = runs > 0 ? Double(runNs) / Double(runs) : nil
+        }
+
+        /// On `lock:contention_begin` / `contention_end` (bpftrace cuts names to 15 bytes: `contention_begi`).
+        var isBegin: Bool { name.hasPrefix("contention_beg") }
+        var isEnd: Bool { name == "contention_end" }
+        /// lockscope's pair on each mount-family syscall's own tracepoints (`enter_mount`, `exit_mount`, ...).
+        var isSyscallEnter: Bool { name.hasPrefix("enter_") }
+        var isSyscallExit: Bool { name.hasPrefix("exit_") }
     }
 
-    var programs: [Program]
-    var workloadMs: Double
-    /// Their run time over the CPU time the workload's wall time spans on every CPU.
-    var cpuShare: Double
-    /// The syscall programs' run time (enter and exit, with the paths and fds attribution reads) per
-    /// mount-family syscall they saw begin; nil when none ran.
-    var nsPerMountSyscall: Double?
+    var tool: String
+    var programs: [Program] = []
+    /// The workload's wall time, and the user and sys CPU time of it and of every process it started
+    /// (getrusage RUSAGE_CHILDREN around it), in that run.
+    var workloadWallMs: Double
+    var workloadUserMs: Double
+    var workloadSysMs: Double
+    var workloadCPUMs: Double { workloadUserMs + workloadSysMs }
+    /// Σ run time of the tool's programs.
+    var bpfRunNs: UInt64 { runNs { _ in true } }
+    /// Σ run time of the tool's programs over the workload's user + sys CPU time.
+    var cpuShareOfWorkload: Double { shareOfWorkload(Double(bpfRunNs)) }
 
-    init(_ rows: [[String]], cpus: Int) throws {
-        programs = try rows.map { fields in
-            guard let runs = UInt64(fields[1]), let ns = UInt64(fields[2]) else {
-                throw BenchError("bad BPF statistics line '\(fields.joined(separator: "\t"))'")
-            }
-            return Program(name: fields[0], runs: runs, runNs: ns)
+    /// contention_begin + contention_end run time per contention_end run: per wait the kernel reported
+    /// ended, kept or not. Per end run, not per begin run, because every wait ends exactly once while a
+    /// mutex begins twice (spinning, then sleeping). Nil when contention_end never ran.
+    var nsPerWait: Double? {
+        let ends = runs(where: \.isEnd)
+        return ends > 0 ? Double(runNs { $0.isBegin || $0.isEnd }) / Double(ends) : nil
+    }
+
+    /// The mount-syscall programs' run time (enter and exit, with the paths and fds attribution reads)
+    /// per enter run, i.e. per mount-family syscall; nil when none ran (bpftrace, or the raw_syscalls
+    /// fallback, whose programs run on every syscall of the host).
+    var nsPerSyscall: Double? {
+        let syscalls = runs(where: \.isSyscallEnter)
+        return syscalls > 0 ? Double(runNs { $0.isSyscallEnter || $0.isSyscallExit }) / Double(syscalls) : nil
+    }
+
+    init(tool: String, workloadWallMs: Double, workloadUserMs: Double, workloadSysMs: Double) {
+        self.tool = tool
+        self.workloadWallMs = workloadWallMs
+        self.workloadUserMs = workloadUserMs
+        self.workloadSysMs = workloadSysMs
+    }
+
+    var beginProgram: Program? { programs.first(where: \.isBegin) }
+
+    /// Part of the run time, by what the programs run on.
+    struct Part {
+        var name: String
+        var runNs: UInt64
+        /// The events it is per: begin runs, end runs, mount syscalls; 0 for none.
+        var events: UInt64
+
+        func describe(in run: BPFCostRun) -> String {
+            var text = "\(name) \(Format.percent(run.shareOfWorkload(Double(runNs))))"
+            if events > 0 { text += String(format: " (%.0f ns × %ld)", Double(runNs) / Double(events), Int(events)) }
+            return text
         }
-        workloadMs = rows.first.flatMap { Double($0[3]) } ?? 0
-        let totalNs = Double(programs.map(\.runNs).reduce(0, +))
-        cpuShare = workloadMs > 0 ? totalNs / (workloadMs * 1e6 * Double(max(cpus, 1))) : 0
-        let syscallPrograms = programs.filter { $0.name.hasPrefix("enter_") || $0.name.hasPrefix("exit_") }
-        let syscalls = syscallPrograms.filter { $0.name.hasPrefix("enter_") }.map(\.runs).reduce(0, +)
-        nsPerMountSyscall = syscalls > 0 ? Double(syscallPrograms.map(\.runNs).reduce(0, +)) / Double(syscalls) : nil
+    }
+
+    /// The begin and end programs, the mount-syscall pairs, and anything else; only those that ran.
+    var parts: [Part] {
+        let syscall: (Program) -> Bool = { $0.isSyscallEnter || $0.isSyscallExit }
+        let other: (Program) -> Bool = { !($0.isBegin || $0.isEnd || syscall($0)) }
+        return [
+            Part(name: "contention_begin", runNs: runNs(where: \.isBegin), events: runs(where: \.isBegin)),
+            Part(name: "contention_end", runNs: runNs(where: \.isEnd), events: runs(where: \.isEnd)),
+            Part(name: "mount syscalls (enter + exit)", runNs: runNs(where: syscall), events: runs(where: \.isSyscallEnter)),
+            Part(name: "others", runNs: runNs(where: other), events: 0),
+        ].filter { $0.runNs > 0 }
+    }
+
+    func runs(where include: (Program) -> Bool) -> UInt64 { programs.filter(include).map(\.runs).reduce(0, +) }
+    func runNs(where include: (Program) -> Bool) -> UInt64 { programs.filter(include).map(\.runNs).reduce(0, +) }
+
+    /// Share of the workload's CPU time that `runNs` nanoseconds are.
+    func shareOfWorkload(_ runNs: Double) -> Double { runNs / (workloadCPUMs * 1e6) }
+
+    enum CodingKeys: String, CodingKey {
+        case tool, programs, workloadWallMs, workloadUserMs, workloadSysMs, bpfRunNs, cpuShareOfWorkload
+        case nsPerWait, nsPerSyscall
+        case workloadCPUMs = "workload_cpu_ms"
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(tool, forKey: .tool)
+        try container.encode(programs, forKey: .programs)
+        try container.encode(workloadWallMs, forKey: .workloadWallMs)
+        try container.encode(workloadUserMs, forKey: .workloadUserMs)
+        try container.encode(workloadSysMs, forKey: .workloadSysMs)
+        try container.encode(workloadCPUMs, forKey: .workloadCPUMs)
+        try container.encode(bpfRunNs, forKey: .bpfRunNs)
+        try container.encode(cpuShareOfWorkload, forKey: .cpuShareOfWorkload)
+        try container.encode(nsPerWait, forKey: .nsPerWait)
+        try container.encode(nsPerSyscall, forKey: .nsPerSyscall)
     }
 }
 
@@ -186,7 +333,7 @@ struct SpinCost: Codable {
 
 /// One `lockscope record` run around the workload: its peak RSS (GNU time's maximum resident set), what
 /// it recorded, and what it lost.
-struct RecordRun: Codable {
+struct RecordRun: Encodable {
     var tool: String
     var round: Int
     var peakRSSBytes: UInt64
@@ -229,6 +376,7 @@ struct Results: Encodable {
 
     var targets: [TargetCheck] {
         let overheadRatio = overhead?.ratios["lockscope"]
+        let bpfShare = overhead?.bpfCost?["lockscope"]?.cpuShareOfWorkload
         let growth = peakRSSFewestEvents > 0 ? Double(peakRSS) / Double(peakRSSFewestEvents) : 0
         return [
             TargetCheck(name: "ingest without drops", target: ">= 2M events/s on one core",
@@ -238,6 +386,8 @@ struct Results: Encodable {
             TargetCheck(name: "workload overhead", target: "<= 3%",
                         measured: overheadRatio.map(Format.overhead) ?? "not measured",
                         met: overheadRatio.map { $0 <= 1.03 }),
+            TargetCheck(name: "BPF run time / workload CPU time", target: "<= 2% (default --locks mount)",
+                        measured: bpfShare.map(Format.percent) ?? "not measured", met: bpfShare.map { $0 <= 0.02 }),
             TargetCheck(name: "peak RSS", target: "< 100 MB", measured: Format.bytes(peakRSS), met: peakRSS < 100_000_000),
             TargetCheck(name: "RSS independent of event count", target: "10M events within 10% of 1M",
                         measured: String(format: "x%.2f", growth), met: growth > 0 && growth <= 1.10),
@@ -254,6 +404,11 @@ struct Results: Encodable {
         case overheadRatio = "overhead_ratio", overheadRatioAllLocks = "overhead_ratio_all_locks"
         case perfOverheadRatio = "perf_overhead_ratio"
         case bpftraceOverheadRatio = "bpftrace_overhead_ratio"
+        case bpfCPUShareOfWorkload = "bpf_cpu_share_of_workload"
+        case bpfCPUShareOfWorkloadAllLocks = "bpf_cpu_share_of_workload_all_locks"
+        case bpfNsPerWait = "bpf_ns_per_wait", bpfNsPerSyscall = "bpf_ns_per_syscall"
+        case bpftraceMinimalCPUShareOfWorkload = "bpftrace_minimal_cpu_share_of_workload"
+        case bpftraceKstackCPUShareOfWorkload = "bpftrace_kstack_cpu_share_of_workload"
         case peakRSSBytes = "peak_rss_bytes", peakRSSBytes1M = "peak_rss_bytes_1m_events"
         case attachMs = "attach_ms", lossAccountingExact = "loss_accounting_exact", targets
         case keySpace = "key_space", ingest, ceiling, ingestByContainers = "ingest_by_containers"
@@ -273,6 +428,13 @@ struct Results: Encodable {
         try container.encode(overhead?.ratios["lockscope-all"], forKey: .overheadRatioAllLocks)
         try container.encode(overhead?.ratios["perf"], forKey: .perfOverheadRatio)
         try container.encode(overhead?.ratios["bpftrace"], forKey: .bpftraceOverheadRatio)
+        let bpfCost = overhead?.bpfCost
+        try container.encode(bpfCost?["lockscope"]?.cpuShareOfWorkload, forKey: .bpfCPUShareOfWorkload)
+        try container.encode(bpfCost?["lockscope-all"]?.cpuShareOfWorkload, forKey: .bpfCPUShareOfWorkloadAllLocks)
+        try container.encode(bpfCost?["lockscope"]?.nsPerWait, forKey: .bpfNsPerWait)
+        try container.encode(bpfCost?["lockscope"]?.nsPerSyscall, forKey: .bpfNsPerSyscall)
+        try container.encode(bpfCost?["bpftrace-minimal"]?.cpuShareOfWorkload, forKey: .bpftraceMinimalCPUShareOfWorkload)
+        try container.encode(bpfCost?["bpftrace-kstack"]?.cpuShareOfWorkload, forKey: .bpftraceKstackCPUShareOfWorkload)
         try container.encode(peakRSS, forKey: .peakRSSBytes)
         try container.encode(peakRSSFewestEvents, forKey: .peakRSSBytes1M)
         try container.encode(attach.medianMs, forKey: .attachMs)
@@ -346,16 +508,7 @@ struct Results: Encodable {
                 lines.append("  \(tool.padding(toLength: 14, withPad: " ", startingAt: 0))"
                     + String(format: "%7.0f ms [%.0f-%.0f]", ms, quartiles[0], quartiles[1]) + ratio + paired)
             }
-            if let cost = overhead.bpfCost {
-                let programs = cost.programs.filter { $0.runs > 0 }.map { program in
-                    "\(program.name) \(program.runs)×\(program.runs > 0 ? program.runNs / program.runs : 0) ns"
-                }
-                lines.append(String(format: "  lockscope's BPF programs: %.1f%% of all CPU time in a %.0f ms run (",
-                                    cost.cpuShare * 100, cost.workloadMs) + programs.joined(separator: ", ") + ")")
-                if let perSyscall = cost.nsPerMountSyscall {
-                    lines.append(String(format: "  per mount-family syscall (enter + exit, with the paths attribution reads): %.0f ns", perSyscall))
-                }
-            }
+            if let cost = overhead.bpfCost { lines += cost.summary() }
             if let spin = overhead.spinCost {
                 lines.append(String(format: "  on-CPU sampler at %d Hz: %llu samples x %.0f ns = %.2f ms, %.2f%% of the workload's "
                                     + "%.0f ms of CPU time (%.0f ms wall)", spin.hz, spin.samples, spin.nsPerSample,
@@ -390,4 +543,49 @@ enum Format {
     }
     static func bytes(_ value: UInt64) -> String { String(format: "%.1f MB", Double(value) / 1e6) }
     static func overhead(_ ratio: Double) -> String { String(format: "%+.1f%%", (ratio - 1) * 100) }
+    static func percent(_ share: Double) -> String { String(format: "%.2f%%", share * 100) }
+    static func ms(_ ns: Double) -> String { String(format: "%.1f ms", ns / 1e6) }
+}
+
+extension BPFCost {
+    /// The summary's lines: each tool's share of the workload's CPU time, its programs one by one, and
+    /// what lockscope's cost is made of.
+    func summary() -> [String] {
+        let ordered = Self.tools.compactMap { self[$0] } + runs.filter { !Self.tools.contains($0.tool) }
+        var lines = ["BPF run time (bpf_stats, one more run per tool) over the workload's own CPU time "
+            + "(user + sys of the storm and the processes it started, same run)"]
+        for run in ordered {
+            var line = "  \(run.tool.padding(toLength: 17, withPad: " ", startingAt: 0))"
+                + "\(Format.ms(Double(run.bpfRunNs))) over \(String(format: "%.0f", run.workloadCPUMs)) ms CPU "
+                + "(\(String(format: "%.0f", run.workloadWallMs)) ms wall): \(Format.percent(run.cpuShareOfWorkload))"
+            if let perWait = run.nsPerWait { line += String(format: ", %.0f ns per wait", perWait) }
+            if let perSyscall = run.nsPerSyscall { line += String(format: ", %.0f ns per mount syscall", perSyscall) }
+            lines.append(line)
+        }
+        lines.append("  per program: runs × ns per run = run time (share of the workload's CPU)")
+        for run in ordered {
+            lines.append("    \(run.tool)")
+            for program in run.programs where program.runs > 0 {
+                lines.append("      \(program.name.padding(toLength: 22, withPad: " ", startingAt: 0))"
+                    + String(format: "%7ld × %6.0f ns = ", Int(program.runs), program.nsPerRun ?? 0)
+                    + "\(Format.ms(Double(program.runNs))) (\(Format.percent(run.shareOfWorkload(Double(program.runNs)))))")
+            }
+            let idle = run.programs.filter { $0.runs == 0 }.count
+            if idle > 0 { lines.append("      (\(idle) more programs did not run)") }
+        }
+        for run in ["lockscope", "lockscope-all"].compactMap({ self[$0] }) {
+            lines.append("  \(run.tool)'s \(Format.percent(run.cpuShareOfWorkload)) by part: "
+                + run.parts.map { $0.describe(in: run) }.joined(separator: ", "))
+        }
+        if let walk = stackWalkNsPerBegin, let with = self["bpftrace-kstack"]?.beginProgram?.nsPerRun,
+           let without = self["bpftrace-minimal"]?.beginProgram?.nsPerRun {
+            var line = String(format: "  a kernel stack walk: %.0f ns per contention_begin (bpftrace's %.0f ns per run with kstack, "
+                + "%.0f ns without)", walk, with, without)
+            if let begin = self["lockscope"]?.beginProgram, let perRun = begin.nsPerRun {
+                line += String(format: "; lockscope's contention_begin %.0f ns per run", perRun)
+            }
+            lines.append(line)
+        }
+        return lines
+    }
 }

@@ -113,7 +113,7 @@ func runBenchmarks(_ options: BenchOptions) throws {
     let machine = Machine.current()
     let overhead = try options.overheadPath.map {
         try Overhead.load(path: $0, recordRunsPath: options.recordRunsPath, bpfCostPath: options.bpfCostPath,
-                          spinCostPath: options.spinCostPath, cpus: machine.cpus, workload: options.workload)
+                          spinCostPath: options.spinCostPath, workload: options.workload)
     }
 
     progress("start-up: \(options.attachRuns) × `\(options.lockscope) record` until attached")

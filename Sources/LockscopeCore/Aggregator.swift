@@ -127,6 +127,32 @@ public struct Aggregator: ~Copyable {
     /// Ties mount syscalls and the waits inside them to containers by their paths.
     var attribution: MountAttribution
     var timeline = TimelineTally()
+    /// Waits on static kernel locks kept while the selected locks' addresses are learned.
+    var provisional = ProvisionalWaits()
+    /// Who held the lock when a process that has issued no mount syscall (a victim) waited behind one
+    /// that has: (lock, waiter, holder) → the waits, and the holder's cgroup. Few keys: victims × issuers.
+    var victimHolders: [VictimHolderKey: (ownerCgroupID: UInt64, tally: Tally)] = [:]
+
+    /// Most (lock, victim, holder) keys kept; later pairs are not listed as holders (their waits still count).
+    static let maxVictimHolders = 1 << 16
+
+    struct VictimHolderKey: Hashable {
+        var lock: Int32
+        var waiterPid: UInt32
+        var ownerPid: UInt32
+    }
+
+    /// Records the provisional waits on the locks `decide` knows about (true: a selected lock, false:
+    /// another), in the order they ended; the others stay held. Returns how many were recorded.
+    @discardableResult
+    public mutating func settleProvisionalWaits(_ decide: (UInt64) -> Bool?) -> Int {
+        let kept = provisional.settle(decide)
+        for event in kept { record(event) }
+        return kept.count
+    }
+
+    /// Waits lost because too many provisional waits were held at once.
+    public var provisionalOverflow: UInt64 { provisional.overflow }
 
     /// `issuerPod` names the pod a process works for (a containerd shim's `-id`), for `MountAttribution`.
     public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil }) {
@@ -207,8 +233,6 @@ public struct Aggregator: ~Copyable {
 
     struct OwnerKey: Hashable {
         var waiterCgroupID: UInt64
-        /// The waiting process (for the victims' holders); `otherProcesses` in the entries past the cap.
-        var waiterPid: UInt32
         var ownerCgroupID: UInt64
         var ownerPid: UInt32
     }
@@ -252,15 +276,22 @@ public struct Aggregator: ~Copyable {
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     /// A wait inside a mount syscall is held until the syscall's container is known (`MountAttribution`).
     public mutating func record(_ event: WaitEvent) {
+        if _slowPath(event.flags & ProvisionalWaits.flag != 0) { return provisional.hold(event) }
         waitEvents &+= 1
         let kind = event.kind
         let lock = lockIndex(event.lockAddress, kind: kind)
         let previousCPU = lockActivity[lock].lastCPU
         lockActivity[lock].lastCPU = event.cpu
-        timeline.wait(endNs: event.endNs, lock: lock,
-                      waiter: event.syscallBeginNs != 0 ? .inMountSyscall
-                          : attribution.issuers.contains(event.pid) ? .mountIssuer : .victim,
-                      ns: event.waitNs)
+        let waiter: TimelineTally.Waiter = event.syscallBeginNs != 0 ? .inMountSyscall
+            : attribution.issuers.contains(event.pid) ? .mountIssuer : .victim
+        timeline.wait(endNs: event.endNs, lock: lock, waiter: waiter, ns: event.waitNs)
+        if _slowPath(waiter == .victim && event.ownerPid != 0 && attribution.issuers.contains(event.ownerPid)) {
+            let key = VictimHolderKey(lock: Int32(truncatingIfNeeded: lock), waiterPid: event.pid, ownerPid: event.ownerPid)
+            if victimHolders[key] != nil || victimHolders.count < Self.maxVictimHolders {
+                victimHolders[key, default: (event.ownerCgroupID, Tally())].tally.add(event.waitNs)
+            }
+            if processNames[event.ownerPid] == nil { processNames[event.ownerPid] = event.ownerComm }
+        }
         let queued = QueuedWait(event, lock: lock, kind: kind, previousCPU: previousCPU)
         if _slowPath(event.syscallBeginNs != 0) {
             attribution.hold(.init(queued: queued, lockAddress: event.lockAddress, tid: event.tid, endNs: event.endNs),
@@ -314,10 +345,10 @@ public struct Aggregator: ~Copyable {
             byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: Aggregator.otherProcesses))
         }
         if kind.hasOwner {
-            owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID, waiterPid: event.pid,
+            owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID,
                                          ownerCgroupID: event.ownerCgroupID, ownerPid: event.ownerPid))
             if caps.contains(.owners) {
-                owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID, waiterPid: Aggregator.otherProcesses,
+                owners.prefetch(LockOwnerKey(lock: lock, waiterCgroupID: event.cgroupID,
                                              ownerCgroupID: Aggregator.otherCgroups, ownerPid: Aggregator.otherProcesses))
             }
         }
@@ -380,15 +411,14 @@ public struct Aggregator: ~Copyable {
         }
         var newOwner = false
         if kind.hasOwner {
-            var key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, waiterPid: event.pid, ownerCgroupID: event.ownerCgroupID,
+            var key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: event.ownerCgroupID,
                                    ownerPid: event.ownerPid)
             if let owner = owners.index(of: key) {
                 owners[owner].add(ns)
             } else {
                 if lockActivity[lock].ownerKeys >= Aggregator.maxOwnerKeysPerLock {
                     lockActivity[lock].capsReached.insert(.owners)
-                    key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, waiterPid: Aggregator.otherProcesses,
-                                       ownerCgroupID: Aggregator.otherCgroups,
+                    key = LockOwnerKey(lock: lock, waiterCgroupID: cgroup, ownerCgroupID: Aggregator.otherCgroups,
                                        ownerPid: Aggregator.otherProcesses)
                 } else {
                     newOwner = event.ownerPid != 0
@@ -491,7 +521,19 @@ extension Aggregator {
     /// flight are not in it yet).
     public func lockNames(_ inputs: ProfileInputs) -> [UInt64: LockName] {
         var builder = ProfileBuilder(inputs: inputs)
-        return builder.lockNames(lockSummaries())
+        // Held provisional waits are named with the recorded ones at the same address: that is what
+        // decides whether they are kept.
+        var summaries = Dictionary(lockSummaries().map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+        for held in provisional.summaries() {
+            if var summary = summaries[held.address] {
+                summary.contentions += held.contentions
+                for (stack, tally) in held.stacks { summary.stacks[stack, default: .init()].merge(tally) }
+                summaries[held.address] = summary
+            } else {
+                summaries[held.address] = held
+            }
+        }
+        return builder.lockNames(Array(summaries.values))
     }
 
     /// The profile of everything recorded so far (built from copies of the tables; what follows is
@@ -566,6 +608,7 @@ extension Aggregator {
         /// Processes that issued mount syscalls, and the pods of those that said (containerd shims).
         let issuers: Set<UInt32>
         let issuerPods: [UInt32: String]
+        let victimHolders: [VictimHolderKey: (ownerCgroupID: UInt64, tally: Tally)]
         let timeline: Timeline?
         /// The recording's start on the events' clock.
         let originNs: UInt64?
@@ -626,6 +669,7 @@ extension Aggregator {
         return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
                 processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
                 attributed: attribution.containers, issuers: attribution.issuers, issuerPods: attribution.issuerPods,
+                victimHolders: victimHolders,
                 timeline: timeline, originNs: self.timeline.originNs,
                 lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,
                 owners: owners)
@@ -709,18 +753,16 @@ struct LockOwnerKey: LockIndexedKey {
     var ownerCgroupID: UInt64
     /// (lock + 1) << 32 | owner pid.
     var lockAndOwnerPid: UInt64
-    var waiterPid: UInt32
-    init(lock: Int, waiterCgroupID: UInt64, waiterPid: UInt32, ownerCgroupID: UInt64, ownerPid: UInt32) {
+    init(lock: Int, waiterCgroupID: UInt64, ownerCgroupID: UInt64, ownerPid: UInt32) {
         self.waiterCgroupID = waiterCgroupID
-        self.waiterPid = waiterPid
         self.ownerCgroupID = ownerCgroupID
         lockAndOwnerPid = UInt64(lock + 1) << 32 | UInt64(ownerPid)
     }
-    static let unused = LockOwnerKey(lock: -1, waiterCgroupID: 0, waiterPid: 0, ownerCgroupID: 0, ownerPid: 0)
-    var hashWord: UInt64 { ((waiterCgroupID &* 31 &+ ownerCgroupID) &* 31 &+ lockAndOwnerPid) &* 31 &+ UInt64(waiterPid) }
+    static let unused = LockOwnerKey(lock: -1, waiterCgroupID: 0, ownerCgroupID: 0, ownerPid: 0)
+    var hashWord: UInt64 { (waiterCgroupID &* 31 &+ ownerCgroupID) &* 31 &+ lockAndOwnerPid }
     var lock: Int { Int(lockAndOwnerPid >> 32) - 1 }
     var owner: Aggregator.OwnerKey {
-        .init(waiterCgroupID: waiterCgroupID, waiterPid: waiterPid, ownerCgroupID: ownerCgroupID,
+        .init(waiterCgroupID: waiterCgroupID, ownerCgroupID: ownerCgroupID,
               ownerPid: UInt32(truncatingIfNeeded: lockAndOwnerPid))
     }
 }

@@ -226,6 +226,7 @@ struct MountAttribution {
             releasedUnlinked += UInt64(group.count)
         }
         directoryGroups = directoryGroups.filter { groups[$0.value] != nil }
+        fdGroups = fdGroups.filter { groups[$0.value] != nil }  // fds whose mounts were released: nothing to link any more
     }
 
     /// Releases everything held (at the end of a recording, or when too much is held).
@@ -344,6 +345,7 @@ struct MountAttribution {
 
     private mutating func pod(of pid: UInt32) -> (namespace: String?, pod: String)? {
         if let known = podsByPid[pid] { return known }
+        if podsByPid.count >= Self.maxDirectories { podsByPid = [:] }  // pids churn: read again when needed
         let pod = issuerPod(pid)
         podsByPid[pid] = pod
         return pod

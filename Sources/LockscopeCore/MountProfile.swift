@@ -72,8 +72,8 @@ public struct Victim: Codable, Sendable, Equatable {
     public var maxWaitNs: UInt64
     /// Its waits by lock, most first.
     public var byLock: [LockWaitShare]
-    /// Who held the lock when it began waiting, where the owner could be read (mutexes and rwsem
-    /// writers), most first.
+    /// The mount-issuing processes (shims, runtimes) that held the lock when it began waiting, where
+    /// the owner could be read (mutexes and rwsem writers), most first.
     public var holders: [Holder]
 
     public init(process: String, container: String, contentions: UInt64, totalWaitNs: UInt64, maxWaitNs: UInt64,

@@ -83,6 +83,9 @@ public struct Drops: Codable, Sendable, Equatable {
     /// Mount syscalls whose path or options were longer than the kernel side keeps (256 and 512 bytes):
     /// they were attributed by what was kept, or by issuer or cgroup when that named no container.
     public var pathsTruncated: UInt64 = 0
+    /// Waits on static kernel locks held while namespace_sem's and mount_lock's addresses were being
+    /// learned (`--locks mount`), lost because too many were held at once.
+    public var provisionalOverflow: UInt64 = 0
 
     public init() {}
 
@@ -90,7 +93,7 @@ public struct Drops: Codable, Sendable, Equatable {
     /// cannot be left out of the warnings that list them.
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses, cgroupNamesFull
-        case cgroupNamesEvicted, cgroupNamesLost, pathsTruncated
+        case cgroupNamesEvicted, cgroupNamesLost, pathsTruncated, provisionalOverflow
 
         /// The key as written in profiles.
         public var profileKey: String {
@@ -111,6 +114,7 @@ public struct Drops: Codable, Sendable, Equatable {
             case .cgroupNamesEvicted: "names read before eviction are kept"
             case .cgroupNamesLost: "their containers show as cgroup:<id>"
             case .pathsTruncated: "their paths were cut; attribution used what was kept"
+            case .provisionalOverflow: "waits before the mount locks were recognised; --locks all keeps every wait"
             }
         }
     }
@@ -127,6 +131,7 @@ public struct Drops: Codable, Sendable, Equatable {
         case .cgroupNamesEvicted: cgroupNamesEvicted
         case .cgroupNamesLost: cgroupNamesLost
         case .pathsTruncated: pathsTruncated
+        case .provisionalOverflow: provisionalOverflow
         }
     }
 
@@ -144,10 +149,14 @@ public struct Drops: Codable, Sendable, Equatable {
         cgroupNamesEvicted = try count(.cgroupNamesEvicted)
         cgroupNamesLost = try count(.cgroupNamesLost)
         pathsTruncated = try count(.pathsTruncated)
+        provisionalOverflow = try count(.provisionalOverflow)
     }
 
     /// Events lost (stack failures lose only the stack, not the event).
-    public var total: UInt64 { ringbufFull + taskMapFull + nestingOverflow + syscallMapFull + recursionMisses }
+    public var total: UInt64 {
+        ringbufFull.addingSaturated(taskMapFull).addingSaturated(nestingOverflow).addingSaturated(syscallMapFull)
+            .addingSaturated(recursionMisses).addingSaturated(provisionalOverflow)
+    }
 
     /// Every counter that is not zero, in the profile's order.
     public var nonZero: [(key: CodingKeys, value: UInt64)] {

@@ -135,7 +135,9 @@ struct ProfileBuilder {
                                default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
             }
             if TimelineLockClass(lockName: key.name.name).isMountLock {
-                victims.add(lock: lock.name, state: merged, builder: &self, issuerPods: recorded.issuerPods)
+                let members = Set(group.map { Int32(truncatingIfNeeded: $0) })
+                victims.add(lock: lock.name, state: merged, holders: recorded.victimHolders.filter { members.contains($0.key.lock) },
+                            builder: &self, issuerPods: recorded.issuerPods)
             }
             lockProfiles.append(lock)
         }
@@ -405,8 +407,11 @@ struct VictimTally {
         pid != 0 && pid != Aggregator.otherProcesses && !issuers.contains(pid)
     }
 
-    /// One lock's waits; a holder's container is its pod when it is a shim that named one.
-    mutating func add(lock: String, state: Aggregator.LockState, builder: inout ProfileBuilder, issuerPods: [UInt32: String]) {
+    /// One lock's waits, and the mount issuers that held it while victims waited (`holders`); a holder's
+    /// container is its pod when it is a shim that named one.
+    mutating func add(lock: String, state: Aggregator.LockState,
+                      holders: [Aggregator.VictimHolderKey: (ownerCgroupID: UInt64, tally: Aggregator.Tally)],
+                      builder: inout ProfileBuilder, issuerPods: [UInt32: String]) {
         for (task, accumulator) in state.byTask where isVictim(task.pid) {
             var entry = entries[task.pid] ?? Entry(process: builder.processName(task.pid))
             entry.container = builder.containerID(task.cgroupID)
@@ -414,13 +419,12 @@ struct VictimTally {
             entry.byLock[lock, default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
             entries[task.pid] = entry
         }
-        for (owner, tally) in state.owners where isVictim(owner.waiterPid) && entries[owner.waiterPid] != nil
-            && owner.ownerPid != 0 && owner.ownerPid != Aggregator.otherProcesses {
-            let process = builder.processName(owner.ownerPid)
-            let container = issuerPods[owner.ownerPid].map { "pod:" + $0 } ?? builder.containerID(owner.ownerCgroupID)
-            var holder = entries[owner.waiterPid]!.holders[process] ?? (container, .init())
-            holder.tally.merge(tally)
-            entries[owner.waiterPid]!.holders[process] = holder
+        for (key, holder) in holders where entries[key.waiterPid] != nil {
+            let process = builder.processName(key.ownerPid)
+            let container = issuerPods[key.ownerPid].map { "pod:" + $0 } ?? builder.containerID(holder.ownerCgroupID)
+            var tally = entries[key.waiterPid]!.holders[process] ?? (container, .init())
+            tally.tally.merge(holder.tally)
+            entries[key.waiterPid]!.holders[process] = tally
         }
     }
 

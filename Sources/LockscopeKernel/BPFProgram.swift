@@ -17,6 +17,9 @@ public struct BPFOptions: Sendable, Equatable {
     /// ...or (when both are on: either) waits that began inside a mount-family syscall.
     public var filterByLockAddress = false
     public var filterByMountPath = false
+    /// With `filterByLockAddress`: until `stopLearning()`, also keep waits on locks in the kernel's
+    /// static data, flagged provisional (the recorder keeps those on the locks it then recognises).
+    public var learnKernelDataLocks = false
     /// Keep only these processes (tgids) / cgroup ids; empty keeps all.
     public var pids: [UInt32] = []
     public var cgroupIDs: [UInt64] = []
@@ -43,6 +46,7 @@ public struct BPFOptions: Sendable, Equatable {
         var filters: UInt32 = 0
         if filterByLockAddress { filters |= UInt32(LOCKSCOPE_FILTER_LOCK_ADDRS.rawValue) }
         if filterByMountPath { filters |= UInt32(LOCKSCOPE_FILTER_MOUNT_PATH.rawValue) }
+        if filterByLockAddress && learnKernelDataLocks { filters |= UInt32(LOCKSCOPE_FILTER_KERNEL_DATA.rawValue) }
         if !pids.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_PIDS.rawValue) }
         if !cgroupIDs.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_CGROUPS.rawValue) }
         config.filters = filters
@@ -88,6 +92,7 @@ public final class BPFProgram {
         self.object = object
         do {
             try fillSyscallTable()
+            try setLearning(options.filterByLockAddress && options.learnKernelDataLocks)
             try addLockAddresses(options.lockAddresses)
             for pid in options.pids { try setKey(skeleton.pointee.maps.pid_filter, pid) }
             for cgroup in options.cgroupIDs { try setKey(skeleton.pointee.maps.cgroup_filter, cgroup) }
@@ -266,6 +271,21 @@ public final class BPFProgram {
         guard bpf_map_lookup_elem(bpf_map__fd(skeleton.pointee.maps.process_args), &key, &entry) == 0 else { return nil }
         let length = min(Int(entry.length), MemoryLayout.size(ofValue: entry.args))
         return withUnsafeBytes(of: &entry.args) { String(decoding: $0.prefix(length), as: UTF8.self) }
+    }
+
+    /// Whether the kernel keeps provisional waits on static kernel locks (`learnKernelDataLocks`).
+    public private(set) var learning = false
+
+    /// The selected locks' addresses are all known (and in the lock filter): the kernel stops keeping
+    /// provisional waits.
+    public func stopLearning() throws { try setLearning(false) }
+
+    private func setLearning(_ on: Bool) throws {
+        var key: UInt32 = 0
+        var value: UInt32 = on ? 1 : 0
+        try check(bpf_map_update_elem(bpf_map__fd(skeleton.pointee.maps.learning), &key, &value, UInt64(BPF_ANY)),
+                  "set the learning flag")
+        learning = on
     }
 
     /// Adds lock addresses to the in-kernel lock filter (used when a lock is recognised mid-recording).

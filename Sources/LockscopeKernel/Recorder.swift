@@ -132,6 +132,9 @@ public final class Recorder {
             sampler?.detach()
             reader.drain(into: &aggregator)
             readCgroupNames()
+            // Every lock has a name now: the provisional waits still held are kept or dropped for good.
+            let names = aggregator.lockNames(inputs())
+            aggregator.settleProvisionalWaits { address in names[address].map { keeps($0) } ?? false }
         }
         // Resolved once per cgroup for waits and samples alike, so a lost name is counted once.
         let resolve = containerResolver()
@@ -172,6 +175,7 @@ public final class Recorder {
         drops.syscallMapFull = counter(LOCKSCOPE_CTR_SYSCALL_MAP_FULL)
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
         drops.pathsTruncated = counter(LOCKSCOPE_CTR_PATH_TRUNCATED)
+        drops.provisionalOverflow = aggregator.provisionalOverflow
         drops.recursionMisses = program.recursionMisses()
         drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
         // Nothing but the LRU removes names, so whatever was added and is no longer there was evicted
@@ -216,19 +220,43 @@ public final class Recorder {
     /// Resolves each cgroup id once, while the cgroup still exists (containers remove theirs on exit).
     /// In `--locks mount` mode, once namespace_sem and mount_lock are recognised, keep their waits
     /// even outside mount syscalls (a task dropping its last mount reference in exit, say).
+    /// Also records the provisional waits of the locks now named (or drops them, for locks that are
+    /// not selected), and once every selected lock is known, tells the kernel to stop sending them.
     private func refreshKernelFilter() -> [UInt64: LockName] {
         let names = aggregator.lockNames(inputs())
         guard options.bpf.filterByLockAddress else { return names }
-        let wanted = names.filter { entry in
-            switch options.selection {
-            case .mount: return LockNamer.mountLockNames.contains(entry.value.name)
-            case .names(let set): return LockSelection.names(set).keeps(entry.value.name)
-            case .all: return false
-            }
-        }.map(\.key)
+        let wanted = names.filter { keeps($0.value) }.map(\.key)
         let new = wanted.filter { !filteredLockAddresses.contains($0) }
         if !new.isEmpty, (try? program.addLockAddresses(new)) != nil { filteredLockAddresses.formUnion(new) }
+        guard program.learning else { return names }
+        // A lock is decided once it has a name other than its caller's (the caller-named ones may yet be
+        // recognised by a later call path).
+        aggregator.settleProvisionalWaits { address in
+            guard let name = names[address] else { return nil }
+            if keeps(name) { return filteredLockAddresses.contains(address) ? true : nil }
+            return name.identity == .caller ? nil : false
+        }
+        let found = Set(names.values.filter { keeps($0) }.map(\.name))
+        if selectedNames.isSubset(of: found) { try? program.stopLearning() }
         return names
+    }
+
+    /// Whether `name` is one of the locks the kernel filter selects by address.
+    private func keeps(_ name: LockName) -> Bool {
+        switch options.selection {
+        case .mount: return LockNamer.mountLockNames.contains(name.name)
+        case .names(let set): return LockSelection.names(set).keeps(name.name)
+        case .all: return false
+        }
+    }
+
+    /// The names that must all be found before the kernel stops keeping provisional waits.
+    private var selectedNames: Set<String> {
+        switch options.selection {
+        case .mount: return [LockNamer.namespaceSem, LockNamer.mountLock]
+        case .names(let set): return set
+        case .all: return []
+        }
     }
 
     private func currentStatus(names: [UInt64: LockName]) -> RecordStatus {

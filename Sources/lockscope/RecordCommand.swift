@@ -263,9 +263,10 @@ struct RecordPlan {
         case .mount:
             bpf.filterByMountPath = true
             bpf.filterByLockAddress = true
+            bpf.learnKernelDataLocks = true
         case .names(let names):
             let inferable = names.allSatisfy { LockSelectionParser.mountLockNames.contains($0) }
-            if inferable { bpf.filterByMountPath = true; bpf.filterByLockAddress = true }
+            if inferable { bpf.filterByMountPath = true; bpf.filterByLockAddress = true; bpf.learnKernelDataLocks = true }
         }
         if !bpf.lockAddresses.isEmpty {
             // Explicit addresses narrow the recording to exactly those locks.
