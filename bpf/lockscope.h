@@ -244,8 +244,7 @@ struct lockscope_syscall_event {
 
 /* Distinct (CPU, cgroup, process, flags, thread name, kernel stack) keys kept. The stack is part of the
  * key, not an id in a stack-trace map: bpf_get_stackid fails for good on a stack whose hash bucket another
- * stack took first, so on a busy host every sample of some stacks was lost (a cross-check counted 275
- * samples in spin functions where bpftrace counted 522 of the same 12,838). 32768 keys of 448 bytes. */
+ * stack took first, so on a busy host every sample of such a stack would be lost. 32768 keys of 448 bytes. */
 #define LOCKSCOPE_MAX_SPIN_KEYS 32768
 
 /* `lockscope_spin_key.flags`. */
