@@ -16,6 +16,8 @@ BPF_HEADERS := $(wildcard bpf/*.h)
 SKELETON := Sources/CLockscopeBPF/include/lockscope.skel.h
 # The benchmark's synthetic event source: a separate object, so the production one stays small.
 BENCH_SKELETON := Sources/CLockscopeBPF/include/lockscope_bench.skel.h
+# The on-CPU sampler (record --spin-hz): a separate object, loaded only when sampling is on.
+SPIN_SKELETON := Sources/CLockscopeBPF/include/lockscope_spin.skel.h
 BIN := .build/release/lockscope
 
 .PHONY: all deps build release test demo bpf bpf-check bench clean
@@ -50,7 +52,7 @@ bench: release
 # `bpftool gen object` links each and drops DWARF (BTF stays for CO-RE), and `bpftool gen skeleton`
 # writes no paths or dates: the output is byte-for-byte reproducible, which lets `make bpf-check`
 # prove the committed skeletons match bpf/.
-bpf: $(SKELETON) $(BENCH_SKELETON)
+bpf: $(SKELETON) $(BENCH_SKELETON) $(SPIN_SKELETON)
 
 # $(call skeleton-bpf,NAME,DIR,OUTPUT): compile bpf/NAME.bpf.c in DIR and write its skeleton (struct NAME_bpf) to OUTPUT.
 define skeleton-bpf
@@ -69,11 +71,17 @@ $(BENCH_SKELETON): bpf/lockscope_bench.bpf.c $(BPF_HEADERS)
 	$(call skeleton-bpf,lockscope_bench,.build/bpf,$@.tmp)
 	mv $@.tmp $@
 
+$(SPIN_SKELETON): bpf/lockscope_spin.bpf.c $(BPF_HEADERS)
+	@mkdir -p .build/bpf
+	$(call skeleton-bpf,lockscope_spin,.build/bpf,$@.tmp)
+	mv $@.tmp $@
+
 bpf-check:
 	@mkdir -p .build/bpf-check
 	@$(call skeleton-bpf,lockscope,.build/bpf-check,.build/bpf-check/lockscope.skel.h)
 	@$(call skeleton-bpf,lockscope_bench,.build/bpf-check,.build/bpf-check/lockscope_bench.skel.h)
-	@for pair in lockscope.skel.h:$(SKELETON) lockscope_bench.skel.h:$(BENCH_SKELETON); do \
+	@$(call skeleton-bpf,lockscope_spin,.build/bpf-check,.build/bpf-check/lockscope_spin.skel.h)
+	@for pair in lockscope.skel.h:$(SKELETON) lockscope_bench.skel.h:$(BENCH_SKELETON) lockscope_spin.skel.h:$(SPIN_SKELETON); do \
 		cmp -s .build/bpf-check/$${pair%%:*} $${pair#*:} || { \
 			echo "bpf-check: $${pair#*:} is stale relative to bpf/: run 'make bpf' and commit the result" >&2; exit 1; }; \
 	done

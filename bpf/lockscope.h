@@ -229,3 +229,61 @@ struct lockscope_syscall_event {
 };
 
 #endif /* LOCKSCOPE_H */
+
+/*
+ * Sampled on-CPU time (bpf/lockscope_spin.bpf.c, a separate object loaded only when `record --spin-hz`
+ * is not 0): a cpu-clock perf event on every CPU runs `spin_sample`, which counts the sample into the
+ * `spin_samples` hash map under a key of (kernel stack, CPU, cgroup, process, flags). Samples are
+ * aggregated in the kernel rather than streamed: one map update per sample, nothing per sample for user
+ * space to read, and memory bounded by the map (a full map is counted, never silent). User space reads
+ * the map once, when the recording stops, and classifies each stack (known spin function, PAUSE loop,
+ * not spinning).
+ */
+#ifndef LOCKSCOPE_SPIN_H
+#define LOCKSCOPE_SPIN_H
+
+/* Distinct (CPU, cgroup, process, flags, thread name, kernel stack) keys kept. The stack is part of the
+ * key, not an id in a stack-trace map: bpf_get_stackid fails for good on a stack whose hash bucket another
+ * stack took first, so on a busy host every sample of such a stack would be lost. 32768 keys of 448 bytes. */
+#define LOCKSCOPE_MAX_SPIN_KEYS 32768
+
+/* `lockscope_spin_key.flags`. */
+enum lockscope_spin_flag {
+	LOCKSCOPE_SPIN_F_USER = 1 << 0,  /* the CPU was in user mode: no kernel stack */
+	LOCKSCOPE_SPIN_F_PAUSE = 1 << 1, /* the instruction at or just before the sampled IP is PAUSE (f3 90) */
+};
+
+struct lockscope_spin_key {
+	__u32 frames;     /* valid entries in `stack`: 0 in user mode or when the walk failed */
+	__u32 cpu;
+	__u64 cgroup_id;  /* cgroup v2 id of the task on the CPU */
+	__u32 tgid;
+	__u32 flags;      /* lockscope_spin_flag */
+	char comm[LOCKSCOPE_COMM_LEN]; /* the thread's: threads of one process can be named apart */
+	__u64 stack[LOCKSCOPE_MAX_STACK_DEPTH]; /* kernel stack, innermost (the sampled IP) first; zero past `frames` */
+};
+
+struct lockscope_spin_value {
+	__u64 count;
+};
+
+/* Per-CPU counters of the sampler (`spin_counters` map). Every sample is counted once in SAMPLES
+ * and once in exactly one of IDLE / FILTERED / USER / KERNEL; the others count losses and PAUSE hits. */
+enum lockscope_spin_counter {
+	LOCKSCOPE_SPIN_CTR_SAMPLES = 0,     /* every sample taken */
+	LOCKSCOPE_SPIN_CTR_IDLE,            /* the idle task was on the CPU (not kept) */
+	LOCKSCOPE_SPIN_CTR_USER,            /* a task in user mode (kept, without a kernel stack) */
+	LOCKSCOPE_SPIN_CTR_KERNEL,          /* a task in the kernel (kept with its kernel stack) */
+	LOCKSCOPE_SPIN_CTR_PAUSE,           /* kernel samples at a PAUSE instruction */
+	LOCKSCOPE_SPIN_CTR_TEXT_UNREADABLE, /* kernel samples whose instruction bytes could not be read */
+	LOCKSCOPE_SPIN_CTR_STACK_FAILED,    /* kernel samples kept without a stack (the walk failed) */
+	LOCKSCOPE_SPIN_CTR_MAP_FULL,        /* samples lost: no room for a new key in `spin_samples` */
+	LOCKSCOPE_SPIN_CTR_FILTERED,        /* a task the pid or cgroup filter leaves out (not kept) */
+	LOCKSCOPE_SPIN_CTR_COUNT,
+};
+
+/* `spin_settings[0]`: the lockscope_filter bits (PIDS, CGROUPS) the sampler applies, with the pids in
+ * `spin_pid_filter` and the cgroup ids in `spin_cgroup_filter` (record's --pid and --container). */
+#define LOCKSCOPE_SPIN_SETTINGS 1
+
+#endif /* LOCKSCOPE_SPIN_H */

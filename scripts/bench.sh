@@ -242,6 +242,28 @@ sysctl -q kernel.bpf_stats_enabled="$stats_were"
 trap - EXIT
 cat "$out/bpf-cost.tsv"
 
+# The on-CPU sampler at the default --spin-hz: its program's run time over the workload's own CPU time
+# (user + system of the storm and its workers) in the same run.
+echo "== on-CPU sampler: run time during one more workload run, against the workload's CPU time"
+sysctl -q kernel.bpf_stats_enabled=1
+"$bin" record --quiet --no-report -o "$out/spin-cost.json" 2>"$out/spin-cost.err" &
+pid=$!
+wait_for_text "$out/spin-cost.err" "lockscope: attached"
+spin_id=$(for id in $({ grep -h '^prog_id:' /proc/"$pid"/fdinfo/* 2>/dev/null || true; } | awk '{ print $2 }' | sort -u); do
+  bpftool prog show id "$id" -j | jq -r 'select(.name == "spin_sample") | .id'
+done)
+spin_stats() { bpftool prog show id "$spin_id" -j | jq -r '"\(.run_cnt // 0)\t\(.run_time_ns // 0)"'; }
+before=$(spin_stats)
+/usr/bin/time -f '%e\t%U\t%S' -o "$out/spin-cost.time" "$bin" "${workload[@]}" >/dev/null
+after=$(spin_stats)
+kill -INT "$pid"
+wait "$pid"
+sysctl -q kernel.bpf_stats_enabled="$stats_were"
+hz=$(jq -r '.cpu_samples.hz' "$out/spin-cost.json")
+paste <(echo "$before") <(echo "$after") "$out/spin-cost.time" |
+  awk -F'\t' -v hz="$hz" '{ printf "%d\t%d\t%d\t%.1f\t%.1f\n", hz, $3 - $1, $4 - $2, ($6 + $7) * 1000, $5 * 1000 }' >"$out/spin-cost.tsv"
+cat "$out/spin-cost.tsv"
+
 echo "== lockscope-bench: start-up, memory, ingest and ceiling"
 "$bench_bin" --lockscope "$bin" --overhead "$out/overhead.tsv" --record-runs "$out/record-runs.tsv" \
-  --bpf-cost "$out/bpf-cost.tsv" --workload "lockscope ${workload[*]}" --output bench/results.json
+  --bpf-cost "$out/bpf-cost.tsv" --spin-cost "$out/spin-cost.tsv" --workload "lockscope ${workload[*]}" --output bench/results.json

@@ -46,10 +46,13 @@ struct Overhead: Encodable {
     var recordRuns: [RecordRun]
     /// The BPF programs' own run time in one more run under each tool, against the workload's CPU time.
     var bpfCost: BPFCost?
+    /// The on-CPU sampler's run time against the workload's own CPU time, in one more run.
+    var spinCost: SpinCost?
 
     /// Reads `tool<TAB>round<TAB>wall_ms` lines, and `tool<TAB>round<TAB>peak_rss_kib<TAB>events<TAB>dropped`
     /// lines from `recordRunsPath`.
-    static func load(path: String, recordRunsPath: String?, bpfCostPath: String?, workload: String) throws -> Overhead {
+    static func load(path: String, recordRunsPath: String?, bpfCostPath: String?, spinCostPath: String? = nil,
+                     workload: String) throws -> Overhead {
         var samples: [String: [Double]] = [:]
         var byRound: [Int: [String: Double]] = [:]
         for fields in try tabSeparated(path, columns: 3, format: "tool<TAB>round<TAB>wall_ms") {
@@ -78,10 +81,13 @@ struct Overhead: Encodable {
             }
         } ?? []
         let bpfCost = try bpfCostPath.map { try BPFCost(path: $0) }
+        let spinCost = try spinCostPath.map { path in
+            try SpinCost(tabSeparated(path, columns: 5, format: "hz<TAB>samples<TAB>run_ns<TAB>workload_cpu_ms<TAB>workload_wall_ms"))
+        }
         return Overhead(workload: workload, rounds: byRound.count, samplesMs: samples, medianMs: medians,
                         interquartileMs: samples.mapValues { [percentile($0, 25), percentile($0, 75)] },
                         ratios: medians.filter { $0.key != "alone" }.mapValues { $0 / alone },
-                        pairedRatios: pairedRatios, recordRuns: recordRuns, bpfCost: bpfCost)
+                        pairedRatios: pairedRatios, recordRuns: recordRuns, bpfCost: bpfCost, spinCost: spinCost)
     }
 
     private static func tabSeparated(_ path: String, columns: Int, format: String) throws -> [[String]] {
@@ -275,6 +281,56 @@ struct BPFCostRun: Encodable {
     }
 }
 
+/// The on-CPU sampler (`record --spin-hz`, the default rate) during one workload run: its BPF program's
+/// run time (kernel.bpf_stats_enabled) over every sample on every CPU, against the workload's own CPU
+/// time (user + system of the storm and its workers, GNU time) in the same run.
+struct SpinCost: Codable {
+    var hz: Int
+    var samples: UInt64
+    var runNs: UInt64
+    var workloadCPUMs: Double
+    var workloadWallMs: Double
+    var nsPerSample: Double { samples > 0 ? Double(runNs) / Double(samples) : 0 }
+    /// The sampler's run time over the workload's CPU time.
+    var workloadCPUShare: Double { workloadCPUMs > 0 ? Double(runNs) / (workloadCPUMs * 1e6) : 0 }
+
+    private enum CodingKeys: String, CodingKey {
+        case hz, samples, runNs, workloadCPUMs, workloadWallMs, nsPerSample, workloadCPUShare
+    }
+
+    init(_ rows: [[String]]) throws {
+        guard rows.count == 1, let fields = rows.first, let hz = Int(fields[0]), let samples = UInt64(fields[1]),
+              let runNs = UInt64(fields[2]), let cpu = Double(fields[3]), let wall = Double(fields[4]) else {
+            throw BenchError("bad sampler statistics: want one line hz<TAB>samples<TAB>run_ns<TAB>workload_cpu_ms<TAB>workload_wall_ms")
+        }
+        self.hz = hz
+        self.samples = samples
+        self.runNs = runNs
+        workloadCPUMs = cpu
+        workloadWallMs = wall
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hz = try c.decode(Int.self, forKey: .hz)
+        samples = try c.decode(UInt64.self, forKey: .samples)
+        runNs = try c.decode(UInt64.self, forKey: .runNs)
+        workloadCPUMs = try c.decode(Double.self, forKey: .workloadCPUMs)
+        workloadWallMs = try c.decode(Double.self, forKey: .workloadWallMs)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(hz, forKey: .hz)
+        try c.encode(samples, forKey: .samples)
+        try c.encode(runNs, forKey: .runNs)
+        try c.encode(workloadCPUMs, forKey: .workloadCPUMs)
+        try c.encode(workloadWallMs, forKey: .workloadWallMs)
+        try c.encode(nsPerSample, forKey: .nsPerSample)
+        try c.encode(workloadCPUShare, forKey: .workloadCPUShare)
+    }
+}
+
 /// One `lockscope record` run around the workload: its peak RSS (GNU time's maximum resident set), what
 /// it recorded, and what it lost.
 struct RecordRun: Encodable {
@@ -453,6 +509,11 @@ struct Results: Encodable {
                     + String(format: "%7.0f ms [%.0f-%.0f]", ms, quartiles[0], quartiles[1]) + ratio + paired)
             }
             if let cost = overhead.bpfCost { lines += cost.summary() }
+            if let spin = overhead.spinCost {
+                lines.append(String(format: "  on-CPU sampler at %d Hz: %llu samples x %.0f ns = %.2f ms, %.2f%% of the workload's "
+                                    + "%.0f ms of CPU time (%.0f ms wall)", spin.hz, spin.samples, spin.nsPerSample,
+                                    Double(spin.runNs) / 1e6, spin.workloadCPUShare * 100, spin.workloadCPUMs, spin.workloadWallMs))
+            }
             for tool in ["lockscope", "lockscope-all"] {
                 let runs = overhead.recordRuns.filter { $0.tool == tool }
                 guard !runs.isEmpty else { continue }

@@ -1,7 +1,8 @@
 // lockscope-bench: the benchmarks behind `make bench` (scripts/bench.sh runs it after timing the
 // workload overhead). Needs root. Not a test: numbers vary with the machine and what else runs on it.
 //
-//   lockscope-bench [--lockscope PATH] [--overhead FILE [--record-runs FILE] [--bpf-cost FILE] --workload TEXT]
+//   lockscope-bench [--lockscope PATH] [--overhead FILE [--record-runs FILE] [--bpf-cost FILE] [--spin-cost FILE]
+//                   --workload TEXT]
 //                   [--output PATH] [--step-seconds S] [--attach-runs N] [--locks N] [--cpus N] [--containers N]
 //   lockscope-bench memory EVENTS LOCKS CPUS CONTAINERS   (internal: one memory run, in a fresh process)
 //   lockscope-bench cost [EVENTS]   per-event cost, line cost and one memory run only: a quick check while tuning
@@ -17,6 +18,7 @@ struct BenchOptions {
     var overheadPath: String?
     var recordRunsPath: String?
     var bpfCostPath: String?
+    var spinCostPath: String?
     var workload = ""
     var output = "bench/results.json"
     var stepSeconds = 4.0
@@ -36,6 +38,7 @@ struct BenchOptions {
             case "--overhead": overheadPath = try value(flag)
             case "--record-runs": recordRunsPath = try value(flag)
             case "--bpf-cost": bpfCostPath = try value(flag)
+            case "--spin-cost": spinCostPath = try value(flag)
             case "--workload": workload = try value(flag)
             case "--output": output = try value(flag)
             case "--step-seconds":
@@ -110,7 +113,7 @@ func runBenchmarks(_ options: BenchOptions) throws {
     let machine = Machine.current()
     let overhead = try options.overheadPath.map {
         try Overhead.load(path: $0, recordRunsPath: options.recordRunsPath, bpfCostPath: options.bpfCostPath,
-                          workload: options.workload)
+                          spinCostPath: options.spinCostPath, workload: options.workload)
     }
 
     progress("start-up: \(options.attachRuns) × `\(options.lockscope) record` until attached")

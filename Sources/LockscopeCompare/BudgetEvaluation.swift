@@ -56,6 +56,7 @@ public struct BudgetEvaluation: Sendable {
         self.source = source
         self.minContentions = minContentions
         let stats = Subject.stats(in: profile, grouping: .lock, labels: LockLabels([profile]))
+        let spins = Subject.spin(in: profile, grouping: .lock, labels: LockLabels([profile]))
         let contended = Set(stats.keys.map(\.lock))
         // A budget names a lock by its label or, covering each of its kinds, by its name alone.
         let named = budget.locks.keys.filter { $0 != Budget.anyLock }
@@ -68,7 +69,8 @@ public struct BudgetEvaluation: Sendable {
         locks = names.sorted().flatMap { name in
             let lockStats = stats[Subject(lock: name)]
             return budget.limits(forLock: name).sorted { $0.key < $1.key }.map { metric, limit in
-                let value = lockStats.map { metric.value(of: $0, durationNs: profile.durationNs) } ?? 0
+                let spinNs = spins[Subject(lock: name)]?.ns ?? 0
+                let value = lockStats.map { metric.value(of: $0, spinNs: spinNs, durationNs: profile.durationNs) } ?? 0
                 let contentions = lockStats?.contentions ?? 0
                 let status: BudgetFinding.Status
                 if lockStats == nil {

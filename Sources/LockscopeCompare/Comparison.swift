@@ -111,6 +111,8 @@ public struct Comparison: Sendable {
         let labels = LockLabels([base, current])
         let baseStats = Subject.stats(in: base, grouping: settings.grouping, labels: labels)
         let currentStats = Subject.stats(in: current, grouping: settings.grouping, labels: labels)
+        let baseSpin = Subject.spin(in: base, grouping: settings.grouping, labels: labels)
+        let currentSpin = Subject.spin(in: current, grouping: settings.grouping, labels: labels)
         let (keys, unmatchedContainers) = try Comparison.subjectsToCompare(
             base: Set(baseStats.keys), current: Set(currentStats.keys), baseSource: baseSource,
             currentSource: currentSource, settings: settings)
@@ -118,6 +120,8 @@ public struct Comparison: Sendable {
             let weight = Swift.max(Metric.total.value(of: baseStats[subject] ?? .empty, durationNs: base.durationNs),
                                    Metric.total.value(of: currentStats[subject] ?? .empty, durationNs: current.durationNs))
             let row = Comparison.compare(subject, base: baseStats[subject], current: currentStats[subject],
+                                         baseSpin: baseSpin[subject] ?? SampledSpin(),
+                                         currentSpin: currentSpin[subject] ?? SampledSpin(),
                                          baseDurationNs: base.durationNs, currentDurationNs: current.durationNs,
                                          settings: settings)
             return (row: row, weight: weight)
@@ -173,19 +177,25 @@ public struct Comparison: Sendable {
         subjects.flatMap { subject in subject.metrics.filter { $0.verdict == verdict }.map { (subject, $0) } }
     }
 
-    private static func compare(_ subject: Subject, base: WaitStats?, current: WaitStats?, baseDurationNs: UInt64,
-                                currentDurationNs: UInt64, settings: ComparisonSettings) -> SubjectComparison {
+    private static func compare(_ subject: Subject, base: WaitStats?, current: WaitStats?, baseSpin: SampledSpin,
+                                currentSpin: SampledSpin, baseDurationNs: UInt64, currentDurationNs: UInt64,
+                                settings: ComparisonSettings) -> SubjectComparison {
         let baseStats = base ?? .empty
         let currentStats = current ?? .empty
         let minimum = settings.minContentions
         let enoughVolume = baseStats.contentions >= minimum || currentStats.contentions >= minimum
+        // Spin is judged on its samples, as many as waits are asked for: below that, sampling error alone
+        // (about 1.96 / sqrt(samples) at 95%) exceeds the default limits.
+        let enoughSamples = baseSpin.samples >= minimum || currentSpin.samples >= minimum
         let metrics = settings.metrics.map { metric in
             let required = settings.requiredContentions(for: metric)
             let enoughShape = [baseStats, currentStats].allSatisfy { $0.contentions == 0 || $0.contentions >= required }
-            return MetricComparison(metric: metric, base: metric.value(of: baseStats, durationNs: baseDurationNs),
-                                    current: metric.value(of: currentStats, durationNs: currentDurationNs),
+            return MetricComparison(metric: metric,
+                                    base: metric.value(of: baseStats, spinNs: baseSpin.ns, durationNs: baseDurationNs),
+                                    current: metric.value(of: currentStats, spinNs: currentSpin.ns, durationNs: currentDurationNs),
                                     limit: settings.limit(for: metric),
-                                    judged: enoughVolume && (!metric.describesDistribution || enoughShape))
+                                    judged: metric == .spin ? enoughSamples
+                                        : enoughVolume && (!metric.describesDistribution || enoughShape))
         }
         let presence: Presence = switch (base != nil, current != nil) {
         case (true, true): .both

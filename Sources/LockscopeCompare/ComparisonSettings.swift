@@ -25,7 +25,7 @@ public struct MetricLimit: Codable, Sendable, Equatable {
         case .p999: MetricLimit(maxChangePercent: 30, minDelta: 10_000)
         // One wait decides the max: a looser limit and a higher floor keep it from flapping.
         case .max: MetricLimit(maxChangePercent: 50, minDelta: 100_000)
-        case .total: MetricLimit(maxChangePercent: 20, minDelta: 1_000_000)
+        case .total, .spin: MetricLimit(maxChangePercent: 20, minDelta: 1_000_000)
         case .rate: MetricLimit(maxChangePercent: 20, minDelta: 10)
         }
     }
@@ -55,7 +55,7 @@ public struct ComparisonSettings: Sendable, Equatable {
     /// Only these locks are judged; `nil` judges every lock.
     public var lockNames: [String]?
 
-    public init(metrics: [Metric] = Metric.allCases,
+    public init(metrics: [Metric] = Metric.defaultMetrics,
                 limits: [Metric: MetricLimit] = Dictionary(uniqueKeysWithValues: Metric.allCases.map { ($0, .defaultLimit(for: $0)) }),
                 minContentions: UInt64 = defaultMinContentions, grouping: Grouping = .lock, lockNames: [String]? = nil) {
         self.metrics = metrics

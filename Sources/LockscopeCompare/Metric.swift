@@ -3,9 +3,14 @@ import LockscopeCore
 /// A statistic of a lock's waits that `check`, `diff` and budgets judge.
 ///
 /// Latency metrics are in nanoseconds; `total` is wait time per second of recording (ns/s) and `rate`
-/// contentions per second, so recordings of different lengths compare fairly.
+/// contentions per second, so recordings of different lengths compare fairly. `spin` is the sampled CPU
+/// time spent spinning on the lock per second of recording (`record --spin-hz`, `LockProfile.spin`):
+/// judged only when asked for (`--metric spin`, or `spin_ns_per_sec` in a budget).
 public enum Metric: String, CaseIterable, Codable, Sendable, Comparable {
-    case p50, p99, p999, max, total, rate
+    case p50, p99, p999, max, total, rate, spin
+
+    /// What `diff` and `check` judge unless told: every metric of the waits.
+    public static let defaultMetrics = allCases.filter { $0 != .spin }
 
     /// What a metric's values measure, which decides their unit.
     public enum Quantity: Sendable {
@@ -20,7 +25,7 @@ public enum Metric: String, CaseIterable, Codable, Sendable, Comparable {
     public var quantity: Quantity {
         switch self {
         case .p50, .p99, .p999, .max: .latency
-        case .total: .waitPerSecond
+        case .total, .spin: .waitPerSecond
         case .rate: .perSecond
         }
     }
@@ -34,6 +39,7 @@ public enum Metric: String, CaseIterable, Codable, Sendable, Comparable {
         case .max: "max wait"
         case .total: "total wait"
         case .rate: "contention rate"
+        case .spin: "spin time"
         }
     }
 
@@ -46,6 +52,7 @@ public enum Metric: String, CaseIterable, Codable, Sendable, Comparable {
         case .max: "max_wait_ns"
         case .total: "total_wait_ns_per_sec"
         case .rate: "contentions_per_sec"
+        case .spin: "spin_ns_per_sec"
         }
     }
 
@@ -62,7 +69,7 @@ public enum Metric: String, CaseIterable, Codable, Sendable, Comparable {
         switch self {
         case .p99: 100
         case .p999: 1000
-        case .p50, .max, .total, .rate: 0
+        case .p50, .max, .total, .rate, .spin: 0
         }
     }
 
@@ -70,8 +77,9 @@ public enum Metric: String, CaseIterable, Codable, Sendable, Comparable {
     /// `minimumSamples`.
     public func requiredContentions(minContentions: UInt64) -> UInt64 { Swift.max(minContentions, minimumSamples) }
 
-    /// The metric's value for `stats` from a recording that lasted `durationNs` (not zero).
-    public func value(of stats: WaitStats, durationNs: UInt64) -> Double {
+    /// The metric's value for `stats` (and `spinNs` of sampled spinning) from a recording that lasted
+    /// `durationNs` (not zero).
+    public func value(of stats: WaitStats, spinNs: UInt64 = 0, durationNs: UInt64) -> Double {
         let seconds = Double(durationNs) / 1e9
         switch self {
         case .p50: return Double(stats.p50WaitNs)
@@ -80,6 +88,7 @@ public enum Metric: String, CaseIterable, Codable, Sendable, Comparable {
         case .max: return Double(stats.maxWaitNs)
         case .total: return Double(stats.totalWaitNs) / seconds
         case .rate: return Double(stats.contentions) / seconds
+        case .spin: return Double(spinNs) / seconds
         }
     }
 

@@ -39,7 +39,49 @@ public struct Subject: Hashable, Codable, Sendable {
                 }
             }
         }
+        // A lock only spun on is a subject too (in each container it spun in).
+        for lock in profile.locks {
+            guard let spin = lock.spin else { continue }
+            let label = labels.label(lock)
+            switch grouping {
+            case .lock:
+                parts[Subject(lock: label), default: []].append(.empty)
+            case .container:
+                for slice in spin.byContainer { parts[Subject(lock: label, container: slice.key), default: []].append(.empty) }
+            }
+        }
         return parts.mapValues(WaitStats.merged)
+    }
+
+    /// Each subject's sampled spinning in `profile`: samples, and CPU time (samples x period).
+    static func spin(in profile: Profile, grouping: Grouping, labels: LockLabels) -> [Subject: SampledSpin] {
+        var spins: [Subject: SampledSpin] = [:]
+        for lock in profile.locks {
+            guard let spin = lock.spin else { continue }
+            let label = labels.label(lock)
+            switch grouping {
+            case .lock:
+                spins[Subject(lock: label), default: SampledSpin()].add(samples: spin.time.samples, periodNs: spin.periodNs)
+            case .container:
+                for slice in spin.byContainer {
+                    spins[Subject(lock: label, container: slice.key), default: SampledSpin()]
+                        .add(samples: slice.samples, periodNs: spin.periodNs)
+                }
+            }
+        }
+        return spins
+    }
+}
+
+/// A subject's sampled spinning: the `spin` metric's input.
+struct SampledSpin {
+    var samples: UInt64 = 0
+    var ns: UInt64 = 0
+
+    mutating func add(samples: UInt64, periodNs: UInt64) {
+        let (product, overflow) = samples.multipliedReportingOverflow(by: periodNs)
+        self.samples = self.samples.addingSaturated(samples)
+        ns = ns.addingSaturated(overflow ? .max : product)
     }
 }
 

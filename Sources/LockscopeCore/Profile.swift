@@ -30,6 +30,8 @@ public struct Profile: Codable, Sendable, Equatable {
     public var victims: [Victim]?
     /// The recording second by second (absent in profiles written before it was kept).
     public var timeline: Timeline?
+    /// Every on-CPU sample of `record --spin-hz` (nil when sampling was off): see SpinSamples.swift.
+    public var cpuSamples: CPUSampleProfile?
 
     public init(hostname: String, kernel: String, startedAt: String, durationNs: UInt64, events: UInt64,
                 drops: Drops, recording: Recording, topology: Topology?, containers: [ContainerSummary],
@@ -397,6 +399,8 @@ public struct LockProfile: Codable, Sendable, Equatable {
     public var owners: [OwnerBlame]?
     /// The lock's waits on each host, keyed by hostname: only in a profile made by `lockscope merge`.
     public var byHost: [KeyedStats]?
+    /// Sampled on-CPU spinning attributed to this lock (`record --spin-hz`); nil when none was sampled.
+    public var spin: SpinProfile?
 
     public init(name: String, identity: LockIdentity, kind: LockKind, address: String, instances: Int = 1,
                 stats: WaitStats, read: WaitStats = .empty, write: WaitStats = .empty, stacks: [StackProfile] = [],
@@ -425,7 +429,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case name, identity, kind, address, instances, read, write, stacks, byCpu, bySocket, byNode, byLlc, byContainer,
-             byProcess, handoffs, owners, byHost
+             byProcess, handoffs, owners, byHost, spin
     }
 
     public init(from decoder: Decoder) throws {
@@ -448,6 +452,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         handoffs = try c.decodeIfPresent([HandoffStats].self, forKey: .handoffs) ?? []
         owners = try c.decodeIfPresent([OwnerBlame].self, forKey: .owners)
         byHost = try c.decodeIfPresent([KeyedStats].self, forKey: .byHost)
+        spin = try c.decodeIfPresent(SpinProfile.self, forKey: .spin)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -470,6 +475,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         try c.encode(handoffs, forKey: .handoffs)
         try c.encodeIfPresent(owners, forKey: .owners)
         try c.encodeIfPresent(byHost, forKey: .byHost)
+        try c.encodeIfPresent(spin, forKey: .spin)
     }
 }
 

@@ -115,6 +115,7 @@ public struct Redactor: Sendable {
             }
             return victim
         }
+        redacted.cpuSamples = profile.cpuSamples.map(redactSamples)
         return redacted
     }
 
@@ -170,6 +171,7 @@ public struct Redactor: Sendable {
             owner.ownerComm = programName(owner.ownerComm)
             return owner
         }
+        lock.spin = lock.spin.map(redactSpin)
         return lock
     }
 

@@ -93,12 +93,12 @@ public enum ExportFormat: String, CaseIterable, Sendable {
 public enum ProfileExporter {
     /// The complete file for `format`. `weight` and `grouping` are ignored by CSV.
     public static func export(_ profile: Profile, format: ExportFormat, weight: ExportWeight = .wait,
-                              grouping: StackGrouping = .lock) throws -> Data {
+                              grouping: StackGrouping = .lock, samples: SampleType = .wait) throws -> Data {
         switch format {
         case .folded: return Data(try FoldedExporter.render(profile, weight: weight, grouping: grouping).utf8)
         case .csv: return Data(CSVExporter.render(profile).utf8)
-        case .speedscope: return try SpeedscopeExporter.render(profile, weight: weight, grouping: grouping)
-        case .pprof: return try PprofExporter.render(profile, weight: weight, grouping: grouping)
+        case .speedscope: return try SpeedscopeExporter.render(profile, weight: weight, grouping: grouping, samples: samples)
+        case .pprof: return try PprofExporter.render(profile, weight: weight, grouping: grouping, samples: samples)
         }
     }
 }

@@ -27,14 +27,18 @@ public enum FlameGraphSVG {
         public var coloring: FlameColoring
         /// Root at the top, stacks growing down.
         public var icicle: Bool
+        /// What the profile's stacks are (waits, or on-CPU samples through `SampleProfiles.view`): the words
+        /// of tooltips, subtitle and default heading.
+        public var samples: SampleType
 
         public init(weight: ExportWeight = .wait, grouping: StackGrouping = .lock, title: String? = nil,
-                    coloring: FlameColoring = .kind, icicle: Bool = false) {
+                    coloring: FlameColoring = .kind, icicle: Bool = false, samples: SampleType = .wait) {
             self.weight = weight
             self.grouping = grouping
             self.title = title
             self.coloring = coloring
             self.icicle = icicle
+            self.samples = samples
         }
     }
 
@@ -64,7 +68,9 @@ public enum FlameGraphSVG {
                                                         maxFrames: maxDrawnFrames)
         let levels = drawn.map(\.depth).max().map { $0 + 1 } ?? 2
         let height = headerHeight + Double(levels) * frameHeight + footerHeight
-        let title = options.title ?? (options.weight == .wait ? "Lock wait time" : "Lock contentions")
+        let words = options.samples.amountWords
+        let title = options.title ?? (options.samples != .wait ? options.samples.title
+            : options.weight == .wait ? "Lock wait time" : "Lock contentions")
 
         var frames = "<g id=\"frames\">\n"
         var drewNeutralFrame = false
@@ -76,8 +82,8 @@ public enum FlameGraphSVG {
             let row = options.icicle ? frame.depth : levels - 1 - frame.depth
             let y = headerHeight + Double(row) * frameHeight
             let tooltip = [node.name,
-                           "wait \(Units.duration(node.amount.waitNs)) (\(percent(node.amount.waitNs, of: total.waitNs)))",
-                           "\(Units.count(node.amount.contentions, "contention")) (\(percent(node.amount.contentions, of: total.contentions)))"]
+                           "\(words.time) \(Units.duration(node.amount.waitNs)) (\(percent(node.amount.waitNs, of: total.waitNs)))",
+                           "\(Units.count(node.amount.contentions, words.count)) (\(percent(node.amount.contentions, of: total.contentions)))"]
             let fill = color(of: node, depth: frame.depth, groupDepth: tree.groupDepth, coloring: options.coloring)
             drewNeutralFrame = drewNeutralFrame || fill.isNeutral
             frames += "<g class=\"f\" data-x=\"\(frame.offset)\" data-w=\"\(weight)\" data-d=\"\(frame.depth)\">"
@@ -118,7 +124,8 @@ public enum FlameGraphSVG {
         svg += legend(samples, profile: profile, coloring: options.coloring, weight: options.weight,
                       withNeutral: drewNeutralFrame)
         if drawn.isEmpty {
-            svg += "<text x=\"\(Int(imageWidth / 2))\" y=\"\(Int(headerHeight + frameHeight))\" text-anchor=\"middle\">No lock waits recorded.</text>\n"
+            let nothing = options.samples == .wait ? "No lock waits recorded." : "No samples recorded."
+            svg += "<text x=\"\(Int(imageWidth / 2))\" y=\"\(Int(headerHeight + frameHeight))\" text-anchor=\"middle\">\(nothing)</text>\n"
         }
         return svg + frames + "</svg>\n"
     }
@@ -131,8 +138,9 @@ public enum FlameGraphSVG {
     }
 
     private static func subtitle(_ profile: Profile, total: WaitAmount, options: Options) -> String {
+        let words = options.samples.amountWords
         var parts = [profile.hostname, "kernel \(profile.kernel)", "\(Units.duration(profile.durationNs)) recorded",
-                     Units.count(total.contentions, "contention"), "\(Units.duration(total.waitNs)) waited",
+                     Units.count(total.contentions, words.count), "\(Units.duration(total.waitNs)) \(words.timeDone)",
                      "grouped by \(options.grouping)"]
         if profile.dropped > 0 { parts.append("\(profile.dropped) events lost") }
         return parts.joined(separator: " · ")

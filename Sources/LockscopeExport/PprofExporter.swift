@@ -12,8 +12,9 @@ import SwiftProtobuf
 /// `runtime`, `pod` (sandbox id) and `pod_uid`; and numeric labels `cpu` and `socket`, which carry a unit
 /// (`cpu`, `socket`) because pprof readers drop a numeric label that is 0 and has none.
 public enum PprofExporter {
-    public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock) throws -> Data {
-        try Gzip.compress(try message(for: profile, weight: weight, grouping: grouping).serializedBytes())
+    public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock,
+                              samples: SampleType = .wait) throws -> Data {
+        try Gzip.compress(try message(for: profile, weight: weight, grouping: grouping, samples: samples).serializedBytes())
     }
 
     /// The wait time's sample type: Go's runtime/pprof calls it `delay` in its block and mutex profiles.
@@ -22,16 +23,20 @@ public enum PprofExporter {
     /// The one mapping every location belongs to: the kernel, already symbolized.
     static let kernelMappingID: UInt64 = 1
 
-    static func message(for profile: Profile, weight: ExportWeight, grouping: StackGrouping) throws -> Perftools_Profiles_Profile {
+    static func message(for profile: Profile, weight: ExportWeight, grouping: StackGrouping,
+                        samples sampleType: SampleType = .wait) throws -> Perftools_Profiles_Profile {
         var strings = StringTable()
         var message = Perftools_Profiles_Profile()
         func valueType(_ type: String, _ unit: String) -> Perftools_Profiles_ValueType {
             .with { $0.type = strings.index(type); $0.unit = strings.index(unit) }
         }
-        message.sampleType = [valueType("contentions", "count"), valueType(delaySampleType, "nanoseconds")]
-        message.periodType = valueType("contentions", "count")
+        // Lock waits are contentions/count and delay/nanoseconds, as Go's block and mutex profiles name them;
+        // on-CPU samples (`--samples cpu|spin`, a view from SampleProfiles) are samples/count and cpu or spin/nanoseconds.
+        let names = sampleType == .wait ? (count: "contentions", time: delaySampleType) : sampleType.valueNames
+        message.sampleType = [valueType(names.count, "count"), valueType(names.time, "nanoseconds")]
+        message.periodType = valueType(names.count, "count")
         message.period = 1
-        message.defaultSampleType = strings.index(weight == .wait ? delaySampleType : "contentions")
+        message.defaultSampleType = strings.index(weight == .wait ? names.time : names.count)
         message.timeNanos = startNanoseconds(profile.startedAt)
         message.durationNanos = Int64(clamping: profile.durationNs)
         message.comment = [strings.index("lockscope profile of \(profile.hostname), kernel \(profile.kernel)")]

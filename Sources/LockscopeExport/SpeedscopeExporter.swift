@@ -9,7 +9,8 @@ import LockscopeCore
 public enum SpeedscopeExporter {
     static let schema = "https://www.speedscope.app/file-format-schema.json"
 
-    public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock) throws -> Data {
+    public static func render(_ profile: Profile, weight: ExportWeight = .wait, grouping: StackGrouping = .lock,
+                              samples: SampleType = .wait) throws -> Data {
         let paths = try LockSamples(profile, grouping: grouping).mergedPaths()
         var frameIndex: [String: Int] = [:]
         var frames: [File.Frame] = []
@@ -28,8 +29,8 @@ public enum SpeedscopeExporter {
         }
         let file = File(
             shared: File.Shared(frames: frames),
-            profiles: [sampledProfile("wait", unit: "nanoseconds", .wait),
-                       sampledProfile("contentions", unit: "none", .count)],
+            profiles: [sampledProfile(samples.valueNames.time, unit: "nanoseconds", .wait),
+                       sampledProfile(samples.valueNames.count, unit: "none", .count)],
             name: "lockscope \(profile.hostname) \(profile.startedAt)",
             activeProfileIndex: weight == .wait ? 0 : 1)
         let encoder = JSONEncoder()

@@ -37,6 +37,7 @@ public enum Doctor {
                 ? Check(status: .ok, name: "ring buffer", detail: "BPF_MAP_TYPE_RINGBUF supported")
                 : Check(status: .missing, name: "ring buffer", detail: "BPF ring buffers need Linux 5.8 or later"))
             checks.append(loadAndAttach())
+            checks.append(samplingCheck())
         } else {
             checks.append(Check(status: .note, name: "load and attach", detail: "not tried without privileges"))
         }
@@ -68,6 +69,21 @@ public enum Doctor {
                          detail: "lockscope's BPF programs load and attach; mount syscalls through per-syscall tracepoints")
         } catch {
             return Check(status: .missing, name: "load and attach", detail: "\(error)")
+        }
+    }
+
+    /// The on-CPU sampler (on by default in `record`): its program loads and attaches to a cpu-clock perf
+    /// event on every online CPU.
+    private static func samplingCheck() -> Check {
+        do {
+            let sampler = try SpinSampler(hz: SpinSampler.defaultHz)
+            try sampler.attach()
+            let cpus = sampler.cpus.count
+            sampler.close()
+            return Check(status: .ok, name: "on-CPU sampling",
+                         detail: "cpu-clock perf events on \(cpus) CPUs run the sampler: record sees spinning (--spin-hz)")
+        } catch {
+            return Check(status: .missing, name: "on-CPU sampling", detail: "\(error); record with --spin-hz 0 to do without")
         }
     }
 

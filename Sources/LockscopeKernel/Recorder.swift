@@ -10,6 +10,8 @@ public struct RecordOptions {
     /// Where cgroup ids are resolved and topology is read from.
     public var sysfsRoot = "/sys"
     public var kallsymsPath = "/proc/kallsyms"
+    /// On-CPU samples per second and CPU (SpinSampler); 0 records no samples.
+    public var spinHz = SpinSampler.defaultHz
 
     public init() {}
 }
@@ -33,6 +35,8 @@ public final class Recorder {
     private let cgroups: CgroupResolver?
     private let program: BPFProgram
     private let reader: RingBufferReader
+    /// The on-CPU sampler, nil when `spinHz` is 0.
+    public let sampler: SpinSampler?
     private var aggregator: Aggregator
     private var stackCache: [Int32: [UInt64]] = [:]
     private var filteredLockAddresses = Set<UInt64>()
@@ -64,6 +68,8 @@ public final class Recorder {
             (program.processArgs(pid: pid) ?? Recorder.commandLine(pid)).flatMap(MountPaths.shimPod(commandLine:))
         }
         reader = try RingBufferReader(mapFD: program.eventsFD)
+        sampler = options.spinHz > 0
+            ? try SpinSampler(hz: options.spinHz, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
     }
 
     deinit { program.close() }
@@ -82,6 +88,10 @@ public final class Recorder {
         startNs = monotonicNs()
         aggregator.startTimeline(atNs: startNs)
         try program.attach()
+        do { try sampler?.attach() } catch {
+            program.detach()
+            throw error
+        }
     }
 
     /// Polls the ring buffer until `shouldStop` returns true; calls `status` about once a second.
@@ -119,13 +129,27 @@ public final class Recorder {
             finished = true
             stopNs = monotonicNs()
             program.detach()
+            sampler?.detach()
             reader.drain(into: &aggregator)
             readCgroupNames()
             // Every lock has a name now: the provisional waits still held are kept or dropped for good.
             let names = aggregator.lockNames(inputs())
             aggregator.settleProvisionalWaits { address in names[address].map { keeps($0) } ?? false }
         }
-        var profile = aggregator.takeProfile(inputs(containers: containerResolver()))
+        // Resolved once per cgroup for waits and samples alike, so a lost name is counted once.
+        let resolve = containerResolver()
+        var resolved: [UInt64: Container] = [:]
+        let containers: (UInt64) -> Container = { id in
+            if let known = resolved[id] { return known }
+            let container = resolve(id)
+            resolved[id] = container
+            return container
+        }
+        var profile = aggregator.takeProfile(inputs(containers: containers))
+        if let sampler {
+            SpinProfileBuilder(symbols: symbols, topology: topology, container: containers, selection: options.selection)
+                .apply(sampler.read(), to: &profile)
+        }
         profile.drops.cgroupNamesLost = cgroupNamesLost
         return profile
     }

@@ -89,6 +89,8 @@ public struct ReportRenderer {
             out += "\nno lock contention recorded\n"
         } else {
             out += "\n" + lockTable(locks)
+            let spin = spinSection()
+            if !spin.isEmpty { out += "\n" + spin }
             for lock in locks.prefix(3) where options.stacksPerLock > 0 && !lock.stacks.isEmpty {
                 out += "\n" + callPaths(lock)
             }
@@ -107,6 +109,7 @@ public struct ReportRenderer {
         out += "recorded \(shown(profile.startedAt)) for \(Units.duration(profile.durationNs)), \(profile.events) events\n"
         out += Units.lossSummary(profile, oneLine: false) + "\n"
         if let topology = profile.topology { out += "topology: \(topology.summary())\n" }
+        out += samplingHeader()
         return out
     }
 
@@ -259,6 +262,8 @@ public struct ReportRenderer {
         var p999WaitNs: UInt64
         var readContentions: UInt64
         var writeContentions: UInt64
+        /// Sampled spinning (`record --spin-hz`): samples, estimate and its 95% interval; absent when none.
+        var spin: SampledTime?
 
         init(_ lock: LockProfile) {
             name = lock.name
@@ -275,17 +280,20 @@ public struct ReportRenderer {
             p999WaitNs = lock.stats.p999WaitNs
             readContentions = lock.read.contentions
             writeContentions = lock.write.contentions
+            spin = lock.spin?.time
         }
 
         var csvFields: [String] {
             [name, identity.rawValue, kind.rawValue, address] + [contentions, totalWaitNs, maxWaitNs, meanWaitNs,
                 p50WaitNs, p90WaitNs, p99WaitNs, p999WaitNs, readContentions, writeContentions].map(String.init)
+                + [spin?.samples, spin?.estimatedNs, spin?.ciLowNs, spin?.ciHighNs].map { $0.map(String.init) ?? "" }
         }
 
         /// The lock's column is `lock`, as in `export --format csv` (JSON keeps the key `name`).
         static let csvHeader = ["lock", "identity", "kind", "address", "contentions", "total_wait_ns", "max_wait_ns",
                                 "mean_wait_ns", "p50_wait_ns", "p90_wait_ns", "p99_wait_ns", "p999_wait_ns",
-                                "read_contentions", "write_contentions"]
+                                "read_contentions", "write_contentions", "spin_samples", "spin_estimated_ns",
+                                "spin_ci_low_ns", "spin_ci_high_ns"]
     }
 
     struct JSONReport: Codable {

@@ -4,7 +4,7 @@ import LockscopeCompare
 /// Options shared by `check` and `diff`: what is compared and the noise guards.
 struct ComparisonOptions: ParsableArguments {
     @Option(name: .customLong("metric"), help: ArgumentHelp(
-        "Metrics to judge, repeatable or comma-separated: p50, p99, p999, max, total, rate (default: all).",
+        "Metrics to judge, repeatable or comma-separated: p50, p99, p999, max, total, rate, spin (sampled spin time per second; default: all but spin).",
         valueName: "METRIC"))
     var metrics: [String] = []
 

@@ -23,8 +23,11 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Output format: folded, csv, speedscope or pprof.")
     var format: ExportFormat
 
-    @Option(help: "What the stacks weigh: wait (nanoseconds waited) or count (contentions). Default: wait.")
+    @Option(help: "What the stacks weigh: wait (nanoseconds waited, or CPU time of samples) or count (contentions, or samples). Default: wait.")
     var weight: ExportWeight?
+
+    @Option(help: "Which stacks: wait (lock waits), cpu (every on-CPU sample, by thread name) or spin (samples spinning on a lock, by lock). Default: wait.")
+    var samples: SampleType = .wait
 
     @Option(help: .init("Synthetic root frames: none, or lock, container, cpu, socket, comma-separated in order (container,lock). Default: lock.",
                         valueName: "grouping"))
@@ -43,10 +46,14 @@ struct ExportCommand: ParsableCommand {
             throw UserError("\(format) output is binary: give a file to write with -o, e.g. -o contention.pb.gz")
         }
         if let output { try AtomicFile.checkWritable(output) }
-        let profile = try Profile.load(path: file)
+        if !format.isStackBased && samples != .wait {
+            throw UserError("--samples chooses stacks; csv has one row per lock and dimension: drop it")
+        }
+        let profile = try SampleProfiles.view(try Profile.load(path: file), type: samples)
         let grouping = group ?? .lock
         try grouping.validate(for: profile, source: file)
-        let data = try ProfileExporter.export(profile, format: format, weight: weight ?? .wait, grouping: grouping)
+        let data = try ProfileExporter.export(profile, format: format, weight: weight ?? .wait, grouping: grouping,
+                                              samples: samples)
         if let output {
             try AtomicFile.write(data, to: output, mode: fileMode.mode)
         } else {
@@ -93,17 +100,22 @@ struct FlamegraphCommand: ParsableCommand {
     @Flag(help: "Draw an icicle graph: root at the top, stacks growing down.")
     var icicle = false
 
+    @Option(help: "Which stacks: wait (lock waits), cpu (every on-CPU sample of record --spin-hz, one root per thread name) or spin (the samples spinning on a lock, one root per lock).")
+    var samples: SampleType = .wait
+
     func run() throws {
         try AtomicFile.checkWritable(output)
-        let profile = try Profile.load(path: file)
+        let profile = try SampleProfiles.view(try Profile.load(path: file), type: samples)
         try group.validate(for: profile, source: file)
-        let options = FlameGraphSVG.Options(weight: weight, grouping: group, title: title, coloring: color, icicle: icicle)
+        let options = FlameGraphSVG.Options(weight: weight, grouping: group, title: title, coloring: color, icicle: icicle,
+                                            samples: samples)
         try AtomicFile.write(Data(try FlameGraphSVG.render(profile, options: options).utf8), to: output, mode: fileMode.mode)
     }
 }
 
 extension ExportFormat: ExpressibleByArgument {}
 extension ExportWeight: ExpressibleByArgument {}
+extension SampleType: ExpressibleByArgument {}
 extension FlameColoring: ExpressibleByArgument {}
 
 extension StackGrouping: ExpressibleByArgument {

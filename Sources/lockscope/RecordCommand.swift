@@ -59,6 +59,11 @@ struct RecordCommand: ParsableCommand {
             transform: RecordArgument.cgroupNames)
     var cgroupNames = Int(LOCKSCOPE_MAX_CGROUPS)
 
+    @Option(name: .customLong("spin-hz"), parsing: .unconditional,
+            help: "On-CPU samples per second on each CPU, to see spinning no tracepoint reports (0: off; at most \(SpinSampler.maxHz)).",
+            transform: RecordArgument.spinHz)
+    var spinHz = SpinSampler.defaultHz
+
     @Option(parsing: .unconditional, help: "Rows in the printed report (0: all).", transform: RecordArgument.top)
     var top = 10
 
@@ -102,7 +107,8 @@ struct RecordCommand: ParsableCommand {
         StopSignal.install()
         try recorder.attach()
         let hooks = recorder.syscallHooks.map { "; mount syscalls through \($0.rawValue)" } ?? ""
-        let attachedLine = "lockscope: attached (\(plan.describe)\(hooks)); recording" +
+        let sampling = recorder.sampler.map { "; sampling \($0.cpus.count) CPUs at \($0.hz) Hz" } ?? ""
+        let attachedLine = "lockscope: attached (\(plan.describe)\(hooks)\(sampling)); recording" +
             (duration.map { " for \(Units.duration($0))" } ?? "") +
             (command.isEmpty ? ", Ctrl-C to stop" : " while `\(command.joined(separator: " "))` runs")
         FileHandle.standardError.write(Data((attachedLine + "\n").utf8))
@@ -223,6 +229,13 @@ enum RecordArgument {
         return count
     }
 
+    static func spinHz(_ text: String) throws -> Int {
+        guard let hz = Int(text), (0...SpinSampler.maxHz).contains(hz) else {
+            throw ValidationError("give samples per second from 0 (off) to \(SpinSampler.maxHz), like 997")
+        }
+        return hz
+    }
+
     static func top(_ text: String) throws -> Int {
         guard let rows = Int(text), rows >= 0 else { throw ValidationError("give a number of rows, or 0 for all") }
         return rows
@@ -274,6 +287,7 @@ struct RecordPlan {
             }
         }
         options.bpf = bpf
+        options.spinHz = command.spinHz
         let addresses = command.lockAddresses.map { "0x" + String($0, radix: 16) }
         options.recording = Recording(locks: command.locks, lockAddresses: addresses, minWaitNs: command.minWait,
                                       pids: command.pids, containers: command.containers, command: command.command)

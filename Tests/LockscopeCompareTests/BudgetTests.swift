@@ -33,7 +33,7 @@ final class BudgetTests: XCTestCase {
     }
 
     func testFileErrorsNameTheKeyAndTheValidOnes() {
-        let metrics = "p50_wait_ns, p99_wait_ns, p999_wait_ns, max_wait_ns, total_wait_ns_per_sec, contentions_per_sec"
+        let metrics = "p50_wait_ns, p99_wait_ns, p999_wait_ns, max_wait_ns, total_wait_ns_per_sec, contentions_per_sec, spin_ns_per_sec"
         let cases: [(String, String)] = [
             ("budget-unknown-metric.json", "\(fixture("budget-unknown-metric.json")): unknown key \"p99\" in locks.namespace_sem; valid keys: \(metrics)"),
             ("budget-unknown-key.json", "\(fixture("budget-unknown-key.json")): unknown key \"lock\"; valid keys: schema, locks, mounts"),
@@ -59,7 +59,7 @@ final class BudgetTests: XCTestCase {
         XCTAssertEqual(decodingError(#"{"schema": "lockscope.budget/1", "locks": []}"#),
                        "b.json: locks must be an object, not an array")
         XCTAssertEqual(decodingError(#"{"schema": "lockscope.budget/1", "locks": {"x": {}}}"#),
-                       "b.json: locks.x sets no limit; give at least one of p50_wait_ns, p99_wait_ns, p999_wait_ns, max_wait_ns, total_wait_ns_per_sec, contentions_per_sec")
+                       "b.json: locks.x sets no limit; give at least one of p50_wait_ns, p99_wait_ns, p999_wait_ns, max_wait_ns, total_wait_ns_per_sec, contentions_per_sec, spin_ns_per_sec")
         XCTAssertEqual(decodingError(#"{"schema": "lockscope.budget/1", "locks": {"x": {"p99_wait_ns": "2ms"}}}"#),
                        #"b.json: locks.x.p99_wait_ns must be a number at least 0, not "2ms""#)
         XCTAssertEqual(decodingError(#"{"schema": "lockscope.budget/1", "locks": {"x": {"p99_wait_ns": -5}}}"#),

@@ -3,7 +3,7 @@ import XCTest
 @testable import LockscopeCompare
 
 final class ComparisonTests: XCTestCase {
-    /// Verdicts per metric in `Metric.allCases` order.
+    /// Verdicts per metric in `Metric.defaultMetrics` order.
     private func verdicts(_ comparison: Comparison, _ lock: String) -> [Verdict] {
         comparison.subjects.first { $0.subject.lock == lock }?.metrics.map(\.verdict) ?? []
     }
@@ -20,7 +20,7 @@ final class ComparisonTests: XCTestCase {
         XCTAssertEqual(namespaceSem.baseContentions, 2000)
         XCTAssertEqual(namespaceSem.currentContentions, 40000)
         // The candidate recorded 20 s and the baseline 10 s: total and rate are per second.
-        XCTAssertEqual(namespaceSem.metrics.map(\.metric), Metric.allCases)
+        XCTAssertEqual(namespaceSem.metrics.map(\.metric), Metric.defaultMetrics)
         XCTAssertEqual(namespaceSem.metrics.map(\.base), [20_000, 500_000, 1_000_000, 2_000_000, 40_000_000, 200])
         XCTAssertEqual(namespaceSem.metrics.map(\.current), [200_000, 10_000_000, 20_000_000, 40_000_000, 400_000_000, 2000])
         XCTAssertEqual(namespaceSem.metrics.map(\.changePercent), [900, 1900, 1900, 1900, 900, 900])

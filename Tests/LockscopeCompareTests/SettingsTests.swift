@@ -16,10 +16,11 @@ final class SettingsTests: XCTestCase {
             MetricLimit(maxChangePercent: 50, minDelta: 100_000),
             MetricLimit(maxChangePercent: 20, minDelta: 1_000_000),
             MetricLimit(maxChangePercent: 20, minDelta: 10),
+            MetricLimit(maxChangePercent: 20, minDelta: 1_000_000),
         ])
         XCTAssertEqual(Metric.allCases.map { settings.limit(for: $0).describe(for: $0) }, [
             "+20% and 10.0 us", "+20% and 10.0 us", "+30% and 10.0 us", "+50% and 100 us", "+20% and 1.00 ms/s",
-            "+20% and 10.0/s",
+            "+20% and 10.0/s", "+20% and 1.00 ms/s",
         ])
     }
 
@@ -44,7 +45,7 @@ final class SettingsTests: XCTestCase {
         let cases: [(() throws -> ComparisonSettings, String)] = [
             ({ try .parse(maxRegressions: ["p99"]) }, "--max-regression p99: expected METRIC=PCT, for example p99=20"),
             ({ try .parse(maxRegressions: ["p98=20"]) },
-             "--max-regression p98=20: unknown metric \"p98\"; valid metrics: p50, p99, p999, max, total, rate"),
+             "--max-regression p98=20: unknown metric \"p98\"; valid metrics: p50, p99, p999, max, total, rate, spin"),
             ({ try .parse(maxRegressions: ["p99=lots"]) },
              "--max-regression p99=lots: \"lots\" is not a percentage; write it like p99=20 or p99=20%"),
             ({ try .parse(maxRegressions: ["p99=-5"]) },
@@ -56,7 +57,7 @@ final class SettingsTests: XCTestCase {
              "--min-delta rate=5ms: \"5ms\" is not a valid value for rate; write a number per second like 10 or 10/s"),
             ({ try .parse(minDeltas: ["total=fast"]) },
              "--min-delta total=fast: \"fast\" is not a valid value for total; write a wait per second like 1ms or 1ms/s (a bare number is ns/s)"),
-            ({ try .parse(metrics: ["p99,p100"]) }, "--metric: unknown metric \"p100\"; valid metrics: p50, p99, p999, max, total, rate"),
+            ({ try .parse(metrics: ["p99,p100"]) }, "--metric: unknown metric \"p100\"; valid metrics: p50, p99, p999, max, total, rate, spin"),
             ({ try .parse(minContentions: 0) }, "--min-contentions 0: must be at least 1"),
             ({ try .parse(grouping: "cpu") }, "--by cpu: unknown grouping; valid: lock, container"),
         ]

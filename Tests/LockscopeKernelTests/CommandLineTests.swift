@@ -149,6 +149,9 @@ final class CommandLineTests: XCTestCase {
             (["record", "--pid", "-1", "-o", output], "The value '-1' is invalid for '--pid <pid>': give a process id"),
             (["record", "--pid", "99999999", "-o", output], "no process has this id"),
             (["record", "--top", "-1", "-o", output], "give a number of rows, or 0 for all"),
+            (["record", "--spin-hz", "-5", "-o", output], "give samples per second from 0 (off) to 10000, like 997"),
+            (["record", "--spin-hz", "20000", "-o", output], "give samples per second from 0 (off) to 10000, like 997"),
+            (["record", "--spin-hz", "fast", "-o", output], "The value 'fast' is invalid for '--spin-hz <spin-hz>'"),
             (["record", "--mode", "0999", "-o", output], "give octal permissions like 0600 or 0644"),
             (["record", "-o", output, "--", ""], "no command after --: give the command to profile"),
             (["record", "-o", output, "--", "/nonexistent/cmd"], "cannot run '/nonexistent/cmd': No such file or directory"),
@@ -216,7 +219,7 @@ final class CommandLineTests: XCTestCase {
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let programs = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
-        let ours: Set<String> = ["contention_begin", "contention_end", "syscall_enter", "syscall_exit"]
+        let ours: Set<String> = ["contention_begin", "contention_end", "syscall_enter", "syscall_exit", "spin_sample"]
         return Set(programs.filter { ours.contains($0["name"] as? String ?? "") }.compactMap { $0["id"] as? Int })
     }
 }

@@ -116,11 +116,47 @@ final class ReportRendererTests: XCTestCase {
         XCTAssertTrue(csv.hasSuffix("\r\n"))
         let lines = csv.components(separatedBy: "\r\n").dropLast()
         XCTAssertEqual(lines.count, 3)
-        XCTAssertEqual(lines[0], "lock,identity,kind,address,contentions,total_wait_ns,max_wait_ns,mean_wait_ns,p50_wait_ns,p90_wait_ns,p99_wait_ns,p999_wait_ns,read_contentions,write_contentions")
-        XCTAssertEqual(lines[1], "namespace_sem,inferred,rwsem,0xffffffff83001000,120,2400000000,48000000,20000000,20000000,31000000,31000000,48000000,0,0")
+        XCTAssertEqual(lines[0], "lock,identity,kind,address,contentions,total_wait_ns,max_wait_ns,mean_wait_ns,p50_wait_ns,p90_wait_ns,p99_wait_ns,p999_wait_ns,read_contentions,write_contentions,spin_samples,spin_estimated_ns,spin_ci_low_ns,spin_ci_high_ns")
+        XCTAssertEqual(lines[1], "namespace_sem,inferred,rwsem,0xffffffff83001000,120,2400000000,48000000,20000000,20000000,31000000,31000000,48000000,0,0,,,,")
         let json = ReportRenderer(profile: profile(), options: ReportOptions(top: 5, format: .json)).render()
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         XCTAssertEqual(object["dropped"] as? Int, 5)
         XCTAssertEqual((object["locks"] as? [[String: Any]])?.map { $0["name"] as? String }, ["namespace_sem", "mount_lock"])
+    }
+
+    /// Waiting and spinning side by side, the sampler's counts in the header, spin in CSV and JSON.
+    func testSpinBesideWaits() throws {
+        var profile = profile()
+        let period: UInt64 = 1_000_000
+        profile.locks[0].spin = SpinProfile(periodNs: period, time: SampledTime(samples: 400, periodNs: period),
+                                            spinFunctionSamples: 350, pauseSamples: 50, byCpu: [], bySocket: [],
+                                            byContainer: [], byProcess: [], stacks: [])
+        var counters = SampleCounters()
+        counters.samples = 5000
+        counters.idle = 1000
+        counters.user = 2000
+        counters.kernel = 2000
+        counters.stackFailed = 7
+        profile.cpuSamples = CPUSampleProfile(hz: 1000, periodNs: period, counters: counters,
+                                              byClass: [KeyedSamples(key: "spin_function", samples: 350),
+                                                        KeyedSamples(key: "pause", samples: 60)],
+                                              unattributedSpin: 10, stacks: [])
+        let text = ReportRenderer(profile: profile, options: ReportOptions()).render()
+        // 400 samples of 1 ms: 400 ms, ± 1.96 * sqrt(400) * 1 ms = 39.2 ms.
+        XCTAssertTrue(text.contains("  namespace_sem: 120 waits, 2.40 s waiting; ~400 ms ± 39.2 ms spinning on CPU\n"
+                                    + "    400 samples: 350 in spin functions, 50 at PAUSE\n"), text)
+        XCTAssertTrue(text.contains("on-CPU samples at 1000 Hz: 5000 (1000 idle, 2000 user, 2000 kernel)\n"
+                                    + "  410 spinning, 10 of them on no known lock\n"
+                                    + "  stack_failed 7: kernel samples without a stack (not classified)\n"), text)
+        // The lines about sampling keep to 80 columns (the call-path headings are the existing exception).
+        let samplingLines = text.split(separator: "\n").filter { $0.contains("spin") || $0.contains("samples") || $0.contains("stack_failed") }
+        XCTAssertGreaterThanOrEqual(samplingLines.count, 6)
+        XCTAssertTrue(samplingLines.allSatisfy { $0.count <= 80 }, text)
+        let csv = ReportRenderer(profile: profile, options: ReportOptions(format: .csv)).render()
+        XCTAssertTrue(csv.split(separator: "\n")[1].hasSuffix(",400,400000000,360800000,439200000"), csv)
+        let json = ReportRenderer(profile: profile, options: ReportOptions(format: .json)).render()
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let spin = try XCTUnwrap((object["locks"] as? [[String: Any]])?.first?["spin"] as? [String: Any])
+        XCTAssertEqual(spin["estimated_ns"] as? Int, 400_000_000)
     }
 }

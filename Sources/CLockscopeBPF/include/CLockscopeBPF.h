@@ -13,4 +13,6 @@
 #include "lockscope.skel.h"
 /* lockscope-bench's synthetic event source (bpf/lockscope_bench.bpf.c), never loaded by `record`. */
 #include "lockscope_bench.skel.h"
+/* The on-CPU sampler (bpf/lockscope_spin.bpf.c), loaded only when `record --spin-hz` is not 0. */
+#include "lockscope_spin.skel.h"
 #endif

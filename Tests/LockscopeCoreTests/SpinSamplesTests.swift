@@ -1,0 +1,193 @@
+import Foundation
+import XCTest
+
+@testable import LockscopeCore
+
+/// Classification, attribution and the estimate of sampled spinning, on stacks recorded by
+/// `record --spin-hz` during real storms on this kernel (innermost frame first).
+final class SpinSamplesTests: XCTestCase {
+    /// namespace_sem: a writer's optimistic spin, sampled in the paravirt vcpu_is_preempted helper.
+    let namespaceSemSpin = ["__raw_callee_save___kvm_vcpu_is_preempted", "rwsem_spin_on_owner", "rwsem_down_write_slowpath",
+                            "down_write", "do_lock_mount.part.0", "do_move_mount.isra.0", "__do_sys_move_mount",
+                            "do_syscall_64", "entry_SYSCALL_64_after_hwframe"]
+    /// mount_lock: a path walk's path_init waiting (PAUSE) for a writer to release the seqlock.
+    let mountLockReader = ["path_init", "path_lookupat", "filename_lookup", "vfs_statx", "vfs_fstatat",
+                           "__do_sys_newfstatat", "do_syscall_64", "entry_SYSCALL_64_after_hwframe"]
+    /// A spinlock slow path in a workqueue: spinning, on a lock the table does not know.
+    let unknownSpinlock = ["__pv_queued_spin_lock_slowpath", "_raw_spin_lock", "unregister_sysctl_table",
+                           "retire_userns_sysctls", "free_user_ns", "process_one_work", "worker_thread", "kthread"]
+    /// An rwsem's optimistic spin inlined into its slow path (a PAUSE there, no spin function).
+    let inlinedRwsemSpin = ["rwsem_down_write_slowpath", "down_write", "filename_create", "do_mkdirat", "__x64_sys_mkdir"]
+    /// The spinlock inside namespace_sem, taken in its slow path.
+    let namespaceSemWaitLock = ["native_queued_spin_lock_slowpath", "_raw_spin_lock_irq", "rwsem_down_write_slowpath",
+                                "down_write", "path_umount", "__x64_sys_umount"]
+    /// A PAUSE in an IPI wait: spinning, but on no lock.
+    let ipiWait = ["smp_call_function_many_cond", "on_each_cpu_cond_mask", "flush_tlb_mm_range", "tlb_finish_mmu"]
+    /// Ordinary kernel work with a spin function deep in the stack (an interrupt on top of it).
+    let deepSpinFunction = ["__slab_free", "kmem_cache_free", "rcu_do_batch", "rcu_core", "handle_softirqs",
+                            "native_queued_spin_lock_slowpath", "_raw_spin_lock"]
+
+    func testClassification() {
+        XCTAssertEqual(SpinClassifier.classify(frames: namespaceSemSpin, pause: false), .spinFunction)
+        XCTAssertEqual(SpinClassifier.classify(frames: unknownSpinlock, pause: false), .spinFunction)
+        XCTAssertEqual(SpinClassifier.classify(frames: mountLockReader, pause: true), .pause)
+        XCTAssertEqual(SpinClassifier.classify(frames: mountLockReader, pause: false), .kernel)
+        XCTAssertEqual(SpinClassifier.classify(frames: deepSpinFunction, pause: false), .kernel)
+    }
+
+    func testAttributionByCallPath() {
+        func lock(_ frames: [String], pause: Bool = false) -> String? {
+            SpinAttribution.lock(frames: frames, sampleClass: SpinClassifier.classify(frames: frames, pause: pause))?.name
+        }
+        XCTAssertEqual(SpinAttribution.lock(frames: namespaceSemSpin, sampleClass: .spinFunction)?.kind, .rwsem)
+        XCTAssertEqual(lock(namespaceSemSpin), "namespace_sem")
+        XCTAssertEqual(lock(mountLockReader, pause: true), "mount_lock")
+        XCTAssertEqual(lock(inlinedRwsemSpin, pause: true), "inode.i_rwsem")
+        XCTAssertEqual(lock(namespaceSemWaitLock), "namespace_sem.wait_lock")
+        XCTAssertNil(lock(unknownSpinlock))
+        XCTAssertNil(lock(ipiWait, pause: true))
+        XCTAssertNil(lock(mountLockReader, pause: false))
+    }
+
+    /// Garwood's exact interval against published values (e.g. Ulm 1990, Table 1) and the normal
+    /// approximation from 100 samples on.
+    func testPoissonIntervals() {
+        let zero = PoissonInterval.confidence95(0)
+        XCTAssertEqual(zero.low, 0)
+        XCTAssertEqual(zero.high, 3.689, accuracy: 0.001)
+        let one = PoissonInterval.confidence95(1)
+        XCTAssertEqual(one.low, 0.0253, accuracy: 0.0001)
+        XCTAssertEqual(one.high, 5.572, accuracy: 0.001)
+        let ten = PoissonInterval.confidence95(10)
+        XCTAssertEqual(ten.low, 4.795, accuracy: 0.001)
+        XCTAssertEqual(ten.high, 18.390, accuracy: 0.001)
+        let many = PoissonInterval.confidence95(400)
+        XCTAssertEqual(many.low, 400 - 1.96 * 20, accuracy: 1e-9)
+        XCTAssertEqual(many.high, 400 + 1.96 * 20, accuracy: 1e-9)
+        let time = SampledTime(samples: 400, periodNs: 1_003_009)
+        XCTAssertEqual(time.estimatedNs, 401_203_600)
+        XCTAssertEqual(time.halfWidthNs, UInt64((1.96 * 20 * 1_003_009).rounded()))
+    }
+
+    /// Samples become `spin` on the lock of that name (merged names carry their kind), a new entry for a
+    /// lock only spun on, and `cpu_samples` with every kept sample; old profiles without them still read.
+    func testProfileSections() throws {
+        let symbols = Kallsyms(parsing: """
+            ffffffff81000000 T path_init
+            ffffffff81000100 T path_lookupat
+            ffffffff81000200 T rwsem_spin_on_owner
+            ffffffff81000300 T rwsem_down_write_slowpath
+            ffffffff81000400 T down_write
+            ffffffff81000500 T path_umount
+            ffffffff81000600 T do_syscall_64
+            ffffffff81000700 T ksys_read
+            """)
+        let stacks: [Int32: [UInt64]] = [
+            1: [0xffffffff81000010, 0xffffffff81000110, 0xffffffff81000610],
+            2: [0xffffffff81000210, 0xffffffff81000310, 0xffffffff81000410, 0xffffffff81000510],
+            3: [0xffffffff81000710, 0xffffffff81000610],
+        ]
+        let recorded = RecordedSamples(hz: 997, periodNs: 1_003_009, samples: [
+            RecordedSample(stackID: 1, cpu: 0, cgroupID: 7, pid: 10, comm: "stat", user: false, pause: true, count: 3),
+            RecordedSample(stackID: 1, cpu: 1, cgroupID: 7, pid: 10, comm: "stat", user: false, pause: false, count: 5),
+            RecordedSample(stackID: 2, cpu: 1, cgroupID: 8, pid: 11, comm: "umount", user: false, pause: false, count: 2),
+            RecordedSample(stackID: 3, cpu: 0, cgroupID: 8, pid: 11, comm: "umount", user: false, pause: false, count: 4),
+            RecordedSample(stackID: -1, cpu: 0, cgroupID: 8, pid: 11, comm: "umount", user: true, pause: false, count: 6),
+        ], counters: SampleCounters(), stacks: stacks)
+        var profile = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
+                              recording: Recording(), topology: nil, containers: [], mounts: nil,
+                              locks: [LockProfile(name: "mount_lock", identity: .inferred, kind: .spinlock, address: "0x1",
+                                                  stats: .empty)])
+        SpinProfileBuilder(symbols: symbols, topology: nil, container: { Container(id: "c\($0)", runtime: "docker", cgroup: "") },
+                           selection: .all).apply(recorded, to: &profile)
+
+        let mountLock = try XCTUnwrap(profile.locks.first { $0.name == "mount_lock" }?.spin)
+        XCTAssertEqual(mountLock.pauseSamples, 3)
+        XCTAssertEqual(mountLock.spinFunctionSamples, 0)
+        XCTAssertEqual(mountLock.time.estimatedNs, 3 * 1_003_009)
+        XCTAssertEqual(mountLock.byContainer, [KeyedSamples(key: "c7", samples: 3)])
+        XCTAssertEqual(mountLock.stacks.map(\.frames), [["path_init", "path_lookupat", "do_syscall_64"]])
+
+        let namespaceSem = try XCTUnwrap(profile.locks.first { $0.name == "namespace_sem" })
+        XCTAssertEqual(namespaceSem.stats.contentions, 0)
+        XCTAssertEqual(namespaceSem.kind, .rwsem)
+        XCTAssertEqual(namespaceSem.spin?.spinFunctionSamples, 2)
+        XCTAssertEqual(namespaceSem.spin?.byCpu, [KeyedSamples(key: "1", samples: 2)])
+
+        let samples = try XCTUnwrap(profile.cpuSamples)
+        XCTAssertEqual(samples.samples(.pause), 3)
+        XCTAssertEqual(samples.samples(.spinFunction), 2)
+        XCTAssertEqual(samples.samples(.kernel), 9)
+        XCTAssertEqual(samples.samples(.user), 6)
+        XCTAssertEqual(samples.unattributedSpin, 0)
+        XCTAssertEqual(samples.stacks.first, SampledStack(frames: ["[user]"], samples: 6, sampleClass: .user, process: "umount"))
+        // The same frames at a PAUSE and not are two stacks of two classes.
+        XCTAssertEqual(samples.stacks.filter { $0.frames.first == "path_init" }.map { "\($0.sampleClass.rawValue) \($0.samples)" }.sorted(),
+                       ["kernel 5", "pause 3"])
+
+        // Written and read back; and a profile written before sampling existed has neither section.
+        let decoded = try Profile.decode(try Profile.makeEncoder().encode(profile))
+        XCTAssertEqual(decoded, profile)
+        var old = profile
+        old.cpuSamples = nil
+        for index in old.locks.indices { old.locks[index].spin = nil }
+        let oldDecoded = try Profile.decode(try Profile.makeEncoder().encode(old))
+        XCTAssertNil(oldDecoded.cpuSamples)
+        XCTAssertTrue(oldDecoded.locks.allSatisfy { $0.spin == nil })
+    }
+
+    /// `--redact` pseudonymizes what samples carry: containers, processes and thread names.
+    func testRedactionCoversSamples() {
+        let period: UInt64 = 1_000_000
+        var lock = LockProfile(name: "namespace_sem", identity: .inferred, kind: .rwsem, address: "0x0", stats: .empty)
+        let container = String(repeating: "ab", count: 32)
+        lock.spin = SpinProfile(periodNs: period, time: SampledTime(samples: 2, periodNs: period), spinFunctionSamples: 2,
+                                pauseSamples: 0, byCpu: [KeyedSamples(key: "0", samples: 2)], bySocket: [],
+                                byContainer: [KeyedSamples(key: container, samples: 2)],
+                                byProcess: [KeyedSamples(key: "secret-tool[42]", samples: 2)],
+                                stacks: [SampledStack(frames: ["rwsem_spin_on_owner", "0xffffffffc0123456"], samples: 2,
+                                                      sampleClass: .spinFunction)])
+        var profile = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
+                              recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [lock])
+        profile.cpuSamples = CPUSampleProfile(hz: 997, periodNs: period, counters: SampleCounters(), byClass: [],
+                                              unattributedSpin: 0, stacks: [
+                                                  SampledStack(frames: ["[user]"], samples: 1, sampleClass: .user, process: "secret-tool"),
+                                                  SampledStack(frames: ["[user]"], samples: 1, sampleClass: .user, process: "containerd"),
+                                              ])
+        let redacted = Redactor(key: Data(repeating: 7, count: 32)).redact(profile)
+        let spin = redacted.locks[0].spin!
+        XCTAssertTrue(spin.byContainer[0].key.hasPrefix("ctr-"), spin.byContainer[0].key)
+        XCTAssertFalse(spin.byProcess[0].key.contains("secret-tool"))
+        XCTAssertEqual(spin.stacks[0].frames[0], "rwsem_spin_on_owner")
+        XCTAssertFalse(spin.stacks[0].frames[1].contains("0xffffffffc0123456"))
+        let processes = redacted.cpuSamples!.stacks.compactMap(\.process)
+        XCTAssertFalse(processes.contains("secret-tool"))
+        XCTAssertTrue(processes.contains("containerd"), "runtimes are kept, as elsewhere")
+    }
+
+    /// Past 2000 stacks the rest are summed per thread name and class: per-class and per-thread totals hold.
+    func testOnCPUStacksBeyondTheCapKeepTheirClassAndThread() throws {
+        var samples: [RecordedSample] = []
+        var stacks: [Int32: [UInt64]] = [:]
+        for id in 0..<2100 {
+            stacks[Int32(id)] = [0xffffffff81000000 + UInt64(id) * 16]
+            samples.append(RecordedSample(stackID: Int32(id), cpu: 0, cgroupID: 1, pid: 5, comm: id % 2 == 0 ? "a" : "b",
+                                          user: false, pause: id % 3 == 0, count: id < 100 ? 5 : 1))
+        }
+        var profile = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
+                              recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [])
+        SpinProfileBuilder(symbols: nil, topology: nil, container: { Container(id: "c\($0)", runtime: "docker", cgroup: "") },
+                           selection: .all).apply(RecordedSamples(hz: 997, periodNs: 1, samples: samples, counters: SampleCounters(),
+                                                                  stacks: stacks), to: &profile)
+        let kept = try XCTUnwrap(profile.cpuSamples).stacks
+        XCTAssertEqual(kept.filter { $0.frames != ["[other stacks]"] }.count, 2000)
+        XCTAssertEqual(kept.filter { $0.frames == ["[other stacks]"] }.count, 4)  // 2 threads x 2 classes
+        for process in ["a", "b"] {
+            for sampleClass in [SampleClass.pause, .kernel] {
+                let expected = samples.filter { $0.comm == process && $0.pause == (sampleClass == .pause) }.reduce(0) { $0 + $1.count }
+                let found = kept.filter { $0.process == process && $0.sampleClass == sampleClass }.reduce(0) { $0 + $1.samples }
+                XCTAssertEqual(found, expected, "\(process) \(sampleClass)")
+            }
+        }
+    }
+}
