@@ -550,7 +550,21 @@ static __noinline int end_syscall(__s64 ret)
 	if (!open)
 		return 0;
 	count(LOCKSCOPE_CTR_SYSCALLS_COMPLETED);
-	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	/* A record as long as its strings need: most syscalls of a storm (open_tree, mount_setattr) have none,
+	 * and only mount has options. (The reserved size must be a constant: one reserve per length.) */
+	if (open->data[0]) {
+		event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+		if (event) {
+			__builtin_memcpy(event->path, open->path, sizeof(event->path));
+			__builtin_memcpy(event->data, open->data, sizeof(event->data));
+		}
+	} else if (open->path[0]) {
+		event = bpf_ringbuf_reserve(&events, __builtin_offsetof(struct lockscope_syscall_event, data), 0);
+		if (event)
+			__builtin_memcpy(event->path, open->path, sizeof(event->path));
+	} else {
+		event = bpf_ringbuf_reserve(&events, __builtin_offsetof(struct lockscope_syscall_event, path), 0);
+	}
 	if (!event) {
 		count(LOCKSCOPE_CTR_SYSCALL_RINGBUF_FULL);
 		bpf_map_delete_elem(&open_syscalls, &tid);
@@ -568,8 +582,6 @@ static __noinline int end_syscall(__s64 ret)
 	event->fd = open->fd;
 	event->truncated = open->truncated;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
-	__builtin_memcpy(event->path, open->path, sizeof(event->path));
-	__builtin_memcpy(event->data, open->data, sizeof(event->data));
 	bpf_map_delete_elem(&open_syscalls, &tid);
 	bpf_ringbuf_submit(event, submit_flags());
 	return 0;
@@ -620,7 +632,7 @@ struct syscall_exit_record {
  * `struct lockscope_syscall_event` lists them. */
 SYSCALL_TRACEPOINTS(mount, LOCKSCOPE_SYS_MOUNT, 0, NO_FD, record->args[1], record->args[4])
 SYSCALL_TRACEPOINTS(umount, LOCKSCOPE_SYS_UMOUNT2, 0, NO_FD, record->args[0], NO_STRING)
-SYSCALL_TRACEPOINTS(open_tree, LOCKSCOPE_SYS_OPEN_TREE, 0, record->args[0], record->args[1], NO_STRING)
+SYSCALL_TRACEPOINTS(open_tree, LOCKSCOPE_SYS_OPEN_TREE, 0, record->args[0], NO_STRING, NO_STRING)
 SYSCALL_TRACEPOINTS(move_mount, LOCKSCOPE_SYS_MOVE_MOUNT, 0, record->args[0], record->args[3], record->args[1])
 SYSCALL_TRACEPOINTS(mount_setattr, LOCKSCOPE_SYS_MOUNT_SETATTR, 0, record->args[0], record->args[1], NO_STRING)
 SYSCALL_TRACEPOINTS(fsopen, LOCKSCOPE_SYS_FSOPEN, 0, NO_FD, record->args[0], NO_STRING)
@@ -660,6 +672,7 @@ static __always_inline int begin_raw_syscall(__u32 syscall, struct pt_regs *regs
 	case LOCKSCOPE_SYS_FSOPEN:
 		return begin_syscall(syscall, 0, NO_FD, (const char *)arg0, NO_STRING);
 	case LOCKSCOPE_SYS_OPEN_TREE:
+		return begin_syscall(syscall, 0, arg0, NO_STRING, NO_STRING);
 	case LOCKSCOPE_SYS_MOUNT_SETATTR:
 	case LOCKSCOPE_SYS_FSPICK:
 		return begin_syscall(syscall, 0, arg0, (const char *)arg1, NO_STRING);

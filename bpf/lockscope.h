@@ -204,7 +204,7 @@ enum lockscope_truncated {
  * `fd` and the two strings, per syscall (empty or -1 where the syscall has no such argument):
  *   mount         path: target       data: options (data argument)
  *   umount2       path: target
- *   open_tree     path: filename     fd: dfd           (ret: the new mount's fd)
+ *   open_tree                        fd: dfd           (ret: the new mount's fd; its path is not kept)
  *   move_mount    path: to_pathname  fd: from_dfd      data: from_pathname
  *   mount_setattr path: path         fd: dfd
  *   fsopen        path: fs name                        (ret: the fs context's fd)
@@ -212,6 +212,8 @@ enum lockscope_truncated {
  *   fsmount                          fd: fs fd         (ret: the mount's fd)
  *   fspick        path: path         fd: dfd
  */
+/* The record ends where its strings do: before `path` when both are empty, before `data` when only the
+ * path is set (user space reads what is missing as empty). */
 struct lockscope_syscall_event {
 	__u32 type;              /* LOCKSCOPE_EVENT_SYSCALL */
 	__u32 syscall;           /* lockscope_mount_syscall */

@@ -112,9 +112,13 @@ public enum KernelEvent: Sendable, Equatable {
             guard bytes.count >= MemoryLayout<lockscope_wait_event>.size else { return nil }
             return .wait(WaitEvent(bytes.loadUnaligned(as: lockscope_wait_event.self)))
         case UInt32(LOCKSCOPE_EVENT_SYSCALL.rawValue):
-            guard bytes.count >= MemoryLayout<lockscope_syscall_event>.size,
-                  let event = SyscallEvent(bytes.loadUnaligned(as: lockscope_syscall_event.self)) else { return nil }
-            return .syscall(event)
+            // The record stops where its strings do (bpf/lockscope.h): what is missing reads as empty.
+            guard bytes.count >= MemoryLayout<lockscope_syscall_event>.offset(of: \lockscope_syscall_event.path)! else { return nil }
+            var raw = lockscope_syscall_event()
+            withUnsafeMutableBytes(of: &raw) { target in
+                target.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix(target.count)))
+            }
+            return SyscallEvent(raw).map { .syscall($0) }
         default:
             return nil
         }

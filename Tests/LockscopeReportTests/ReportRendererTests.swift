@@ -153,7 +153,7 @@ final class ReportRendererTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(samplingLines.count, 6)
         XCTAssertTrue(samplingLines.allSatisfy { $0.count <= 80 }, text)
         let csv = ReportRenderer(profile: profile, options: ReportOptions(format: .csv)).render()
-        XCTAssertTrue(csv.split(separator: "\n")[1].hasSuffix(",400,400000000,360800000,439200000"), csv)
+        XCTAssertTrue(csv.split(whereSeparator: \.isNewline)[1].hasSuffix(",400,400000000,360800000,439200000"), csv)
         let json = ReportRenderer(profile: profile, options: ReportOptions(format: .json)).render()
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         let spin = try XCTUnwrap((object["locks"] as? [[String: Any]])?.first?["spin"] as? [String: Any])
