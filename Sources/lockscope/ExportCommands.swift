@@ -76,13 +76,7 @@ struct FlamegraphCommand: ParsableCommand {
         highlight frames by regular expression, Reset Zoom (Escape) to go back. See docs/flamegraphs.md.
         """)
 
-    @Argument(help: "The profile to read (written by `lockscope record -o`).")
-    var file: String
-
-    @Option(name: .shortAndLong, help: "SVG file to write.")
-    var output: String
-
-    @OptionGroup var fileMode: FileModeOption
+    @OptionGroup var svg: ProfileToSVGOptions
 
     @Option(help: "What frame widths measure: wait (nanoseconds waited) or count (contentions).")
     var weight: ExportWeight = .wait
@@ -104,12 +98,12 @@ struct FlamegraphCommand: ParsableCommand {
     var samples: SampleType = .wait
 
     func run() throws {
-        try AtomicFile.checkWritable(output)
-        let profile = try SampleProfiles.view(try Profile.load(path: file), type: samples)
-        try group.validate(for: profile, source: file)
+        try AtomicFile.checkWritable(svg.output)
+        let profile = try SampleProfiles.view(try Profile.load(path: svg.file), type: samples)
+        try group.validate(for: profile, source: svg.file)
         let options = FlameGraphSVG.Options(weight: weight, grouping: group, title: title, coloring: color, icicle: icicle,
                                             samples: samples)
-        try AtomicFile.write(Data(try FlameGraphSVG.render(profile, options: options).utf8), to: output, mode: fileMode.mode)
+        try AtomicFile.write(Data(try FlameGraphSVG.render(profile, options: options).utf8), to: svg.output, mode: svg.fileMode.mode)
     }
 }
 
@@ -135,6 +129,21 @@ struct TimelineCommand: ParsableCommand {
         started. Hover a second for its values. Needs a profile with a timeline of two seconds or more.
         """)
 
+    @OptionGroup var svg: ProfileToSVGOptions
+
+    @Option(help: "The heading (default: \"Lock contention over time\").")
+    var title: String?
+
+    func run() throws {
+        try AtomicFile.checkWritable(svg.output)
+        let profile = try Profile.load(path: svg.file)
+        let drawn = try TimelineSVG.render(profile, source: svg.file, options: TimelineSVG.Options(title: title))
+        try AtomicFile.write(Data(drawn.utf8), to: svg.output, mode: svg.fileMode.mode)
+    }
+}
+
+/// What `flamegraph` and `timeline` both take: the profile to read, the SVG to write, and its mode.
+struct ProfileToSVGOptions: ParsableArguments {
     @Argument(help: "The profile to read (written by `lockscope record -o`).")
     var file: String
 
@@ -142,14 +151,4 @@ struct TimelineCommand: ParsableCommand {
     var output: String
 
     @OptionGroup var fileMode: FileModeOption
-
-    @Option(help: "The heading (default: \"Lock contention over time\").")
-    var title: String?
-
-    func run() throws {
-        try AtomicFile.checkWritable(output)
-        let profile = try Profile.load(path: file)
-        let svg = try TimelineSVG.render(profile, source: file, options: TimelineSVG.Options(title: title))
-        try AtomicFile.write(Data(svg.utf8), to: output, mode: fileMode.mode)
-    }
 }
