@@ -210,8 +210,10 @@ public enum ProfileMerge {
                             attribution: same.lazy.compactMap(\.attribution).first, ops: same.map(\.ops).saturatedSum(),
                             bySyscall: mergedSyscalls(same.flatMap(\.bySyscall)), start: same.lazy.compactMap(\.start).first)
         }.sorted { ($0.ops, $0.id) > ($1.ops, $1.id) }
+        let unlinked = summaries.compactMap(\.unlinked)
         return MountSummary(totalOps: summaries.map(\.totalOps).saturatedSum(),
-                            bySyscall: mergedSyscalls(summaries.flatMap(\.bySyscall)), byContainer: byContainer)
+                            bySyscall: mergedSyscalls(summaries.flatMap(\.bySyscall)), byContainer: byContainer,
+                            unlinked: unlinked.isEmpty ? nil : unlinked.saturatedSum())
     }
 
     private static func mergedSyscalls(_ calls: [SyscallStats]) -> [SyscallStats] {

@@ -608,6 +608,8 @@ extension Aggregator {
         /// Processes that issued mount syscalls, and the pods of those that said (containerd shims).
         let issuers: Set<UInt32>
         let issuerPods: [UInt32: String]
+        /// Waits and syscalls released without a link to a container (`MountAttribution.releasedUnlinked`).
+        let unlinked: UInt64
         let victimHolders: [VictimHolderKey: (ownerCgroupID: UInt64, tally: Tally)]
         let timeline: Timeline?
         /// The recording's start on the events' clock.
@@ -669,6 +671,7 @@ extension Aggregator {
         return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
                 processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
                 attributed: attribution.containers, issuers: attribution.issuers, issuerPods: attribution.issuerPods,
+                unlinked: attribution.releasedUnlinked,
                 victimHolders: victimHolders,
                 timeline: timeline, originNs: self.timeline.originNs,
                 lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,

@@ -512,11 +512,16 @@ public struct MountSummary: Codable, Sendable, Equatable {
     public var totalOps: UInt64
     public var bySyscall: [SyscallStats]
     public var byContainer: [ContainerMounts]
+    /// Mount syscalls, and waits inside them, held for a link to a container by their paths that did not
+    /// come (within 10 s, or before the recording ended): counted under their issuer's pod or their
+    /// cgroup instead. Absent in profiles written before attribution by path.
+    public var unlinked: UInt64?
 
-    public init(totalOps: UInt64, bySyscall: [SyscallStats], byContainer: [ContainerMounts]) {
+    public init(totalOps: UInt64, bySyscall: [SyscallStats], byContainer: [ContainerMounts], unlinked: UInt64? = nil) {
         self.totalOps = totalOps
         self.bySyscall = bySyscall
         self.byContainer = byContainer
+        self.unlinked = unlinked
     }
 }
 

@@ -155,7 +155,8 @@ struct ProfileBuilder {
                        durationNs: inputs.durationNs, events: recorded.events, drops: inputs.drops,
                        recording: inputs.recording, topology: topology, containers: containerSummaries,
                        mounts: mountSummary(recorded.syscalls, byCgroup: recorded.syscallsByCgroup,
-                                            starts: starts(recorded.attributed, originNs: recorded.originNs, names: names)),
+                                            starts: starts(recorded.attributed, originNs: recorded.originNs, names: names),
+                                            unlinked: recorded.unlinked),
                        locks: lockProfiles, victims: recorded.syscalls.isEmpty ? nil : victims.victims(),
                        timeline: recorded.timeline)
     }
@@ -268,7 +269,7 @@ struct ProfileBuilder {
 
     private mutating func mountSummary(_ syscalls: [MountSyscall: Aggregator.SyscallState],
                                        byCgroup: [UInt64: [MountSyscall: Aggregator.SyscallState]],
-                                       starts: [String: ContainerStart]) -> MountSummary? {
+                                       starts: [String: ContainerStart], unlinked: UInt64) -> MountSummary? {
         guard !syscalls.isEmpty else { return nil }
         func syscallStats(_ states: [MountSyscall: Aggregator.SyscallState]) -> [SyscallStats] {
             states.sorted { $0.key.rawValue < $1.key.rawValue }.map {
@@ -290,7 +291,7 @@ struct ProfileBuilder {
                                    start: starts[id])
         }.sorted { ($0.ops, $0.id) > ($1.ops, $1.id) }
         return MountSummary(totalOps: syscalls.values.reduce(0) { $0 + $1.latency.count },
-                            bySyscall: syscallStats(syscalls), byContainer: containerRows)
+                            bySyscall: syscallStats(syscalls), byContainer: containerRows, unlinked: unlinked)
     }
 
     private func rollUp(_ byCPU: [UInt32: WaitAccumulator], _ group: (UInt32) -> Int?) -> [KeyedStats] {

@@ -217,6 +217,9 @@ public struct ReportRenderer {
                          Units.duration(call.stats.maxWaitNs), Units.duration(call.stats.totalWaitNs)])
         }
         var out = "mount syscalls: \(mounts.totalOps) in all\n" + TextTable.render(rows, rightAligned: 1..<7, indent: 2)
+        if let unlinked = mounts.unlinked, unlinked > 0 {
+            out += "  \(unlinked) syscalls and waits unlinked (no container by path): by issuer or cgroup\n"
+        }
         let containers = mounts.byContainer.filter { $0.runtime != "host" }
         if !containers.isEmpty {
             let perContainer = containers.reduce(0) { $0 + Double($1.ops) } / Double(containers.count)

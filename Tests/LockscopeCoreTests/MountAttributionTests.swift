@@ -96,6 +96,7 @@ final class MountAttributionTests: XCTestCase {
             XCTAssertEqual(summary.totalWaitNs, UInt64(4 * layers + 1) * 1_000, "every wait is the container's")
         }
         XCTAssertFalse(profile.containers.contains { $0.id.hasSuffix("7") }, "nothing stays on the runtime's cgroup")
+        XCTAssertEqual(profile.mounts?.unlinked, 0)
         XCTAssertEqual(profile.timeline?.bins.reduce(0) { $0 + $1.containersStarted }, 2)
         XCTAssertEqual(profile.timeline?.bins.reduce(0) { $0 + $1.mountOps }, profile.mounts?.totalOps)
     }
@@ -145,6 +146,7 @@ final class MountAttributionTests: XCTestCase {
         aggregator.releaseStaleHolds(now: storm.now + MountAttribution.holdNs + 1)
         XCTAssertEqual(aggregator.attribution.releasedUnlinked, 6)
         let profile = aggregator.takeProfile(AggregatorTests.inputs())
+        XCTAssertEqual(profile.mounts?.unlinked, 6)
         let pod = try row(profile, "pod:" + Self.pod)
         XCTAssertEqual(pod.attribution, .issuer)
         XCTAssertEqual(pod.ops, 2)

@@ -50,6 +50,7 @@ extension EndToEndTests {
                 XCTAssertEqual(Dictionary(row.bySyscall.map { ($0.syscall, Int($0.stats.contentions)) }, uniquingKeysWith: +),
                                shim.mountOpsBySyscall, "\(strategy): shim \(shim.pid)")
             }
+            XCTAssertEqual(mounts.unlinked, 0, "\(strategy): every held syscall and wait found its container")
             let runtimeCgroup = try XCTUnwrap(result.runtimeCgroup)
             XCTAssertNil(rows[runtimeCgroup], "\(strategy): mount syscalls left on the runtime cgroup")
             XCTAssertFalse(profile.containers.contains { $0.id == runtimeCgroup },
