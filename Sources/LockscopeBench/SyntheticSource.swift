@@ -123,15 +123,7 @@ final class ProducerRun: Sendable {
 /// Pins the calling thread to one CPU: sched_setaffinity(2) on thread id 0, the caller. Swift's Glibc
 /// module leaves the GNU affinity calls out, so the function is looked up at run time.
 func pinCurrentThread(to cpu: Int) {
-    typealias SetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
-    guard let symbol = dlsym(nil, "sched_setaffinity") else { return }
-    var set = cpu_set_t()
-    withUnsafeMutableBytes(of: &set) { bytes in
-        bytes[cpu / 8] |= UInt8(1 << (cpu % 8))
-    }
-    if unsafeBitCast(symbol, to: SetAffinity.self)(0, MemoryLayout<cpu_set_t>.size, &set) != 0 {
-        progress("warning: cannot pin a thread to CPU \(cpu): \(String(cString: strerror(errno)))")
-    }
+    do { try CPUAffinity.confineCurrentThread(to: [cpu]) } catch { progress("warning: \(error)") }
 }
 
 /// CPU time the calling thread has used, in nanoseconds.

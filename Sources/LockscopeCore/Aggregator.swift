@@ -151,6 +151,9 @@ public struct Aggregator: ~Copyable {
         return kept.count
     }
 
+    /// Whether provisional waits are held for locks not named yet.
+    public var holdsProvisionalWaits: Bool { provisional.held > 0 }
+
     /// Waits lost because too many provisional waits were held at once.
     public var provisionalOverflow: UInt64 { provisional.overflow }
 
@@ -472,6 +475,8 @@ public struct Aggregator: ~Copyable {
 
     /// Applies the waits and syscalls the attribution stage released, with their containers.
     private mutating func applyReleased() {
+        // Most calls release nothing: taking empty arrays would still give the stage new buffers.
+        guard !attribution.releasedWaits.isEmpty || !attribution.releasedSyscalls.isEmpty else { return }
         let (waits, syscalls) = attribution.takeReleased()
         for wait in waits { apply(wait.queued) }
         for syscall in syscalls { recordByContainer(syscall) }
@@ -666,7 +671,7 @@ extension Aggregator {
                          contexts: [[FlatTable<LockContextKey, Tally>.Slot]],
                          owners: [[FlatTable<LockOwnerKey, Tally>.Slot]],
                          names: [UInt64: LockName], durationNs: UInt64) -> Drained {
-        let classes = lockEntries.map { TimelineLockClass(lockName: names[$0.address]?.name ?? "") }
+        let classes = lockEntries.map { MountLockClass(lockName: names[$0.address]?.name ?? "") }
         let timeline = timeline.timeline(durationNs: durationNs, lockClass: { classes[$0] })
         return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
                 processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,

@@ -134,7 +134,7 @@ struct ProfileBuilder {
                 byContainerAll[containers.id(task.cgroupID),
                                default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
             }
-            if TimelineLockClass(lockName: key.name.name).isMountLock {
+            if MountLockClass(lockName: key.name.name).isMountLock {
                 let members = Set(group.map { Int32(truncatingIfNeeded: $0) })
                 victims.add(lock: lock.name, state: merged, holders: recorded.victimHolders.filter { members.contains($0.key.lock) },
                             builder: &self, issuerPods: recorded.issuerPods)

@@ -48,7 +48,7 @@ struct TimelineTally: ~Copyable {
 
     /// The profile's timeline: `lockClass` sorts an aggregator lock index into namespace_sem, mount_lock
     /// or other (victims' waits count on the first two only). Nil when nothing was recorded.
-    func timeline(durationNs: UInt64, lockClass: (Int) -> TimelineLockClass) -> Timeline? {
+    func timeline(durationNs: UInt64, lockClass: (Int) -> MountLockClass) -> Timeline? {
         var last: UInt32? = syscalls.keys.max()
         waits.forEachEntry { last = max(last ?? 0, $0.key.bin) }
         guard var binCount = last.map({ Int($0) + 1 }) else { return nil }
@@ -76,8 +76,8 @@ struct TimelineTally: ~Copyable {
     }
 }
 
-/// Which series of the timeline a lock's waits go to.
-public enum TimelineLockClass: Sendable {
+/// Which of the two mount locks a lock is, by profile name: the timeline's series, the victims' locks, a sweep's wait.
+public enum MountLockClass: Sendable {
     case namespaceSem, mountLock, other
 
     /// namespace_sem or mount_lock: the locks whose waits make a process that mounts nothing a victim.

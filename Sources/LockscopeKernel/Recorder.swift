@@ -133,8 +133,10 @@ public final class Recorder {
             reader.drain(into: &aggregator)
             readCgroupNames()
             // Every lock has a name now: the provisional waits still held are kept or dropped for good.
-            let names = aggregator.lockNames(inputs())
-            aggregator.settleProvisionalWaits { address in names[address].map { keeps($0) } ?? false }
+            if aggregator.holdsProvisionalWaits {
+                let names = aggregator.lockNames(inputs())
+                aggregator.settleProvisionalWaits { address in names[address].map { keeps($0) } ?? false }
+            }
         }
         // Resolved once per cgroup for waits and samples alike, so a lost name is counted once.
         let resolve = containerResolver()

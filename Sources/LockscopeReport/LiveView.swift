@@ -8,22 +8,20 @@ public struct LiveSample: Sendable, Equatable {
     public var waits: UInt64
     public var mountSyscalls: UInt64
     public var dropped: UInt64
-    /// Every lock's totals; or, when `everyLock` is false, only some (the heaviest so far).
+    /// Every lock's totals.
     public var locks: [LiveLock]
-    public var everyLock: Bool
     /// Waits by container, when the source breaks them down.
     public var containers: [LiveContainer]?
     /// Mount-family syscalls by name, when the source breaks them down.
     public var mountsBySyscall: [String: UInt64]?
 
     public init(elapsedNs: UInt64, waits: UInt64, mountSyscalls: UInt64, dropped: UInt64, locks: [LiveLock],
-                everyLock: Bool, containers: [LiveContainer]? = nil, mountsBySyscall: [String: UInt64]? = nil) {
+                containers: [LiveContainer]? = nil, mountsBySyscall: [String: UInt64]? = nil) {
         self.elapsedNs = elapsedNs
         self.waits = waits
         self.mountSyscalls = mountSyscalls
         self.dropped = dropped
         self.locks = locks
-        self.everyLock = everyLock
         self.containers = containers
         self.mountsBySyscall = mountsBySyscall
     }
@@ -32,7 +30,7 @@ public struct LiveSample: Sendable, Equatable {
     public init(profile: Profile, elapsedNs: UInt64) {
         self.init(elapsedNs: elapsedNs, waits: profile.locks.map(\.stats.contentions).saturatedSum(),
                   mountSyscalls: profile.mounts?.totalOps ?? 0, dropped: profile.dropped,
-                  locks: profile.locks.map { LiveLock(name: $0.name, kind: $0.kind, stats: $0.stats) }, everyLock: true,
+                  locks: profile.locks.map { LiveLock(name: $0.name, kind: $0.kind, stats: $0.stats) },
                   containers: profile.containers.map {
                       LiveContainer(id: $0.id, pod: $0.pod, contentions: $0.contentions, totalWaitNs: $0.totalWaitNs)
                   },
@@ -133,7 +131,6 @@ public struct LiveWindow: Sendable, Equatable {
     public var droppedSoFar: UInt64
     /// Locks that waited in the interval, in no particular order (`sorted(by:)` orders them).
     public var locks: [LockRow]
-    public var everyLock: Bool
     public var containers: [ContainerRow]?
     public var mountsBySyscall: [(syscall: String, count: UInt64)]?
 
@@ -154,12 +151,9 @@ public struct LiveWindow: Sendable, Equatable {
         mountSyscalls = delta(current.mountSyscalls, previous?.mountSyscalls)
         dropped = delta(current.dropped, previous?.dropped)
         droppedSoFar = current.dropped
-        everyLock = current.everyLock
         let before = Dictionary((previous?.locks ?? []).map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         locks = current.locks.compactMap { lock in
             let earlier = before[lock.key]
-            // A partial source that did not list the lock before cannot say what it waited since.
-            if previous != nil, earlier == nil, !(previous?.everyLock ?? true) { return nil }
             let contentions = lock.contentions.map { delta($0, earlier?.contentions) }
             let waitNs = delta(lock.totalWaitNs, earlier?.totalWaitNs)
             guard waitNs > 0 || (contentions ?? 0) > 0 else { return nil }
@@ -267,9 +261,6 @@ public struct LiveView {
         }
         var lines = TextTable.render(table, rightAligned: 0..<3).split(separator: "\n").map(String.init)
         if locks.count > rows { lines.append("... \(locks.count - rows) more locks") }
-        if !window.everyLock {
-            lines.append("(the heaviest lock only: this recording reports per-lock figures for it alone)")
-        }
         return lines
     }
 

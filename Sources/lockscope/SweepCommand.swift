@@ -4,6 +4,7 @@ import Glibc
 import LockscopeCore
 import LockscopeExport
 import LockscopeKernel
+import LockscopeReport
 import LockscopeStress
 
 /// `lockscope sweep`: the mount storm at a series of parallelism levels in each CPU placement the
@@ -75,7 +76,7 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
         if compare.count == 2 {
             let (before, after) = (try Self.load(compare[0]), try Self.load(compare[1]))
-            print(before.comparison(to: after), terminator: "")
+            print(SweepReport.comparison(before, after), terminator: "")
             return
         }
         let topology = try Topology.read()
@@ -113,13 +114,13 @@ struct SweepCommand: ParsableCommand {
         }
         let sweep = Sweep(hostname: kernel.hostname, kernel: kernel.release, startedAt: startedAt, topology: topology,
                           confinement: "affinity", workload: workload, placements: chosen, points: points)
-        let data = try Self.encoder.encode(sweep)
+        let data = try Profile.makeEncoder().encode(sweep)
         if let output { try AtomicFile.write(data, to: output, mode: fileMode.mode) }
         if let svg { try AtomicFile.write(Data(try SweepSVG.render(sweep).utf8), to: svg, mode: fileMode.mode) }
         if json {
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         } else {
-            print(sweep.table(), terminator: "")
+            print(SweepReport.table(sweep), terminator: "")
         }
     }
 
@@ -155,7 +156,7 @@ struct SweepCommand: ParsableCommand {
         let done = Finished()
         let thread = Thread {
             // Every worker the runner starts from this thread inherits its CPU affinity.
-            done.set(Result { try confineCurrentThread(to: placement.cpus); return try StressRunner(options: stress).run() })
+            done.set(Result { try CPUAffinity.confineCurrentThread(to: placement.cpus); return try StressRunner(options: stress).run() })
         }
         thread.start()
         recorder.run(shouldStop: { done.isSet || StopSignal.requested }, status: { _ in })
@@ -167,7 +168,7 @@ struct SweepCommand: ParsableCommand {
     static func load(_ path: String) throws -> Sweep {
         let data = try InputFile.read(path, label: "sweep", kind: "sweep", hint: "give a file `lockscope sweep -o` wrote")
         do {
-            let sweep = try JSONDecoder.snakeCase.decode(Sweep.self, from: data)
+            let sweep = try Profile.makeDecoder().decode(Sweep.self, from: data)
             guard sweep.schema == Sweep.currentSchema else {
                 throw UserError("\(path) is a \(sweep.schema) file, not \(Sweep.currentSchema): give a file `lockscope sweep -o` wrote")
             }
@@ -177,34 +178,6 @@ struct SweepCommand: ParsableCommand {
         } catch {
             throw UserError("\(path) is not a sweep `lockscope sweep -o` wrote: \(error.localizedDescription)")
         }
-    }
-
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return encoder
-    }
-}
-
-extension JSONDecoder {
-    static var snakeCase: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }
-}
-
-/// Confines the calling thread (and every process it starts from now on) to `cpus`.
-func confineCurrentThread(to cpus: [Int]) throws {
-    typealias SetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
-    guard let symbol = dlsym(nil, "sched_setaffinity") else { throw UserError("this libc has no sched_setaffinity") }
-    var set = cpu_set_t()
-    withUnsafeMutableBytes(of: &set) { bytes in
-        for cpu in cpus where cpu / 8 < bytes.count { bytes[cpu / 8] |= UInt8(1 << (cpu % 8)) }
-    }
-    guard unsafeBitCast(symbol, to: SetAffinity.self)(0, MemoryLayout<cpu_set_t>.size, &set) == 0 else {
-        throw UserError("cannot confine the storm to CPUs \(cpus): \(String(cString: strerror(errno)))")
     }
 }
 
@@ -223,8 +196,8 @@ extension SweepRun {
     /// from stress, lock wait from the profile (namespace_sem with its wait_lock, mount_lock), and the
     /// CPUs of every wait the profile attributes to one of the storm's containers.
     init(stress: StressResult, profile: Profile) {
-        func wait(_ lock: TimelineLockClass) -> Double {
-            Double(profile.locks.filter { TimelineLockClass(lockName: $0.name) == lock }
+        func wait(_ lock: MountLockClass) -> Double {
+            Double(profile.locks.filter { MountLockClass(lockName: $0.name) == lock }
                 .map(\.stats.totalWaitNs).saturatedSum()) / 1e6
         }
         let containers = Set(stress.containerList.map(\.id))

@@ -174,10 +174,10 @@ extension EndToEndTests {
         XCTAssertEqual(timeline.bins.reduce(0) { $0 + $1.totalWaitNs }, profile.locks.reduce(0) { $0 + $1.stats.totalWaitNs },
                        context)
         XCTAssertEqual(timeline.bins.reduce(0) { $0 + $1.namespaceSemWaitNs },
-                       profile.locks.filter { TimelineLockClass(lockName: $0.name) == .namespaceSem }.reduce(0) { $0 + $1.stats.totalWaitNs },
+                       profile.locks.filter { MountLockClass(lockName: $0.name) == .namespaceSem }.reduce(0) { $0 + $1.stats.totalWaitNs },
                        context)
         XCTAssertEqual(timeline.bins.reduce(0) { $0 + $1.mountLockWaitNs },
-                       profile.locks.filter { TimelineLockClass(lockName: $0.name) == .mountLock }.reduce(0) { $0 + $1.stats.totalWaitNs },
+                       profile.locks.filter { MountLockClass(lockName: $0.name) == .mountLock }.reduce(0) { $0 + $1.stats.totalWaitNs },
                        context)
         XCTAssertEqual(timeline.bins.map(\.startNs), timeline.bins.indices.map { UInt64($0) * timeline.binNs }, context)
     }

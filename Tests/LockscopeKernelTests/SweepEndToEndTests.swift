@@ -29,15 +29,28 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertEqual(Set(oneCPU.flatMap { $0.runs.flatMap(\.cpusSeen) }), [0], "no waits recorded on CPU 0")
         // ...while unconfined, the same storms waited on both CPUs: the confinement did something.
         XCTAssertEqual(Set(sweep.points(of: "all").flatMap { $0.runs.flatMap(\.cpusSeen) }), [0, 1])
-        XCTAssertTrue(run.stdout.contains("cpus:0     16"), run.stdout)
+        XCTAssertTrue(run.stdout.split(separator: "\n").contains { $0.hasPrefix("  cpus:0 ") && $0.split(separator: " ")[1] == "16" },
+                      run.stdout)
         XCTAssertTrue(try String(contentsOfFile: svg, encoding: .utf8).contains("data-series=\"cpus:0\""))
 
         let compared = try LockscopeRun.run(["sweep", "--compare", json, json])
         XCTAssertEqual(compared.status, 0, compared.stderr)
-        XCTAssertEqual(compared.stdout.components(separatedBy: "×1.00").count - 1 >= 10, true, compared.stdout)
+        // The same sweep against itself: every point, both metrics, unchanged.
+        XCTAssertEqual(compared.stdout.components(separatedBy: "×1.00").count - 1, 2 * sweep.points.count, compared.stdout)
+    }
 
-        let bad = try LockscopeRun.run(["sweep", "--cpus", "7-9"])
-        XCTAssertEqual(bad.status, 2)
-        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+    /// Bad input is one line and exit 2, before anything is recorded.
+    func testBadSweepInputIsOneLine() throws {
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-not-a-sweep-\(getpid()).json")
+        try Data("{\"schema\": \"lockscope.profile/1\"}".utf8).write(to: profile)
+        defer { try? FileManager.default.removeItem(at: profile) }
+        for (arguments, message) in [(["--cpus", "7-9"], "is not online"), (["--placements", "numa"], "unknown placement 'numa'"),
+                                     (["--parallel", "0,2"], "positive numbers"), (["--compare", profile.path], "two sweep files"),
+                                     (["--compare", profile.path, profile.path], "not a sweep")] {
+            let bad = try LockscopeRun.run(["sweep"] + arguments)
+            XCTAssertEqual(bad.status, 2, "\(arguments)")
+            XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+            XCTAssertTrue(bad.stderr.contains(message), "\(arguments): \(bad.stderr)")
+        }
     }
 }

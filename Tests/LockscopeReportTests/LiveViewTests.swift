@@ -18,7 +18,6 @@ final class LiveViewTests: XCTestCase {
                          histogram: [HistogramBucket(lowerNs: 1_048_576, upperNs: 2_097_152, count: 10)]),
                 LiveLock(name: "mount_lock", kind: .spinlock, contentions: 90, totalWaitNs: 90_000, maxWaitNs: 3_000,
                          histogram: [HistogramBucket(lowerNs: 512, upperNs: 1024, count: 90)])],
-        everyLock: true,
         containers: [LiveContainer(id: String(repeating: "ab", count: 32), pod: "pod1", contentions: 10, totalWaitNs: 5_000_000)],
         mountsBySyscall: ["mount": 30, "umount2": 10])
 
@@ -100,32 +99,10 @@ final class LiveViewTests: XCTestCase {
         XCTAssertEqual(byContentions[4], "400 us         400/s  9.00 us  spinlock  mount_lock")
     }
 
-    /// A source that reports only the heaviest lock: a lock it did not report a second ago has no
-    /// window, and the view says it shows one lock.
-    func testPartialSamples() {
-        let first = LiveSample(elapsedNs: 1_000_000_000, waits: 5, mountSyscalls: 0, dropped: 0,
-                               locks: [LiveLock(name: "0xffffffff82ef40b8", kind: nil, contentions: nil, totalWaitNs: 100, maxWaitNs: nil)],
-                               everyLock: false)
-        var second = first
-        second.elapsedNs = 2_000_000_000
-        second.locks = [LiveLock(name: "namespace_sem", kind: nil, contentions: nil, totalWaitNs: 700, maxWaitNs: nil)]
-        XCTAssertEqual(LiveWindow(from: first, to: second).locks, [])
-        var third = second
-        third.elapsedNs = 3_000_000_000
-        third.locks[0].totalWaitNs = 1_700
-        let window = LiveWindow(from: second, to: third)
-        XCTAssertEqual(window.locks.map(\.waitNs), [1_000])
-        let lines = LiveView(window: window, sort: .wait, hostname: "h", rows: 5, interactive: false).render()
-        XCTAssertEqual(Array(lines[3...]), ["wait/s*  contended/s  max  kind  lock",
-                                            "1.00 us            -    -  -     namespace_sem",
-                                            "(the heaviest lock only: this recording reports per-lock figures for it alone)"])
-    }
-
     /// A profile built so far gives every lock, container and mount syscall.
     func testSampleOfAProfile() throws {
         let profile = try MountStormReportTests.fixture()
         let sample = LiveSample(profile: profile, elapsedNs: 12_000_000_000)
-        XCTAssertTrue(sample.everyLock)
         XCTAssertEqual(sample.locks.map(\.name), profile.locks.map(\.name))
         XCTAssertEqual(sample.waits, profile.locks.map(\.stats.contentions).reduce(0, +))
         XCTAssertEqual(sample.mountSyscalls, profile.mounts?.totalOps)
