@@ -223,7 +223,8 @@ public struct LiveView {
     }
 
     public func render() -> [String] {
-        var lines = [header]
+        // The key help has a line of its own: a long hostname would push it off a narrow screen.
+        var lines = [header] + (interactive ? ["keys: w wait, c contentions, m max, q quit"] : [])
         lines.append("waits \(Units.rate(window.perSecond(window.waits)))  mount syscalls \(Units.rate(window.perSecond(window.mountSyscalls)))"
                      + "  dropped \(Units.rate(window.perSecond(window.dropped))) (\(window.droppedSoFar) so far)")
         lines.append("")
@@ -241,9 +242,8 @@ public struct LiveView {
     }
 
     private var header: String {
-        let keys = interactive ? "  keys: w wait, c contentions, m max, q quit" : ""
         return "lockscope top: \(shown(hostname)), \(Units.duration(window.elapsedNs / 1_000_000_000 * 1_000_000_000)) in, "
-            + "last \(Units.duration(window.intervalNs)), sorted by \(sort.rawValue)\(keys)"
+            + "last \(Units.duration(window.intervalNs)), sorted by \(sort.rawValue)"
     }
 
     /// The column heading of `column`, with `*` on the sorted one.

@@ -99,16 +99,17 @@ final class TopCommandTests: XCTestCase {
         XCTAssertTrue(tmux.wait("top", seconds: 60) { $0.hasPrefix("lockscope top: ") && Self.showsALockRow($0) },
                       "no lock row: \(tmux.pane("top"))")
         let first = tmux.pane("top")
-        XCTAssertTrue(first.contains(", sorted by wait  keys: w wait, c contentions, m max, q quit"), first)
+        // The key help on a line of its own, whatever the hostname's length (a long one cuts the header).
+        XCTAssertTrue(first.contains("\nkeys: w wait, c contentions, m max, q quit\n"), first)
         XCTAssertTrue(first.contains("\nwaits ") && first.contains("  mount syscalls ") && first.contains("  dropped "), first)
         XCTAssertTrue(first.contains("\nwait/s*  contended/s "), first)
 
         try tmux.run(["send-keys", "-t", "top", "c"])
-        XCTAssertTrue(tmux.wait("top", seconds: 5) { $0.contains(", sorted by contentions  keys:") && $0.contains("contended/s*") },
+        XCTAssertTrue(tmux.wait("top", seconds: 5) { $0.contains("contended/s*") },
                       "the sort did not change: \(tmux.pane("top"))")
         XCTAssertFalse(tmux.pane("top").contains("wait/s*"))
         try tmux.run(["send-keys", "-t", "top", "m"])
-        XCTAssertTrue(tmux.wait("top", seconds: 5) { $0.contains(", sorted by max  keys:") && $0.contains("max*") })
+        XCTAssertTrue(tmux.wait("top", seconds: 5) { $0.contains("max*") })
 
         try tmux.run(["send-keys", "-t", "top", "q"])
         XCTAssertTrue(tmux.wait("top", seconds: 30) { $0.contains("top-exit=") }, tmux.pane("top"))

@@ -79,7 +79,8 @@ final class LiveViewTests: XCTestCase {
         let window = LiveWindow(from: before, to: after)
         let byWait = LiveView(window: window, sort: .wait, hostname: "node-a", rows: 2, interactive: true).render()
         XCTAssertEqual(byWait, [
-            "lockscope top: node-a, 2.00 s in, last 1.00 s, sorted by wait  keys: w wait, c contentions, m max, q quit",
+            "lockscope top: node-a, 2.00 s in, last 1.00 s, sorted by wait",
+            "keys: w wait, c contentions, m max, q quit",
             "waits 410/s  mount syscalls 100/s  dropped 2.00/s (3 so far)",
             "",
             "wait/s*  contended/s        max  kind      lock",
