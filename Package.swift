@@ -66,6 +66,8 @@ let package = Package(
                     dependencies: ["LockscopeKernel", "LockscopeStress", "LockscopeTestSupport"]),
         // lockscope-bench's reading of scripts/bench.sh's files (the benchmarks themselves are not tests).
         .testTarget(name: "LockscopeBenchTests", dependencies: ["LockscopeBench"]),
+        // deploy/ checked by the tools that read it (kubernetes-validate, promtool).
+        .testTarget(name: "LockscopeDeployTests", dependencies: ["LockscopeTestSupport"]),
         .testTarget(name: "LockscopeStressTests", dependencies: ["LockscopeStress", "LockscopeCore", "LockscopeTestSupport"]),
     ]
 )
