@@ -183,7 +183,7 @@ struct ProfileBuilder {
     private func instance(_ address: UInt64, _ total: WaitAccumulator) -> InstanceStats {
         let other = Aggregator.isOtherLocks(address)
         return InstanceStats(address: other ? "0x0" : "0x" + String(address, radix: 16),
-                             symbol: other ? nil : inputs.symbols?.dataObject(at: address)?.nameWithOffset,
+                             symbol: other ? nil : inputs.symbols?.dataObject(at: address).map { $0.offset == 0 ? $0.name : $0.nameWithOffset },
                              contentions: total.count, totalWaitNs: total.totalNs, maxWaitNs: total.maxNs)
     }
 
