@@ -164,6 +164,22 @@ struct {
 	__uint(max_entries, LOCKSCOPE_MAX_FILTER_ENTRIES);
 } cgroup_filter SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, LOCKSCOPE_MAX_FILTER_ENTRIES);
+} tid_filter SEC(".maps");
+
+/* Indexed by CPU number: 1 keeps the waits that begin there. An array, so the lookup is inlined:
+ * user space sizes it to the possible CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u8);
+	__uint(max_entries, 1);
+} cpu_filter SEC(".maps");
+
 
 static __always_inline void count(__u32 counter)
 {
@@ -254,10 +270,14 @@ static __always_inline __u64 submit_flags(void)
 										  : BPF_RB_NO_WAKEUP;
 }
 
-/* The pid and cgroup filters, shared by lock waits and syscalls. */
-static __always_inline bool task_selected(__u32 pid)
+/* The pid, thread and cgroup filters, shared by lock waits and syscalls. */
+static __always_inline bool task_selected(__u64 pid_tgid)
 {
+	__u32 pid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+
 	if ((config.filters & LOCKSCOPE_FILTER_PIDS) && !bpf_map_lookup_elem(&pid_filter, &pid))
+		return false;
+	if ((config.filters & LOCKSCOPE_FILTER_TIDS) && !bpf_map_lookup_elem(&tid_filter, &tid))
 		return false;
 	if (config.filters & LOCKSCOPE_FILTER_CGROUPS) {
 		__u64 cgroup_id = bpf_get_current_cgroup_id();
@@ -325,14 +345,22 @@ int contention_begin(__u64 *ctx)
 	__u32 kind = lockscope_kind_of(flags);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
+	__u32 cpu = bpf_get_smp_processor_id();
 	struct task_waits *waits;
 	struct open_wait *wait;
 	enum selection selection;
 	__u32 depth;
+	__u8 *cpu_kept;
 
 	if (config.kind_mask && !(config.kind_mask & kind))
 		return 0;
-	if (!task_selected(pid_tgid >> 32))
+	/* Cheapest first: the CPU's entry in an array, then the hash lookups of task_selected. */
+	if (config.filters & LOCKSCOPE_FILTER_CPUS) {
+		cpu_kept = bpf_map_lookup_elem(&cpu_filter, &cpu);
+		if (!cpu_kept || !*cpu_kept)
+			return 0;
+	}
+	if (!task_selected(pid_tgid))
 		return 0;
 	waits = bpf_map_lookup_elem(&open_waits, &tid);
 	selection = lock_selected(lock, tid, waits);
@@ -374,7 +402,7 @@ int contention_begin(__u64 *ctx)
 	wait = &waits->waits[depth & (LOCKSCOPE_MAX_NESTING - 1)];
 	wait->lock = lock;
 	wait->flags = flags;
-	wait->begin_cpu = bpf_get_smp_processor_id();
+	wait->begin_cpu = cpu;
 	wait->stack_id = bpf_get_stackid(ctx, &stacks, 0);
 	wait->owner_pid = 0;
 	wait->owner_tid = 0;
@@ -508,7 +536,7 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, co
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid;
 
-	if (!task_selected(pid_tgid >> 32))
+	if (!task_selected(pid_tgid))
 		return 0;
 	if (!creates_mount_namespace(syscall, flags_arg))
 		return 0;

@@ -17,12 +17,13 @@
 #define LOCKSCOPE_COMM_LEN 16
 /* How many contended waits one task can have open at once (a spinlock inside an rwsem slow path...). */
 #define LOCKSCOPE_MAX_NESTING 4
-/* Kernel frames kept per stack, and distinct stacks kept per recording. */
+/* Kernel frames kept per stack (at most: user space may set a smaller value size on the `stacks` map,
+ * `record --max-stack`, which also shortens the kernel's walk), and distinct stacks kept per recording. */
 #define LOCKSCOPE_MAX_STACK_DEPTH 48
 #define LOCKSCOPE_MAX_STACKS 16384
 /* Tasks with an open wait or an open mount-family syscall, at once. */
 #define LOCKSCOPE_MAX_TASKS 16384
-/* Entries in each filter map (lock addresses, pids, cgroups). */
+/* Entries in each filter map (lock addresses, pids, thread ids, cgroups). */
 #define LOCKSCOPE_MAX_FILTER_ENTRIES 1024
 /* Cgroups whose names are kept, and how much of each name. */
 #define LOCKSCOPE_MAX_CGROUPS 4096
@@ -92,6 +93,10 @@ enum lockscope_filter {
 	 * namespace_sem and mount_lock are), flagged LOCKSCOPE_WAIT_PROVISIONAL: user space keeps those on
 	 * the locks it then recognises and drops the others. No wait on them is lost before they are named. */
 	LOCKSCOPE_FILTER_KERNEL_DATA = 1 << 4,
+	/* Keep only waits that began on a CPU whose `cpu_filter` entry is 1 (perf lock contention -C). */
+	LOCKSCOPE_FILTER_CPUS = 1 << 5,
+	/* Keep only threads whose id is in `tid_filter` (perf lock contention --tid). */
+	LOCKSCOPE_FILTER_TIDS = 1 << 6,
 };
 
 /* In a wait event's `flags`, above the contention flags: kept only by LOCKSCOPE_FILTER_KERNEL_DATA. */

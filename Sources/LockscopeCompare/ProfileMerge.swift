@@ -298,6 +298,7 @@ extension Drops.CodingKeys {
         case .cgroupNamesLost: \.cgroupNamesLost
         case .pathsTruncated: \.pathsTruncated
         case .provisionalOverflow: \.provisionalOverflow
+        case .callstackFilterNoStack: \.callstackFilterNoStack
         }
     }
 }

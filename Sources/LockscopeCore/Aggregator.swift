@@ -36,6 +36,11 @@ public struct Aggregator: ~Copyable {
     public static let otherProcessesKey = "[other processes]"
     /// The container that sums the cgroups beyond `maxCgroupsPerLock`.
     public static let otherContainersKey = "[other containers]"
+    /// Threads kept apart per lock (`Profile.threads`); waits of later ones are summed per lock under
+    /// `[other threads]`, so thread churn cannot grow memory.
+    public static let maxThreadsPerLock = 256
+    /// The tid under which threads past `maxThreadsPerLock` are summed (no thread has it).
+    static let otherThreads = UInt32.max
 
     /// Where `[other locks]` of a kind are kept: a small number no lock address can be.
     static func otherLocksAddress(_ kind: LockKind) -> UInt64 { UInt64(kind.filterBit) }
@@ -68,6 +73,10 @@ public struct Aggregator: ~Copyable {
     private var byTask = FlatTable<LockTaskKey, CompactHistogram>(empty: .init(precision: WaitAccumulator.breakdownPrecision))
     private var contexts = FlatTable<LockContextKey, Tally>(empty: .init())
     private var owners = FlatTable<LockOwnerKey, Tally>(empty: .init())
+    /// (lock, thread) → the thread's waits on the lock (`Profile.threads`).
+    private var threads = FlatTable<LockThreadKey, Tally>(empty: .init())
+    /// The stage that keeps only waits whose stack matches `--callstack-filter`; nil keeps every wait.
+    public var stackSelector: StackSelector?
     /// (lock, cgroup) pairs kept apart, for `maxCgroupsPerLock`, keyed with pid 0. Looked up for a
     /// (cgroup, pid) not in `byTask`, unless its cgroup already sums the processes past the cap there.
     private var lockCgroups = FlatTable<LockTaskKey, Bool>(empty: false)
@@ -91,6 +100,7 @@ public struct Aggregator: ~Copyable {
         var comm: Comm
         var ownerComm: Comm
         var pid: UInt32
+        var tid: UInt32
         var ownerPid: UInt32
         var stackID: Int32
         var cpu: UInt32
@@ -110,6 +120,7 @@ public struct Aggregator: ~Copyable {
             comm = event.comm
             ownerComm = event.ownerComm
             pid = event.pid
+            tid = event.tid
             ownerPid = event.ownerPid
             stackID = event.stackID
             cpu = event.cpu
@@ -122,6 +133,13 @@ public struct Aggregator: ~Copyable {
 
     /// The first `comm` seen for each pid, waiter or owner (written only when a lock first sees the pid).
     var processNames: [UInt32: Comm] = [:]
+    /// Each waiting thread's process and first `comm` (written only when a lock first sees the thread).
+    var threadNames: [UInt32: ThreadName] = [:]
+
+    struct ThreadName {
+        var pid: UInt32
+        var comm: Comm
+    }
     var syscalls: [MountSyscall: SyscallState] = [:]
     var syscallsByCgroup: [UInt64: [MountSyscall: SyscallState]] = [:]
     /// Ties mount syscalls and the waits inside them to containers by their paths.
@@ -185,6 +203,8 @@ public struct Aggregator: ~Copyable {
         var cgroups: Int32 = 0
         /// Keys in `owners`.
         var ownerKeys: Int32 = 0
+        /// Threads in `threads` (not counting the `otherThreads` entry).
+        var threads: Int32 = 0
         var capsReached: CapsReached = []
 
         static let noCPU = UInt32.max
@@ -254,6 +274,8 @@ public struct Aggregator: ~Copyable {
         var handoffs: [WaitAccumulator] = []
         var owners: [OwnerKey: Tally] = [:]
         var outerLocks: [UInt64: UInt64] = [:]
+        /// Thread id → its waits; `Aggregator.otherThreads` sums the threads past the cap.
+        var byThread: [UInt32: Tally] = [:]
 
         init(kind: LockKind) { self.kind = kind }
     }
@@ -279,6 +301,7 @@ public struct Aggregator: ~Copyable {
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     /// A wait inside a mount syscall is held until the syscall's container is known (`MountAttribution`).
     public mutating func record(_ event: WaitEvent) {
+        if let stackSelector, !stackSelector.keeps(stackID: event.stackID) { return }
         if _slowPath(event.flags & ProvisionalWaits.flag != 0) { return provisional.hold(event) }
         waitEvents &+= 1
         let kind = event.kind
@@ -343,6 +366,7 @@ public struct Aggregator: ~Copyable {
         byCPU.prefetch(LockCPUKey(lock: lock, cpu: event.cpu))
         byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: event.pid))
         contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu, cgroupID: event.cgroupID))
+        threads.prefetch(LockThreadKey(lock: lock, tid: event.tid))
         let caps = activity.capsReached
         if caps.contains(.processes) {
             byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: Aggregator.otherProcesses))
@@ -433,6 +457,18 @@ public struct Aggregator: ~Copyable {
                 owners[owner].add(ns)
             }
         }
+        if let thread = threads.index(of: LockThreadKey(lock: lock, tid: event.tid)) {
+            threads[thread].add(ns)
+        } else {
+            var tid = Aggregator.otherThreads
+            if lockActivity[lock].threads < Aggregator.maxThreadsPerLock {
+                lockActivity[lock].threads += 1
+                tid = event.tid
+                if threadNames[tid] == nil { threadNames[tid] = ThreadName(pid: event.pid, comm: event.comm) }
+            }
+            let thread = threads.index(of: LockThreadKey(lock: lock, tid: tid), adding: Tally())
+            threads[thread].add(ns)
+        }
         if event.outerLockAddress != 0 { lockEntries[lock].outerLocks[event.outerLockAddress, default: 0] += 1 }
         if newWaiter, processNames[event.pid] == nil { processNames[event.pid] = event.comm }
         if newOwner, processNames[event.ownerPid] == nil { processNames[event.ownerPid] = event.ownerComm }
@@ -498,6 +534,7 @@ public struct Aggregator: ~Copyable {
             (table.capacity * FlatTable<Key, Value>.slotBytes, table.count)
         }
         return ["cpus": size(byCPU), "tasks": size(byTask), "contexts": size(contexts), "owners": size(owners),
+                "threads": size(threads),
                 "counts": (counts.bytes, 0),
                 "locks": (lockHistograms.capacity * PaddedBuffer<CompactHistogram>.stride
                     + lockEntries.capacity * MemoryLayout<LockEntry>.stride
@@ -514,6 +551,7 @@ public struct Aggregator: ~Copyable {
         byTask.removeAll()
         contexts.removeAll()
         owners.removeAll()
+        threads.removeAll()
         lockCgroups.removeAll()
         counts = CountsPool()
     }
@@ -552,7 +590,7 @@ extension Aggregator {
         let recorded = drained(lockHistograms: lockHistograms.copy(), counts: counts.copy(),
                                cpus: Self.grouped(byCPU, locks: locks), tasks: Self.grouped(byTask, locks: locks),
                                contexts: Self.grouped(contexts, locks: locks), owners: Self.grouped(owners, locks: locks),
-                               names: names, durationNs: inputs.durationNs)
+                               threads: Self.grouped(threads, locks: locks), names: names, durationNs: inputs.durationNs)
         return builder.build(recorded, names: names)
     }
 
@@ -571,11 +609,12 @@ extension Aggregator {
             return Self.grouped(table, locks: locks)
         }
         let (cpus, tasks, contexts, owners) = (take(&byCPU), take(&byTask), take(&self.contexts), take(&self.owners))
+        let threads = take(&self.threads)
         var histograms = TableArray<CompactHistogram>(), taken = CountsPool()
         swap(&histograms, &lockHistograms)
         swap(&taken, &counts)
         let recorded = drained(lockHistograms: histograms, counts: taken, cpus: cpus, tasks: tasks,
-                               contexts: contexts, owners: owners, names: names, durationNs: inputs.durationNs)
+                               contexts: contexts, owners: owners, threads: threads, names: names, durationNs: inputs.durationNs)
         removeLocks()
         return builder.build(recorded, names: names)
     }
@@ -606,6 +645,7 @@ extension Aggregator {
         let locks: [LockEntry]
         let events: UInt64
         let processNames: [UInt32: Comm]
+        let threadNames: [UInt32: ThreadName]
         let syscalls: [MountSyscall: SyscallState]
         let syscallsByCgroup: [UInt64: [MountSyscall: SyscallState]]
         /// Containers tied to waits by mount paths or issuer, indexed as `MountAttribution.containerID` numbers them.
@@ -625,6 +665,7 @@ extension Aggregator {
         fileprivate var tasks: [[FlatTable<LockTaskKey, CompactHistogram>.Slot]]
         fileprivate var contexts: [[FlatTable<LockContextKey, Tally>.Slot]]
         fileprivate var owners: [[FlatTable<LockOwnerKey, Tally>.Slot]]
+        fileprivate var threads: [[FlatTable<LockThreadKey, Tally>.Slot]]
 
         func totalNs(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Aggregator.histogramsPerLock].totalNs }
 
@@ -647,13 +688,14 @@ extension Aggregator {
             }
             for slot in contexts[lock] { state.contexts[slot.key.context] = slot.value }
             for slot in owners[lock] { state.owners[slot.key.owner] = slot.value }
+            for slot in threads[lock] { state.byThread[slot.key.tid] = slot.value }
             state.outerLocks = entry.outerLocks
             return state
         }
 
         /// Frees a lock's entries once its part of the profile is built.
         mutating func release(_ lock: Int) {
-            (cpus[lock], tasks[lock], contexts[lock], owners[lock]) = ([], [], [], [])
+            (cpus[lock], tasks[lock], contexts[lock], owners[lock], threads[lock]) = ([], [], [], [], [])
         }
     }
 
@@ -670,17 +712,18 @@ extension Aggregator {
                          tasks: [[FlatTable<LockTaskKey, CompactHistogram>.Slot]],
                          contexts: [[FlatTable<LockContextKey, Tally>.Slot]],
                          owners: [[FlatTable<LockOwnerKey, Tally>.Slot]],
+                         threads: [[FlatTable<LockThreadKey, Tally>.Slot]],
                          names: [UInt64: LockName], durationNs: UInt64) -> Drained {
         let classes = lockEntries.map { MountLockClass(lockName: names[$0.address]?.name ?? "") }
         let timeline = timeline.timeline(durationNs: durationNs, lockClass: { classes[$0] })
         return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
-                processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
+                processNames: processNames, threadNames: threadNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
                 attributed: attribution.containers, issuers: attribution.issuers, issuerPods: attribution.issuerPods,
                 unlinked: attribution.releasedUnlinked,
                 victimHolders: victimHolders,
                 timeline: timeline, originNs: self.timeline.originNs,
                 lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,
-                owners: owners)
+                owners: owners, threads: threads)
     }
 
     func totalNs(ofLock lock: Int) -> UInt64 { lockHistograms[lock * Self.histogramsPerLock].totalNs }
@@ -719,6 +762,17 @@ struct LockCPUKey: LockIndexedKey {
     var hashWord: UInt64 { word }
     var lock: Int { Int(word >> 32) - 1 }
     var cpu: UInt32 { UInt32(truncatingIfNeeded: word) }
+}
+
+/// (lock, thread): (lock + 1) << 32 | tid.
+struct LockThreadKey: LockIndexedKey {
+    var word: UInt64
+    init(lock: Int, tid: UInt32) { word = UInt64(lock + 1) << 32 | UInt64(tid) }
+    private init(word: UInt64) { self.word = word }
+    static let unused = LockThreadKey(word: 0)
+    var hashWord: UInt64 { word }
+    var lock: Int { Int(word >> 32) - 1 }
+    var tid: UInt32 { UInt32(truncatingIfNeeded: word) }
 }
 
 /// (lock, cgroup, pid).

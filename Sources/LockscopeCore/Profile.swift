@@ -32,10 +32,14 @@ public struct Profile: Codable, Sendable, Equatable {
     public var timeline: Timeline?
     /// Every on-CPU sample of `record --spin-hz` (nil when sampling was off): see SpinSamples.swift.
     public var cpuSamples: CPUSampleProfile?
+    /// Lock wait per thread across the profile's locks, heaviest first (`report --by thread`, perf lock
+    /// contention -t); absent in profiles written before it was kept.
+    public var threads: [ThreadStats]?
 
     public init(hostname: String, kernel: String, startedAt: String, durationNs: UInt64, events: UInt64,
                 drops: Drops, recording: Recording, topology: Topology?, containers: [ContainerSummary],
-                mounts: MountSummary?, locks: [LockProfile], victims: [Victim]? = nil, timeline: Timeline? = nil) {
+                mounts: MountSummary?, locks: [LockProfile], victims: [Victim]? = nil, timeline: Timeline? = nil,
+                threads: [ThreadStats]? = nil) {
         self.hostname = hostname
         self.kernel = kernel
         self.startedAt = startedAt
@@ -50,6 +54,7 @@ public struct Profile: Codable, Sendable, Equatable {
         self.locks = locks
         self.victims = victims
         self.timeline = timeline
+        self.threads = threads
     }
 
     /// Share of produced events that were lost, 0...1 (in Double: a crafted profile's counts may not add up in 64 bits).
@@ -87,6 +92,9 @@ public struct Drops: Codable, Sendable, Equatable {
     /// Waits on static kernel locks held while namespace_sem's and mount_lock's addresses were being
     /// learned (`--locks mount`), lost because too many were held at once.
     public var provisionalOverflow: UInt64 = 0
+    /// Waits `record --callstack-filter` left out because they had no stack to match (the capture failed:
+    /// see `stack_failed`), so it cannot say whether they would have matched.
+    public var callstackFilterNoStack: UInt64 = 0
 
     public init() {}
 
@@ -94,7 +102,7 @@ public struct Drops: Codable, Sendable, Equatable {
     /// cannot be left out of the warnings that list them.
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses, cgroupNamesFull
-        case cgroupNamesEvicted, cgroupNamesLost, pathsTruncated, provisionalOverflow
+        case cgroupNamesEvicted, cgroupNamesLost, pathsTruncated, provisionalOverflow, callstackFilterNoStack
 
         /// The key as written in profiles.
         public var profileKey: String {
@@ -116,6 +124,7 @@ public struct Drops: Codable, Sendable, Equatable {
             case .cgroupNamesLost: "their containers show as cgroup:<id>"
             case .pathsTruncated: "their paths were cut; attribution used what was kept"
             case .provisionalOverflow: "waits before the mount locks were recognised; --locks all keeps every wait"
+            case .callstackFilterNoStack: "waits without a stack could not be matched by --callstack-filter"
             }
         }
     }
@@ -133,6 +142,7 @@ public struct Drops: Codable, Sendable, Equatable {
         case .cgroupNamesLost: cgroupNamesLost
         case .pathsTruncated: pathsTruncated
         case .provisionalOverflow: provisionalOverflow
+        case .callstackFilterNoStack: callstackFilterNoStack
         }
     }
 
@@ -151,12 +161,13 @@ public struct Drops: Codable, Sendable, Equatable {
         cgroupNamesLost = try count(.cgroupNamesLost)
         pathsTruncated = try count(.pathsTruncated)
         provisionalOverflow = try count(.provisionalOverflow)
+        callstackFilterNoStack = try count(.callstackFilterNoStack)
     }
 
     /// Events lost (stack failures lose only the stack, not the event).
     public var total: UInt64 {
         ringbufFull.addingSaturated(taskMapFull).addingSaturated(nestingOverflow).addingSaturated(syscallMapFull)
-            .addingSaturated(recursionMisses).addingSaturated(provisionalOverflow)
+            .addingSaturated(recursionMisses).addingSaturated(provisionalOverflow).addingSaturated(callstackFilterNoStack)
     }
 
     /// Every counter that is not zero, in the profile's order.
@@ -186,6 +197,14 @@ public struct Recording: Codable, Sendable, Equatable {
     /// True in a profile that `lockscope redact` (or `record --redact`) stripped of identifying values;
     /// absent otherwise.
     public var redacted: Bool?
+    /// `--cpu`: the CPUs whose waits were kept (a CPU list, as given); absent when every CPU's were.
+    public var cpus: String?
+    /// `--tid`: the threads whose waits were kept; absent when every thread's were.
+    public var tids: [Int32]?
+    /// `--callstack-filter`: waits were kept only when a frame of their kernel stack contains one of these.
+    public var callstackFilter: [String]?
+    /// `--max-stack`: kernel frames kept per stack, when not the default.
+    public var maxStack: Int?
 
     public init(locks: String = "all", lockAddresses: [String] = [], minWaitNs: UInt64 = 0, pids: [Int32] = [],
                 containers: [String] = [], command: [String] = []) {
@@ -401,6 +420,9 @@ public struct LockProfile: Codable, Sendable, Equatable {
     public var byHost: [KeyedStats]?
     /// Sampled on-CPU spinning attributed to this lock (`record --spin-hz`); nil when none was sampled.
     public var spin: SpinProfile?
+    /// Each lock address under this name, heaviest first (`report --instances`, perf lock contention -l);
+    /// absent in profiles written before it was kept.
+    public var byAddress: [InstanceStats]?
 
     public init(name: String, identity: LockIdentity, kind: LockKind, address: String, instances: Int = 1,
                 stats: WaitStats, read: WaitStats = .empty, write: WaitStats = .empty, stacks: [StackProfile] = [],
@@ -429,7 +451,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case name, identity, kind, address, instances, read, write, stacks, byCpu, bySocket, byNode, byLlc, byContainer,
-             byProcess, handoffs, owners, byHost, spin
+             byProcess, handoffs, owners, byHost, spin, byAddress
     }
 
     public init(from decoder: Decoder) throws {
@@ -453,6 +475,7 @@ public struct LockProfile: Codable, Sendable, Equatable {
         owners = try c.decodeIfPresent([OwnerBlame].self, forKey: .owners)
         byHost = try c.decodeIfPresent([KeyedStats].self, forKey: .byHost)
         spin = try c.decodeIfPresent(SpinProfile.self, forKey: .spin)
+        byAddress = try c.decodeIfPresent([InstanceStats].self, forKey: .byAddress)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -476,7 +499,65 @@ public struct LockProfile: Codable, Sendable, Equatable {
         try c.encodeIfPresent(owners, forKey: .owners)
         try c.encodeIfPresent(byHost, forKey: .byHost)
         try c.encodeIfPresent(spin, forKey: .spin)
+        try c.encodeIfPresent(byAddress, forKey: .byAddress)
     }
+}
+
+/// One lock address (instance) under a lock's name: what perf lock contention -l lists.
+public struct InstanceStats: Codable, Sendable, Equatable {
+    /// The address, `0xffff...`; `[other addresses]` for the row that sums the addresses past
+    /// `ProfileBuilder.maxAddressesPerLock`, `0x0` for `[other locks]`.
+    public var address: String
+    /// The kernel data symbol that covers the address (`namespace_sem`, `some_table+0x40`), when
+    /// /proc/kallsyms has data symbols.
+    public var symbol: String?
+    /// Addresses this row sums: 1, or more for `[other addresses]`.
+    public var addresses: Int
+    public var contentions: UInt64
+    public var totalWaitNs: UInt64
+    public var maxWaitNs: UInt64
+
+    public init(address: String, symbol: String? = nil, addresses: Int = 1, contentions: UInt64, totalWaitNs: UInt64,
+                maxWaitNs: UInt64) {
+        self.address = address
+        self.symbol = symbol
+        self.addresses = addresses
+        self.contentions = contentions
+        self.totalWaitNs = totalWaitNs
+        self.maxWaitNs = maxWaitNs
+    }
+
+    public var meanWaitNs: UInt64 { contentions == 0 ? 0 : totalWaitNs / contentions }
+
+    /// The overflow row's address.
+    public static let otherAddresses = "[other addresses]"
+}
+
+/// One thread's lock wait across the profile's locks: what perf lock contention -t lists.
+public struct ThreadStats: Codable, Sendable, Equatable {
+    /// Thread id; nil in the row that sums the threads past the caps (`[other threads]`).
+    public var tid: Int32?
+    /// Its process (tgid).
+    public var pid: Int32?
+    /// The thread's name when its first wait was recorded, or `[other threads]`.
+    public var comm: String
+    public var contentions: UInt64
+    public var totalWaitNs: UInt64
+    public var maxWaitNs: UInt64
+
+    public init(tid: Int32?, pid: Int32?, comm: String, contentions: UInt64, totalWaitNs: UInt64, maxWaitNs: UInt64) {
+        self.tid = tid
+        self.pid = pid
+        self.comm = comm
+        self.contentions = contentions
+        self.totalWaitNs = totalWaitNs
+        self.maxWaitNs = maxWaitNs
+    }
+
+    public var meanWaitNs: UInt64 { contentions == 0 ? 0 : totalWaitNs / contentions }
+
+    /// The overflow row's name.
+    public static let otherThreads = "[other threads]"
 }
 
 /// Per-container totals across all locks.

@@ -1,3 +1,4 @@
+import CLockscopeBPF
 import Foundation
 
 /// What the profile builder needs from outside the event stream.
@@ -16,10 +17,13 @@ public struct ProfileInputs {
     public var recording: Recording
     /// Which locks to keep in the profile.
     public var selection: LockSelection
+    /// Kernel frames kept per stack, after the tracing frames (`record --max-stack`).
+    public var maxStackDepth = Int(LOCKSCOPE_MAX_STACK_DEPTH)
 
     public init(stackAddresses: @escaping (Int32) -> [UInt64]?, symbols: Kallsyms?, layout: KernelLockLayout = .init(),
                 container: @escaping (UInt64) -> Container, hostname: String, kernel: String, startedAt: String,
-                durationNs: UInt64, drops: Drops, recording: Recording, selection: LockSelection = .all) {
+                durationNs: UInt64, drops: Drops, recording: Recording, selection: LockSelection = .all,
+                maxStackDepth: Int = Int(LOCKSCOPE_MAX_STACK_DEPTH)) {
         self.stackAddresses = stackAddresses
         self.symbols = symbols
         self.layout = layout
@@ -31,6 +35,7 @@ public struct ProfileInputs {
         self.drops = drops
         self.recording = recording
         self.selection = selection
+        self.maxStackDepth = maxStackDepth
     }
 }
 
@@ -63,6 +68,11 @@ struct ProfileBuilder {
     static let maxStacksPerLock = 100
     /// Most owner-blame rows kept per lock.
     static let maxOwnersPerLock = 50
+    /// Most addresses listed per lock name (`LockProfile.byAddress`); the rest are summed into one
+    /// `[other addresses]` row.
+    static let maxAddressesPerLock = 64
+    /// Most threads listed (`Profile.threads`); the rest are summed into one `[other threads]` row.
+    static let maxThreads = 256
 
     /// Frames that name where an event had no stack, or where stacks were summed away.
     static let noStackFrame = "[no stack]"
@@ -121,15 +131,23 @@ struct ProfileBuilder {
         let kindsByName = Dictionary(grouping: groups.keys, by: \.name.name)
         var lockProfiles: [LockProfile] = []
         var byContainerAll: [String: WaitAccumulator] = [:]
+        var threadTotals: [UInt32: Aggregator.Tally] = [:]
         for (key, group) in groups {
             var name = key.name
             if kindsByName[name.name]!.count > 1 { name.name += " (\(key.kind.rawValue))" }
             let hottest = group.max { recorded.totalNs(ofLock: $0) < recorded.totalNs(ofLock: $1) }!
             var merged = recorded.lockState(hottest)
-            for lock in group where lock != hottest { merged.merge(recorded.lockState(lock)) }
+            var instances = [instance(recorded.locks[hottest].address, merged.total)]
+            for lock in group where lock != hottest {
+                let state = recorded.lockState(lock)
+                instances.append(instance(recorded.locks[lock].address, state.total))
+                merged.merge(state)
+            }
             for lock in group { recorded.release(lock) }
             var lock = buildLock(name: name, address: recorded.locks[hottest].address, state: merged)
             lock.instances = group.count
+            lock.byAddress = Self.cappedInstances(instances)
+            for (tid, tally) in merged.byThread { threadTotals[tid, default: .init()].merge(tally) }
             for (task, accumulator) in merged.byTask {
                 byContainerAll[containers.id(task.cgroupID),
                                default: WaitAccumulator(precision: WaitAccumulator.breakdownPrecision)].merge(accumulator)
@@ -158,7 +176,48 @@ struct ProfileBuilder {
                                             starts: starts(recorded.attributed, originNs: recorded.originNs, names: names),
                                             unlinked: recorded.unlinked),
                        locks: lockProfiles, victims: recorded.syscalls.isEmpty ? nil : victims.victims(),
-                       timeline: recorded.timeline)
+                       timeline: recorded.timeline, threads: Self.threads(threadTotals, names: recorded.threadNames))
+    }
+
+    /// One address's row (its data symbol when kallsyms has one).
+    private func instance(_ address: UInt64, _ total: WaitAccumulator) -> InstanceStats {
+        let other = Aggregator.isOtherLocks(address)
+        return InstanceStats(address: other ? "0x0" : "0x" + String(address, radix: 16),
+                             symbol: other ? nil : inputs.symbols?.dataObject(at: address).map { $0.offset == 0 ? $0.name : $0.nameWithOffset },
+                             contentions: total.count, totalWaitNs: total.totalNs, maxWaitNs: total.maxNs)
+    }
+
+    /// Heaviest first, past `maxAddressesPerLock` the rest summed into `[other addresses]`.
+    static func cappedInstances(_ instances: [InstanceStats]) -> [InstanceStats] {
+        let sorted = instances.sorted { ($0.totalWaitNs, $1.address) > ($1.totalWaitNs, $0.address) }
+        guard sorted.count > maxAddressesPerLock else { return sorted }
+        let rest = sorted[(maxAddressesPerLock - 1)...]
+        return Array(sorted[..<(maxAddressesPerLock - 1)]) + [InstanceStats(
+            address: InstanceStats.otherAddresses, addresses: rest.map(\.addresses).reduce(0, +),
+            contentions: rest.map(\.contentions).saturatedSum(), totalWaitNs: rest.map(\.totalWaitNs).saturatedSum(),
+            maxWaitNs: rest.map(\.maxWaitNs).max() ?? 0)]
+    }
+
+    /// Every thread's waits on the kept locks, heaviest first; past `maxThreads` (and the threads the
+    /// aggregator summed per lock past its cap) in one `[other threads]` row.
+    static func threads(_ totals: [UInt32: Aggregator.Tally], names: [UInt32: Aggregator.ThreadName]) -> [ThreadStats] {
+        var other = totals[Aggregator.otherThreads] ?? Aggregator.Tally()
+        var named = totals.filter { $0.key != Aggregator.otherThreads }
+            .sorted { ($0.value.totalNs, $1.key) > ($1.value.totalNs, $0.key) }
+        if named.count > maxThreads {
+            for (_, tally) in named[maxThreads...] { other.merge(tally) }
+            named = Array(named[..<maxThreads])
+        }
+        var rows = named.map { tid, tally in
+            ThreadStats(tid: Int32(bitPattern: tid), pid: names[tid].map { Int32(bitPattern: $0.pid) },
+                        comm: names[tid]?.comm.string ?? "?", contentions: tally.count, totalWaitNs: tally.totalNs,
+                        maxWaitNs: tally.maxNs)
+        }
+        if other.count > 0 {
+            rows.append(ThreadStats(tid: nil, pid: nil, comm: ThreadStats.otherThreads, contentions: other.count,
+                                    totalWaitNs: other.totalNs, maxWaitNs: other.maxNs))
+        }
+        return rows
     }
 
     /// Each attributed container's start, by container id.
@@ -380,6 +439,7 @@ extension Aggregator.LockState {
         }
         for (key, value) in other.owners { owners[key, default: .init()].merge(value) }
         for (key, value) in other.outerLocks { outerLocks[key, default: 0] += value }
+        for (key, value) in other.byThread { byThread[key, default: .init()].merge(value) }
     }
 }
 

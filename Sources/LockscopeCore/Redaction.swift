@@ -18,7 +18,7 @@ import Foundation
 /// | pod sandbox ids (`pod` of containers and mounts) | as container ids: a pod's sandbox is its pause container |
 /// | cgroup paths | each component pseudonymized (`cg-77a0e3.service`), keeping the runtime's structure: `kubepods.slice`, `docker-ctr-8c1e44d2a9b0.scope`, `kubepods-besteffort-pod-3b9d0c17e2f4.slice` |
 /// | `cgroup:<id>` containers | `cgroup:cg-41d2aa` |
-/// | process names, in `by_process`, `owners`, victims and their holders | `proc-2c4e6a`, except container runtimes and kernel threads (``knownPrograms``) |
+/// | process names, in `by_process`, `owners`, victims and their holders, thread names in `threads` | `proc-2c4e6a`, except container runtimes and kernel threads (``knownPrograms``) |
 /// | lock names in victims' and container starts' `by_lock` | as lock names: addresses pseudonymized |
 /// | the recorded command | one pseudonym for the whole command line, `cmd-9f0e1d` |
 ///
@@ -46,7 +46,7 @@ public struct Redactor: Sendable {
     ]
     /// Names that identify nothing, kept wherever a container id or process name goes.
     static let neutralNames: Set<String> = [
-        "host", "unknown", "?", Aggregator.otherContainersKey, Aggregator.otherProcessesKey,
+        "host", "unknown", "?", Aggregator.otherContainersKey, Aggregator.otherProcessesKey, ThreadStats.otherThreads,
     ]
     /// systemd unit suffixes, kept on a pseudonymized cgroup component.
     static let unitSuffixes = [".slice", ".scope", ".service", ".mount", ".socket"]
@@ -116,6 +116,11 @@ public struct Redactor: Sendable {
             return victim
         }
         redacted.cpuSamples = profile.cpuSamples.map(redactSamples)
+        redacted.threads = profile.threads?.map { thread in
+            var thread = thread
+            thread.comm = programName(thread.comm)
+            return thread
+        }
         return redacted
     }
 
@@ -172,6 +177,12 @@ public struct Redactor: Sendable {
             return owner
         }
         lock.spin = lock.spin.map(redactSpin)
+        lock.byAddress = lock.byAddress?.map { instance in
+            var instance = instance
+            instance.address = addresses(in: instance.address)
+            instance.symbol = instance.symbol.map(addresses)
+            return instance
+        }
         return lock
     }
 

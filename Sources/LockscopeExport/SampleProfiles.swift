@@ -68,6 +68,40 @@ public enum SampleProfiles {
         return view
     }
 
+    /// `view` (a profile, or a samples view of one) with only the stacks that have a frame matching
+    /// `filter` (`export`/`flamegraph --callstack-filter`): each entry weighs its kept stacks and nothing
+    /// else, so the waits (or samples) without a stack, which cannot match, are left out too; entries
+    /// with no kept stack go. The entries keep no breakdowns (by CPU, container...): those cannot be split
+    /// by stack, and the exporters place stack waits by the stacks' own contexts.
+    public static func matching(_ view: Profile, filter: CallstackFilter) -> (view: Profile, kept: WaitTally, all: WaitTally) {
+        var matched = view
+        var kept = WaitTally(), all = WaitTally()
+        matched.locks = view.locks.compactMap { lock in
+            all.add(count: lock.stats.contentions, ns: lock.stats.totalWaitNs)
+            let stacks = lock.stacks.filter { filter.matches($0.frames) }
+            guard !stacks.isEmpty else { return nil }
+            var stats = WaitStats.empty
+            stats.contentions = stacks.map(\.count).saturatedSum()
+            stats.totalWaitNs = stacks.map(\.totalWaitNs).saturatedSum()
+            stats.maxWaitNs = stacks.map(\.maxWaitNs).max() ?? 0
+            kept.add(count: stats.contentions, ns: stats.totalWaitNs)
+            return LockProfile(name: lock.name, identity: lock.identity, kind: lock.kind, address: lock.address,
+                               instances: lock.instances, stats: stats, stacks: stacks)
+        }
+        return (matched, kept, all)
+    }
+
+    /// Waits (or samples) and their time, for saying what a filter kept.
+    public struct WaitTally: Sendable, Equatable {
+        public var count: UInt64 = 0
+        public var ns: UInt64 = 0
+
+        mutating func add(count: UInt64, ns: UInt64) {
+            self.count = self.count.addingSaturated(count)
+            self.ns = self.ns.addingSaturated(ns)
+        }
+    }
+
     private static func entry(name: String, kind: LockKind, stacks: [SampledStack], periodNs: UInt64) -> LockProfile {
         let count = stacks.reduce(0) { $0 + $1.samples }
         var stats = WaitStats.empty

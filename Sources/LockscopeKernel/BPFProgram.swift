@@ -23,6 +23,16 @@ public struct BPFOptions: Sendable, Equatable {
     /// Keep only these processes (tgids) / cgroup ids; empty keeps all.
     public var pids: [UInt32] = []
     public var cgroupIDs: [UInt64] = []
+    /// Keep only these threads (thread ids); empty keeps all.
+    public var tids: [UInt32] = []
+    /// Keep only waits that begin on these CPUs; nil keeps all.
+    public var cpus: CPUList?
+    /// Kernel frames kept per stack after the tracing glue (1...StackDepth.maximum). The stack map's
+    /// value size, which bounds how deep the kernel walks, is `StackDepth.kernelFrames(keeping:)` of it.
+    public var maxStackDepth = StackDepth.maximum
+
+    /// Frames the kernel walks and keeps per stack.
+    var kernelStackFrames: Int { StackDepth.kernelFrames(keeping: maxStackDepth) }
     /// Read mutex and rwsem owners at contention begin.
     public var readOwners = true
     /// Account mount-family syscalls (attaches their syscalls tracepoints, or raw_syscalls).
@@ -49,6 +59,8 @@ public struct BPFOptions: Sendable, Equatable {
         if filterByLockAddress && learnKernelDataLocks { filters |= UInt32(LOCKSCOPE_FILTER_KERNEL_DATA.rawValue) }
         if !pids.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_PIDS.rawValue) }
         if !cgroupIDs.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_CGROUPS.rawValue) }
+        if !tids.isEmpty { filters |= UInt32(LOCKSCOPE_FILTER_TIDS.rawValue) }
+        if cpus != nil { filters |= UInt32(LOCKSCOPE_FILTER_CPUS.rawValue) }
         config.filters = filters
         config.wakeup_bytes = wakeupBytes
         config.read_owner = readOwners ? 1 : 0
@@ -88,6 +100,9 @@ public final class BPFProgram {
             try check(bpf_map__set_max_entries(maps.cgroup_names, options.cgroupNamesCapacity), "size the cgroup names")
             // Open syscalls keep their paths (~800 bytes each): their table keeps the header's size.
             try check(bpf_map__set_max_entries(maps.open_waits, Self.taskCapacity), "size open_waits")
+            try check(bpf_map__set_max_entries(maps.cpu_filter, Self.possibleCPUs), "size cpu_filter")
+            try check(bpf_map__set_value_size(maps.stacks, UInt32(options.kernelStackFrames * MemoryLayout<UInt64>.size)),
+                      "size the stack map's frames")
         }
         self.object = object
         do {
@@ -96,6 +111,10 @@ public final class BPFProgram {
             try addLockAddresses(options.lockAddresses)
             for pid in options.pids { try setKey(skeleton.pointee.maps.pid_filter, pid) }
             for cgroup in options.cgroupIDs { try setKey(skeleton.pointee.maps.cgroup_filter, cgroup) }
+            for tid in options.tids { try setKey(skeleton.pointee.maps.tid_filter, tid) }
+            for cpu in options.cpus?.cpus ?? [] where cpu < Int(Self.possibleCPUs) {
+                try setKey(skeleton.pointee.maps.cpu_filter, UInt32(cpu))
+            }
         } catch {
             close()
             throw error
@@ -118,6 +137,9 @@ public final class BPFProgram {
     static var taskCapacity: UInt32 {
         UInt32(min(max(Int(LOCKSCOPE_MAX_TASKS), 128 * Int(max(libbpf_num_possible_cpus(), 1))), 1 << 20))
     }
+
+    /// CPU numbers the kernel can have (the cpu_filter array's size).
+    static var possibleCPUs: UInt32 { UInt32(max(libbpf_num_possible_cpus(), 1)) }
 
     /// The syscall hooks attached, nil when mount syscalls are not hooked (or not yet attached).
     public private(set) var syscallHooks: SyscallHooks?
@@ -240,7 +262,7 @@ public final class BPFProgram {
     public func stack(id: Int32) -> [UInt64]? {
         guard id >= 0 else { return nil }
         var key = UInt32(id)
-        var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_STACK_DEPTH))
+        var frames = [UInt64](repeating: 0, count: options.kernelStackFrames)
         guard bpf_map_lookup_elem(bpf_map__fd(skeleton.pointee.maps.stacks), &key, &frames) == 0 else { return nil }
         return Array(frames.prefix { $0 != 0 })
     }

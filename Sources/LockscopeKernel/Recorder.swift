@@ -12,6 +12,8 @@ public struct RecordOptions {
     public var kallsymsPath = "/proc/kallsyms"
     /// On-CPU samples per second and CPU (SpinSampler); 0 records no samples.
     public var spinHz = SpinSampler.defaultHz
+    /// Keep only the waits whose kernel stack matches (`--callstack-filter`); nil keeps every wait.
+    public var callstackFilter: CallstackFilter?
 
     public init() {}
 }
@@ -66,6 +68,11 @@ public final class Recorder {
         // The kernel's copy first: a short-lived shim can be gone before /proc is read.
         aggregator = Aggregator(topology: topology) { pid in
             (program.processArgs(pid: pid) ?? Recorder.commandLine(pid)).flatMap(MountPaths.shimPod(commandLine:))
+        }
+        if let filter = options.callstackFilter {
+            let symbols = self.symbols
+            aggregator.stackSelector = StackSelector(filter: filter, stackAddresses: { [unowned program] id in program.stack(id: id) },
+                                                     symbols: symbols, maxDepth: options.bpf.maxStackDepth)
         }
         reader = try RingBufferReader(mapFD: program.eventsFD)
         sampler = options.spinHz > 0
@@ -186,6 +193,7 @@ public final class Recorder {
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
         drops.pathsTruncated = counter(LOCKSCOPE_CTR_PATH_TRUNCATED)
         drops.provisionalOverflow = aggregator.provisionalOverflow
+        drops.callstackFilterNoStack = aggregator.stackSelector?.noStack ?? 0
         drops.recursionMisses = program.recursionMisses()
         drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
         // Nothing but the LRU removes names, so whatever was added and is no longer there was evicted
@@ -217,7 +225,8 @@ public final class Recorder {
             stackAddresses: { [unowned self] id in stackAddresses(id) }, symbols: symbols, layout: kernel.layout,
             container: containers,
             hostname: kernel.hostname, kernel: kernel.release, startedAt: rfc3339(startedAt),
-            durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection)
+            durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection,
+            maxStackDepth: options.bpf.maxStackDepth)
     }
 
     private func stackAddresses(_ id: Int32) -> [UInt64]? {

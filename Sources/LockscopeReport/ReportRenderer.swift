@@ -11,14 +11,15 @@ public enum ReportFormat: String, CaseIterable, Sendable {
     case table, json, csv
 }
 
-/// The "where" and "who" breakdowns a report can add under each lock, and `victim`: the processes that
-/// waited without mounting anything, once for the whole profile.
+/// The "where" and "who" breakdowns a report can add under each lock; `victim`: the processes that
+/// waited without mounting anything, and `thread`: every thread's wait (perf lock contention -t), once
+/// for the whole profile.
 public enum ReportDimension: String, CaseIterable, Sendable {
     /// `host`: each host's share, in a profile made by `lockscope merge`.
-    case cpu, socket, node, llc, container, process, host, handoff, owner, victim
+    case cpu, socket, node, llc, container, process, host, handoff, owner, victim, thread
 
-    /// Whether it breaks each top lock down (`victim` spans every lock).
-    public var isPerLock: Bool { self != .victim }
+    /// Whether it breaks each top lock down (`victim` and `thread` span every lock).
+    public var isPerLock: Bool { self != .victim && self != .thread }
 }
 
 public struct ReportOptions: Sendable {
@@ -32,9 +33,11 @@ public struct ReportOptions: Sendable {
     public var breakdownRows: Int
     /// Call paths shown per lock in the table.
     public var stacksPerLock: Int
+    /// Each top lock's instances (addresses), as perf lock contention -l lists them.
+    public var instances: Bool
 
     public init(top: Int = 10, sort: ReportSort = .total, format: ReportFormat = .table, by: [ReportDimension] = [],
-                mounts: Bool = false, breakdownRows: Int = 8, stacksPerLock: Int = 2) {
+                mounts: Bool = false, breakdownRows: Int = 8, stacksPerLock: Int = 2, instances: Bool = false) {
         self.top = top
         self.sort = sort
         self.format = format
@@ -42,6 +45,7 @@ public struct ReportOptions: Sendable {
         self.mounts = mounts
         self.breakdownRows = breakdownRows
         self.stacksPerLock = stacksPerLock
+        self.instances = instances
     }
 }
 
@@ -97,8 +101,12 @@ public struct ReportRenderer {
             for dimension in options.by where dimension.isPerLock {
                 for lock in locks.prefix(3) { out += "\n" + breakdown(lock, dimension) }
             }
+            if options.instances {
+                for lock in locks { out += "\n" + instancesSection(lock) }
+            }
         }
         if options.by.contains(.victim) { out += "\n" + victimsSection() }
+        if options.by.contains(.thread) { out += "\n" + threadsSection() }
         if options.mounts { out += "\n" + mountsSection() + startsSection() }
         if let timeline = profile.timeline, let chart = TimelineChart(timeline).render() { out += "\n" + chart }
         return out
@@ -179,12 +187,56 @@ public struct ReportRenderer {
             case .container: rows = lock.byContainer.map { KeyedStats(key: shortContainer($0.key), stats: $0.stats) }
             case .process: rows = lock.byProcess
             case .host: rows = lock.byHost ?? []
-            case .handoff, .owner, .victim: rows = []
+            case .handoff, .owner, .victim, .thread: rows = []
             }
             return keyedTable(title, rows, total: lock.stats, sortByWait: dimension == .cpu || dimension == .host,
                               empty: dimension == .host ? "no host breakdown: only a profile made by `lockscope merge` has one"
                                   : "no \(dimension.rawValue) breakdown in this profile")
         }
+    }
+
+    /// The lock's addresses, heaviest first (perf lock contention -l), `top` of them.
+    func instancesSection(_ lock: LockProfile) -> String {
+        let title = "instances of \(shown(lock.name))"
+        guard let instances = lock.byAddress, !instances.isEmpty else {
+            return "\(title):\n  no per-address table in this profile (recorded before lockscope kept one): \(lock.instances) addresses\n"
+        }
+        var rows = [["contended", "total", "max", "avg", "address", "symbol"]]
+        let shownRows = options.top > 0 ? Array(instances.prefix(options.top)) : instances
+        for instance in shownRows {
+            let address = instance.address == InstanceStats.otherAddresses
+                ? "\(instance.address) (\(instance.addresses))" : instance.address
+            rows.append([String(instance.contentions), Units.duration(instance.totalWaitNs), Units.duration(instance.maxWaitNs),
+                         Units.duration(instance.meanWaitNs), address, instance.symbol ?? "-"])
+        }
+        var out = "\(title): \(lock.instances) address\(lock.instances == 1 ? "" : "es")\n"
+            + TextTable.render(rows, rightAligned: 0..<4, indent: 2)
+        if instances.count > shownRows.count {
+            let rest = instances.dropFirst(shownRows.count)
+            out += "  ... \(rest.count) more rows, \(Units.duration(rest.map(\.totalWaitNs).saturatedSum()))\n"
+        }
+        return out
+    }
+
+    /// Every thread's wait across the profile's locks (perf lock contention -t), `top` of them.
+    func threadsSection() -> String {
+        guard let threads = profile.threads else {
+            return "lock wait by thread: no per-thread table in this profile (recorded before lockscope kept one)\n"
+        }
+        guard !threads.isEmpty else { return "lock wait by thread: no waits\n" }
+        var rows = [["contended", "total", "max", "avg", "tid", "pid", "comm"]]
+        let shownRows = options.top > 0 ? Array(threads.prefix(options.top)) : threads
+        for thread in shownRows {
+            rows.append([String(thread.contentions), Units.duration(thread.totalWaitNs), Units.duration(thread.maxWaitNs),
+                         Units.duration(thread.meanWaitNs), thread.tid.map(String.init) ?? "-",
+                         thread.pid.map(String.init) ?? "-", thread.comm])
+        }
+        var out = "lock wait by thread:\n" + TextTable.render(rows, rightAligned: 0..<6, indent: 2)
+        if threads.count > shownRows.count {
+            let rest = threads.dropFirst(shownRows.count)
+            out += "  ... \(rest.count) more threads, \(Units.duration(rest.map(\.totalWaitNs).saturatedSum()))\n"
+        }
+        return out
     }
 
     private func keyedTable(_ title: String, _ entries: [KeyedStats], total: WaitStats, sortByWait: Bool,
@@ -267,8 +319,10 @@ public struct ReportRenderer {
         var writeContentions: UInt64
         /// Sampled spinning (`record --spin-hz`): samples, estimate and its 95% interval; absent when none.
         var spin: SampledTime?
+        /// With `--instances`: the lock's addresses, as the profile has them.
+        var instances: [InstanceStats]?
 
-        init(_ lock: LockProfile) {
+        init(_ lock: LockProfile, instances: Bool = false) {
             name = lock.name
             identity = lock.identity
             kind = lock.kind
@@ -284,6 +338,7 @@ public struct ReportRenderer {
             readContentions = lock.read.contentions
             writeContentions = lock.write.contentions
             spin = lock.spin?.time
+            self.instances = instances ? lock.byAddress : nil
         }
 
         var csvFields: [String] {
@@ -310,6 +365,8 @@ public struct ReportRenderer {
         var mounts: MountSummary?
         /// With `--by victim`: the profile's victims, as it has them.
         var victims: [Victim]?
+        /// With `--by thread`: the profile's threads, as it has them.
+        var threads: [ThreadStats]?
     }
 
     /// One line (`jq .` indents it), the locks encoded one at a time: `--top 0` over a million locks in
@@ -318,10 +375,11 @@ public struct ReportRenderer {
         let shell = JSONReport(hostname: profile.hostname, kernel: profile.kernel, startedAt: profile.startedAt,
                                durationNs: profile.durationNs, events: profile.events, dropped: profile.dropped,
                                locks: [], mounts: options.mounts ? profile.mounts : nil,
-                               victims: options.by.contains(.victim) ? profile.victims : nil)
+                               victims: options.by.contains(.victim) ? profile.victims : nil,
+                               threads: options.by.contains(.thread) ? profile.threads : nil)
         var json = Data()
         do {
-            try Profile.encode(shell, with: selectedLocks.map(LockRow.init), inPlaceOf: "locks",
+            try Profile.encode(shell, with: selectedLocks.map { LockRow($0, instances: options.instances) }, inPlaceOf: "locks",
                                encoder: Profile.makeEncoder(pretty: false)) { json.append($0) }
         } catch {
             json = Data("{}".utf8)  // only a value JSON cannot hold fails, and the report has none

@@ -38,6 +38,8 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup var fileMode: FileModeOption
 
+    @OptionGroup var stackFilter: CallstackFilterOption
+
     func run() throws {
         if !format.isStackBased && (weight != nil || group != nil) {
             throw UserError("--weight and --group shape stacks; csv has one row per lock and dimension: drop them")
@@ -49,7 +51,10 @@ struct ExportCommand: ParsableCommand {
         if !format.isStackBased && samples != .wait {
             throw UserError("--samples chooses stacks; csv has one row per lock and dimension: drop it")
         }
-        let profile = try SampleProfiles.view(try Profile.load(path: file), type: samples)
+        if !format.isStackBased && stackFilter.filter != nil {
+            throw UserError("--callstack-filter keeps stacks; csv's rows are per lock and dimension, which cannot be split by stack: drop it, or record with --callstack-filter")
+        }
+        let profile = stackFilter.apply(try SampleProfiles.view(try Profile.load(path: file), type: samples), samples: samples)
         let grouping = group ?? .lock
         try grouping.validate(for: profile, source: file)
         let data = try ProfileExporter.export(profile, format: format, weight: weight ?? .wait, grouping: grouping,
@@ -97,13 +102,35 @@ struct FlamegraphCommand: ParsableCommand {
     @Option(help: "Which stacks: wait (lock waits), cpu (every on-CPU sample of record --spin-hz, one root per thread name) or spin (the samples spinning on a lock, one root per lock).")
     var samples: SampleType = .wait
 
+    @OptionGroup var stackFilter: CallstackFilterOption
+
     func run() throws {
         try AtomicFile.checkWritable(svg.output)
-        let profile = try SampleProfiles.view(try Profile.load(path: svg.file), type: samples)
+        let profile = stackFilter.apply(try SampleProfiles.view(try Profile.load(path: svg.file), type: samples), samples: samples)
         try group.validate(for: profile, source: svg.file)
         let options = FlameGraphSVG.Options(weight: weight, grouping: group, title: title, coloring: color, icicle: icicle,
                                             samples: samples)
         try AtomicFile.write(Data(try FlameGraphSVG.render(profile, options: options).utf8), to: svg.output, mode: svg.fileMode.mode)
+    }
+}
+
+/// `--callstack-filter NAME,...` on the stack exports (perf lock contention's -S over a recorded profile).
+struct CallstackFilterOption: ParsableArguments {
+    @Option(name: .customLong("callstack-filter"), parsing: .unconditional,
+            help: ArgumentHelp("Keep only the stacks with a frame whose function name contains one of these (perf -S); waits without a stack are left out.",
+                               valueName: "NAME,..."),
+            transform: CallstackFilter.init(parsing:))
+    var filter: CallstackFilter?
+
+    /// `view` with only the matching stacks, saying on stderr how much that kept; `view` without a filter.
+    func apply(_ view: Profile, samples: SampleType) -> Profile {
+        guard let filter else { return view }
+        let (matched, kept, all) = SampleProfiles.matching(view, filter: filter)
+        let unit = samples.amountWords.count + "s"
+        let line = "lockscope: --callstack-filter \(filter.names.joined(separator: ",")) kept \(kept.count) of \(all.count) \(unit) "
+            + "(\(Units.duration(kept.ns)) of \(Units.duration(all.ns)))"
+        FileHandle.standardError.write(Data((TerminalText.escaped(line) + "\n").utf8))
+        return matched
     }
 }
 

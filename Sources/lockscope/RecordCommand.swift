@@ -38,6 +38,26 @@ struct RecordCommand: ParsableCommand {
             transform: RecordArgument.runningPid)
     var pids: [Int32] = []
 
+    @Option(name: .customLong("tid"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("Keep only these threads' waits (perf --tid): thread ids, comma-separated or repeated.", valueName: "TID,..."),
+            transform: RecordArgument.threadIDs)
+    var tids: [[Int32]] = []
+
+    @Option(name: .customLong("cpu"), parsing: .unconditional,
+            help: ArgumentHelp("Keep only waits that began on these CPUs (perf -C), e.g. 0,2-3.", valueName: "LIST"))
+    var cpus: String?
+
+    @Option(name: .customLong("callstack-filter"), parsing: .unconditional,
+            help: ArgumentHelp("Keep only waits whose kernel stack has a function whose name contains one of these (perf -S).",
+                               valueName: "NAME,..."),
+            transform: CallstackFilter.init(parsing:))
+    var callstackFilter: CallstackFilter?
+
+    @Option(name: .customLong("max-stack"), parsing: .unconditional,
+            help: "Kernel frames kept per stack, 1 to \(StackDepth.maximum) (perf --max-stack); the kernel's walk stops there too.",
+            transform: RecordArgument.maxStack)
+    var maxStack = StackDepth.maximum
+
     @Option(name: .customLong("container"), help: "Keep only containers whose id starts with this (repeatable).",
             transform: RecordArgument.nonEmpty(what: "a container id prefix"))
     var containers: [String] = []
@@ -198,6 +218,23 @@ enum RecordArgument {
         return pid
     }
 
+    /// Thread ids, comma-separated (perf's --tid takes a list).
+    static func threadIDs(_ text: String) throws -> [Int32] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        let tids = parts.compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
+        guard !parts.isEmpty, tids.count == parts.count else {
+            throw ValidationError("give thread ids, whole numbers from 1, comma-separated, like 1234,1240")
+        }
+        return tids
+    }
+
+    static func maxStack(_ text: String) throws -> Int {
+        guard let depth = Int(text), (1...StackDepth.maximum).contains(depth) else {
+            throw ValidationError("give a number of frames from 1 to \(StackDepth.maximum)")
+        }
+        return depth
+    }
+
     static func nonEmpty(what: String) -> (String) throws -> String {
         { text in
             guard !text.isEmpty else { throw ValidationError("give \(what)") }
@@ -255,6 +292,12 @@ struct RecordPlan {
         bpf.pids = command.pids.map { UInt32(bitPattern: $0) }
         bpf.lockAddresses = command.lockAddresses
         bpf.cgroupNamesCapacity = UInt32(command.cgroupNames)
+        let tids = command.tids.flatMap { $0 }
+        bpf.tids = tids.map { UInt32(bitPattern: $0) }
+        let cpus = try command.cpus.map { try CPUList(parsing: $0, online: CPUList.online()) }
+        bpf.cpus = cpus
+        bpf.maxStackDepth = command.maxStack
+        options.callstackFilter = command.callstackFilter
 
         let selection = try LockSelectionParser.parse(command.locks)
         options.selection = selection
@@ -291,7 +334,14 @@ struct RecordPlan {
         let addresses = command.lockAddresses.map { "0x" + String($0, radix: 16) }
         options.recording = Recording(locks: command.locks, lockAddresses: addresses, minWaitNs: command.minWait,
                                       pids: command.pids, containers: command.containers, command: command.command)
+        options.recording.cpus = cpus?.text
+        options.recording.tids = tids.isEmpty ? nil : tids
+        options.recording.callstackFilter = command.callstackFilter?.names
+        options.recording.maxStack = command.maxStack == StackDepth.maximum ? nil : command.maxStack
         describe = "locks: \(command.locks)" + (addresses.isEmpty ? "" : ", addresses: \(addresses.joined(separator: ","))")
+            + (cpus.map { ", CPUs: \(CPUList.describe($0.cpus))" } ?? "")
+            + (tids.isEmpty ? "" : ", threads: \(tids.map(String.init).joined(separator: ","))")
+            + (command.callstackFilter.map { ", stacks with: \($0.names.joined(separator: ","))" } ?? "")
     }
 }
 

@@ -24,8 +24,11 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Output: \(ReportFormat.allCases.map(\.rawValue).joined(separator: "|")).")
     var format: ReportFormat = .table
 
-    @Option(help: "Break each top lock down by: \(ReportDimension.allCases.filter(\.isPerLock).map(\.rawValue).joined(separator: "|")); or victim: the processes that waited without mounting, and whom they waited behind (repeatable).")
+    @Option(help: "Break each top lock down by: \(ReportDimension.allCases.filter(\.isPerLock).map(\.rawValue).joined(separator: "|")); or victim: the processes that waited without mounting, and whom they waited behind; or thread: every thread's wait across the locks, as perf -t (repeatable).")
     var by: [ReportDimension] = []
+
+    @Flag(help: "Add each lock instance (address) of the top locks, with its symbol when known (perf -l).")
+    var instances = false
 
     @Flag(help: "Add mount-syscall accounting: calls, latency, mount ops per container with its pod and how it was attributed, and the container starts with the most lock wait.")
     var mounts = false
@@ -33,7 +36,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         guard top >= 0 else { throw UserError("--top \(top): give a number of locks, or 0 for all of them") }
         let profile = try Profile.load(path: file)
-        let options = ReportOptions(top: top, sort: sort, format: format, by: by, mounts: mounts)
+        let options = ReportOptions(top: top, sort: sort, format: format, by: by, mounts: mounts, instances: instances)
         print(ReportRenderer(profile: profile, options: options).render(), terminator: "")
     }
 }

@@ -250,6 +250,51 @@ final class BPFTestRunTests: XCTestCase {
         XCTAssertEqual(mine.waits.count, 1)
     }
 
+    func testThreadFilter() throws {
+        let tid = MmapHammer.currentThreadID()
+        let other = try harness { $0.tids = [UInt32(tid) + 1] }
+        try other.begin(rwsemA, Self.write)
+        try other.end(rwsemA)
+        XCTAssertEqual(other.waits.count, 0)
+
+        let mine = try harness { $0.tids = [UInt32(tid)] }
+        try mine.begin(rwsemA, Self.write)
+        try mine.end(rwsemA)
+        XCTAssertEqual(mine.waits.map(\.tid), [UInt32(tid)])
+        let config = mine.program.skeleton.pointee.rodata.pointee.config
+        XCTAssertEqual(config.filters, UInt32(LOCKSCOPE_FILTER_TIDS.rawValue))
+    }
+
+    /// BPF_PROG_TEST_RUN runs the program on the calling thread's CPU: pinned to each CPU in turn, a wait
+    /// is kept only where `cpus` has that CPU.
+    func testCPUFilterKeepsWaitsBegunOnThoseCPUs() throws {
+        let online = try CPUList.online()
+        defer { try? CPUAffinity.confineCurrentThread(to: online) }
+        for cpu in online.prefix(2) {
+            try CPUAffinity.confineCurrentThread(to: [cpu])
+            let kept = try harness { $0.cpus = try! CPUList(parsing: String(cpu), online: online) }
+            try kept.begin(rwsemA, Self.write)
+            try kept.end(rwsemA)
+            XCTAssertEqual(kept.waits.map(\.beginCPU), [UInt32(cpu)])
+            XCTAssertEqual(kept.program.skeleton.pointee.rodata.pointee.config.filters, UInt32(LOCKSCOPE_FILTER_CPUS.rawValue))
+
+            guard let elsewhere = online.first(where: { $0 != cpu }) else { continue }
+            let left = try harness { $0.cpus = try! CPUList(parsing: String(elsewhere), online: online) }
+            try left.begin(rwsemA, Self.write)
+            try left.end(rwsemA)
+            XCTAssertEqual(left.waits.count, 0, "a wait begun on CPU \(cpu) with --cpu \(elsewhere)")
+            XCTAssertEqual(left.counter(LOCKSCOPE_CTR_WAITS_COMPLETED), 0)
+        }
+    }
+
+    /// `--max-stack` sizes the stack map's frames (which bounds the kernel's walk): N plus the tracing frames.
+    func testMaxStackSizesTheStackMap() throws {
+        let short = try harness { $0.maxStackDepth = 3 }
+        XCTAssertEqual(bpf_map__value_size(short.program.skeleton.pointee.maps.stacks), UInt32((3 + StackDepth.tracingFrames) * 8))
+        let full = try harness()
+        XCTAssertEqual(bpf_map__value_size(full.program.skeleton.pointee.maps.stacks), UInt32(LOCKSCOPE_MAX_STACK_DEPTH * 8))
+    }
+
     func testCgroupFilter() throws {
         let elsewhere = try harness { $0.cgroupIDs = [0xdead_beef] }
         try elsewhere.begin(rwsemA, Self.write)
