@@ -36,7 +36,7 @@ struct open_wait {
 	__u32 owner_pid;
 	__u32 owner_tid;
 	__u32 begin_cpu;
-	__u32 pad;
+	__s32 user_stack_id;
 	char owner_comm[LOCKSCOPE_COMM_LEN];
 };
 
@@ -54,7 +54,7 @@ struct open_syscall {
 	__u32 syscall;
 	__s32 fd;
 	__u32 truncated;
-	__u32 pad;
+	__s32 user_stack_id; /* the issuer's user stack, walked at the syscall's first wait; USER_STACK_UNWALKED before */
 	char path[LOCKSCOPE_PATH_LEN];
 	char data[LOCKSCOPE_DATA_LEN];
 };
@@ -70,6 +70,15 @@ struct {
 	__uint(value_size, LOCKSCOPE_MAX_STACK_DEPTH * sizeof(__u64));
 	__uint(max_entries, LOCKSCOPE_MAX_STACKS);
 } stacks SEC(".maps");
+
+/* User stacks (lockscope_config.user_stacks): the frame pointers the kernel walks from the task's user
+ * registers, outermost call last. Ids, not copies, in the events: a storm repeats a few call paths. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, LOCKSCOPE_MAX_USER_STACK_DEPTH * sizeof(__u64));
+	__uint(max_entries, LOCKSCOPE_MAX_USER_STACKS);
+} user_stacks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -293,6 +302,46 @@ static __always_inline enum selection lock_selected(__u64 lock, __u32 tid, const
 	return NOT_SELECTED;
 }
 
+/* An open syscall's user stack before its first wait walked it. */
+#define USER_STACK_UNWALKED -4
+#define EEXIST 17
+#define ENOMEM 12
+#define BPF_F_USER_STACK (1ULL << 8) /* include/uapi/linux/bpf.h */
+
+/* The waiter's user stack id as lockscope_config.user_stacks asks: inside a mount-family syscall
+ * (`in_syscall`) the stack is the same for every wait of the syscall, so it is walked at the first
+ * and kept with the syscall. Negative: lockscope_user_stack_missing. */
+static __always_inline __s32 user_stack(void *ctx, struct open_syscall *in_syscall)
+{
+	struct task_struct *task;
+	long id;
+
+	if (config.user_stacks == LOCKSCOPE_USER_STACKS_NONE)
+		return LOCKSCOPE_USER_STACK_NOT_ASKED;
+	if (in_syscall && in_syscall->user_stack_id != USER_STACK_UNWALKED)
+		return in_syscall->user_stack_id;
+	if (!in_syscall && config.user_stacks != LOCKSCOPE_USER_STACKS_ALL)
+		return LOCKSCOPE_USER_STACK_NOT_ASKED;
+	task = (struct task_struct *)bpf_get_current_task();
+	if (!BPF_CORE_READ(task, mm))
+		return LOCKSCOPE_USER_STACK_NOT_ASKED; /* a kernel thread: no user space */
+	id = bpf_get_stackid(ctx, &user_stacks, BPF_F_USER_STACK);
+	if (id < 0)
+		id = (id == -EEXIST || id == -ENOMEM) ? LOCKSCOPE_USER_STACK_MAP_FULL : LOCKSCOPE_USER_STACK_FAILED;
+	if (in_syscall)
+		in_syscall->user_stack_id = id;
+	return id;
+}
+
+/* Counts a wait sent without the user stack it was to have. */
+static __always_inline void count_user_stack_loss(__s32 user_stack_id)
+{
+	if (user_stack_id == LOCKSCOPE_USER_STACK_FAILED)
+		count(LOCKSCOPE_CTR_USER_STACK_FAILED);
+	else if (user_stack_id == LOCKSCOPE_USER_STACK_MAP_FULL)
+		count(LOCKSCOPE_CTR_USER_STACK_MAP_FULL);
+}
+
 /* Who holds a mutex, or an rwsem held for writing, when the wait begins (CO-RE reads). */
 static __always_inline void read_owner(struct open_wait *wait, __u64 lock, __u32 kind)
 {
@@ -376,6 +425,8 @@ int contention_begin(__u64 *ctx)
 	wait->flags = flags;
 	wait->begin_cpu = bpf_get_smp_processor_id();
 	wait->stack_id = bpf_get_stackid(ctx, &stacks, 0);
+	wait->user_stack_id = user_stack(ctx, config.user_stacks == LOCKSCOPE_USER_STACKS_NONE
+						     ? NULL : bpf_map_lookup_elem(&open_syscalls, &tid));
 	wait->owner_pid = 0;
 	wait->owner_tid = 0;
 	wait->owner_cgroup_id = 0;
@@ -430,6 +481,7 @@ int contention_end(__u64 *ctx)
 	}
 	if (wait.stack_id < 0)
 		count(LOCKSCOPE_CTR_STACK_FAILED);
+	count_user_stack_loss(wait.user_stack_id);
 	event->type = LOCKSCOPE_EVENT_WAIT;
 	event->flags = wait.flags;
 	event->end_ns = end_ns;
@@ -450,6 +502,8 @@ int contention_end(__u64 *ctx)
 	event->cpu = bpf_get_smp_processor_id();
 	event->ret = (__s32)ctx[1];
 	event->begin_cpu = wait.begin_cpu;
+	event->user_stack_id = wait.user_stack_id;
+	event->reserved = 0;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	__builtin_memcpy(event->owner_comm, wait.owner_comm, sizeof(event->owner_comm));
 	bpf_ringbuf_submit(event, submit_flags());
@@ -523,6 +577,7 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, co
 	if (!open)
 		return 0;
 	open->syscall = syscall;
+	open->user_stack_id = USER_STACK_UNWALKED;
 	open->fd = (__s32)fd;
 	open->truncated = 0;
 	if (read_user_string(open->path, sizeof(open->path), path))

@@ -93,6 +93,8 @@ public struct Aggregator: ~Copyable {
         var pid: UInt32
         var ownerPid: UInt32
         var stackID: Int32
+        /// The position of (pid, user stack id) in `userStackRefs`, -1 without a user stack.
+        var userStack: Int32
         var cpu: UInt32
         /// The CPU that took the lock before this wait did (`LockActivity.noCPU` for its first wait),
         /// noted when the wait arrived: a wait held for attribution is applied later, out of order.
@@ -102,7 +104,7 @@ public struct Aggregator: ~Copyable {
         var isRead: Bool
 
         @inline(__always)
-        init(_ event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32) {
+        init(_ event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32, userStack: Int32 = -1) {
             waitNs = event.waitNs
             cgroupID = event.cgroupID
             ownerCgroupID = event.ownerCgroupID
@@ -112,6 +114,7 @@ public struct Aggregator: ~Copyable {
             pid = event.pid
             ownerPid = event.ownerPid
             stackID = event.stackID
+            self.userStack = userStack
             cpu = event.cpu
             self.previousCPU = previousCPU
             self.lock = Int32(truncatingIfNeeded: lock)
@@ -119,6 +122,15 @@ public struct Aggregator: ~Copyable {
             isRead = event.isRead
         }
     }
+
+    /// The user stacks seen, (pid, id in the kernel's map), in the order first seen; waits refer to them
+    /// by position. A user stack's addresses mean something only with its process's mappings.
+    private(set) var userStackRefs: [UserStackRef] = []
+    private var userStackPositions: [UserStackRef: Int32] = [:]
+    /// Called the first time a process shows up with a user stack: its mappings must be read while it
+    /// still runs (short-lived shims and their children exit before the recording ends).
+    private let sawUserStackProcess: (UInt32) -> Void
+    private var userStackProcesses = Set<UInt32>()
 
     /// The first `comm` seen for each pid, waiter or owner (written only when a lock first sees the pid).
     var processNames: [UInt32: Comm] = [:]
@@ -158,8 +170,11 @@ public struct Aggregator: ~Copyable {
     public var provisionalOverflow: UInt64 { provisional.overflow }
 
     /// `issuerPod` names the pod a process works for (a containerd shim's `-id`), for `MountAttribution`.
-    public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil }) {
+    /// `sawUserStackProcess` is called the first time a process shows up with a user stack.
+    public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil },
+                sawUserStackProcess: @escaping (UInt32) -> Void = { _ in }) {
         self.topology = topology
+        self.sawUserStackProcess = sawUserStackProcess
         handoffTable = topology.map(HandoffTable.init)
         attribution = MountAttribution(issuerPod: issuerPod)
         let idle = QueuedWait(WaitEvent(flags: 0, waitNs: 0, lockAddress: 0), lock: 0, kind: .other,
@@ -212,6 +227,8 @@ public struct Aggregator: ~Copyable {
     /// Where one wait happened: the stack, the CPU that took the lock, and the waiter's cgroup.
     struct ContextKey: Hashable {
         var stackID: Int32
+        /// Position in `userStackRefs`, -1 without a user stack.
+        var userStack: Int32 = -1
         var cpu: UInt32
         var cgroupID: UInt64
     }
@@ -279,6 +296,10 @@ public struct Aggregator: ~Copyable {
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     /// A wait inside a mount syscall is held until the syscall's container is known (`MountAttribution`).
     public mutating func record(_ event: WaitEvent) {
+        if _slowPath(event.userStackID >= 0) && !userStackProcesses.contains(event.pid) {
+            userStackProcesses.insert(event.pid)
+            sawUserStackProcess(event.pid)
+        }
         if _slowPath(event.flags & ProvisionalWaits.flag != 0) { return provisional.hold(event) }
         waitEvents &+= 1
         let kind = event.kind
@@ -295,14 +316,15 @@ public struct Aggregator: ~Copyable {
             }
             if processNames[event.ownerPid] == nil { processNames[event.ownerPid] = event.ownerComm }
         }
-        let queued = QueuedWait(event, lock: lock, kind: kind, previousCPU: previousCPU)
+        let queued = QueuedWait(event, lock: lock, kind: kind, previousCPU: previousCPU,
+                                userStack: event.userStackID < 0 ? -1 : userStackPosition(event))
         if _slowPath(event.syscallBeginNs != 0) {
             attribution.hold(.init(queued: queued, lockAddress: event.lockAddress, tid: event.tid, endNs: event.endNs),
                              syscallBeginNs: event.syscallBeginNs)
             applyReleased()
             return
         }
-        prefetchSlots(of: event, lock: lock, kind: kind, previousCPU: previousCPU)
+        prefetchSlots(of: event, lock: lock, kind: kind, previousCPU: previousCPU, userStack: queued.userStack)
         if _slowPath(inFlightCount < Self.eventsInFlight) {
             inFlight[inFlightCount] = queued
             inFlightCount &+= 1
@@ -312,6 +334,16 @@ public struct Aggregator: ~Copyable {
         inFlight[oldestInFlight] = queued
         oldestInFlight = (oldestInFlight &+ 1) & (Self.eventsInFlight - 1)
         apply(oldest)
+    }
+
+    /// The position of the wait's (pid, user stack id) in `userStackRefs`, added when new.
+    private mutating func userStackPosition(_ event: WaitEvent) -> Int32 {
+        let ref = UserStackRef(pid: event.pid, stackID: event.userStackID)
+        if let position = userStackPositions[ref] { return position }
+        let position = Int32(truncatingIfNeeded: userStackRefs.count)
+        userStackRefs.append(ref)
+        userStackPositions[ref] = position
+        return position
     }
 
     /// Applies the waits still in flight and the histograms' pending bucket increments: everything
@@ -329,7 +361,7 @@ public struct Aggregator: ~Copyable {
     /// (total, read or write, hand-off), its table slots, and, for a lock past a cap, the slots its
     /// overflow goes to.
     @inline(__always)
-    private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32) {
+    private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32, userStack: Int32) {
         let histograms = lock &* Self.histogramsPerLock
         lockHistograms.prefetch(histograms &+ LockHistogram.total.rawValue)
         if kind.hasSharedMode {
@@ -342,7 +374,8 @@ public struct Aggregator: ~Copyable {
         }
         byCPU.prefetch(LockCPUKey(lock: lock, cpu: event.cpu))
         byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: event.pid))
-        contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu, cgroupID: event.cgroupID))
+        contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, userStack: userStack, cpu: event.cpu,
+                                         cgroupID: event.cgroupID))
         let caps = activity.capsReached
         if caps.contains(.processes) {
             byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: Aggregator.otherProcesses))
@@ -404,8 +437,8 @@ public struct Aggregator: ~Copyable {
                                     adding: CompactHistogram(precision: WaitAccumulator.breakdownPrecision))
             counts.record(wait, in: &byTask[task])
         }
-        let context = contexts.index(of: LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu,
-                                                        cgroupID: cgroup), adding: Tally())
+        let context = contexts.index(of: LockContextKey(lock: lock, stackID: event.stackID, userStack: event.userStack,
+                                                        cpu: event.cpu, cgroupID: cgroup), adding: Tally())
         contexts[context].add(ns)
         let previous = event.previousCPU
         if let handoffTable, previous != LockActivity.noCPU {
@@ -615,6 +648,8 @@ extension Aggregator {
         let issuerPods: [UInt32: String]
         /// Waits and syscalls released without a link to a container (`MountAttribution.releasedUnlinked`).
         let unlinked: UInt64
+        /// The user stacks waits refer to by position (`ContextKey.userStack`).
+        let userStackRefs: [UserStackRef]
         let victimHolders: [VictimHolderKey: (ownerCgroupID: UInt64, tally: Tally)]
         let timeline: Timeline?
         /// The recording's start on the events' clock.
@@ -676,7 +711,7 @@ extension Aggregator {
         return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
                 processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
                 attributed: attribution.containers, issuers: attribution.issuers, issuerPods: attribution.issuerPods,
-                unlinked: attribution.releasedUnlinked,
+                unlinked: attribution.releasedUnlinked, userStackRefs: userStackRefs,
                 victimHolders: victimHolders,
                 timeline: timeline, originNs: self.timeline.originNs,
                 lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,
@@ -736,22 +771,27 @@ struct LockTaskKey: LockIndexedKey {
     var pid: UInt32 { UInt32(truncatingIfNeeded: lockAndPid) }
 }
 
-/// (lock, stack, CPU, cgroup).
+/// (lock, kernel stack, user stack, CPU, cgroup). The user stack fits in what was padding: 24 bytes still.
 struct LockContextKey: LockIndexedKey {
     var cgroupID: UInt64
     /// (lock + 1) << 32 | cpu.
     var lockAndCPU: UInt64
     var stackID: Int32
-    init(lock: Int, stackID: Int32, cpu: UInt32, cgroupID: UInt64) {
+    /// Position in `Aggregator.userStackRefs`, -1 without a user stack.
+    var userStack: Int32
+    init(lock: Int, stackID: Int32, userStack: Int32, cpu: UInt32, cgroupID: UInt64) {
         self.cgroupID = cgroupID
         lockAndCPU = UInt64(lock + 1) << 32 | UInt64(cpu)
         self.stackID = stackID
+        self.userStack = userStack
     }
-    static let unused = LockContextKey(lock: -1, stackID: 0, cpu: 0, cgroupID: 0)
-    var hashWord: UInt64 { (cgroupID &* 31 &+ lockAndCPU) &* 31 &+ UInt64(UInt32(bitPattern: stackID)) }
+    static let unused = LockContextKey(lock: -1, stackID: 0, userStack: 0, cpu: 0, cgroupID: 0)
+    var hashWord: UInt64 {
+        (cgroupID &* 31 &+ lockAndCPU) &* 31 &+ (UInt64(UInt32(bitPattern: userStack)) << 32 | UInt64(UInt32(bitPattern: stackID)))
+    }
     var lock: Int { Int(lockAndCPU >> 32) - 1 }
     var context: Aggregator.ContextKey {
-        .init(stackID: stackID, cpu: UInt32(truncatingIfNeeded: lockAndCPU), cgroupID: cgroupID)
+        .init(stackID: stackID, userStack: userStack, cpu: UInt32(truncatingIfNeeded: lockAndCPU), cgroupID: cgroupID)
     }
 }
 

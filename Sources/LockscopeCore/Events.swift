@@ -25,11 +25,14 @@ public struct WaitEvent: Sendable, Equatable {
     public var beginCPU: UInt32
     public var comm: Comm
     public var ownerComm: Comm
+    /// Id in the kernel's user stack map (the waiter's user stack, `record --user-stacks`); negative
+    /// when there is none (`lockscope_user_stack_missing` says why).
+    public var userStackID: Int32
 
     public init(flags: UInt32, endNs: UInt64 = 0, waitNs: UInt64, lockAddress: UInt64, outerLockAddress: UInt64 = 0,
                 cgroupID: UInt64 = 1, ownerCgroupID: UInt64 = 0, syscallBeginNs: UInt64 = 0, pid: UInt32 = 1,
                 tid: UInt32 = 1, ownerPid: UInt32 = 0, ownerTid: UInt32 = 0, stackID: Int32 = -1, cpu: UInt32 = 0,
-                ret: Int32 = 0, beginCPU: UInt32? = nil, comm: Comm = "", ownerComm: Comm = "") {
+                ret: Int32 = 0, beginCPU: UInt32? = nil, comm: Comm = "", ownerComm: Comm = "", userStackID: Int32 = -1) {
         self.flags = flags
         self.endNs = endNs
         self.waitNs = waitNs
@@ -48,6 +51,7 @@ public struct WaitEvent: Sendable, Equatable {
         self.beginCPU = beginCPU ?? cpu
         self.comm = comm
         self.ownerComm = ownerComm
+        self.userStackID = userStackID
     }
 
     public var kind: LockKind {
@@ -131,7 +135,7 @@ extension WaitEvent {
                   outerLockAddress: raw.outer_lock_addr, cgroupID: raw.cgroup_id, ownerCgroupID: raw.owner_cgroup_id,
                   syscallBeginNs: raw.syscall_begin_ns, pid: raw.pid, tid: raw.tid, ownerPid: raw.owner_pid, ownerTid: raw.owner_tid,
                   stackID: raw.stack_id, cpu: raw.cpu, ret: raw.ret, beginCPU: raw.begin_cpu,
-                  comm: Comm(raw.comm), ownerComm: Comm(raw.owner_comm))
+                  comm: Comm(raw.comm), ownerComm: Comm(raw.owner_comm), userStackID: raw.user_stack_id)
     }
 }
 

@@ -25,6 +25,8 @@ public struct BPFOptions: Sendable, Equatable {
     public var cgroupIDs: [UInt64] = []
     /// Read mutex and rwsem owners at contention begin.
     public var readOwners = true
+    /// Which waits get the waiter's user stack.
+    public var userStacks = UserStackMode.mount
     /// Account mount-family syscalls (attaches their syscalls tracepoints, or raw_syscalls).
     public var mountSyscalls = true
     /// How to hook mount-family syscalls; `.automatic` tries per-syscall tracepoints first.
@@ -52,7 +54,26 @@ public struct BPFOptions: Sendable, Equatable {
         config.filters = filters
         config.wakeup_bytes = wakeupBytes
         config.read_owner = readOwners ? 1 : 0
+        config.user_stacks = userStacks.configValue
         return config
+    }
+}
+
+/// Which waits get the waiter's user stack (`record --user-stacks`).
+public enum UserStackMode: String, Sendable, Equatable, CaseIterable {
+    /// Waits inside mount-family syscalls: the waiter is the syscall's issuer, its user stack the call path
+    /// that asked for the mount. One walk per syscall (at its first wait).
+    case mount
+    /// Every wait of a task with a user space.
+    case all
+    case none
+
+    var configValue: UInt32 {
+        switch self {
+        case .none: UInt32(LOCKSCOPE_USER_STACKS_NONE.rawValue)
+        case .mount: UInt32(LOCKSCOPE_USER_STACKS_MOUNT.rawValue)
+        case .all: UInt32(LOCKSCOPE_USER_STACKS_ALL.rawValue)
+        }
     }
 }
 
@@ -242,6 +263,15 @@ public final class BPFProgram {
         var key = UInt32(id)
         var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_STACK_DEPTH))
         guard bpf_map_lookup_elem(bpf_map__fd(skeleton.pointee.maps.stacks), &key, &frames) == 0 else { return nil }
+        return Array(frames.prefix { $0 != 0 })
+    }
+
+    /// A captured user stack (innermost first: where the task entered the kernel), nil when the id is unknown.
+    public func userStack(id: Int32) -> [UInt64]? {
+        guard id >= 0 else { return nil }
+        var key = UInt32(id)
+        var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_USER_STACK_DEPTH))
+        guard bpf_map_lookup_elem(bpf_map__fd(skeleton.pointee.maps.user_stacks), &key, &frames) == 0 else { return nil }
         return Array(frames.prefix { $0 != 0 })
     }
 

@@ -39,6 +39,8 @@ public final class Recorder {
     public let sampler: SpinSampler?
     private var aggregator: Aggregator
     private var stackCache: [Int32: [UInt64]] = [:]
+    /// Names user stacks from the mappings of their processes, read when each first shows up.
+    private let userStacks: UserStackSymbolizer
     private var filteredLockAddresses = Set<UInt64>()
     /// Cgroup paths read from the kernel's table of names, kept here once read: the table evicts.
     private var cgroupPaths: [UInt64: String] = [:]
@@ -63,10 +65,14 @@ public final class Recorder {
         cgroups = try? CgroupResolver()
         let program = try BPFProgram(options: options.bpf)
         self.program = program
+        let userStacks = UserStackSymbolizer(
+            readMaps: { pid in try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) },
+            loadImage: ELFReader.image(pid:mapping:), demangle: SymbolNames.demangle)
+        self.userStacks = userStacks
         // The kernel's copy first: a short-lived shim can be gone before /proc is read.
-        aggregator = Aggregator(topology: topology) { pid in
+        aggregator = Aggregator(topology: topology, issuerPod: { pid in
             (program.processArgs(pid: pid) ?? Recorder.commandLine(pid)).flatMap(MountPaths.shimPod(commandLine:))
-        }
+        }, sawUserStackProcess: userStacks.sawProcess)
         reader = try RingBufferReader(mapFD: program.eventsFD)
         sampler = options.spinHz > 0
             ? try SpinSampler(hz: options.spinHz, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
@@ -185,6 +191,9 @@ public final class Recorder {
         drops.syscallMapFull = counter(LOCKSCOPE_CTR_SYSCALL_MAP_FULL)
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
         drops.pathsTruncated = counter(LOCKSCOPE_CTR_PATH_TRUNCATED)
+        drops.userStackFailed = counter(LOCKSCOPE_CTR_USER_STACK_FAILED)
+        drops.userStackMapFull = counter(LOCKSCOPE_CTR_USER_STACK_MAP_FULL)
+        drops.userMapsLost = userStacks.processesGone
         drops.provisionalOverflow = aggregator.provisionalOverflow
         drops.recursionMisses = program.recursionMisses()
         drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
@@ -217,7 +226,10 @@ public final class Recorder {
             stackAddresses: { [unowned self] id in stackAddresses(id) }, symbols: symbols, layout: kernel.layout,
             container: containers,
             hostname: kernel.hostname, kernel: kernel.release, startedAt: rfc3339(startedAt),
-            durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection)
+            durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection,
+            userFrames: { [unowned self] ref in
+                program.userStack(id: ref.stackID).map { userStacks.frames(pid: ref.pid, addresses: $0) }
+            })
     }
 
     private func stackAddresses(_ id: Int32) -> [UInt64]? {

@@ -1,0 +1,246 @@
+/// User-space stacks (`record --user-stacks`): the kernel records a waiter's user call path as return
+/// addresses (walked by frame pointer) under an id; the addresses mean something only with the mappings
+/// of the process they were taken in. This file holds the pure part of naming them: reading
+/// /proc/PID/maps, turning an address into a file offset and then into the ELF file's virtual address
+/// (which handles PIE and shared libraries alike), and looking that up in a sorted symbol table. The ELF
+/// files themselves are read by LockscopeKernel's `ELFReader`.
+
+/// A user stack as the kernel recorded it: its id in the `user_stacks` map, and the process whose
+/// addresses those are.
+public struct UserStackRef: Hashable, Sendable {
+    public var pid: UInt32
+    public var stackID: Int32
+
+    public init(pid: UInt32, stackID: Int32) {
+        self.pid = pid
+        self.stackID = stackID
+    }
+}
+
+/// One file-backed executable mapping of a process (a line of /proc/PID/maps).
+public struct ProcessMapping: Equatable, Sendable {
+    public var start: UInt64
+    public var end: UInt64
+    /// Where in the file the mapping starts.
+    public var fileOffset: UInt64
+    /// The file's device ("fd:01") and inode: with the path, what identifies the file.
+    public var device: String
+    public var inode: UInt64
+    public var path: String
+
+    public init(start: UInt64, end: UInt64, fileOffset: UInt64, device: String, inode: UInt64, path: String) {
+        self.start = start
+        self.end = end
+        self.fileOffset = fileOffset
+        self.device = device
+        self.inode = inode
+        self.path = path
+    }
+
+    /// The offset in the file of `address` (which must be in the mapping).
+    public func fileOffset(of address: UInt64) -> UInt64 { address - start + fileOffset }
+
+    /// The file's name without its directories, as unsymbolized frames show it.
+    public var basename: String {
+        let name = path.hasSuffix(" (deleted)") ? String(path.dropLast(" (deleted)".count)) : path
+        return name.split(separator: "/").last.map(String.init) ?? name
+    }
+
+    /// What identifies the file across processes (the symbol cache's key when it has no build id).
+    public var fileKey: String { "\(device):\(inode):\(path)" }
+}
+
+public enum ProcessMaps {
+    /// The executable, file-backed mappings in the text of /proc/PID/maps, by start address.
+    /// `start-end perms offset dev inode path`; anonymous mappings, [vdso], [stack] and the like are left
+    /// out (their frames show as bare addresses), and so are lines that do not parse.
+    public static func parse(_ text: String) -> [ProcessMapping] {
+        var mappings: [ProcessMapping] = []
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+            guard fields.count == 6, fields[1].count >= 3, fields[1].dropFirst(2).first == "x" else { continue }
+            let path = fields[5].trimmingLeadingSpaces
+            guard path.hasPrefix("/") else { continue }
+            let range = fields[0].split(separator: "-")
+            guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16),
+                  start < end, let offset = UInt64(fields[2], radix: 16), let inode = UInt64(fields[4]) else { continue }
+            mappings.append(ProcessMapping(start: start, end: end, fileOffset: offset, device: String(fields[3]),
+                                           inode: inode, path: path))
+        }
+        return mappings.sorted { $0.start < $1.start }
+    }
+
+    /// The mapping that holds `address`, in mappings sorted by start.
+    public static func mapping(of address: UInt64, in mappings: [ProcessMapping]) -> ProcessMapping? {
+        var low = 0, high = mappings.count
+        while low < high {
+            let middle = (low + high) / 2
+            if mappings[middle].start <= address { low = middle + 1 } else { high = middle }
+        }
+        guard low > 0, address < mappings[low - 1].end else { return nil }
+        return mappings[low - 1]
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingLeadingSpaces: String { String(drop { $0 == " " }) }
+}
+
+/// A PT_LOAD segment of an ELF file: where its bytes are in the file and where it wants them in memory.
+public struct ELFLoadSegment: Equatable, Sendable {
+    public var fileOffset: UInt64
+    public var virtualAddress: UInt64
+    public var fileSize: UInt64
+
+    public init(fileOffset: UInt64, virtualAddress: UInt64, fileSize: UInt64) {
+        self.fileOffset = fileOffset
+        self.virtualAddress = virtualAddress
+        self.fileSize = fileSize
+    }
+}
+
+/// A symbol: the function at [address, address + size) in the ELF file's virtual addresses.
+public struct ELFSymbol: Equatable, Sendable {
+    public var name: String
+    public var address: UInt64
+    public var size: UInt64
+
+    public init(name: String, address: UInt64, size: UInt64) {
+        self.name = name
+        self.address = address
+        self.size = size
+    }
+}
+
+/// Function symbols sorted by address, for lookups by address.
+public struct SymbolTable: Sendable {
+    private let symbols: [ELFSymbol]
+
+    /// Duplicates at one address (aliases) keep the first name given: pass `.symtab` before `.dynsym`.
+    public init(_ symbols: [ELFSymbol]) {
+        var seen = Set<UInt64>()
+        self.symbols = symbols.filter { $0.address != 0 && seen.insert($0.address).inserted }.sorted { $0.address < $1.address }
+    }
+
+    public var count: Int { symbols.count }
+
+    /// The function that contains `address`, and the offset into it; nil between functions or outside all.
+    /// A symbol without a size covers up to the next symbol.
+    public func lookup(_ address: UInt64) -> (symbol: ELFSymbol, offset: UInt64)? {
+        var low = 0, high = symbols.count
+        while low < high {
+            let middle = (low + high) / 2
+            if symbols[middle].address <= address { low = middle + 1 } else { high = middle }
+        }
+        guard low > 0 else { return nil }
+        let symbol = symbols[low - 1]
+        if symbol.size > 0, address >= symbol.address + symbol.size { return nil }
+        return (symbol, address - symbol.address)
+    }
+}
+
+/// What lockscope keeps of an ELF file to name addresses in it.
+public struct ELFImage: Sendable {
+    /// The GNU build id, in hex; nil when the file has none.
+    public var buildID: String?
+    public var segments: [ELFLoadSegment]
+    public var symbols: SymbolTable
+
+    public init(buildID: String?, segments: [ELFLoadSegment], symbols: SymbolTable) {
+        self.buildID = buildID
+        self.segments = segments
+        self.symbols = symbols
+    }
+
+    /// The virtual address (as the symbol table has it) of the byte at `fileOffset`: through the PT_LOAD
+    /// segment holding it. For a PIE or shared library the load bias drops out: the mapping gives the file
+    /// offset, the segment the address the linker gave that offset.
+    public func virtualAddress(ofFileOffset fileOffset: UInt64) -> UInt64? {
+        guard let segment = segments.first(where: { fileOffset >= $0.fileOffset && fileOffset < $0.fileOffset + $0.fileSize })
+        else { return nil }
+        return fileOffset - segment.fileOffset + segment.virtualAddress
+    }
+}
+
+/// Names user stacks: reads each process's mappings the first time it shows up with a user stack
+/// (`sawProcess`), loads each mapped file's symbols once (cached by build id, or by device, inode and
+/// path when there is none), and turns (process, addresses) into frames at the end.
+///
+/// A frame is `function` when the file's `.symtab` or `.dynsym` names it, `file+0xoffset` (the file
+/// offset) when it does not, `0xaddress` outside every file mapping, and `[unknown]` when the process was
+/// gone before its mappings could be read. Nothing is dropped.
+public final class UserStackSymbolizer {
+    public static let unknownFrame = "[unknown]"
+
+    /// The text of /proc/PID/maps, nil when the process is gone.
+    private let readMaps: (UInt32) -> String?
+    /// Reads a mapped file (through the process, which may see it in another mount namespace); nil when
+    /// it cannot be read or is not ELF.
+    private let loadImage: (UInt32, ProcessMapping) -> ELFImage?
+    /// Turns a symbol's name into what frames show (a Swift or C++ name demangled).
+    private let demangle: (String) -> String
+
+    private var mappings: [UInt32: [ProcessMapping]] = [:]
+    /// Processes whose mappings were gone when first looked for.
+    private var gone = Set<UInt32>()
+    /// File key to image key (the build id, or the file key without one); nil: the file could not be read.
+    private var imageKeys: [String: String?] = [:]
+    private var images: [String: ELFImage] = [:]
+    private var demangled: [String: String] = [:]
+
+    public init(readMaps: @escaping (UInt32) -> String?, loadImage: @escaping (UInt32, ProcessMapping) -> ELFImage?,
+                demangle: @escaping (String) -> String = { $0 }) {
+        self.readMaps = readMaps
+        self.loadImage = loadImage
+        self.demangle = demangle
+    }
+
+    /// Processes whose user stacks show as `[unknown]`: they exited before their mappings were read.
+    public var processesGone: UInt64 { UInt64(gone.count) }
+    /// Distinct files whose symbols were loaded.
+    public var imagesLoaded: Int { images.count }
+
+    /// Reads the process's mappings and the symbols of every file it maps (once per file), now, while it runs.
+    public func sawProcess(_ pid: UInt32) {
+        guard mappings[pid] == nil, !gone.contains(pid) else { return }
+        guard let text = readMaps(pid) else {
+            gone.insert(pid)
+            return
+        }
+        let parsed = ProcessMaps.parse(text)
+        mappings[pid] = parsed
+        for mapping in parsed where imageKeys[mapping.fileKey] == nil {
+            guard let image = loadImage(pid, mapping) else {
+                imageKeys[mapping.fileKey] = .some(nil)
+                continue
+            }
+            let key = image.buildID.map { "build-id:" + $0 } ?? mapping.fileKey
+            if images[key] == nil { images[key] = image }
+            imageKeys[mapping.fileKey] = .some(key)
+        }
+    }
+
+    /// The frames of `addresses` (innermost first, as the kernel gives them) taken in process `pid`.
+    public func frames(pid: UInt32, addresses: [UInt64]) -> [String] {
+        guard let mapped = mappings[pid] else { return addresses.map { _ in Self.unknownFrame } }
+        return addresses.enumerated().map { index, address in
+            guard let mapping = ProcessMaps.mapping(of: address, in: mapped) else { return "0x" + String(address, radix: 16) }
+            let offset = mapping.fileOffset(of: address)
+            // A return address points after its call, which can be the next function's first byte: every
+            // frame but the innermost (the interrupted instruction) is looked up one byte back.
+            let lookupOffset = index == 0 || offset == 0 ? offset : offset - 1
+            if let key = imageKeys[mapping.fileKey] ?? nil, let image = images[key],
+               let address = image.virtualAddress(ofFileOffset: lookupOffset), let found = image.symbols.lookup(address) {
+                return name(found.symbol.name)
+            }
+            return "\(mapping.basename)+0x\(String(offset, radix: 16))"
+        }
+    }
+
+    private func name(_ symbol: String) -> String {
+        if let known = demangled[symbol] { return known }
+        let name = demangle(symbol)
+        demangled[symbol] = name
+        return name
+    }
+}
