@@ -80,6 +80,15 @@ struct {
 	__uint(max_entries, LOCKSCOPE_MAX_USER_STACKS);
 } user_stacks SEC(".maps");
 
+/* Processes whose first user stack was sent: that event wakes the reader at once, so that it reads the
+ * process's mappings while the process still runs (least recently used make room). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8);
+	__uint(max_entries, LOCKSCOPE_MAX_PROCESSES);
+} user_stack_processes SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32); /* thread id */
@@ -333,6 +342,21 @@ static __always_inline __s32 user_stack(void *ctx, struct open_syscall *in_sysca
 	return id;
 }
 
+/* The ring buffer flags for an event of a process that may have user stacks: its first such event wakes
+ * the reader now, because its mappings must be read before it exits (a container's process can live for
+ * milliseconds, and its first wait can come in its last syscall); otherwise submit_flags(). A process's
+ * first mount-family syscall counts (`wanted`: user stacks asked for), so its mappings are read while it
+ * goes on with the others; in `all` mode, so does its first user stack. */
+static __always_inline __u64 user_stack_submit_flags(bool wanted, __u32 pid)
+{
+	static const __u8 seen = 1;
+
+	if (!wanted || bpf_map_lookup_elem(&user_stack_processes, &pid))
+		return submit_flags();
+	bpf_map_update_elem(&user_stack_processes, &pid, &seen, BPF_ANY);
+	return BPF_RB_FORCE_WAKEUP;
+}
+
 /* Counts a wait sent without the user stack it was to have. */
 static __always_inline void count_user_stack_loss(__s32 user_stack_id)
 {
@@ -506,7 +530,7 @@ int contention_end(__u64 *ctx)
 	event->reserved = 0;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	__builtin_memcpy(event->owner_comm, wait.owner_comm, sizeof(event->owner_comm));
-	bpf_ringbuf_submit(event, submit_flags());
+	bpf_ringbuf_submit(event, user_stack_submit_flags(wait.user_stack_id >= 0, event->pid));
 	return 0;
 }
 
@@ -638,7 +662,7 @@ static __noinline int end_syscall(__s64 ret)
 	event->truncated = open->truncated;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	bpf_map_delete_elem(&open_syscalls, &tid);
-	bpf_ringbuf_submit(event, submit_flags());
+	bpf_ringbuf_submit(event, user_stack_submit_flags(config.user_stacks != LOCKSCOPE_USER_STACKS_NONE, event->pid));
 	return 0;
 }
 

@@ -127,9 +127,10 @@ public struct Aggregator: ~Copyable {
     /// by position. A user stack's addresses mean something only with its process's mappings.
     private(set) var userStackRefs: [UserStackRef] = []
     private var userStackPositions: [UserStackRef: Int32] = [:]
-    /// Called the first time a process shows up with a user stack: its mappings must be read while it
-    /// still runs (short-lived shims and their children exit before the recording ends).
-    private let sawUserStackProcess: (UInt32) -> Void
+    /// Called the first time a process shows up with a user stack or a mount-family syscall (whose waits
+    /// have user stacks): its mappings must be read while it still runs (short-lived shims and their
+    /// children exit before the recording ends). Nil when no user stacks are recorded.
+    private let sawUserStackProcess: ((UInt32) -> Void)?
     private var userStackProcesses = Set<UInt32>()
 
     /// The first `comm` seen for each pid, waiter or owner (written only when a lock first sees the pid).
@@ -170,9 +171,10 @@ public struct Aggregator: ~Copyable {
     public var provisionalOverflow: UInt64 { provisional.overflow }
 
     /// `issuerPod` names the pod a process works for (a containerd shim's `-id`), for `MountAttribution`.
-    /// `sawUserStackProcess` is called the first time a process shows up with a user stack.
+    /// `sawUserStackProcess` is called the first time a process shows up with a user stack or a mount
+    /// syscall; nil when no user stacks are recorded.
     public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil },
-                sawUserStackProcess: @escaping (UInt32) -> Void = { _ in }) {
+                sawUserStackProcess: ((UInt32) -> Void)? = nil) {
         self.topology = topology
         self.sawUserStackProcess = sawUserStackProcess
         handoffTable = topology.map(HandoffTable.init)
@@ -296,10 +298,7 @@ public struct Aggregator: ~Copyable {
     /// Records one wait: its lines are requested now, and it is applied `eventsInFlight` waits later.
     /// A wait inside a mount syscall is held until the syscall's container is known (`MountAttribution`).
     public mutating func record(_ event: WaitEvent) {
-        if _slowPath(event.userStackID >= 0) && !userStackProcesses.contains(event.pid) {
-            userStackProcesses.insert(event.pid)
-            sawUserStackProcess(event.pid)
-        }
+        if _slowPath(event.userStackID >= 0) { sawProcess(event.pid) }
         if _slowPath(event.flags & ProvisionalWaits.flag != 0) { return provisional.hold(event) }
         waitEvents &+= 1
         let kind = event.kind
@@ -491,7 +490,14 @@ public struct Aggregator: ~Copyable {
 
     /// Records one mount syscall: its totals now; its container's share once `MountAttribution` knows
     /// the container (it may release held waits and syscalls with it).
+    /// Tells `sawUserStackProcess` about a process the first time it shows up.
+    private mutating func sawProcess(_ pid: UInt32) {
+        guard let sawUserStackProcess, userStackProcesses.insert(pid).inserted else { return }
+        sawUserStackProcess(pid)
+    }
+
     public mutating func record(_ event: SyscallEvent) {
+        sawProcess(event.pid)
         syscallEvents += 1
         syscalls[event.syscall, default: SyscallState()].record(event)
         let started = attribution.syscall(event)

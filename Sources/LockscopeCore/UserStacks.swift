@@ -162,9 +162,20 @@ public struct ELFImage: Sendable {
     }
 }
 
+/// A mapped file opened when its process was first seen (so it can be read after the process exits),
+/// read only when a frame needs it.
+public protocol ELFSource: AnyObject {
+    /// The GNU build id, in hex (read when the file is opened, from its notes: the cache's key); nil without one.
+    var buildID: String? { get }
+    /// The file's segments and symbols; nil when it is not ELF.
+    func image() -> ELFImage?
+}
+
 /// Names user stacks: reads each process's mappings the first time it shows up with a user stack
-/// (`sawProcess`), loads each mapped file's symbols once (cached by build id, or by device, inode and
-/// path when there is none), and turns (process, addresses) into frames at the end.
+/// (`sawProcess`) and opens each mapped file it has not opened yet, then, when the profile is built, loads
+/// the symbols of the files frames point into, once per build id (or per device, inode and path when a file
+/// has none), and turns (process, addresses) into frames. Seeing a process costs a read of its maps and an
+/// open per new file: the many short-lived processes of a storm are seen before they exit.
 ///
 /// A frame is `function` when the file's `.symtab` or `.dynsym` names it, `file+0xoffset` (the file
 /// offset) when it does not, `0xaddress` outside every file mapping, and `[unknown]` when the process was
@@ -174,33 +185,39 @@ public final class UserStackSymbolizer {
 
     /// The text of /proc/PID/maps, nil when the process is gone.
     private let readMaps: (UInt32) -> String?
-    /// Reads a mapped file (through the process, which may see it in another mount namespace); nil when
-    /// it cannot be read or is not ELF.
-    private let loadImage: (UInt32, ProcessMapping) -> ELFImage?
-    /// Turns a symbol's name into what frames show (a Swift or C++ name demangled).
+    /// Opens a mapped file (through the process, which may see it in another mount namespace); nil when it
+    /// cannot be opened.
+    private let openFile: (UInt32, ProcessMapping) -> ELFSource?
+    /// Turns a symbol's name into what frames show (a Swift name demangled).
     private let demangle: (String) -> String
 
     private var mappings: [UInt32: [ProcessMapping]] = [:]
     /// Processes whose mappings were gone when first looked for.
     private var gone = Set<UInt32>()
-    /// File key to image key (the build id, or the file key without one); nil: the file could not be read.
-    private var imageKeys: [String: String?] = [:]
-    private var images: [String: ELFImage] = [:]
+    /// File key to the opened file; nil: it could not be opened. Files with one build id share one source
+    /// (the copies of a binary in many containers' roots are one file open).
+    private var files: [String: ELFSource?] = [:]
+    private var filesByBuildID: [String: ELFSource] = [:]
+    /// Loaded images by build id (or file key); nil: not ELF.
+    private var images: [String: ELFImage?] = [:]
     private var demangled: [String: String] = [:]
 
-    public init(readMaps: @escaping (UInt32) -> String?, loadImage: @escaping (UInt32, ProcessMapping) -> ELFImage?,
+    public init(readMaps: @escaping (UInt32) -> String?, openFile: @escaping (UInt32, ProcessMapping) -> ELFSource?,
                 demangle: @escaping (String) -> String = { $0 }) {
         self.readMaps = readMaps
-        self.loadImage = loadImage
+        self.openFile = openFile
         self.demangle = demangle
     }
 
-    /// Processes whose user stacks show as `[unknown]`: they exited before their mappings were read.
-    public var processesGone: UInt64 { UInt64(gone.count) }
-    /// Distinct files whose symbols were loaded.
-    public var imagesLoaded: Int { images.count }
+    /// Processes whose user stacks were named `[unknown]` (by `frames`): they exited before their
+    /// mappings were read.
+    public var processesUnknown: UInt64 { UInt64(unknown.count) }
+    private var unknown = Set<UInt32>()
+    /// Distinct files opened, and distinct images (by build id) whose symbols were loaded.
+    public var filesOpened: Int { Set(files.values.compactMap { $0.map(ObjectIdentifier.init) }).count }
+    public var imagesLoaded: Int { images.values.filter { $0 != nil }.count }
 
-    /// Reads the process's mappings and the symbols of every file it maps (once per file), now, while it runs.
+    /// Reads the process's mappings and opens every file it maps that is not open yet, now, while it runs.
     public func sawProcess(_ pid: UInt32) {
         guard mappings[pid] == nil, !gone.contains(pid) else { return }
         guard let text = readMaps(pid) else {
@@ -209,28 +226,39 @@ public final class UserStackSymbolizer {
         }
         let parsed = ProcessMaps.parse(text)
         mappings[pid] = parsed
-        for mapping in parsed where imageKeys[mapping.fileKey] == nil {
-            guard let image = loadImage(pid, mapping) else {
-                imageKeys[mapping.fileKey] = .some(nil)
-                continue
+        for mapping in parsed where files[mapping.fileKey] == nil {
+            var file = openFile(pid, mapping)
+            if let opened = file, let buildID = opened.buildID {
+                if let known = filesByBuildID[buildID] { file = known } else { filesByBuildID[buildID] = opened }
             }
-            let key = image.buildID.map { "build-id:" + $0 } ?? mapping.fileKey
-            if images[key] == nil { images[key] = image }
-            imageKeys[mapping.fileKey] = .some(key)
+            files[mapping.fileKey] = .some(file)
         }
+    }
+
+    /// The image of a mapped file, loaded the first time one of its build id is asked for.
+    private func image(_ mapping: ProcessMapping) -> ELFImage? {
+        guard let file = files[mapping.fileKey] ?? nil else { return nil }
+        let key = file.buildID.map { "build-id:" + $0 } ?? mapping.fileKey
+        if let known = images[key] { return known }
+        let image = file.image()
+        images[key] = .some(image)
+        return image
     }
 
     /// The frames of `addresses` (innermost first, as the kernel gives them) taken in process `pid`.
     public func frames(pid: UInt32, addresses: [UInt64]) -> [String] {
-        guard let mapped = mappings[pid] else { return addresses.map { _ in Self.unknownFrame } }
+        guard let mapped = mappings[pid] else {
+            unknown.insert(pid)
+            return addresses.map { _ in Self.unknownFrame }
+        }
         return addresses.enumerated().map { index, address in
             guard let mapping = ProcessMaps.mapping(of: address, in: mapped) else { return "0x" + String(address, radix: 16) }
             let offset = mapping.fileOffset(of: address)
             // A return address points after its call, which can be the next function's first byte: every
             // frame but the innermost (the interrupted instruction) is looked up one byte back.
             let lookupOffset = index == 0 || offset == 0 ? offset : offset - 1
-            if let key = imageKeys[mapping.fileKey] ?? nil, let image = images[key],
-               let address = image.virtualAddress(ofFileOffset: lookupOffset), let found = image.symbols.lookup(address) {
+            if let image = image(mapping), let address = image.virtualAddress(ofFileOffset: lookupOffset),
+               let found = image.symbols.lookup(address) {
                 return name(found.symbol.name)
             }
             return "\(mapping.basename)+0x\(String(offset, radix: 16))"

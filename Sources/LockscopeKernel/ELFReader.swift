@@ -5,48 +5,71 @@ import LockscopeCore
 /// Reads what `UserStackSymbolizer` keeps of an ELF file, with libelf: the PT_LOAD segments, the GNU
 /// build id, and the function symbols of `.symtab` and then `.dynsym` (a stripped file still has its
 /// exported functions in `.dynsym`). Go's `.gopclntab` is not read: a stripped Go binary's frames show
-/// as `binary+0xoffset`.
+/// as `binary+0xoffset`. Files are opened when their process is first seen and read at the end.
 public enum ELFReader {
-    /// The ELF file mapped at `mapping` in process `pid`: through /proc/PID/map_files (the very file
-    /// mapped, even when deleted or in another mount namespace), else through the process's root, else
-    /// by its path. Nil when none can be read or it is not ELF.
-    public static func image(pid: UInt32, mapping: ProcessMapping) -> ELFImage? {
+    /// The ELF file mapped at `mapping` in process `pid`, opened now: through /proc/PID/map_files (the very
+    /// file mapped, even when deleted or in another mount namespace), else through the process's root, else
+    /// by its path. Nil when none can be opened or it is not ELF.
+    public static func open(pid: UInt32, mapping: ProcessMapping) -> ELFFile? {
         let mapFile = "/proc/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.end, radix: 16))"
         for path in [mapFile, "/proc/\(pid)/root\(mapping.path)", mapping.path] {
-            if let image = image(path: path) { return image }
+            if let file = ELFFile(path: path) { return file }
         }
         return nil
     }
 
-    /// The ELF file at `path`; nil when it cannot be opened or is not ELF.
-    public static func image(path: String) -> ELFImage? {
+    /// The ELF file at `path`, read at once; nil when it cannot be opened or is not ELF.
+    public static func image(path: String) -> ELFImage? { ELFFile(path: path)?.image() }
+}
+
+/// An open ELF file: its build id read when opened, its segments and symbols when asked for.
+public final class ELFFile: ELFSource {
+    private let fd: Int32
+    private let elf: OpaquePointer
+    public private(set) var buildID: String?
+
+    init?(path: String) {
         guard elf_version(UInt32(EV_CURRENT)) != UInt32(EV_NONE) else { return nil }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else { return nil }
-        defer { elf_end(elf) }
-        guard elf_kind(elf) == ELF_K_ELF else { return nil }
-        var symtab: [ELFSymbol] = []
-        var dynsym: [ELFSymbol] = []
-        var buildID: String?
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else {
+            close(fd)
+            return nil
+        }
+        guard elf_kind(elf) == ELF_K_ELF else {
+            elf_end(elf)
+            close(fd)
+            return nil
+        }
+        self.fd = fd
+        self.elf = elf
+        buildID = sections(SHT_NOTE).lazy.compactMap(Self.gnuBuildID).first
+    }
+
+    deinit {
+        elf_end(elf)
+        close(fd)
+    }
+
+    public func image() -> ELFImage? {
+        let symtab = sections(SHT_SYMTAB).flatMap(symbols)
+        let dynsym = sections(SHT_DYNSYM).flatMap(symbols)
+        return ELFImage(buildID: buildID, segments: loadSegments(), symbols: SymbolTable(symtab + dynsym))
+    }
+
+    /// The sections of a type, with their headers.
+    private func sections(_ type: Int32) -> [(OpaquePointer, GElf_Shdr)] {
+        var found: [(OpaquePointer, GElf_Shdr)] = []
         var section = elf_nextscn(elf, nil)
         while let current = section {
             var header = GElf_Shdr()
-            if gelf_getshdr(current, &header) != nil {
-                switch Int32(bitPattern: header.sh_type) {
-                case SHT_SYMTAB: symtab = symbols(elf, current, header)
-                case SHT_DYNSYM: dynsym = symbols(elf, current, header)
-                case SHT_NOTE: if buildID == nil { buildID = gnuBuildID(current) }
-                default: break
-                }
-            }
+            if gelf_getshdr(current, &header) != nil, Int32(bitPattern: header.sh_type) == type { found.append((current, header)) }
             section = elf_nextscn(elf, current)
         }
-        return ELFImage(buildID: buildID, segments: loadSegments(elf), symbols: SymbolTable(symtab + dynsym))
+        return found
     }
 
-    private static func loadSegments(_ elf: OpaquePointer) -> [ELFLoadSegment] {
+    private func loadSegments() -> [ELFLoadSegment] {
         var count = 0
         guard elf_getphdrnum(elf, &count) == 0 else { return [] }
         var segments: [ELFLoadSegment] = []
@@ -59,7 +82,7 @@ public enum ELFReader {
     }
 
     /// The defined functions of a symbol table section.
-    private static func symbols(_ elf: OpaquePointer, _ section: OpaquePointer, _ header: GElf_Shdr) -> [ELFSymbol] {
+    private func symbols(_ section: OpaquePointer, _ header: GElf_Shdr) -> [ELFSymbol] {
         guard header.sh_entsize > 0, let data = elf_getdata(section, nil) else { return [] }
         let count = Int(header.sh_size / header.sh_entsize)
         var symbols: [ELFSymbol] = []
@@ -76,8 +99,8 @@ public enum ELFReader {
     }
 
     /// The GNU build id in a note section, in hex.
-    private static func gnuBuildID(_ section: OpaquePointer) -> String? {
-        guard let data = elf_getdata(section, nil), let base = data.pointee.d_buf else { return nil }
+    private static func gnuBuildID(_ section: (OpaquePointer, GElf_Shdr)) -> String? {
+        guard let data = elf_getdata(section.0, nil), let base = data.pointee.d_buf else { return nil }
         var offset = 0
         while true {
             var note = GElf_Nhdr()

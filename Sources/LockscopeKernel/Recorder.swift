@@ -67,12 +67,12 @@ public final class Recorder {
         self.program = program
         let userStacks = UserStackSymbolizer(
             readMaps: { pid in try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) },
-            loadImage: ELFReader.image(pid:mapping:), demangle: SymbolNames.demangle)
+            openFile: ELFReader.open(pid:mapping:), demangle: SymbolNames.demangle)
         self.userStacks = userStacks
         // The kernel's copy first: a short-lived shim can be gone before /proc is read.
         aggregator = Aggregator(topology: topology, issuerPod: { pid in
             (program.processArgs(pid: pid) ?? Recorder.commandLine(pid)).flatMap(MountPaths.shimPod(commandLine:))
-        }, sawUserStackProcess: userStacks.sawProcess)
+        }, sawUserStackProcess: options.bpf.userStacks == .none ? nil : userStacks.sawProcess)
         reader = try RingBufferReader(mapFD: program.eventsFD)
         sampler = options.spinHz > 0
             ? try SpinSampler(hz: options.spinHz, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
@@ -134,6 +134,9 @@ public final class Recorder {
         if !finished {
             finished = true
             stopNs = monotonicNs()
+            // What is already there first: detaching takes a while (a second or two), and processes whose
+            // mappings are still to be read may exit meanwhile.
+            reader.drain(into: &aggregator)
             program.detach()
             sampler?.detach()
             reader.drain(into: &aggregator)
@@ -159,6 +162,7 @@ public final class Recorder {
                 .apply(sampler.read(), to: &profile)
         }
         profile.drops.cgroupNamesLost = cgroupNamesLost
+        profile.drops.userMapsLost = userStacks.processesUnknown
         return profile
     }
 
@@ -167,6 +171,7 @@ public final class Recorder {
     public func snapshot() -> Profile {
         var profile = aggregator.profile(inputs(containers: containerResolver()))
         profile.drops.cgroupNamesLost = cgroupNamesLost
+        profile.drops.userMapsLost = userStacks.processesUnknown
         return profile
     }
 
@@ -193,7 +198,6 @@ public final class Recorder {
         drops.pathsTruncated = counter(LOCKSCOPE_CTR_PATH_TRUNCATED)
         drops.userStackFailed = counter(LOCKSCOPE_CTR_USER_STACK_FAILED)
         drops.userStackMapFull = counter(LOCKSCOPE_CTR_USER_STACK_MAP_FULL)
-        drops.userMapsLost = userStacks.processesGone
         drops.provisionalOverflow = aggregator.provisionalOverflow
         drops.recursionMisses = program.recursionMisses()
         drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
