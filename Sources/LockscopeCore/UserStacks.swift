@@ -272,3 +272,39 @@ public final class UserStackSymbolizer {
         return name
     }
 }
+
+/// Go's own function table (`.gopclntab`), which a stripped Go binary keeps: Go needs it at run time for
+/// its tracebacks, so `go build -ldflags=-s` and `strip` leave it. Read for Go 1.18 and later (the header
+/// magics 0xfffffff0 and 0xfffffff1): the header, then a table of (entry offset, function offset) pairs
+/// sorted by entry, each function's name in the name table. Nil for another version or a malformed table.
+public enum GoFunctionTable {
+    public static func symbols(_ table: UnsafeRawBufferPointer, textSectionAddress: UInt64) -> [ELFSymbol]? {
+        guard table.count >= 8 else { return nil }
+        let magic = table.loadUnaligned(as: UInt32.self)
+        guard magic == 0xffff_fff0 || magic == 0xffff_fff1, table[4] == 0, table[5] == 0, table[7] == 8 else { return nil }
+        func word(_ index: Int) -> UInt64? {
+            let offset = 8 + index * 8
+            return offset + 8 <= table.count ? table.loadUnaligned(fromByteOffset: offset, as: UInt64.self) : nil
+        }
+        guard let functionCount = word(0), let headerText = word(2), let namesOffset = word(3), let tableOffset = word(7),
+              functionCount < 1 << 24 else { return nil }
+        let textStart = headerText != 0 ? headerText : textSectionAddress
+        let count = Int(functionCount)
+        // count + 1 entries: the last one's entry offset is where the last function ends.
+        guard tableOffset <= UInt64(table.count), Int(tableOffset) + (count + 1) * 8 <= table.count else { return nil }
+        func u32(_ offset: Int) -> UInt32 { table.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+        var symbols: [ELFSymbol] = []
+        symbols.reserveCapacity(count)
+        for index in 0..<count {
+            let entry = Int(tableOffset) + index * 8
+            let start = u32(entry), end = u32(entry + 8), function = Int(tableOffset) + Int(u32(entry + 4))
+            guard function + 8 <= table.count, end >= start else { return nil }
+            let nameOffset = Int(namesOffset) + Int(Int32(bitPattern: u32(function + 4)))
+            guard nameOffset >= 0, nameOffset < table.count else { return nil }
+            let nameBytes = table[nameOffset...].prefix { $0 != 0 }
+            symbols.append(ELFSymbol(name: String(decoding: nameBytes, as: UTF8.self), address: textStart + UInt64(start),
+                                     size: UInt64(end - start)))
+        }
+        return symbols
+    }
+}

@@ -52,9 +52,34 @@ public final class ELFFile: ELFSource {
     }
 
     public func image() -> ELFImage? {
-        let symtab = sections(SHT_SYMTAB).flatMap(symbols)
+        var symtab = sections(SHT_SYMTAB).flatMap(symbols)
+        if symtab.isEmpty { symtab = goFunctions() ?? [] }  // a stripped Go binary still has its own table
         let dynsym = sections(SHT_DYNSYM).flatMap(symbols)
         return ELFImage(buildID: buildID, segments: loadSegments(), symbols: SymbolTable(symtab + dynsym))
+    }
+
+    /// The section with this name.
+    private func section(named name: String) -> (OpaquePointer, GElf_Shdr)? {
+        var names = 0
+        guard elf_getshdrstrndx(elf, &names) == 0 else { return nil }
+        var section = elf_nextscn(elf, nil)
+        while let current = section {
+            var header = GElf_Shdr()
+            if gelf_getshdr(current, &header) != nil, let found = elf_strptr(elf, names, Int(header.sh_name)),
+               String(cString: found) == name {
+                return (current, header)
+            }
+            section = elf_nextscn(elf, current)
+        }
+        return nil
+    }
+
+    /// The functions of Go's `.gopclntab`, for a Go binary without `.symtab`.
+    private func goFunctions() -> [ELFSymbol]? {
+        guard let (table, _) = section(named: ".gopclntab"), let data = elf_getdata(table, nil), let bytes = data.pointee.d_buf
+        else { return nil }
+        let text = section(named: ".text")?.1.sh_addr ?? 0
+        return GoFunctionTable.symbols(UnsafeRawBufferPointer(start: bytes, count: Int(data.pointee.d_size)), textSectionAddress: text)
     }
 
     /// The sections of a type, with their headers.

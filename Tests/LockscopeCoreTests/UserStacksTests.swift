@@ -166,4 +166,35 @@ final class UserStacksTests: XCTestCase {
         XCTAssertEqual(byUser, ["issue_syscall;prepare_idmapped_overlay;main": 1_100, "mount;other_caller;main": 400, "-": 1_600])
         XCTAssertTrue(stacks.allSatisfy { $0.frames == stacks[0].frames }, "one kernel stack under every user stack")
     }
+
+    /// A Go 1.20 `.gopclntab` laid out by hand: header, function table (entry offset, function offset) with
+    /// its end entry, two `_func` records and the name table.
+    func testGoFunctionTable() throws {
+        var bytes = [UInt8](repeating: 0, count: 0x100)
+        func put32(_ value: UInt32, at offset: Int) { withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(offset..<offset + 4, with: $0) } }
+        func put64(_ value: UInt64, at offset: Int) { withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(offset..<offset + 8, with: $0) } }
+        put32(0xffff_fff1, at: 0)
+        bytes[6] = 1  // minLC
+        bytes[7] = 8  // ptrSize
+        put64(2, at: 8)          // nfunc
+        put64(0x401000, at: 24)  // textStart
+        put64(0xc0, at: 32)      // funcnameOffset
+        put64(0x80, at: 64)      // pcOffset: the function table
+        // entries: (0x0, func at +0x20), (0x40, func at +0x28), end 0x70
+        put32(0x00, at: 0x80); put32(0x20, at: 0x84)
+        put32(0x40, at: 0x88); put32(0x28, at: 0x8c)
+        put32(0x70, at: 0x90)
+        put32(0x00, at: 0xa0); put32(0, at: 0xa4)   // _func: entryOff, nameOff
+        put32(0x40, at: 0xa8); put32(10, at: 0xac)
+        let names = Array("main.main\0main.prepareIDMappedOverlay\0".utf8)
+        bytes.replaceSubrange(0xc0..<0xc0 + names.count, with: names)
+        let symbols = try XCTUnwrap(bytes.withUnsafeBytes { GoFunctionTable.symbols($0, textSectionAddress: 0) })
+        XCTAssertEqual(symbols, [ELFSymbol(name: "main.main", address: 0x401000, size: 0x40),
+                                 ELFSymbol(name: "main.prepareIDMappedOverlay", address: 0x401040, size: 0x30)])
+        bytes[0] = 0xfa  // Go 1.16's magic: another layout
+        XCTAssertNil(bytes.withUnsafeBytes { GoFunctionTable.symbols($0, textSectionAddress: 0) })
+        bytes[0] = 0xf1
+        put64(0x1000, at: 64)  // a function table past the section's end
+        XCTAssertNil(bytes.withUnsafeBytes { GoFunctionTable.symbols($0, textSectionAddress: 0) })
+    }
 }
