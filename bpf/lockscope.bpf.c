@@ -36,7 +36,7 @@ struct open_wait {
 	__u32 owner_pid;
 	__u32 owner_tid;
 	__u32 begin_cpu;
-	__s32 user_stack_id;
+	__u32 pad;
 	char owner_comm[LOCKSCOPE_COMM_LEN];
 };
 
@@ -54,9 +54,10 @@ struct open_syscall {
 	__u32 syscall;
 	__s32 fd;
 	__u32 truncated;
-	__s32 user_stack_id; /* the issuer's user stack, walked at the syscall's first wait; USER_STACK_UNWALKED before */
+	__s32 user_frames; /* of the issuer's user stack, walked at the syscall's first wait; USER_STACK_UNWALKED before */
 	char path[LOCKSCOPE_PATH_LEN];
 	char data[LOCKSCOPE_DATA_LEN];
+	__u64 user_stack[LOCKSCOPE_MAX_USER_STACK_DEPTH];
 };
 
 struct {
@@ -70,15 +71,6 @@ struct {
 	__uint(value_size, LOCKSCOPE_MAX_STACK_DEPTH * sizeof(__u64));
 	__uint(max_entries, LOCKSCOPE_MAX_STACKS);
 } stacks SEC(".maps");
-
-/* User stacks (lockscope_config.user_stacks): the frame pointers the kernel walks from the task's user
- * registers, outermost call last. Ids, not copies, in the events: a storm repeats a few call paths. */
-struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, LOCKSCOPE_MAX_USER_STACK_DEPTH * sizeof(__u64));
-	__uint(max_entries, LOCKSCOPE_MAX_USER_STACKS);
-} user_stacks SEC(".maps");
 
 /* Processes whose first user stack was sent: that event wakes the reader at once, so that it reads the
  * process's mappings while the process still runs (least recently used make room). */
@@ -313,33 +305,55 @@ static __always_inline enum selection lock_selected(__u64 lock, __u32 tid, const
 
 /* An open syscall's user stack before its first wait walked it. */
 #define USER_STACK_UNWALKED -4
-#define EEXIST 17
-#define ENOMEM 12
 #define BPF_F_USER_STACK (1ULL << 8) /* include/uapi/linux/bpf.h */
 
-/* The waiter's user stack id as lockscope_config.user_stacks asks: inside a mount-family syscall
- * (`in_syscall`) the stack is the same for every wait of the syscall, so it is walked at the first
- * and kept with the syscall. Negative: lockscope_user_stack_missing. */
-static __always_inline __s32 user_stack(void *ctx, struct open_syscall *in_syscall)
+/* Whether a wait gets the waiter's user stack, as lockscope_config.user_stacks asks: inside a
+ * mount-family syscall (`in_syscall`) for `mount` and `all`, in any task with a user space for `all`. */
+static __always_inline bool wants_user_stack(struct open_syscall *in_syscall)
 {
 	struct task_struct *task;
-	long id;
 
 	if (config.user_stacks == LOCKSCOPE_USER_STACKS_NONE)
-		return LOCKSCOPE_USER_STACK_NOT_ASKED;
-	if (in_syscall && in_syscall->user_stack_id != USER_STACK_UNWALKED)
-		return in_syscall->user_stack_id;
-	if (!in_syscall && config.user_stacks != LOCKSCOPE_USER_STACKS_ALL)
-		return LOCKSCOPE_USER_STACK_NOT_ASKED;
-	task = (struct task_struct *)bpf_get_current_task();
-	if (!BPF_CORE_READ(task, mm))
-		return LOCKSCOPE_USER_STACK_NOT_ASKED; /* a kernel thread: no user space */
-	id = bpf_get_stackid(ctx, &user_stacks, BPF_F_USER_STACK);
-	if (id < 0)
-		id = (id == -EEXIST || id == -ENOMEM) ? LOCKSCOPE_USER_STACK_MAP_FULL : LOCKSCOPE_USER_STACK_FAILED;
+		return false;
 	if (in_syscall)
-		in_syscall->user_stack_id = id;
-	return id;
+		return true;
+	if (config.user_stacks != LOCKSCOPE_USER_STACKS_ALL)
+		return false;
+	task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, mm) != 0; /* a kernel thread has no user space */
+}
+
+/* Walks the waiter's user stack into the record (the task is still in the kernel entry the wait happened
+ * in, so its user stack is the one it waited with). Inside a mount syscall the stack is the same for
+ * every wait of the syscall: it is walked at the first and kept with the syscall. Sets the event's
+ * user_frames and user_stack_status; returns whether a stack was kept. */
+static __always_inline bool fill_user_stack(void *ctx, struct lockscope_wait_user_event *record,
+					    struct open_syscall *in_syscall)
+{
+	long bytes;
+	__s32 frames;
+
+	if (in_syscall) {
+		if (in_syscall->user_frames == USER_STACK_UNWALKED) {
+			bytes = bpf_get_stack(ctx, in_syscall->user_stack, sizeof(in_syscall->user_stack), BPF_F_USER_STACK);
+			in_syscall->user_frames = bytes > 0 ? bytes / sizeof(__u64) : LOCKSCOPE_USER_STACK_FAILED;
+		}
+		frames = in_syscall->user_frames;
+		if (frames > 0)
+			__builtin_memcpy(record->user_stack, in_syscall->user_stack, sizeof(record->user_stack));
+	} else {
+		bytes = bpf_get_stack(ctx, record->user_stack, sizeof(record->user_stack), BPF_F_USER_STACK);
+		frames = bytes > 0 ? bytes / sizeof(__u64) : LOCKSCOPE_USER_STACK_FAILED;
+	}
+	if (frames > 0) {
+		record->event.user_frames = frames;
+		record->event.user_stack_status = 0;
+		return true;
+	}
+	record->event.user_frames = 0;
+	record->event.user_stack_status = LOCKSCOPE_USER_STACK_FAILED;
+	count(LOCKSCOPE_CTR_USER_STACK_FAILED);
+	return false;
 }
 
 /* The ring buffer flags for an event of a process that may have user stacks: its first such event wakes
@@ -355,15 +369,6 @@ static __always_inline __u64 user_stack_submit_flags(bool wanted, __u32 pid)
 		return submit_flags();
 	bpf_map_update_elem(&user_stack_processes, &pid, &seen, BPF_ANY);
 	return BPF_RB_FORCE_WAKEUP;
-}
-
-/* Counts a wait sent without the user stack it was to have. */
-static __always_inline void count_user_stack_loss(__s32 user_stack_id)
-{
-	if (user_stack_id == LOCKSCOPE_USER_STACK_FAILED)
-		count(LOCKSCOPE_CTR_USER_STACK_FAILED);
-	else if (user_stack_id == LOCKSCOPE_USER_STACK_MAP_FULL)
-		count(LOCKSCOPE_CTR_USER_STACK_MAP_FULL);
 }
 
 /* Who holds a mutex, or an rwsem held for writing, when the wait begins (CO-RE reads). */
@@ -449,8 +454,6 @@ int contention_begin(__u64 *ctx)
 	wait->flags = flags;
 	wait->begin_cpu = bpf_get_smp_processor_id();
 	wait->stack_id = bpf_get_stackid(ctx, &stacks, 0);
-	wait->user_stack_id = user_stack(ctx, config.user_stacks == LOCKSCOPE_USER_STACKS_NONE
-						     ? NULL : bpf_map_lookup_elem(&open_syscalls, &tid));
 	wait->owner_pid = 0;
 	wait->owner_tid = 0;
 	wait->owner_cgroup_id = 0;
@@ -471,9 +474,12 @@ int contention_end(__u64 *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct lockscope_wait_event *event;
+	struct lockscope_wait_user_event *with_stack = NULL;
+	struct open_syscall *in_syscall;
 	struct task_waits *waits;
 	struct open_wait wait;
 	__u64 outer_lock = 0;
+	bool user_stack = false;
 	int found = -1;
 
 	waits = bpf_map_lookup_elem(&open_waits, &tid);
@@ -498,14 +504,24 @@ int contention_end(__u64 *ctx)
 	if (end_ns - wait.begin_ns < config.min_wait_ns)
 		return 0;
 	count(LOCKSCOPE_CTR_WAITS_COMPLETED);
-	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
-	if (!event) {
-		count(LOCKSCOPE_CTR_RINGBUF_FULL);
-		return 0;
+	/* Which mount syscall the wait was for: user space ties it to the syscall's paths. */
+	in_syscall = bpf_map_lookup_elem(&open_syscalls, &tid);
+	if (wants_user_stack(in_syscall)) {
+		with_stack = bpf_ringbuf_reserve(&events, sizeof(*with_stack), 0);
+		if (!with_stack) {
+			count(LOCKSCOPE_CTR_RINGBUF_FULL);
+			return 0;
+		}
+		event = &with_stack->event;
+	} else {
+		event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+		if (!event) {
+			count(LOCKSCOPE_CTR_RINGBUF_FULL);
+			return 0;
+		}
 	}
 	if (wait.stack_id < 0)
 		count(LOCKSCOPE_CTR_STACK_FAILED);
-	count_user_stack_loss(wait.user_stack_id);
 	event->type = LOCKSCOPE_EVENT_WAIT;
 	event->flags = wait.flags;
 	event->end_ns = end_ns;
@@ -515,8 +531,6 @@ int contention_end(__u64 *ctx)
 	event->cgroup_id = bpf_get_current_cgroup_id();
 	remember_cgroup(event->cgroup_id);
 	event->owner_cgroup_id = wait.owner_cgroup_id;
-	/* Which mount syscall the wait was for: user space ties it to the syscall's paths. */
-	struct open_syscall *in_syscall = bpf_map_lookup_elem(&open_syscalls, &tid);
 	event->syscall_begin_ns = in_syscall ? in_syscall->begin_ns : 0;
 	event->pid = pid_tgid >> 32;
 	event->tid = tid;
@@ -526,11 +540,15 @@ int contention_end(__u64 *ctx)
 	event->cpu = bpf_get_smp_processor_id();
 	event->ret = (__s32)ctx[1];
 	event->begin_cpu = wait.begin_cpu;
-	event->user_stack_id = wait.user_stack_id;
-	event->reserved = 0;
+	if (with_stack) {
+		user_stack = fill_user_stack(ctx, with_stack, in_syscall);
+	} else {
+		event->user_frames = 0;
+		event->user_stack_status = LOCKSCOPE_USER_STACK_NOT_ASKED;
+	}
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	__builtin_memcpy(event->owner_comm, wait.owner_comm, sizeof(event->owner_comm));
-	bpf_ringbuf_submit(event, user_stack_submit_flags(wait.user_stack_id >= 0, event->pid));
+	bpf_ringbuf_submit(event, user_stack_submit_flags(user_stack, event->pid));
 	return 0;
 }
 
@@ -601,7 +619,7 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, co
 	if (!open)
 		return 0;
 	open->syscall = syscall;
-	open->user_stack_id = USER_STACK_UNWALKED;
+	open->user_frames = USER_STACK_UNWALKED;
 	open->fd = (__s32)fd;
 	open->truncated = 0;
 	if (read_user_string(open->path, sizeof(open->path), path))

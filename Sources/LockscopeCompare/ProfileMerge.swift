@@ -299,7 +299,6 @@ extension Drops.CodingKeys {
         case .pathsTruncated: \.pathsTruncated
         case .provisionalOverflow: \.provisionalOverflow
         case .userStackFailed: \.userStackFailed
-        case .userStackMapFull: \.userStackMapFull
         case .userMapsLost: \.userMapsLost
         }
     }

@@ -25,8 +25,8 @@ public struct WaitEvent: Sendable, Equatable {
     public var beginCPU: UInt32
     public var comm: Comm
     public var ownerComm: Comm
-    /// Id in the kernel's user stack map (the waiter's user stack, `record --user-stacks`); negative
-    /// when there is none (`lockscope_user_stack_missing` says why).
+    /// The waiter's user stack (`record --user-stacks`), as its id in the reader's `UserStackTable`; -1
+    /// when there is none.
     public var userStackID: Int32
 
     public init(flags: UInt32, endNs: UInt64 = 0, waitNs: UInt64, lockAddress: UInt64, outerLockAddress: UInt64 = 0,
@@ -108,13 +108,24 @@ public enum KernelEvent: Sendable, Equatable {
     case wait(WaitEvent)
     case syscall(SyscallEvent)
 
-    /// Decodes one ring-buffer record; nil for a record too short or of an unknown type.
-    public static func decode(_ bytes: UnsafeRawBufferPointer) -> KernelEvent? {
+    /// Decodes one ring-buffer record; nil for a record too short or of an unknown type. A wait's user
+    /// stack (the addresses after the event) is kept in `userStacks`, whose id the event then carries;
+    /// without a table it is left out.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, userStacks: UserStackTable? = nil) -> KernelEvent? {
         guard bytes.count >= MemoryLayout<UInt32>.size else { return nil }
         switch bytes.loadUnaligned(as: UInt32.self) {
         case UInt32(LOCKSCOPE_EVENT_WAIT.rawValue):
             guard bytes.count >= MemoryLayout<lockscope_wait_event>.size else { return nil }
-            return .wait(WaitEvent(bytes.loadUnaligned(as: lockscope_wait_event.self)))
+            let raw = bytes.loadUnaligned(as: lockscope_wait_event.self)
+            var event = WaitEvent(raw)
+            if _slowPath(raw.user_frames > 0), let userStacks,
+               bytes.count >= MemoryLayout<lockscope_wait_user_event>.size {
+                let start = MemoryLayout<lockscope_wait_user_event>.offset(of: \lockscope_wait_user_event.user_stack)!
+                let frames = min(Int(raw.user_frames), Int(LOCKSCOPE_MAX_USER_STACK_DEPTH))
+                event.userStackID = userStacks.id(pid: raw.pid, addresses: UnsafeRawBufferPointer(
+                    rebasing: bytes[start..<start + frames * MemoryLayout<UInt64>.size]))
+            }
+            return .wait(event)
         case UInt32(LOCKSCOPE_EVENT_SYSCALL.rawValue):
             // The record stops where its strings do (bpf/lockscope.h): what is missing reads as empty.
             guard bytes.count >= MemoryLayout<lockscope_syscall_event>.offset(of: \lockscope_syscall_event.path)! else { return nil }
@@ -135,7 +146,7 @@ extension WaitEvent {
                   outerLockAddress: raw.outer_lock_addr, cgroupID: raw.cgroup_id, ownerCgroupID: raw.owner_cgroup_id,
                   syscallBeginNs: raw.syscall_begin_ns, pid: raw.pid, tid: raw.tid, ownerPid: raw.owner_pid, ownerTid: raw.owner_tid,
                   stackID: raw.stack_id, cpu: raw.cpu, ret: raw.ret, beginCPU: raw.begin_cpu,
-                  comm: Comm(raw.comm), ownerComm: Comm(raw.owner_comm), userStackID: raw.user_stack_id)
+                  comm: Comm(raw.comm), ownerComm: Comm(raw.owner_comm))
     }
 }
 

@@ -89,8 +89,6 @@ public struct Drops: Codable, Sendable, Equatable {
     public var provisionalOverflow: UInt64 = 0
     /// Waits recorded without the user stack `--user-stacks` asked for: the walk gave no frame.
     public var userStackFailed: UInt64 = 0
-    /// Waits recorded without the user stack asked for: the kernel's user stack map was full.
-    public var userStackMapFull: UInt64 = 0
     /// Processes with user stacks that exited before their mappings were read: their frames show as `[unknown]`.
     public var userMapsLost: UInt64 = 0
 
@@ -101,7 +99,7 @@ public struct Drops: Codable, Sendable, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses, cgroupNamesFull
         case cgroupNamesEvicted, cgroupNamesLost, pathsTruncated, provisionalOverflow
-        case userStackFailed, userStackMapFull, userMapsLost
+        case userStackFailed, userMapsLost
 
         /// The key as written in profiles.
         public var profileKey: String {
@@ -124,7 +122,6 @@ public struct Drops: Codable, Sendable, Equatable {
             case .pathsTruncated: "their paths were cut; attribution used what was kept"
             case .provisionalOverflow: "waits before the mount locks were recognised; --locks all keeps every wait"
             case .userStackFailed: "those waits have no user stack"
-            case .userStackMapFull: "those waits have no user stack; fewer distinct call paths, or --user-stacks mount"
             case .userMapsLost: "their user frames show as [unknown]"
             }
         }
@@ -144,7 +141,6 @@ public struct Drops: Codable, Sendable, Equatable {
         case .pathsTruncated: pathsTruncated
         case .provisionalOverflow: provisionalOverflow
         case .userStackFailed: userStackFailed
-        case .userStackMapFull: userStackMapFull
         case .userMapsLost: userMapsLost
         }
     }
@@ -165,7 +161,6 @@ public struct Drops: Codable, Sendable, Equatable {
         pathsTruncated = try count(.pathsTruncated)
         provisionalOverflow = try count(.provisionalOverflow)
         userStackFailed = try count(.userStackFailed)
-        userStackMapFull = try count(.userStackMapFull)
         userMapsLost = try count(.userMapsLost)
     }
 

@@ -5,8 +5,40 @@
 /// (which handles PIE and shared libraries alike), and looking that up in a sorted symbol table. The ELF
 /// files themselves are read by LockscopeKernel's `ELFReader`.
 
-/// A user stack as the kernel recorded it: its id in the `user_stacks` map, and the process whose
-/// addresses those are.
+/// The user stacks the kernel sent with waits, each distinct (process, addresses) kept once under an
+/// id: the ring buffer reader fills it, the profile builder reads it.
+public final class UserStackTable {
+    private struct Key: Hashable {
+        var pid: UInt32
+        var addresses: [UInt64]
+    }
+    private var ids: [Key: Int32] = [:]
+    private var stacks: [[UInt64]] = []
+
+    public init() {}
+
+    /// How many distinct stacks are kept.
+    public var count: Int { stacks.count }
+
+    /// The id of the stack `addresses` (little-endian u64s, innermost first) of process `pid`, added when new.
+    public func id(pid: UInt32, addresses bytes: UnsafeRawBufferPointer) -> Int32 {
+        var addresses = [UInt64](repeating: 0, count: bytes.count / MemoryLayout<UInt64>.size)
+        addresses.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix($0.count))) }
+        let key = Key(pid: pid, addresses: addresses)
+        if let id = ids[key] { return id }
+        let id = Int32(truncatingIfNeeded: stacks.count)
+        stacks.append(addresses)
+        ids[key] = id
+        return id
+    }
+
+    /// The addresses of stack `id`, innermost first; nil for an id never given.
+    public func addresses(_ id: Int32) -> [UInt64]? {
+        id >= 0 && Int(id) < stacks.count ? stacks[Int(id)] : nil
+    }
+}
+
+/// A user stack as recorded: its id in the `UserStackTable`, and the process whose addresses those are.
 public struct UserStackRef: Hashable, Sendable {
     public var pid: UInt32
     public var stackID: Int32

@@ -266,15 +266,6 @@ public final class BPFProgram {
         return Array(frames.prefix { $0 != 0 })
     }
 
-    /// A captured user stack (innermost first: where the task entered the kernel), nil when the id is unknown.
-    public func userStack(id: Int32) -> [UInt64]? {
-        guard id >= 0 else { return nil }
-        var key = UInt32(id)
-        var frames = [UInt64](repeating: 0, count: Int(LOCKSCOPE_MAX_USER_STACK_DEPTH))
-        guard bpf_map_lookup_elem(bpf_map__fd(skeleton.pointee.maps.user_stacks), &key, &frames) == 0 else { return nil }
-        return Array(frames.prefix { $0 != 0 })
-    }
-
     /// Cgroup paths the kernel recorded when it first saw each cgroup id: `/system.slice/docker-<id>.scope`,
     /// or `/.../a/b/c/d/e` when the path was deeper than the levels kept. The recorder reads them every
     /// second, so that names the kernel evicts later are kept.

@@ -4,8 +4,8 @@ import LockscopeCore
 
 /// Reads what `UserStackSymbolizer` keeps of an ELF file, with libelf: the PT_LOAD segments, the GNU
 /// build id, and the function symbols of `.symtab` and then `.dynsym` (a stripped file still has its
-/// exported functions in `.dynsym`). Go's `.gopclntab` is not read: a stripped Go binary's frames show
-/// as `binary+0xoffset`. Files are opened when their process is first seen and read at the end.
+/// exported functions in `.dynsym`), or, for a Go binary without `.symtab`, Go's `.gopclntab`. Files are
+/// opened when their process is first seen and read at the end.
 public enum ELFReader {
     /// The ELF file mapped at `mapping` in process `pid`, opened now: through /proc/PID/map_files (the very
     /// file mapped, even when deleted or in another mount namespace), else through the process's root, else

@@ -41,6 +41,8 @@ public final class Recorder {
     private var stackCache: [Int32: [UInt64]] = [:]
     /// Names user stacks from the mappings of their processes, read when each first shows up.
     private let userStacks: UserStackSymbolizer
+    /// The user stacks the waits came with.
+    private let userStackTable = UserStackTable()
     private var filteredLockAddresses = Set<UInt64>()
     /// Cgroup paths read from the kernel's table of names, kept here once read: the table evicts.
     private var cgroupPaths: [UInt64: String] = [:]
@@ -73,7 +75,7 @@ public final class Recorder {
         aggregator = Aggregator(topology: topology, issuerPod: { pid in
             (program.processArgs(pid: pid) ?? Recorder.commandLine(pid)).flatMap(MountPaths.shimPod(commandLine:))
         }, sawUserStackProcess: options.bpf.userStacks == .none ? nil : userStacks.sawProcess)
-        reader = try RingBufferReader(mapFD: program.eventsFD)
+        reader = try RingBufferReader(mapFD: program.eventsFD, userStacks: userStackTable)
         sampler = options.spinHz > 0
             ? try SpinSampler(hz: options.spinHz, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
     }
@@ -197,7 +199,6 @@ public final class Recorder {
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
         drops.pathsTruncated = counter(LOCKSCOPE_CTR_PATH_TRUNCATED)
         drops.userStackFailed = counter(LOCKSCOPE_CTR_USER_STACK_FAILED)
-        drops.userStackMapFull = counter(LOCKSCOPE_CTR_USER_STACK_MAP_FULL)
         drops.provisionalOverflow = aggregator.provisionalOverflow
         drops.recursionMisses = program.recursionMisses()
         drops.cgroupNamesFull = counter(LOCKSCOPE_CTR_CGROUP_MAP_FULL)
@@ -232,7 +233,7 @@ public final class Recorder {
             hostname: kernel.hostname, kernel: kernel.release, startedAt: rfc3339(startedAt),
             durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection,
             userFrames: { [unowned self] ref in
-                program.userStack(id: ref.stackID).map { userStacks.frames(pid: ref.pid, addresses: $0) }
+                userStackTable.addresses(ref.stackID).map { userStacks.frames(pid: ref.pid, addresses: $0) }
             })
     }
 

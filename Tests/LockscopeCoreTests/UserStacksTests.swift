@@ -1,3 +1,4 @@
+import CLockscopeBPF
 import XCTest
 
 @testable import LockscopeCore
@@ -196,5 +197,40 @@ final class UserStacksTests: XCTestCase {
         bytes[0] = 0xf1
         put64(0x1000, at: 64)  // a function table past the section's end
         XCTAssertNil(bytes.withUnsafeBytes { GoFunctionTable.symbols($0, textSectionAddress: 0) })
+    }
+
+    /// A wait record with the user stack after it: the reader keeps each distinct (process, addresses)
+    /// once; a plain wait record, or one decoded without a table, has none.
+    func testWaitRecordsWithUserStacksDecodeIntoTheTable() throws {
+        func record(pid: UInt32, frames: [UInt64]) -> [UInt8] {
+            var raw = lockscope_wait_user_event()
+            raw.event.type = UInt32(LOCKSCOPE_EVENT_WAIT.rawValue)
+            raw.event.pid = pid
+            raw.event.wait_ns = 100
+            raw.event.user_frames = UInt32(frames.count)
+            withUnsafeMutableBytes(of: &raw.user_stack) { stack in
+                frames.withUnsafeBytes { stack.copyMemory(from: $0) }
+            }
+            return withUnsafeBytes(of: raw) { Array($0) }
+        }
+        let table = UserStackTable()
+        func decode(_ bytes: [UInt8], table: UserStackTable? = table) -> WaitEvent? {
+            guard case .wait(let event) = bytes.withUnsafeBytes({ KernelEvent.decode($0, userStacks: table) }) else { return nil }
+            return event
+        }
+        let a = try XCTUnwrap(decode(record(pid: 7, frames: [0x1234, 0x5678, 0x9abc])))
+        let again = try XCTUnwrap(decode(record(pid: 7, frames: [0x1234, 0x5678, 0x9abc])))
+        let otherProcess = try XCTUnwrap(decode(record(pid: 8, frames: [0x1234, 0x5678, 0x9abc])))
+        let shorter = try XCTUnwrap(decode(record(pid: 7, frames: [0x1234, 0x5678])))
+        XCTAssertEqual([a.userStackID, again.userStackID, otherProcess.userStackID, shorter.userStackID], [0, 0, 1, 2])
+        XCTAssertEqual(table.addresses(0), [0x1234, 0x5678, 0x9abc])
+        XCTAssertEqual(table.addresses(2), [0x1234, 0x5678])
+        XCTAssertNil(table.addresses(3))
+        XCTAssertEqual(decode(record(pid: 7, frames: []))?.userStackID, -1)
+        XCTAssertEqual(decode(record(pid: 7, frames: [0x1]), table: nil)?.userStackID, -1)
+        // A record cut before its stack keeps the event, without the stack.
+        let cut = Array(record(pid: 9, frames: [0x1]).prefix(MemoryLayout<lockscope_wait_event>.size))
+        XCTAssertEqual(decode(cut)?.userStackID, -1)
+        XCTAssertEqual(table.count, 3)
     }
 }
