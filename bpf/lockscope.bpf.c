@@ -72,8 +72,9 @@ struct {
 	__uint(max_entries, LOCKSCOPE_MAX_STACKS);
 } stacks SEC(".maps");
 
-/* Processes whose first user stack was sent: that event wakes the reader at once, so that it reads the
- * process's mappings while the process still runs (least recently used make room). */
+/* Processes that may have user stacks and have already woken the reader once: their first such event
+ * (a mount syscall, or a wait with a user stack) wakes it at once, so that it reads the process's
+ * mappings while the process still runs (least recently used make room; see user_stack_submit_flags). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, __u32); /* tgid */

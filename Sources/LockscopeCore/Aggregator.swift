@@ -93,7 +93,7 @@ public struct Aggregator: ~Copyable {
         var pid: UInt32
         var ownerPid: UInt32
         var stackID: Int32
-        /// The position of (pid, user stack id) in `userStackRefs`, -1 without a user stack.
+        /// The wait's user stack, its id in the reader's `UserStackTable`; -1 without one.
         var userStack: Int32
         var cpu: UInt32
         /// The CPU that took the lock before this wait did (`LockActivity.noCPU` for its first wait),
@@ -104,7 +104,7 @@ public struct Aggregator: ~Copyable {
         var isRead: Bool
 
         @inline(__always)
-        init(_ event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32, userStack: Int32 = -1) {
+        init(_ event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32) {
             waitNs = event.waitNs
             cgroupID = event.cgroupID
             ownerCgroupID = event.ownerCgroupID
@@ -114,7 +114,7 @@ public struct Aggregator: ~Copyable {
             pid = event.pid
             ownerPid = event.ownerPid
             stackID = event.stackID
-            self.userStack = userStack
+            userStack = event.userStackID
             cpu = event.cpu
             self.previousCPU = previousCPU
             self.lock = Int32(truncatingIfNeeded: lock)
@@ -123,10 +123,6 @@ public struct Aggregator: ~Copyable {
         }
     }
 
-    /// The user stacks seen, (pid, id in the kernel's map), in the order first seen; waits refer to them
-    /// by position. A user stack's addresses mean something only with its process's mappings.
-    private(set) var userStackRefs: [UserStackRef] = []
-    private var userStackPositions: [UserStackRef: Int32] = [:]
     /// Called the first time a process shows up with a user stack or a mount-family syscall (whose waits
     /// have user stacks): its mappings must be read while it still runs (short-lived shims and their
     /// children exit before the recording ends). Nil when no user stacks are recorded.
@@ -229,7 +225,7 @@ public struct Aggregator: ~Copyable {
     /// Where one wait happened: the stack, the CPU that took the lock, and the waiter's cgroup.
     struct ContextKey: Hashable {
         var stackID: Int32
-        /// Position in `userStackRefs`, -1 without a user stack.
+        /// The user stack's id in the reader's `UserStackTable`, -1 without one.
         var userStack: Int32 = -1
         var cpu: UInt32
         var cgroupID: UInt64
@@ -315,15 +311,14 @@ public struct Aggregator: ~Copyable {
             }
             if processNames[event.ownerPid] == nil { processNames[event.ownerPid] = event.ownerComm }
         }
-        let queued = QueuedWait(event, lock: lock, kind: kind, previousCPU: previousCPU,
-                                userStack: event.userStackID < 0 ? -1 : userStackPosition(event))
+        let queued = QueuedWait(event, lock: lock, kind: kind, previousCPU: previousCPU)
         if _slowPath(event.syscallBeginNs != 0) {
             attribution.hold(.init(queued: queued, lockAddress: event.lockAddress, tid: event.tid, endNs: event.endNs),
                              syscallBeginNs: event.syscallBeginNs)
             applyReleased()
             return
         }
-        prefetchSlots(of: event, lock: lock, kind: kind, previousCPU: previousCPU, userStack: queued.userStack)
+        prefetchSlots(of: event, lock: lock, kind: kind, previousCPU: previousCPU)
         if _slowPath(inFlightCount < Self.eventsInFlight) {
             inFlight[inFlightCount] = queued
             inFlightCount &+= 1
@@ -333,16 +328,6 @@ public struct Aggregator: ~Copyable {
         inFlight[oldestInFlight] = queued
         oldestInFlight = (oldestInFlight &+ 1) & (Self.eventsInFlight - 1)
         apply(oldest)
-    }
-
-    /// The position of the wait's (pid, user stack id) in `userStackRefs`, added when new.
-    private mutating func userStackPosition(_ event: WaitEvent) -> Int32 {
-        let ref = UserStackRef(pid: event.pid, stackID: event.userStackID)
-        if let position = userStackPositions[ref] { return position }
-        let position = Int32(truncatingIfNeeded: userStackRefs.count)
-        userStackRefs.append(ref)
-        userStackPositions[ref] = position
-        return position
     }
 
     /// Applies the waits still in flight and the histograms' pending bucket increments: everything
@@ -360,7 +345,7 @@ public struct Aggregator: ~Copyable {
     /// (total, read or write, hand-off), its table slots, and, for a lock past a cap, the slots its
     /// overflow goes to.
     @inline(__always)
-    private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32, userStack: Int32) {
+    private func prefetchSlots(of event: WaitEvent, lock: Int, kind: LockKind, previousCPU: UInt32) {
         let histograms = lock &* Self.histogramsPerLock
         lockHistograms.prefetch(histograms &+ LockHistogram.total.rawValue)
         if kind.hasSharedMode {
@@ -373,7 +358,7 @@ public struct Aggregator: ~Copyable {
         }
         byCPU.prefetch(LockCPUKey(lock: lock, cpu: event.cpu))
         byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: event.pid))
-        contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, userStack: userStack, cpu: event.cpu,
+        contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, userStack: event.userStackID, cpu: event.cpu,
                                          cgroupID: event.cgroupID))
         let caps = activity.capsReached
         if caps.contains(.processes) {
@@ -488,14 +473,14 @@ public struct Aggregator: ~Copyable {
         return lockEntries.count - 1
     }
 
-    /// Records one mount syscall: its totals now; its container's share once `MountAttribution` knows
-    /// the container (it may release held waits and syscalls with it).
     /// Tells `sawUserStackProcess` about a process the first time it shows up.
     private mutating func sawProcess(_ pid: UInt32) {
         guard let sawUserStackProcess, userStackProcesses.insert(pid).inserted else { return }
         sawUserStackProcess(pid)
     }
 
+    /// Records one mount syscall: its totals now; its container's share once `MountAttribution` knows
+    /// the container (it may release held waits and syscalls with it).
     public mutating func record(_ event: SyscallEvent) {
         sawProcess(event.pid)
         syscallEvents += 1
@@ -654,8 +639,6 @@ extension Aggregator {
         let issuerPods: [UInt32: String]
         /// Waits and syscalls released without a link to a container (`MountAttribution.releasedUnlinked`).
         let unlinked: UInt64
-        /// The user stacks waits refer to by position (`ContextKey.userStack`).
-        let userStackRefs: [UserStackRef]
         let victimHolders: [VictimHolderKey: (ownerCgroupID: UInt64, tally: Tally)]
         let timeline: Timeline?
         /// The recording's start on the events' clock.
@@ -717,7 +700,7 @@ extension Aggregator {
         return Drained(topology: topology, locks: lockEntries, events: waitEvents + syscallEvents,
                 processNames: processNames, syscalls: syscalls, syscallsByCgroup: syscallsByCgroup,
                 attributed: attribution.containers, issuers: attribution.issuers, issuerPods: attribution.issuerPods,
-                unlinked: attribution.releasedUnlinked, userStackRefs: userStackRefs,
+                unlinked: attribution.releasedUnlinked,
                 victimHolders: victimHolders,
                 timeline: timeline, originNs: self.timeline.originNs,
                 lockHistograms: lockHistograms, counts: counts, cpus: cpus, tasks: tasks, contexts: contexts,
@@ -783,7 +766,7 @@ struct LockContextKey: LockIndexedKey {
     /// (lock + 1) << 32 | cpu.
     var lockAndCPU: UInt64
     var stackID: Int32
-    /// Position in `Aggregator.userStackRefs`, -1 without a user stack.
+    /// The user stack's id in the reader's `UserStackTable`, -1 without one.
     var userStack: Int32
     init(lock: Int, stackID: Int32, userStack: Int32, cpu: UInt32, cgroupID: UInt64) {
         self.cgroupID = cgroupID

@@ -16,13 +16,14 @@ public struct ProfileInputs {
     public var recording: Recording
     /// Which locks to keep in the profile.
     public var selection: LockSelection
-    /// The frames of a user stack, innermost first (`UserStackSymbolizer`); nil when its id is unknown.
-    public var userFrames: (UserStackRef) -> [String]?
+    /// The frames of a user stack, by its id in the reader's `UserStackTable`, innermost first
+    /// (`UserStackSymbolizer`); nil when the id is unknown.
+    public var userFrames: (Int32) -> [String]?
 
     public init(stackAddresses: @escaping (Int32) -> [UInt64]?, symbols: Kallsyms?, layout: KernelLockLayout = .init(),
                 container: @escaping (UInt64) -> Container, hostname: String, kernel: String, startedAt: String,
                 durationNs: UInt64, drops: Drops, recording: Recording, selection: LockSelection = .all,
-                userFrames: @escaping (UserStackRef) -> [String]? = { _ in nil }) {
+                userFrames: @escaping (Int32) -> [String]? = { _ in nil }) {
         self.stackAddresses = stackAddresses
         self.userFrames = userFrames
         self.symbols = symbols
@@ -78,9 +79,8 @@ struct ProfileBuilder {
     /// Set by `build`: the recording's topology and process names.
     private var topology: Topology?
     private var processNames: [UInt32: Comm] = [:]
-    /// Set by `build`: the user stacks waits refer to by position, and their frames once named.
-    private var userStackRefs: [UserStackRef] = []
-    private var userFramesByPosition: [Int32: [String]] = [:]
+    /// User stacks' frames once named, by id.
+    private var userFramesByID: [Int32: [String]] = [:]
 
     init(inputs: ProfileInputs) {
         self.inputs = inputs
@@ -116,7 +116,6 @@ struct ProfileBuilder {
     mutating func build(_ recorded: consuming Aggregator.Drained, names: [UInt64: LockName]) -> Profile {
         topology = recorded.topology
         processNames = recorded.processNames
-        userStackRefs = recorded.userStackRefs
         containers.attributed = recorded.attributed.map(\.container)
         var victims = VictimTally(issuers: recorded.issuers)
         // Locks of one kind that share a name (per-object locks named after one caller) are one entry;
@@ -217,15 +216,15 @@ struct ProfileBuilder {
     }
 
     /// A user stack's frames, innermost first; nil without one.
-    private mutating func userFrames(_ position: Int32) -> [String]? {
-        guard position >= 0, Int(position) < userStackRefs.count else { return nil }
-        if let known = userFramesByPosition[position] { return known }
-        let frames = inputs.userFrames(userStackRefs[Int(position)]) ?? [ProfileBuilder.unknownUserStackFrame]
-        userFramesByPosition[position] = frames
+    private mutating func userFrames(_ id: Int32) -> [String]? {
+        guard id >= 0 else { return nil }
+        if let known = userFramesByID[id] { return known }
+        let frames = inputs.userFrames(id) ?? [ProfileBuilder.unknownUserStackFrame]
+        userFramesByID[id] = frames
         return frames
     }
 
-    /// A user stack the kernel map no longer had (it never forgets one in a recording: not expected).
+    /// A user stack id the reader's table does not have (it keeps every one: not expected).
     static let unknownUserStackFrame = "[unknown user stack]"
 
     private mutating func stacks(of state: Aggregator.LockState) -> [StackProfile] {

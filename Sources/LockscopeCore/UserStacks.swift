@@ -6,14 +6,16 @@
 /// files themselves are read by LockscopeKernel's `ELFReader`.
 
 /// The user stacks the kernel sent with waits, each distinct (process, addresses) kept once under an
-/// id: the ring buffer reader fills it, the profile builder reads it.
+/// id: the ring buffer reader fills it, the profile builder reads it. The process is part of a stack:
+/// its addresses mean something only with that process's mappings.
 public final class UserStackTable {
-    private struct Key: Hashable {
-        var pid: UInt32
-        var addresses: [UInt64]
+    public struct Stack: Hashable, Sendable {
+        public var pid: UInt32
+        /// Return addresses, innermost first.
+        public var addresses: [UInt64]
     }
-    private var ids: [Key: Int32] = [:]
-    private var stacks: [[UInt64]] = []
+    private var ids: [Stack: Int32] = [:]
+    private var stacks: [Stack] = []
 
     public init() {}
 
@@ -24,28 +26,17 @@ public final class UserStackTable {
     public func id(pid: UInt32, addresses bytes: UnsafeRawBufferPointer) -> Int32 {
         var addresses = [UInt64](repeating: 0, count: bytes.count / MemoryLayout<UInt64>.size)
         addresses.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes.prefix($0.count))) }
-        let key = Key(pid: pid, addresses: addresses)
+        let key = Stack(pid: pid, addresses: addresses)
         if let id = ids[key] { return id }
         let id = Int32(truncatingIfNeeded: stacks.count)
-        stacks.append(addresses)
+        stacks.append(key)
         ids[key] = id
         return id
     }
 
-    /// The addresses of stack `id`, innermost first; nil for an id never given.
-    public func addresses(_ id: Int32) -> [UInt64]? {
+    /// Stack `id`; nil for an id never given.
+    public func stack(_ id: Int32) -> Stack? {
         id >= 0 && Int(id) < stacks.count ? stacks[Int(id)] : nil
-    }
-}
-
-/// A user stack as recorded: its id in the `UserStackTable`, and the process whose addresses those are.
-public struct UserStackRef: Hashable, Sendable {
-    public var pid: UInt32
-    public var stackID: Int32
-
-    public init(pid: UInt32, stackID: Int32) {
-        self.pid = pid
-        self.stackID = stackID
     }
 }
 

@@ -232,8 +232,8 @@ public final class Recorder {
             container: containers,
             hostname: kernel.hostname, kernel: kernel.release, startedAt: rfc3339(startedAt),
             durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection,
-            userFrames: { [unowned self] ref in
-                userStackTable.addresses(ref.stackID).map { userStacks.frames(pid: ref.pid, addresses: $0) }
+            userFrames: { [unowned self] id in
+                userStackTable.stack(id).map { userStacks.frames(pid: $0.pid, addresses: $0.addresses) }
             })
     }
 

@@ -144,21 +144,21 @@ final class UserStacksTests: XCTestCase {
         XCTAssertEqual(symbolizer.processesUnknown, 2)
     }
 
-    /// A user stack id is meaningful with its process: one id in two processes is two stacks until named,
-    /// and two ids that name the same frames are one stack. Each process's maps are asked for once.
-    func testAggregatorKeysUserStacksByProcessAndJoinsThemByFrames() {
+    /// Waits are kept apart by their user stack as well as their kernel stack, and user stacks (of different
+    /// processes: different ids) that name the same frames are one stack. Each process is announced once.
+    func testAggregatorKeysWaitsByUserStackAndJoinsThemByFrames() {
         var seen: [UInt32] = []
         var aggregator = Aggregator(topology: nil, sawUserStackProcess: { seen.append($0) })
         let sem: UInt64 = 0xffff_ffff_8300_1000
-        for (pid, userStack, ns) in [(10, 5, 100), (10, 5, 200), (11, 5, 400), (12, 6, 800), (12, -1, 1_600)] as [(UInt32, Int32, UInt64)] {
+        for (pid, userStack, ns) in [(10, 0, 100), (10, 0, 200), (11, 1, 400), (12, 2, 800), (12, -1, 1_600)] as [(UInt32, Int32, UInt64)] {
             aggregator.record(WaitEvent(flags: 4, waitNs: ns, lockAddress: sem, pid: pid, stackID: 2, userStackID: userStack))
         }
         XCTAssertEqual(seen, [10, 11, 12])
         var inputs = AggregatorTests.inputs()
-        inputs.userFrames = { ref in
-            switch (ref.pid, ref.stackID) {
-            case (10, 5), (12, 6): return ["issue_syscall", "prepare_idmapped_overlay", "main"]
-            case (11, 5): return ["mount", "other_caller", "main"]
+        inputs.userFrames = { id in
+            switch id {
+            case 0, 2: return ["issue_syscall", "prepare_idmapped_overlay", "main"]
+            case 1: return ["mount", "other_caller", "main"]
             default: return nil
             }
         }
@@ -223,9 +223,10 @@ final class UserStacksTests: XCTestCase {
         let otherProcess = try XCTUnwrap(decode(record(pid: 8, frames: [0x1234, 0x5678, 0x9abc])))
         let shorter = try XCTUnwrap(decode(record(pid: 7, frames: [0x1234, 0x5678])))
         XCTAssertEqual([a.userStackID, again.userStackID, otherProcess.userStackID, shorter.userStackID], [0, 0, 1, 2])
-        XCTAssertEqual(table.addresses(0), [0x1234, 0x5678, 0x9abc])
-        XCTAssertEqual(table.addresses(2), [0x1234, 0x5678])
-        XCTAssertNil(table.addresses(3))
+        XCTAssertEqual(table.stack(0), UserStackTable.Stack(pid: 7, addresses: [0x1234, 0x5678, 0x9abc]))
+        XCTAssertEqual(table.stack(1)?.pid, 8)
+        XCTAssertEqual(table.stack(2)?.addresses, [0x1234, 0x5678])
+        XCTAssertNil(table.stack(3))
         XCTAssertEqual(decode(record(pid: 7, frames: []))?.userStackID, -1)
         XCTAssertEqual(decode(record(pid: 7, frames: [0x1]), table: nil)?.userStackID, -1)
         // A record cut before its stack keeps the event, without the stack.
