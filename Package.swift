@@ -23,6 +23,8 @@ let package = Package(
         // libbpf from the system (libbpf-dev), found through pkg-config.
         .systemLibrary(name: "CLibbpf", path: "Sources/CLibbpf", pkgConfig: "libbpf",
                        providers: [.apt(["libbpf-dev", "libelf-dev", "zlib1g-dev"])]),
+        // libelf from the system (libelf-dev, already libbpf's dependency), for the symbols of user stacks.
+        .systemLibrary(name: "CLibelf", path: "Sources/CLibelf", pkgConfig: "libelf", providers: [.apt(["libelf-dev"])]),
         // The shared event layout (bpf/lockscope.h) and the precompiled BPF object (`make bpf`).
         .target(name: "CLockscopeBPF", path: "Sources/CLockscopeBPF"),
         // Mount-API syscalls Glibc does not wrap (open_tree, move_mount, mount_setattr, ...).
@@ -41,7 +43,7 @@ let package = Package(
                 exclude: ["Proto/profile.proto"]),
         .target(name: "LockscopeCompare", dependencies: ["LockscopeCore"]),
         // The kernel side: load and attach BPF, read the ring buffer, probe what the kernel supports.
-        .target(name: "LockscopeKernel", dependencies: ["CLibbpf", "CLockscopeBPF", "CPrefetch", "LockscopeCore"]),
+        .target(name: "LockscopeKernel", dependencies: ["CLibbpf", "CLibelf", "CLockscopeBPF", "CPrefetch", "LockscopeCore"]),
         // The built-in container-start mount storm.
         .target(name: "LockscopeStress", dependencies: ["CMountSyscalls", "LockscopeCore"]),
         .executableTarget(name: "lockscope", dependencies: [

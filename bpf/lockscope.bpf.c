@@ -54,9 +54,10 @@ struct open_syscall {
 	__u32 syscall;
 	__s32 fd;
 	__u32 truncated;
-	__u32 pad;
+	__s32 user_frames; /* of the issuer's user stack, walked at the syscall's first wait; USER_STACK_UNWALKED before */
 	char path[LOCKSCOPE_PATH_LEN];
 	char data[LOCKSCOPE_DATA_LEN];
+	__u64 user_stack[LOCKSCOPE_MAX_USER_STACK_DEPTH];
 };
 
 struct {
@@ -70,6 +71,16 @@ struct {
 	__uint(value_size, LOCKSCOPE_MAX_STACK_DEPTH * sizeof(__u64));
 	__uint(max_entries, LOCKSCOPE_MAX_STACKS);
 } stacks SEC(".maps");
+
+/* Processes that may have user stacks and have already woken the reader once: their first such event
+ * (a mount syscall, or a wait with a user stack) wakes it at once, so that it reads the process's
+ * mappings while the process still runs (least recently used make room; see user_stack_submit_flags). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8);
+	__uint(max_entries, LOCKSCOPE_MAX_PROCESSES);
+} user_stack_processes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -313,6 +324,74 @@ static __always_inline enum selection lock_selected(__u64 lock, __u32 tid, const
 	return NOT_SELECTED;
 }
 
+/* An open syscall's user stack before its first wait walked it. */
+#define USER_STACK_UNWALKED -4
+#define BPF_F_USER_STACK (1ULL << 8) /* include/uapi/linux/bpf.h */
+
+/* Whether a wait gets the waiter's user stack, as lockscope_config.user_stacks asks: inside a
+ * mount-family syscall (`in_syscall`) for `mount` and `all`, in any task with a user space for `all`. */
+static __always_inline bool wants_user_stack(struct open_syscall *in_syscall)
+{
+	struct task_struct *task;
+
+	if (config.user_stacks == LOCKSCOPE_USER_STACKS_NONE)
+		return false;
+	if (in_syscall)
+		return true;
+	if (config.user_stacks != LOCKSCOPE_USER_STACKS_ALL)
+		return false;
+	task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, mm) != 0; /* a kernel thread has no user space */
+}
+
+/* Walks the waiter's user stack into the record (the task is still in the kernel entry the wait happened
+ * in, so its user stack is the one it waited with). Inside a mount syscall the stack is the same for
+ * every wait of the syscall: it is walked at the first and kept with the syscall. Sets the event's
+ * user_frames and user_stack_status; returns whether a stack was kept. */
+static __always_inline bool fill_user_stack(void *ctx, struct lockscope_wait_user_event *record,
+					    struct open_syscall *in_syscall)
+{
+	long bytes;
+	__s32 frames;
+
+	if (in_syscall) {
+		if (in_syscall->user_frames == USER_STACK_UNWALKED) {
+			bytes = bpf_get_stack(ctx, in_syscall->user_stack, sizeof(in_syscall->user_stack), BPF_F_USER_STACK);
+			in_syscall->user_frames = bytes > 0 ? bytes / sizeof(__u64) : LOCKSCOPE_USER_STACK_FAILED;
+		}
+		frames = in_syscall->user_frames;
+		if (frames > 0)
+			__builtin_memcpy(record->user_stack, in_syscall->user_stack, sizeof(record->user_stack));
+	} else {
+		bytes = bpf_get_stack(ctx, record->user_stack, sizeof(record->user_stack), BPF_F_USER_STACK);
+		frames = bytes > 0 ? bytes / sizeof(__u64) : LOCKSCOPE_USER_STACK_FAILED;
+	}
+	if (frames > 0) {
+		record->event.user_frames = frames;
+		record->event.user_stack_status = 0;
+		return true;
+	}
+	record->event.user_frames = 0;
+	record->event.user_stack_status = LOCKSCOPE_USER_STACK_FAILED;
+	count(LOCKSCOPE_CTR_USER_STACK_FAILED);
+	return false;
+}
+
+/* The ring buffer flags for an event of a process that may have user stacks: its first such event wakes
+ * the reader now, because its mappings must be read before it exits (a container's process can live for
+ * milliseconds, and its first wait can come in its last syscall); otherwise submit_flags(). A process's
+ * first mount-family syscall counts (`wanted`: user stacks asked for), so its mappings are read while it
+ * goes on with the others; in `all` mode, so does its first user stack. */
+static __always_inline __u64 user_stack_submit_flags(bool wanted, __u32 pid)
+{
+	static const __u8 seen = 1;
+
+	if (!wanted || bpf_map_lookup_elem(&user_stack_processes, &pid))
+		return submit_flags();
+	bpf_map_update_elem(&user_stack_processes, &pid, &seen, BPF_ANY);
+	return BPF_RB_FORCE_WAKEUP;
+}
+
 /* Who holds a mutex, or an rwsem held for writing, when the wait begins (CO-RE reads). */
 static __always_inline void read_owner(struct open_wait *wait, __u64 lock, __u32 kind)
 {
@@ -424,9 +503,12 @@ int contention_end(__u64 *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct lockscope_wait_event *event;
+	struct lockscope_wait_user_event *with_stack = NULL;
+	struct open_syscall *in_syscall;
 	struct task_waits *waits;
 	struct open_wait wait;
 	__u64 outer_lock = 0;
+	bool user_stack = false;
 	int found = -1;
 
 	waits = bpf_map_lookup_elem(&open_waits, &tid);
@@ -451,10 +533,21 @@ int contention_end(__u64 *ctx)
 	if (end_ns - wait.begin_ns < config.min_wait_ns)
 		return 0;
 	count(LOCKSCOPE_CTR_WAITS_COMPLETED);
-	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
-	if (!event) {
-		count(LOCKSCOPE_CTR_RINGBUF_FULL);
-		return 0;
+	/* Which mount syscall the wait was for: user space ties it to the syscall's paths. */
+	in_syscall = bpf_map_lookup_elem(&open_syscalls, &tid);
+	if (wants_user_stack(in_syscall)) {
+		with_stack = bpf_ringbuf_reserve(&events, sizeof(*with_stack), 0);
+		if (!with_stack) {
+			count(LOCKSCOPE_CTR_RINGBUF_FULL);
+			return 0;
+		}
+		event = &with_stack->event;
+	} else {
+		event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+		if (!event) {
+			count(LOCKSCOPE_CTR_RINGBUF_FULL);
+			return 0;
+		}
 	}
 	if (wait.stack_id < 0)
 		count(LOCKSCOPE_CTR_STACK_FAILED);
@@ -467,8 +560,6 @@ int contention_end(__u64 *ctx)
 	event->cgroup_id = bpf_get_current_cgroup_id();
 	remember_cgroup(event->cgroup_id);
 	event->owner_cgroup_id = wait.owner_cgroup_id;
-	/* Which mount syscall the wait was for: user space ties it to the syscall's paths. */
-	struct open_syscall *in_syscall = bpf_map_lookup_elem(&open_syscalls, &tid);
 	event->syscall_begin_ns = in_syscall ? in_syscall->begin_ns : 0;
 	event->pid = pid_tgid >> 32;
 	event->tid = tid;
@@ -478,9 +569,15 @@ int contention_end(__u64 *ctx)
 	event->cpu = bpf_get_smp_processor_id();
 	event->ret = (__s32)ctx[1];
 	event->begin_cpu = wait.begin_cpu;
+	if (with_stack) {
+		user_stack = fill_user_stack(ctx, with_stack, in_syscall);
+	} else {
+		event->user_frames = 0;
+		event->user_stack_status = LOCKSCOPE_USER_STACK_NOT_ASKED;
+	}
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	__builtin_memcpy(event->owner_comm, wait.owner_comm, sizeof(event->owner_comm));
-	bpf_ringbuf_submit(event, submit_flags());
+	bpf_ringbuf_submit(event, user_stack_submit_flags(user_stack, event->pid));
 	return 0;
 }
 
@@ -551,6 +648,7 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, co
 	if (!open)
 		return 0;
 	open->syscall = syscall;
+	open->user_frames = USER_STACK_UNWALKED;
 	open->fd = (__s32)fd;
 	open->truncated = 0;
 	if (read_user_string(open->path, sizeof(open->path), path))
@@ -611,7 +709,7 @@ static __noinline int end_syscall(__s64 ret)
 	event->truncated = open->truncated;
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	bpf_map_delete_elem(&open_syscalls, &tid);
-	bpf_ringbuf_submit(event, submit_flags());
+	bpf_ringbuf_submit(event, user_stack_submit_flags(config.user_stacks != LOCKSCOPE_USER_STACKS_NONE, event->pid));
 	return 0;
 }
 

@@ -127,6 +127,8 @@ static long emit_one(__u64 index, void *data)
 	event->pid = pid;
 	event->tid = pid;
 	event->stack_id = (__s32)((lock * 4 + ((h >> 56) & 3)) % LOCKSCOPE_MAX_STACKS);
+	event->user_frames = 0;
+	event->user_stack_status = LOCKSCOPE_USER_STACK_NOT_ASKED;
 	event->cpu = cpu;
 	event->begin_cpu = cpu;
 	event->ret = 0;

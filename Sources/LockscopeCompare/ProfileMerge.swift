@@ -163,12 +163,12 @@ public enum ProfileMerge {
     /// Stacks with the same frames as one; their contexts by CPU number and container (a context's CPU
     /// is a CPU number on whichever host it ran).
     private static func mergedStacks(_ stacks: [StackProfile]) -> [StackProfile] {
-        stacks.merged(by: \.frames) { same in
+        stacks.merged(by: \.identity) { same in
             let contexts = same.flatMap(\.contexts).merged(by: { ContextKey(cpu: $0.cpu, container: $0.container) }) { parts in
                 StackContext(cpu: parts[0].cpu, container: parts[0].container, count: parts.map(\.count).saturatedSum(),
                              totalWaitNs: parts.map(\.totalWaitNs).saturatedSum())
             }
-            return StackProfile(frames: same[0].frames, count: same.map(\.count).saturatedSum(),
+            return StackProfile(frames: same[0].frames, userFrames: same[0].userFrames, count: same.map(\.count).saturatedSum(),
                                 totalWaitNs: same.map(\.totalWaitNs).saturatedSum(), maxWaitNs: same.map(\.maxWaitNs).max() ?? 0,
                                 contexts: contexts.sorted { ($0.totalWaitNs, $0.cpu, $0.container) > ($1.totalWaitNs, $1.cpu, $1.container) })
         }.sorted { ($0.totalWaitNs, $0.frames.count) > ($1.totalWaitNs, $1.frames.count) }
@@ -299,6 +299,8 @@ extension Drops.CodingKeys {
         case .pathsTruncated: \.pathsTruncated
         case .provisionalOverflow: \.provisionalOverflow
         case .callstackFilterNoStack: \.callstackFilterNoStack
+        case .userStackFailed: \.userStackFailed
+        case .userMapsLost: \.userMapsLost
         }
     }
 }

@@ -103,6 +103,8 @@ public struct Aggregator: ~Copyable {
         var tid: UInt32
         var ownerPid: UInt32
         var stackID: Int32
+        /// The wait's user stack, its id in the reader's `UserStackTable`; -1 without one.
+        var userStack: Int32
         var cpu: UInt32
         /// The CPU that took the lock before this wait did (`LockActivity.noCPU` for its first wait),
         /// noted when the wait arrived: a wait held for attribution is applied later, out of order.
@@ -123,6 +125,7 @@ public struct Aggregator: ~Copyable {
             tid = event.tid
             ownerPid = event.ownerPid
             stackID = event.stackID
+            userStack = event.userStackID
             cpu = event.cpu
             self.previousCPU = previousCPU
             self.lock = Int32(truncatingIfNeeded: lock)
@@ -130,6 +133,12 @@ public struct Aggregator: ~Copyable {
             isRead = event.isRead
         }
     }
+
+    /// Called the first time a process shows up with a user stack or a mount-family syscall (whose waits
+    /// have user stacks): its mappings must be read while it still runs (short-lived shims and their
+    /// children exit before the recording ends). Nil when no user stacks are recorded.
+    private let sawUserStackProcess: ((UInt32) -> Void)?
+    private var userStackProcesses = Set<UInt32>()
 
     /// The first `comm` seen for each pid, waiter or owner (written only when a lock first sees the pid).
     var processNames: [UInt32: Comm] = [:]
@@ -176,8 +185,12 @@ public struct Aggregator: ~Copyable {
     public var provisionalOverflow: UInt64 { provisional.overflow }
 
     /// `issuerPod` names the pod a process works for (a containerd shim's `-id`), for `MountAttribution`.
-    public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil }) {
+    /// `sawUserStackProcess` is called the first time a process shows up with a user stack or a mount
+    /// syscall; nil when no user stacks are recorded.
+    public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil },
+                sawUserStackProcess: ((UInt32) -> Void)? = nil) {
         self.topology = topology
+        self.sawUserStackProcess = sawUserStackProcess
         handoffTable = topology.map(HandoffTable.init)
         attribution = MountAttribution(issuerPod: issuerPod)
         let idle = QueuedWait(WaitEvent(flags: 0, waitNs: 0, lockAddress: 0), lock: 0, kind: .other,
@@ -232,6 +245,8 @@ public struct Aggregator: ~Copyable {
     /// Where one wait happened: the stack, the CPU that took the lock, and the waiter's cgroup.
     struct ContextKey: Hashable {
         var stackID: Int32
+        /// The user stack's id in the reader's `UserStackTable`, -1 without one.
+        var userStack: Int32 = -1
         var cpu: UInt32
         var cgroupID: UInt64
     }
@@ -302,6 +317,7 @@ public struct Aggregator: ~Copyable {
     /// A wait inside a mount syscall is held until the syscall's container is known (`MountAttribution`).
     public mutating func record(_ event: WaitEvent) {
         if let stackSelector, !stackSelector.keeps(stackID: event.stackID) { return }
+        if _slowPath(event.userStackID >= 0) { sawProcess(event.pid) }
         if _slowPath(event.flags & ProvisionalWaits.flag != 0) { return provisional.hold(event) }
         waitEvents &+= 1
         let kind = event.kind
@@ -365,7 +381,8 @@ public struct Aggregator: ~Copyable {
         }
         byCPU.prefetch(LockCPUKey(lock: lock, cpu: event.cpu))
         byTask.prefetch(LockTaskKey(lock: lock, cgroupID: event.cgroupID, pid: event.pid))
-        contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu, cgroupID: event.cgroupID))
+        contexts.prefetch(LockContextKey(lock: lock, stackID: event.stackID, userStack: event.userStackID, cpu: event.cpu,
+                                         cgroupID: event.cgroupID))
         threads.prefetch(LockThreadKey(lock: lock, tid: event.tid))
         let caps = activity.capsReached
         if caps.contains(.processes) {
@@ -428,8 +445,8 @@ public struct Aggregator: ~Copyable {
                                     adding: CompactHistogram(precision: WaitAccumulator.breakdownPrecision))
             counts.record(wait, in: &byTask[task])
         }
-        let context = contexts.index(of: LockContextKey(lock: lock, stackID: event.stackID, cpu: event.cpu,
-                                                        cgroupID: cgroup), adding: Tally())
+        let context = contexts.index(of: LockContextKey(lock: lock, stackID: event.stackID, userStack: event.userStack,
+                                                        cpu: event.cpu, cgroupID: cgroup), adding: Tally())
         contexts[context].add(ns)
         let previous = event.previousCPU
         if let handoffTable, previous != LockActivity.noCPU {
@@ -492,9 +509,16 @@ public struct Aggregator: ~Copyable {
         return lockEntries.count - 1
     }
 
+    /// Tells `sawUserStackProcess` about a process the first time it shows up.
+    private mutating func sawProcess(_ pid: UInt32) {
+        guard let sawUserStackProcess, userStackProcesses.insert(pid).inserted else { return }
+        sawUserStackProcess(pid)
+    }
+
     /// Records one mount syscall: its totals now; its container's share once `MountAttribution` knows
     /// the container (it may release held waits and syscalls with it).
     public mutating func record(_ event: SyscallEvent) {
+        sawProcess(event.pid)
         syscallEvents += 1
         syscalls[event.syscall, default: SyscallState()].record(event)
         let started = attribution.syscall(event)
@@ -790,22 +814,27 @@ struct LockTaskKey: LockIndexedKey {
     var pid: UInt32 { UInt32(truncatingIfNeeded: lockAndPid) }
 }
 
-/// (lock, stack, CPU, cgroup).
+/// (lock, kernel stack, user stack, CPU, cgroup). The user stack fits in what was padding: 24 bytes still.
 struct LockContextKey: LockIndexedKey {
     var cgroupID: UInt64
     /// (lock + 1) << 32 | cpu.
     var lockAndCPU: UInt64
     var stackID: Int32
-    init(lock: Int, stackID: Int32, cpu: UInt32, cgroupID: UInt64) {
+    /// The user stack's id in the reader's `UserStackTable`, -1 without one.
+    var userStack: Int32
+    init(lock: Int, stackID: Int32, userStack: Int32, cpu: UInt32, cgroupID: UInt64) {
         self.cgroupID = cgroupID
         lockAndCPU = UInt64(lock + 1) << 32 | UInt64(cpu)
         self.stackID = stackID
+        self.userStack = userStack
     }
-    static let unused = LockContextKey(lock: -1, stackID: 0, cpu: 0, cgroupID: 0)
-    var hashWord: UInt64 { (cgroupID &* 31 &+ lockAndCPU) &* 31 &+ UInt64(UInt32(bitPattern: stackID)) }
+    static let unused = LockContextKey(lock: -1, stackID: 0, userStack: 0, cpu: 0, cgroupID: 0)
+    var hashWord: UInt64 {
+        (cgroupID &* 31 &+ lockAndCPU) &* 31 &+ (UInt64(UInt32(bitPattern: userStack)) << 32 | UInt64(UInt32(bitPattern: stackID)))
+    }
     var lock: Int { Int(lockAndCPU >> 32) - 1 }
     var context: Aggregator.ContextKey {
-        .init(stackID: stackID, cpu: UInt32(truncatingIfNeeded: lockAndCPU), cgroupID: cgroupID)
+        .init(stackID: stackID, userStack: userStack, cpu: UInt32(truncatingIfNeeded: lockAndCPU), cgroupID: cgroupID)
     }
 }
 

@@ -25,11 +25,14 @@ public struct WaitEvent: Sendable, Equatable {
     public var beginCPU: UInt32
     public var comm: Comm
     public var ownerComm: Comm
+    /// The waiter's user stack (`record --user-stacks`), as its id in the reader's `UserStackTable`; -1
+    /// when there is none.
+    public var userStackID: Int32
 
     public init(flags: UInt32, endNs: UInt64 = 0, waitNs: UInt64, lockAddress: UInt64, outerLockAddress: UInt64 = 0,
                 cgroupID: UInt64 = 1, ownerCgroupID: UInt64 = 0, syscallBeginNs: UInt64 = 0, pid: UInt32 = 1,
                 tid: UInt32 = 1, ownerPid: UInt32 = 0, ownerTid: UInt32 = 0, stackID: Int32 = -1, cpu: UInt32 = 0,
-                ret: Int32 = 0, beginCPU: UInt32? = nil, comm: Comm = "", ownerComm: Comm = "") {
+                ret: Int32 = 0, beginCPU: UInt32? = nil, comm: Comm = "", ownerComm: Comm = "", userStackID: Int32 = -1) {
         self.flags = flags
         self.endNs = endNs
         self.waitNs = waitNs
@@ -48,6 +51,7 @@ public struct WaitEvent: Sendable, Equatable {
         self.beginCPU = beginCPU ?? cpu
         self.comm = comm
         self.ownerComm = ownerComm
+        self.userStackID = userStackID
     }
 
     public var kind: LockKind {
@@ -104,13 +108,24 @@ public enum KernelEvent: Sendable, Equatable {
     case wait(WaitEvent)
     case syscall(SyscallEvent)
 
-    /// Decodes one ring-buffer record; nil for a record too short or of an unknown type.
-    public static func decode(_ bytes: UnsafeRawBufferPointer) -> KernelEvent? {
+    /// Decodes one ring-buffer record; nil for a record too short or of an unknown type. A wait's user
+    /// stack (the addresses after the event) is kept in `userStacks`, whose id the event then carries;
+    /// without a table it is left out.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, userStacks: UserStackTable? = nil) -> KernelEvent? {
         guard bytes.count >= MemoryLayout<UInt32>.size else { return nil }
         switch bytes.loadUnaligned(as: UInt32.self) {
         case UInt32(LOCKSCOPE_EVENT_WAIT.rawValue):
             guard bytes.count >= MemoryLayout<lockscope_wait_event>.size else { return nil }
-            return .wait(WaitEvent(bytes.loadUnaligned(as: lockscope_wait_event.self)))
+            let raw = bytes.loadUnaligned(as: lockscope_wait_event.self)
+            var event = WaitEvent(raw)
+            if _slowPath(raw.user_frames > 0), let userStacks,
+               bytes.count >= MemoryLayout<lockscope_wait_user_event>.size {
+                let start = MemoryLayout<lockscope_wait_user_event>.offset(of: \lockscope_wait_user_event.user_stack)!
+                let frames = min(Int(raw.user_frames), Int(LOCKSCOPE_MAX_USER_STACK_DEPTH))
+                event.userStackID = userStacks.id(pid: raw.pid, addresses: UnsafeRawBufferPointer(
+                    rebasing: bytes[start..<start + frames * MemoryLayout<UInt64>.size]))
+            }
+            return .wait(event)
         case UInt32(LOCKSCOPE_EVENT_SYSCALL.rawValue):
             // The record stops where its strings do (bpf/lockscope.h): what is missing reads as empty.
             guard bytes.count >= MemoryLayout<lockscope_syscall_event>.offset(of: \lockscope_syscall_event.path)! else { return nil }

@@ -95,6 +95,10 @@ public struct Drops: Codable, Sendable, Equatable {
     /// Waits `record --callstack-filter` left out because they had no stack to match (the capture failed:
     /// see `stack_failed`), so it cannot say whether they would have matched.
     public var callstackFilterNoStack: UInt64 = 0
+    /// Waits recorded without the user stack `--user-stacks` asked for: the walk gave no frame.
+    public var userStackFailed: UInt64 = 0
+    /// Processes with user stacks that exited before their mappings were read: their frames show as `[unknown]`.
+    public var userMapsLost: UInt64 = 0
 
     public init() {}
 
@@ -103,6 +107,7 @@ public struct Drops: Codable, Sendable, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case ringbufFull, taskMapFull, nestingOverflow, syscallMapFull, stackFailed, recursionMisses, cgroupNamesFull
         case cgroupNamesEvicted, cgroupNamesLost, pathsTruncated, provisionalOverflow, callstackFilterNoStack
+        case userStackFailed, userMapsLost
 
         /// The key as written in profiles.
         public var profileKey: String {
@@ -125,6 +130,8 @@ public struct Drops: Codable, Sendable, Equatable {
             case .pathsTruncated: "their paths were cut; attribution used what was kept"
             case .provisionalOverflow: "waits before the mount locks were recognised; --locks all keeps every wait"
             case .callstackFilterNoStack: "waits without a stack could not be matched by --callstack-filter"
+            case .userStackFailed: "those waits have no user stack"
+            case .userMapsLost: "their user frames show as [unknown]"
             }
         }
     }
@@ -143,6 +150,8 @@ public struct Drops: Codable, Sendable, Equatable {
         case .pathsTruncated: pathsTruncated
         case .provisionalOverflow: provisionalOverflow
         case .callstackFilterNoStack: callstackFilterNoStack
+        case .userStackFailed: userStackFailed
+        case .userMapsLost: userMapsLost
         }
     }
 
@@ -162,6 +171,8 @@ public struct Drops: Codable, Sendable, Equatable {
         pathsTruncated = try count(.pathsTruncated)
         provisionalOverflow = try count(.provisionalOverflow)
         callstackFilterNoStack = try count(.callstackFilterNoStack)
+        userStackFailed = try count(.userStackFailed)
+        userMapsLost = try count(.userMapsLost)
     }
 
     /// Events lost (stack failures lose only the stack, not the event).
@@ -205,9 +216,12 @@ public struct Recording: Codable, Sendable, Equatable {
     public var callstackFilter: [String]?
     /// `--max-stack`: kernel frames kept per stack, when not the default.
     public var maxStack: Int?
+    /// The `--user-stacks` setting (mount, all, none); absent in profiles from before user stacks.
+    public var userStacks: String?
 
     public init(locks: String = "all", lockAddresses: [String] = [], minWaitNs: UInt64 = 0, pids: [Int32] = [],
-                containers: [String] = [], command: [String] = []) {
+                containers: [String] = [], command: [String] = [], userStacks: String? = nil) {
+        self.userStacks = userStacks
         self.locks = locks
         self.lockAddresses = lockAddresses
         self.minWaitNs = minWaitNs
@@ -314,22 +328,45 @@ public struct KeyedStats: Codable, Sendable, Equatable {
     }
 }
 
-/// One distinct kernel call stack that contended on a lock.
+/// One distinct call stack that contended on a lock: kernel frames, and the waiter's user frames below them.
 public struct StackProfile: Codable, Sendable, Equatable {
-    /// Symbolized frames, innermost (the lock function) first, e.g. `["down_write", "path_umount", ...]`.
+    /// Symbolized kernel frames, innermost (the lock function) first, e.g. `["down_write", "path_umount", ...]`.
     public var frames: [String]
+    /// The waiter's user-space frames, innermost (where it entered the kernel) first, below the kernel
+    /// frames (`record --user-stacks`); absent when no user stack was recorded for these waits. Part of
+    /// the stack's identity.
+    public var userFrames: [String]?
     public var count: UInt64
     public var totalWaitNs: UInt64
     public var maxWaitNs: UInt64
     /// The same waits split by where they happened (CPU and container), for grouped flame graphs.
     public var contexts: [StackContext]
 
-    public init(frames: [String], count: UInt64, totalWaitNs: UInt64, maxWaitNs: UInt64, contexts: [StackContext]) {
+    public init(frames: [String], userFrames: [String]? = nil, count: UInt64, totalWaitNs: UInt64, maxWaitNs: UInt64,
+                contexts: [StackContext]) {
         self.frames = frames
+        self.userFrames = userFrames
         self.count = count
         self.totalWaitNs = totalWaitNs
         self.maxWaitNs = maxWaitNs
         self.contexts = contexts
+    }
+
+    /// Every frame, innermost first: the kernel's, then the user's.
+    public var allFrames: [String] { frames + (userFrames ?? []) }
+
+    /// What makes two stacks the same (merge, diff): the kernel frames and the user frames.
+    public var identity: StackIdentity { StackIdentity(frames: frames, userFrames: userFrames) }
+}
+
+/// A stack's identity: its kernel frames and its user frames (nil without a user stack).
+public struct StackIdentity: Hashable, Sendable {
+    public var frames: [String]
+    public var userFrames: [String]?
+
+    public init(frames: [String], userFrames: [String]?) {
+        self.frames = frames
+        self.userFrames = userFrames
     }
 }
 

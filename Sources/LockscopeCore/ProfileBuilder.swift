@@ -19,12 +19,17 @@ public struct ProfileInputs {
     public var selection: LockSelection
     /// Kernel frames kept per stack, after the tracing frames (`record --max-stack`).
     public var maxStackDepth = Int(LOCKSCOPE_MAX_STACK_DEPTH)
+    /// The frames of a user stack, by its id in the reader's `UserStackTable`, innermost first
+    /// (`UserStackSymbolizer`); nil when the id is unknown.
+    public var userFrames: (Int32) -> [String]?
 
     public init(stackAddresses: @escaping (Int32) -> [UInt64]?, symbols: Kallsyms?, layout: KernelLockLayout = .init(),
                 container: @escaping (UInt64) -> Container, hostname: String, kernel: String, startedAt: String,
                 durationNs: UInt64, drops: Drops, recording: Recording, selection: LockSelection = .all,
-                maxStackDepth: Int = Int(LOCKSCOPE_MAX_STACK_DEPTH)) {
+                maxStackDepth: Int = Int(LOCKSCOPE_MAX_STACK_DEPTH),
+                userFrames: @escaping (Int32) -> [String]? = { _ in nil }) {
         self.stackAddresses = stackAddresses
+        self.userFrames = userFrames
         self.symbols = symbols
         self.layout = layout
         self.container = container
@@ -84,6 +89,8 @@ struct ProfileBuilder {
     /// Set by `build`: the recording's topology and process names.
     private var topology: Topology?
     private var processNames: [UInt32: Comm] = [:]
+    /// User stacks' frames once named, by id.
+    private var userFramesByID: [Int32: [String]] = [:]
 
     init(inputs: ProfileInputs) {
         self.inputs = inputs
@@ -267,9 +274,22 @@ struct ProfileBuilder {
             owners: owners(of: state))
     }
 
+    /// A user stack's frames, innermost first; nil without one.
+    private mutating func userFrames(_ id: Int32) -> [String]? {
+        guard id >= 0 else { return nil }
+        if let known = userFramesByID[id] { return known }
+        let frames = inputs.userFrames(id) ?? [ProfileBuilder.unknownUserStackFrame]
+        userFramesByID[id] = frames
+        return frames
+    }
+
+    /// A user stack id the reader's table does not have (it keeps every one: not expected).
+    static let unknownUserStackFrame = "[unknown user stack]"
+
     private mutating func stacks(of state: Aggregator.LockState) -> [StackProfile] {
-        // Stack ids that symbolize to the same frames (different return offsets) are one stack.
-        var byFrames: [[String]: StackSummary] = [:]
+        // Stack ids that symbolize to the same frames (different return offsets, or the same user call path in
+        // two processes) are one stack.
+        var byFrames: [StackIdentity: StackSummary] = [:]
         var framesByID: [Int32: [String]] = [:]
         for (key, tally) in state.contexts {
             if framesByID[key.stackID] == nil {
@@ -277,17 +297,23 @@ struct ProfileBuilder {
             }
             let context = StackContext(cpu: Int(key.cpu), container: containers.id(key.cgroupID), count: 0,
                                        totalWaitNs: 0)
-            byFrames[framesByID[key.stackID]!, default: StackSummary()].add(tally, context: context)
+            let frames = StackIdentity(frames: framesByID[key.stackID]!, userFrames: userFrames(key.userStack))
+            byFrames[frames, default: StackSummary()].add(tally, context: context)
         }
-        var sorted = byFrames.sorted { ($0.value.tally.totalNs, $0.key.count) > ($1.value.tally.totalNs, $1.key.count) }
+        var sorted = byFrames.sorted {
+            ($0.value.tally.totalNs, $0.key.frames.count, $0.key.userFrames?.count ?? 0)
+                > ($1.value.tally.totalNs, $1.key.frames.count, $1.key.userFrames?.count ?? 0)
+        }
         if sorted.count > ProfileBuilder.maxStacksPerLock {
             var rest = StackSummary()
             for entry in sorted[(ProfileBuilder.maxStacksPerLock - 1)...] { rest.merge(entry.value) }
-            sorted = Array(sorted[..<(ProfileBuilder.maxStacksPerLock - 1)]) + [([ProfileBuilder.otherStacksFrame], rest)]
+            sorted = Array(sorted[..<(ProfileBuilder.maxStacksPerLock - 1)])
+                + [(StackIdentity(frames: [ProfileBuilder.otherStacksFrame], userFrames: nil), rest)]
         }
         return sorted.map { frames, stack in
             StackProfile(
-                frames: frames, count: stack.tally.count, totalWaitNs: stack.tally.totalNs, maxWaitNs: stack.tally.maxNs,
+                frames: frames.frames, userFrames: frames.userFrames,
+                count: stack.tally.count, totalWaitNs: stack.tally.totalNs, maxWaitNs: stack.tally.maxNs,
                 contexts: stack.contexts.map { key, tally in
                     StackContext(cpu: key.cpu, container: key.container, count: tally.count, totalWaitNs: tally.totalNs)
                 }.sorted { ($0.totalWaitNs, $0.cpu, $0.container) > ($1.totalWaitNs, $1.cpu, $1.container) })

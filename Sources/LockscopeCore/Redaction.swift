@@ -148,6 +148,7 @@ public struct Redactor: Sendable {
         lock.stacks = lock.stacks.map { stack in
             var stack = stack
             stack.frames = stack.frames.map(addresses)
+            stack.userFrames = stack.userFrames?.map(addresses)
             stack.contexts = stack.contexts.map { context in
                 var context = context
                 context.container = containerID(context.container)

@@ -78,7 +78,7 @@ struct LockSamples: Sendable {
 
     let profile: Profile
     let grouping: StackGrouping
-    /// Kernel stacks root-to-leaf, sanitized; the first is `[no stack]`.
+    /// Stacks root-to-leaf (user frames, then kernel frames), sanitized; the first is `[no stack]`.
     private(set) var stacks: [[String]] = [[Self.noStackFrame]]
     private(set) var samples: [LockSample] = []
     /// The grouping's synthetic frames for each lock and place seen, computed once.
@@ -99,9 +99,11 @@ struct LockSamples: Sendable {
                 let amount = WaitAmount(stack)
                 stacksTotal += amount
                 var stackIndex = 0
-                if !stack.frames.isEmpty {
+                // Kernel frames on top of the waiter's user frames: the root is the outermost user frame.
+                let frames = stack.allFrames
+                if !frames.isEmpty {
                     stackIndex = stacks.count
-                    stacks.append(stack.frames.reversed().map(Self.sanitize))
+                    stacks.append(frames.reversed().map(Self.sanitize))
                 }
                 let contexts = stack.contexts.map { (WaitPlace(cpu: $0.cpu, container: $0.container), WaitAmount($0)) }
                 for (place, part) in Self.divide(amount, among: contexts) {

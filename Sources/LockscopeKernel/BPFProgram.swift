@@ -35,6 +35,8 @@ public struct BPFOptions: Sendable, Equatable {
     var kernelStackFrames: Int { StackDepth.kernelFrames(keeping: maxStackDepth) }
     /// Read mutex and rwsem owners at contention begin.
     public var readOwners = true
+    /// Which waits get the waiter's user stack.
+    public var userStacks = UserStackMode.mount
     /// Account mount-family syscalls (attaches their syscalls tracepoints, or raw_syscalls).
     public var mountSyscalls = true
     /// How to hook mount-family syscalls; `.automatic` tries per-syscall tracepoints first.
@@ -64,7 +66,26 @@ public struct BPFOptions: Sendable, Equatable {
         config.filters = filters
         config.wakeup_bytes = wakeupBytes
         config.read_owner = readOwners ? 1 : 0
+        config.user_stacks = userStacks.configValue
         return config
+    }
+}
+
+/// Which waits get the waiter's user stack (`record --user-stacks`).
+public enum UserStackMode: String, Sendable, Equatable, CaseIterable {
+    /// Waits inside mount-family syscalls: the waiter is the syscall's issuer, its user stack the call path
+    /// that asked for the mount. One walk per syscall (at its first wait).
+    case mount
+    /// Every wait of a task with a user space.
+    case all
+    case none
+
+    var configValue: UInt32 {
+        switch self {
+        case .none: UInt32(LOCKSCOPE_USER_STACKS_NONE.rawValue)
+        case .mount: UInt32(LOCKSCOPE_USER_STACKS_MOUNT.rawValue)
+        case .all: UInt32(LOCKSCOPE_USER_STACKS_ALL.rawValue)
+        }
     }
 }
 

@@ -41,6 +41,10 @@ public final class Recorder {
     public let sampler: SpinSampler?
     private var aggregator: Aggregator
     private var stackCache: [Int32: [UInt64]] = [:]
+    /// Names user stacks from the mappings of their processes, read when each first shows up.
+    private let userStacks: UserStackSymbolizer
+    /// The user stacks the waits came with.
+    private let userStackTable = UserStackTable()
     private var filteredLockAddresses = Set<UInt64>()
     /// Cgroup paths read from the kernel's table of names, kept here once read: the table evicts.
     private var cgroupPaths: [UInt64: String] = [:]
@@ -65,16 +69,20 @@ public final class Recorder {
         cgroups = try? CgroupResolver()
         let program = try BPFProgram(options: options.bpf)
         self.program = program
+        let userStacks = UserStackSymbolizer(
+            readMaps: { pid in try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) },
+            openFile: ELFReader.open(pid:mapping:), demangle: SymbolNames.demangle)
+        self.userStacks = userStacks
         // The kernel's copy first: a short-lived shim can be gone before /proc is read.
-        aggregator = Aggregator(topology: topology) { pid in
+        aggregator = Aggregator(topology: topology, issuerPod: { pid in
             (program.processArgs(pid: pid) ?? Recorder.commandLine(pid)).flatMap(MountPaths.shimPod(commandLine:))
-        }
+        }, sawUserStackProcess: options.bpf.userStacks == .none ? nil : userStacks.sawProcess)
         if let filter = options.callstackFilter {
             let symbols = self.symbols
             aggregator.stackSelector = StackSelector(filter: filter, stackAddresses: { [unowned program] id in program.stack(id: id) },
                                                      symbols: symbols, maxDepth: options.bpf.maxStackDepth)
         }
-        reader = try RingBufferReader(mapFD: program.eventsFD)
+        reader = try RingBufferReader(mapFD: program.eventsFD, userStacks: userStackTable)
         sampler = options.spinHz > 0
             ? try SpinSampler(hz: options.spinHz, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
     }
@@ -135,6 +143,9 @@ public final class Recorder {
         if !finished {
             finished = true
             stopNs = monotonicNs()
+            // What is already there first: detaching takes a while (a second or two), and processes whose
+            // mappings are still to be read may exit meanwhile.
+            reader.drain(into: &aggregator)
             program.detach()
             sampler?.detach()
             reader.drain(into: &aggregator)
@@ -160,6 +171,7 @@ public final class Recorder {
                 .apply(sampler.read(), to: &profile)
         }
         profile.drops.cgroupNamesLost = cgroupNamesLost
+        profile.drops.userMapsLost = userStacks.processesUnknown
         return profile
     }
 
@@ -168,6 +180,7 @@ public final class Recorder {
     public func snapshot() -> Profile {
         var profile = aggregator.profile(inputs(containers: containerResolver()))
         profile.drops.cgroupNamesLost = cgroupNamesLost
+        profile.drops.userMapsLost = userStacks.processesUnknown
         return profile
     }
 
@@ -192,6 +205,7 @@ public final class Recorder {
         drops.syscallMapFull = counter(LOCKSCOPE_CTR_SYSCALL_MAP_FULL)
         drops.stackFailed = counter(LOCKSCOPE_CTR_STACK_FAILED)
         drops.pathsTruncated = counter(LOCKSCOPE_CTR_PATH_TRUNCATED)
+        drops.userStackFailed = counter(LOCKSCOPE_CTR_USER_STACK_FAILED)
         drops.provisionalOverflow = aggregator.provisionalOverflow
         drops.callstackFilterNoStack = aggregator.stackSelector?.noStack ?? 0
         drops.recursionMisses = program.recursionMisses()
@@ -226,7 +240,10 @@ public final class Recorder {
             container: containers,
             hostname: kernel.hostname, kernel: kernel.release, startedAt: rfc3339(startedAt),
             durationNs: end - startNs, drops: drops(), recording: options.recording, selection: options.selection,
-            maxStackDepth: options.bpf.maxStackDepth)
+            maxStackDepth: options.bpf.maxStackDepth,
+            userFrames: { [unowned self] id in
+                userStackTable.stack(id).map { userStacks.frames(pid: $0.pid, addresses: $0.addresses) }
+            })
     }
 
     private func stackAddresses(_ id: Int32) -> [UInt64]? {

@@ -27,22 +27,26 @@ public final class RingBufferReader {
         /// Where records go otherwise.
         var handler: ((KernelEvent) -> Void)?
         var undecodable: UInt64 = 0
+        /// Where waits' user stacks are kept; nil leaves them out.
+        var userStacks: UserStackTable?
     }
 
     /// Records that were not a known event type (a mismatch between the object and this build).
     public var undecodable: UInt64 { target.pointee.undecodable }
 
-    /// A reader for `poll(timeoutMs:into:)`, or one that gives every record to `handler`.
-    public init(mapFD: Int32, handler: ((KernelEvent) -> Void)? = nil) throws {
+    /// A reader for `poll(timeoutMs:into:)`, or one that gives every record to `handler`; waits' user
+    /// stacks go into `userStacks`.
+    public init(mapFD: Int32, handler: ((KernelEvent) -> Void)? = nil, userStacks: UserStackTable? = nil) throws {
         target = .allocate(capacity: 1)
-        target.initialize(to: Target(handler: handler))
+        target.initialize(to: Target(handler: handler, userStacks: userStacks))
         ring = ring_buffer__new(mapFD, { context, data, size in
             let target = context!.assumingMemoryBound(to: Target.self)
             if let data {  // the records a few ahead: the producer's CPU has them, each a miss here
                 lockscope_prefetch_read(data + RingBufferReader.prefetchAhead)
                 lockscope_prefetch_read(data + RingBufferReader.prefetchAhead + 64)
             }
-            guard let event = KernelEvent.decode(UnsafeRawBufferPointer(start: data, count: size)) else {
+            guard let event = KernelEvent.decode(UnsafeRawBufferPointer(start: data, count: size),
+                                                 userStacks: target.pointee.userStacks) else {
                 target.pointee.undecodable += 1
                 return 0
             }

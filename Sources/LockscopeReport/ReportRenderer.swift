@@ -97,6 +97,7 @@ public struct ReportRenderer {
             if !spin.isEmpty { out += "\n" + spin }
             for lock in locks.prefix(3) where options.stacksPerLock > 0 && !lock.stacks.isEmpty {
                 out += "\n" + callPaths(lock)
+                if let issuers = issuerPaths(lock) { out += issuers }
             }
             for dimension in options.by where dimension.isPerLock {
                 for lock in locks.prefix(3) { out += "\n" + breakdown(lock, dimension) }
@@ -149,6 +150,43 @@ public struct ReportRenderer {
             out += "  \(share) \(stack.count)x  " + condensed(stack.frames) + "\n"
         }
         return out
+    }
+
+    /// Most user call paths shown per lock, and frames shown of each.
+    static let issuerPathsPerLock = 3
+    static let issuerFramesShown = 6
+
+    /// The heaviest user call paths of the lock's waiters (`record --user-stacks`: for waits inside mount
+    /// syscalls, the code that asked for the mount), summed over the kernel stacks they reached it by;
+    /// nil when no stack has user frames.
+    private func issuerPaths(_ lock: LockProfile) -> String? {
+        var byPath: [[String]: (count: UInt64, totalWaitNs: UInt64)] = [:]
+        for stack in lock.stacks {
+            guard let user = stack.userFrames else { continue }
+            let entry = byPath[user] ?? (0, 0)
+            byPath[user] = (entry.count + stack.count, entry.totalWaitNs.addingSaturated(stack.totalWaitNs))
+        }
+        guard !byPath.isEmpty else { return nil }
+        let heaviest = byPath.sorted { ($0.value.totalWaitNs, $1.key.joined()) > ($1.value.totalWaitNs, $0.key.joined()) }
+            .prefix(Self.issuerPathsPerLock)
+        var out = "user call paths of \(shown(lock.name)) (the waiters' own code, innermost first):\n"
+        for (frames, tally) in heaviest {
+            let shownFrames = frames.prefix(Self.issuerFramesShown).map { shown(Self.shortFrame($0)) }
+            let more = frames.count > Self.issuerFramesShown ? " <- ..." : ""
+            out += "  \(percent(tally.totalWaitNs, of: lock.stats.totalWaitNs)) \(tally.count)x  "
+                + shownFrames.joined(separator: " <- ") + more + "\n"
+        }
+        return out
+    }
+
+    /// A user frame cut to fit a line: a demangled Swift name's argument list goes.
+    static func shortFrame(_ frame: String) -> String {
+        let maxLength = 60
+        guard frame.count > maxLength else { return frame }
+        if !frame.hasPrefix("closure"), let open = frame.firstIndex(of: "("), frame[..<open].contains(".") {
+            return String(frame[..<open]) + "(...)"
+        }
+        return String(frame.prefix(maxLength - 3)) + "..."
     }
 
     /// The caller chain without lock primitives, innermost first, cut to fit one line.

@@ -84,6 +84,11 @@ struct RecordCommand: ParsableCommand {
             transform: RecordArgument.spinHz)
     var spinHz = SpinSampler.defaultHz
 
+    @Option(name: .customLong("user-stacks"),
+            help: "Which waits get the waiter's user-space stack (frame-pointer walk): mount (waits inside mount-family syscalls: the issuer's call path), all, or none.",
+            transform: RecordArgument.userStacks)
+    var userStacks = UserStackMode.mount
+
     @Option(parsing: .unconditional, help: "Rows in the printed report (0: all).", transform: RecordArgument.top)
     var top = 10
 
@@ -273,6 +278,13 @@ enum RecordArgument {
         return hz
     }
 
+    static func userStacks(_ text: String) throws -> UserStackMode {
+        guard let mode = UserStackMode(rawValue: text) else {
+            throw ValidationError("give mount (waits inside mount syscalls), all, or none")
+        }
+        return mode
+    }
+
     static func top(_ text: String) throws -> Int {
         guard let rows = Int(text), rows >= 0 else { throw ValidationError("give a number of rows, or 0 for all") }
         return rows
@@ -298,6 +310,7 @@ struct RecordPlan {
         bpf.cpus = cpus
         bpf.maxStackDepth = command.maxStack
         options.callstackFilter = command.callstackFilter
+        bpf.userStacks = command.userStacks
 
         let selection = try LockSelectionParser.parse(command.locks)
         options.selection = selection
@@ -333,7 +346,8 @@ struct RecordPlan {
         options.spinHz = command.spinHz
         let addresses = command.lockAddresses.map { "0x" + String($0, radix: 16) }
         options.recording = Recording(locks: command.locks, lockAddresses: addresses, minWaitNs: command.minWait,
-                                      pids: command.pids, containers: command.containers, command: command.command)
+                                      pids: command.pids, containers: command.containers, command: command.command,
+                                      userStacks: command.userStacks.rawValue)
         options.recording.cpus = cpus?.text
         options.recording.tids = tids.isEmpty ? nil : tids
         options.recording.callstackFilter = command.callstackFilter?.names

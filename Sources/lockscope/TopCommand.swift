@@ -36,8 +36,9 @@ struct TopCommand: ParsableCommand {
     }
 
     func run() throws {
-        // The same lock selection, kernel filters and refusals as `record --locks`.
-        let plan = try RecordPlan(command: try RecordCommand.parse(["--locks", locks]))
+        // The same lock selection, kernel filters and refusals as `record --locks`; no user stacks (top
+        // shows no stacks).
+        let plan = try RecordPlan(command: try RecordCommand.parse(["--locks", locks, "--user-stacks", "none"]))
         try Privileges.current().requireForRecording()
         let recorder = try Recorder(options: plan.options)
         StopSignal.install()

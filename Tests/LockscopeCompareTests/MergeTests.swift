@@ -71,6 +71,29 @@ final class MergeTests: XCTestCase {
         try ProfileMerge.merge([MergeInput(source: "a.json", profile: hostA()), MergeInput(source: "b.json", profile: hostB())])
     }
 
+    /// A stack is its kernel frames and its user frames: stacks that share kernel frames but were reached
+    /// from different user code stay apart; the same user and kernel frames on two hosts are one stack.
+    func testStacksMergeByKernelAndUserFrames() throws {
+        var a = hostA(), b = hostB()
+        a.locks[0].stacks[0].userFrames = ["issue_syscall", "prepare_idmapped_overlay", "main"]
+        b.locks[0].stacks[0].count = 6
+        b.locks[0].stacks[0].totalWaitNs = 9000
+        b.locks[0].stacks[0].contexts[0].count = 6
+        b.locks[0].stacks[0].contexts[0].totalWaitNs = 9000
+        var sameUser = b.locks[0].stacks[0]
+        sameUser.userFrames = ["issue_syscall", "prepare_idmapped_overlay", "main"]
+        sameUser.count = 4
+        sameUser.totalWaitNs = 6000
+        sameUser.contexts = [StackContext(cpu: 1, container: "ctr2", count: 4, totalWaitNs: 6000)]
+        b.locks[0].stacks.append(sameUser)
+        let merged = try ProfileMerge.merge([MergeInput(source: "a.json", profile: a), MergeInput(source: "b.json", profile: b)])
+        let stacks = merged.locks.first { $0.name == "namespace_sem" }!.stacks
+        XCTAssertEqual(stacks.map(\.frames), [["down_write", "do_mount"], ["down_write", "do_mount"]])
+        XCTAssertEqual(stacks.map(\.userFrames), [["issue_syscall", "prepare_idmapped_overlay", "main"], nil])
+        XCTAssertEqual(stacks.map(\.count), [7, 6])
+        XCTAssertEqual(stacks.map(\.totalWaitNs), [11200, 9000])
+    }
+
     func testLockTotalsAreTheSumsAndByHostHasEachHostsOwn() throws {
         let profile = try merged()
         XCTAssertEqual(profile.locks.map(\.name), ["namespace_sem", "mount_lock"])

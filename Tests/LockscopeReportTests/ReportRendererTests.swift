@@ -159,4 +159,32 @@ final class ReportRendererTests: XCTestCase {
         let spin = try XCTUnwrap((object["locks"] as? [[String: Any]])?.first?["spin"] as? [String: Any])
         XCTAssertEqual(spin["estimated_ns"] as? Int, 400_000_000)
     }
+
+    /// With user stacks, each of the top locks lists its waiters' heaviest user call paths, summed over the
+    /// kernel stacks they reached the lock by; without, nothing is added.
+    func testUserCallPathsPerLock() {
+        var profile = profile()
+        let prepare = ["issue_syscall", "do_prepare_idmapped_overlay", "prepare_idmapped_overlay", "run_worker", "main",
+                       "__libc_start_call_main", "__libc_start_main"]
+        let swift = "LockscopeStress.MountCounter.attempt(LockscopeStress.StressSyscall, Swift.String, () -> Swift.Int32) throws -> Swift.Int32"
+        profile.locks[0].stacks = [
+            StackProfile(frames: ["rwsem_down_write_slowpath", "down_write", "path_umount"], userFrames: ["issue_syscall", "release_overlay", "main"],
+                         count: 50, totalWaitNs: 600_000_000, maxWaitNs: 1, contexts: []),
+            StackProfile(frames: ["rwsem_down_write_slowpath", "down_write", "do_lock_mount"], userFrames: prepare,
+                         count: 40, totalWaitNs: 700_000_000, maxWaitNs: 1, contexts: []),
+            StackProfile(frames: ["rwsem_down_write_slowpath", "down_write", "vfs_open_tree"], userFrames: prepare,
+                         count: 20, totalWaitNs: 500_000_000, maxWaitNs: 1, contexts: []),
+            StackProfile(frames: ["down_read", "clone_private_mount"], userFrames: ["mount", swift],
+                         count: 10, totalWaitNs: 100_000_000, maxWaitNs: 1, contexts: []),
+        ]
+        let report = ReportRenderer(profile: profile, options: ReportOptions(stacksPerLock: 1)).render()
+        XCTAssertTrue(report.contains("""
+            user call paths of namespace_sem (the waiters' own code, innermost first):
+              50.0% 60x  issue_syscall <- do_prepare_idmapped_overlay <- prepare_idmapped_overlay <- run_worker <- main <- __libc_start_call_main <- ...
+              25.0% 50x  issue_syscall <- release_overlay <- main
+              4.2% 10x  mount <- LockscopeStress.MountCounter.attempt(...)
+
+            """), report)
+        XCTAssertFalse(ReportRenderer(profile: self.profile(), options: ReportOptions()).render().contains("user call paths"))
+    }
 }
