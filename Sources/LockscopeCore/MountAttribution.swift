@@ -240,6 +240,36 @@ struct MountAttribution {
         held = 0
     }
 
+    /// A new window of a continuous recording: the held waits and syscalls stay held; the per-window
+    /// counts start again; only the containers that idmap directories still point to are kept (their
+    /// later mounts and unmounts are theirs), renumbered, so the table stays within `maxDirectories`.
+    /// Call only when nothing released is waiting to be taken.
+    mutating func startWindow() {
+        releasedUnlinked = 0
+        issuers = []
+        var renumbered: [Int: Int] = [:]
+        var kept: [AttributedContainer] = []
+        for index in Set(directoryContainers.values).sorted() {
+            var container = containers[index]
+            container.waitByLock = [:]
+            container.inSyscallsNs = 0
+            container.firstBeginNs = .max
+            renumbered[index] = kept.count
+            kept.append(container)
+        }
+        containers = kept
+        directoryContainers = directoryContainers.compactMapValues { renumbered[$0] }
+        containerIndex = containerIndex.compactMapValues { renumbered[$0] }
+    }
+
+    /// The stack ids of the waits held.
+    var heldStackIDs: Set<Int32> {
+        var ids = Set<Int32>()
+        for group in waitsInSyscall.values { for wait in group.waits { ids.insert(wait.queued.stackID) } }
+        for group in groups.values { for wait in group.waits { ids.insert(wait.queued.stackID) } }
+        return ids
+    }
+
     // MARK: - Linking
 
     private mutating func newGroup(lastNs: UInt64) -> Int {
