@@ -101,8 +101,11 @@ struct AgentCommand: ParsableCommand {
         let output = outputDirectory.map { WindowFiles(directory: $0, keep: keep, mode: fileMode.mode) }
         let deadline = duration.map { monotonicNs() + $0 }
         var stopping = false
+        // Windows end on a fixed schedule, whatever taking one costs.
+        var windowEnd = monotonicNs()
         while !stopping {
-            let windowEnd = monotonicNs() + window
+            windowEnd += window
+            if windowEnd <= monotonicNs() { windowEnd = monotonicNs() + window }
             recorder.run(shouldStop: {
                 state.polled()
                 let now = monotonicNs()
