@@ -18,11 +18,11 @@ struct AgentCommand: ParsableCommand {
             --output-dir (if given), closes the server, exits 0. See docs/cli.md and docs/fleet.md.
             """)
 
-    @Option(help: "Where to listen: HOST:PORT (loopback by default; 0.0.0.0:9464 to be scraped from other hosts).",
+    @Option(help: "Where to listen: HOST:PORT (default: 127.0.0.1:9464, loopback only; 0.0.0.0:9464 to be scraped from other hosts; port 0: any free port, printed).",
             transform: AgentArgument.listen)
     var listen = AgentArgument.Listen(host: "127.0.0.1", port: 9464)
 
-    @Option(parsing: .unconditional, help: "How long each window records (e.g. 60s, 2m): the pprof profile's span and how often metrics grow.",
+    @Option(parsing: .unconditional, help: "How long each window records (e.g. 60s, 2m; default: 60s, at least 1s): the pprof profile's span and how often metrics grow.",
             transform: AgentArgument.window)
     var window: UInt64 = 60_000_000_000
 
@@ -30,19 +30,19 @@ struct AgentCommand: ParsableCommand {
     var locks = "mount"
 
     @Option(name: .customLong("max-containers"), parsing: .unconditional,
-            help: "Most container/pod label values over the agent's life; the rest are summed under container=\"other\", pod=\"other\" and counted.",
+            help: "Most container/pod label values over the agent's life; the rest are summed under container=\"other\", pod=\"other\" and counted (default: 100).",
             transform: AgentArgument.count(what: "container labels"))
     var maxContainers = 100
 
     @Option(name: .customLong("max-locks"), parsing: .unconditional,
-            help: "Most lock label values over the agent's life; the rest are summed under lock=\"other\" and counted.",
+            help: "Most lock label values over the agent's life; the rest are summed under lock=\"other\" and counted (default: 200).",
             transform: AgentArgument.count(what: "lock labels"))
     var maxLocks = 200
 
     @Option(name: .customLong("output-dir"), help: "Also write each finished window's profile there, as lockscope-<UTC time>.json.")
     var outputDirectory: String?
 
-    @Option(parsing: .unconditional, help: "With --output-dir: keep at most this many window files (the oldest go).",
+    @Option(parsing: .unconditional, help: "With --output-dir: keep at most this many window files, the oldest removed (default: 10).",
             transform: AgentArgument.count(what: "files"))
     var keep = 10
 

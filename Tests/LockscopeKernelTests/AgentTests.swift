@@ -299,3 +299,41 @@ extension ISO8601DateFormatter {
         return formatter
     }
 }
+
+/// The agent's refusals: one line saying what to give instead, exit 2, before anything is attached;
+/// a port in use: one line, exit 1.
+final class AgentCommandLineTests: XCTestCase {
+    func testBadFlagsAreOneLineAndExit2() throws {
+        for (arguments, expected) in [(["--listen", "nope"], "give HOST:PORT"), (["--listen", "127.0.0.1:70000"], "give HOST:PORT"),
+                                      (["--window", "500ms"], "give a window of 1s or more"),
+                                      (["--max-containers", "0"], "give a number of container labels from 1"),
+                                      (["--max-locks", "x"], "give a number of lock labels from 1"),
+                                      (["--keep", "-1"], "give a number of files from 1"),
+                                      (["--output-dir", "/nonexistent-lockscope-dir"], "is not a writable directory")] {
+            let run = try LockscopeRun.run(["agent"] + arguments)
+            XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
+            XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, "\(arguments): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(expected), "\(arguments): \(run.stderr)")
+        }
+    }
+
+    func testAPortInUseIsOneLineAndExit1() throws {
+        try requireBPF()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        XCTAssertTrue(listening)
+        let port = UInt16(bigEndian: address.sin_port)
+        let run = try LockscopeRun.run(["agent", "--listen", "127.0.0.1:\(port)", "--duration", "30s"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertEqual(run.stderr, "lockscope: cannot listen on 127.0.0.1:\(port): Address already in use: give another --listen\n")
+    }
+}
