@@ -484,7 +484,12 @@ public struct Aggregator: ~Copyable {
         // Most calls release nothing: taking empty arrays would still give the stage new buffers.
         guard !attribution.releasedWaits.isEmpty || !attribution.releasedSyscalls.isEmpty else { return }
         let (waits, syscalls) = attribution.takeReleased()
-        for wait in waits { apply(wait.queued) }
+        for wait in waits {
+            // Held since an earlier window maybe (`takeWindow`), when the lock had another index: find it again.
+            var queued = wait.queued
+            queued.lock = Int32(truncatingIfNeeded: lockIndex(wait.lockAddress, kind: queued.kind))
+            apply(queued)
+        }
         for syscall in syscalls { recordByContainer(syscall) }
     }
 

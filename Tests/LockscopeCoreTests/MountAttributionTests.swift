@@ -205,6 +205,12 @@ final class WindowedAttributionTests: XCTestCase {
         let split = 3 * 3 * 2
         var aggregator = Aggregator(topology: nil, issuerPod: MountAttributionTests.shimPods)
         aggregator.startTimeline(atNs: 1_000_000_000)
+        // Waits on two other locks first, outside mount syscalls: in the first window the held waits'
+        // lock is the third, in the second the first.
+        for address: UInt64 in [0xffff_ffff_8300_2000, 0xffff_ffff_8300_3000] {
+            aggregator.record(.wait(WaitEvent(flags: MountAttributionTests.write, endNs: 900_000_000, waitNs: 500,
+                                              lockAddress: address, cgroupID: 1, pid: 99, tid: 99, cpu: 0)))
+        }
         for event in storm.events[..<split] { aggregator.record(event) }
         XCTAssertFalse(aggregator.heldStackIDs.isEmpty, "the idmapped layers' waits are held")
         let first = aggregator.takeWindow(AggregatorTests.inputs(), nextOriginNs: 2_000_000_000)
@@ -215,7 +221,7 @@ final class WindowedAttributionTests: XCTestCase {
         // Nothing was tied to a container yet in the first window: the syscalls are counted by syscall, not by container.
         XCTAssertEqual(first.mounts?.totalOps, 9)
         XCTAssertEqual(first.mounts?.byContainer.count ?? 0, 0)
-        XCTAssertEqual(first.locks.reduce(0) { $0 + $1.stats.contentions }, 0, "the waits inside are held")
+        XCTAssertEqual(first.locks.reduce(0) { $0 + $1.stats.contentions }, 2, "the waits inside are held")
         XCTAssertEqual(first.mounts?.unlinked ?? 0, 0)
         let rows = Dictionary(try XCTUnwrap(later.mounts).byContainer.map { ($0.id, $0.ops) }, uniquingKeysWith: +)
         XCTAssertEqual(rows[id], UInt64(firstStart), "every syscall of the split start, under its container")
