@@ -35,6 +35,13 @@ until grep -q "lockscope: attached" "$out/agent.err"; do
   kill -0 "$agent" 2>/dev/null || { cat "$out/agent.err" >&2; exit 1; }
   sleep 0.1
 done
+port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\).*|\1|p' "$out/agent.err")
+# Series on /metrics (lines that are not comments): what the label caps bound.
+series() {
+  python3 -c 'import sys, urllib.request
+print(sum(1 for line in urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().splitlines() if line and not line.startswith("#")))' \
+    "http://127.0.0.1:$port/metrics" 2>/dev/null || echo 0
+}
 # The storm loop, until the agent stops.
 (
   runs=0
@@ -54,7 +61,8 @@ while kill -0 "$agent" 2>/dev/null; do
   window_index=$((window_index + 1))
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$agent/status" 2>/dev/null || true)
   [ -n "$rss" ] || break
-  printf "%s\t%s\t%s\n" "$window_index" "$(awk -v now="$(date +%s.%N)" -v start="$start" "BEGIN { print now - start }")" "$rss" >>"$out/rss.tsv"
+  printf "%s\t%s\t%s\t%s\n" "$window_index" "$(awk -v now="$(date +%s.%N)" -v start="$start" "BEGIN { print now - start }")" \
+    "$rss" "$(series)" >>"$out/rss.tsv"
 done
 wait "$agent"
 status=$?
@@ -68,7 +76,7 @@ python3 - "$out/rss.tsv" "$skip" "$window" "$seconds" "$locks" "$(cat "$out/stor
 import json, sys
 path, skip, window, seconds, locks, runs, load_start, load_end, storm = sys.argv[1:]
 rows = [line.split("\t") for line in open(path) if line.strip()]
-samples = [{"window": int(w), "elapsed_s": round(float(t), 2), "rss_kb": int(r)} for w, t, r in rows]
+samples = [{"window": int(w), "elapsed_s": round(float(t), 2), "rss_kb": int(r), "metric_series": int(n)} for w, t, r, n in rows]
 kept = samples[int(skip):]
 if len(kept) < 3:
     sys.exit(f"make soak: only {len(kept)} windows after the first {skip}: run longer (LOCKSCOPE_SOAK_SECONDS)")
@@ -82,11 +90,13 @@ result = {
     "storm_runs": int(runs), "windows_sampled": len(samples), "windows_skipped": int(skip),
     "slope_kb_per_window": round(slope, 2),
     "rss_kb_first_kept": ys[0], "rss_kb_last": ys[-1], "rss_kb_max": max(ys), "rss_kb_min": min(ys),
+    "metric_series_first_kept": kept[0]["metric_series"], "metric_series_last": kept[-1]["metric_series"],
     "loadavg_start": load_start, "loadavg_end": load_end,
     "samples": samples,
 }
 json.dump(result, open("bench/soak.json", "w"), indent=2)
 open("bench/soak.json", "a").write("\n")
 print(f"soak: {len(samples)} windows of {window} s, {runs} storms; RSS {ys[0]} -> {ys[-1]} KB after window {skip}, "
-      f"slope {slope:.2f} KB per window (least squares, windows {xs[0]}-{xs[-1]}); load {load_start} -> {load_end}")
+      f"slope {slope:.2f} KB per window (least squares, windows {xs[0]}-{xs[-1]}); metric series "
+      f"{kept[0]['metric_series']} -> {kept[-1]['metric_series']}; load {load_start} -> {load_end}")
 PY

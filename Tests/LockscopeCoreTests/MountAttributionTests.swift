@@ -234,5 +234,9 @@ final class WindowedAttributionTests: XCTestCase {
         XCTAssertEqual(empty.locks.count, 0)
         XCTAssertEqual(empty.mounts?.totalOps ?? 0, 0)
         XCTAssertTrue(aggregator.heldStackIDs.isEmpty)
+        // The containers' idmap directories are remembered while a window used them and one window more.
+        XCTAssertEqual(aggregator.attribution.containers.count, 2)
+        _ = aggregator.takeWindow(AggregatorTests.inputs(), nextOriginNs: 5_000_000_000)
+        XCTAssertEqual(aggregator.attribution.containers.count, 0, "forgotten two windows after their last use")
     }
 }
