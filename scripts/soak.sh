@@ -5,13 +5,15 @@
 # nothing else heavy runs.
 #   LOCKSCOPE_SOAK_SECONDS (default 90)  LOCKSCOPE_SOAK_WINDOW (seconds, default 2)
 #   LOCKSCOPE_SOAK_SKIP (windows left out of the slope, default 5)  LOCKSCOPE_SOAK_LOCKS (default mount)
-#   LOCKSCOPE_SOAK_STORM (stress options, default below)
+#   LOCKSCOPE_SOAK_STORM (stress options, default below)  LOCKSCOPE_SOAK_AGENT (more agent options,
+#   e.g. "--max-containers 10 --max-locks 20")
 set -euo pipefail
 bin=${1:-.build/release/lockscope}
 seconds=${LOCKSCOPE_SOAK_SECONDS:-90}
 window=${LOCKSCOPE_SOAK_WINDOW:-2}
 skip=${LOCKSCOPE_SOAK_SKIP:-5}
 locks=${LOCKSCOPE_SOAK_LOCKS:-mount}
+read -r -a agent_options <<<"${LOCKSCOPE_SOAK_AGENT:-}"
 read -r -a storm <<<"${LOCKSCOPE_SOAK_STORM:---runtime containerd --containers 24 --containers-per-pod 3 --layers 6 --parallel 4}"
 out=bench/out/soak
 if [ "$(id -u)" != 0 ]; then
@@ -22,7 +24,7 @@ fi
 mkdir -p "$out"
 rm -f "$out"/*
 "$bin" agent --listen 127.0.0.1:0 --window "${window}s" --locks "$locks" --duration "${seconds}s" \
-  --output-dir "$out" --keep 3 2>"$out/agent.err" &
+  --output-dir "$out" --keep 3 "${agent_options[@]}" 2>"$out/agent.err" &
 agent=$!
 storm_loop=
 cleanup() {
@@ -72,9 +74,9 @@ wait "$storm_loop" 2>/dev/null || true
 storm_loop=
 [ "$status" = 0 ] || { echo "make soak: the agent exited $status:" >&2; cat "$out/agent.err" >&2; exit 1; }
 python3 - "$out/rss.tsv" "$skip" "$window" "$seconds" "$locks" "$(cat "$out/storm-runs" 2>/dev/null || echo 0)" \
-  "$load_start" "$load_end" "${storm[*]}" <<'PY'
+  "$load_start" "$load_end" "${storm[*]}" "${agent_options[*]}" <<'PY'
 import json, sys
-path, skip, window, seconds, locks, runs, load_start, load_end, storm = sys.argv[1:]
+path, skip, window, seconds, locks, runs, load_start, load_end, storm, agent_options = sys.argv[1:]
 rows = [line.split("\t") for line in open(path) if line.strip()]
 samples = [{"window": int(w), "elapsed_s": round(float(t), 2), "rss_kb": int(r), "metric_series": int(n)} for w, t, r, n in rows]
 kept = samples[int(skip):]
@@ -86,7 +88,7 @@ ys = [s["rss_kb"] for s in kept]
 mx, my = sum(xs) / n, sum(ys) / n
 slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 result = {
-    "window_s": float(window), "duration_s": float(seconds), "locks": locks, "storm": storm,
+    "window_s": float(window), "duration_s": float(seconds), "locks": locks, "agent_options": agent_options, "storm": storm,
     "storm_runs": int(runs), "windows_sampled": len(samples), "windows_skipped": int(skip),
     "slope_kb_per_window": round(slope, 2),
     "rss_kb_first_kept": ys[0], "rss_kb_last": ys[-1], "rss_kb_max": max(ys), "rss_kb_min": min(ys),

@@ -199,6 +199,7 @@ public final class Recorder {
         if cgroupPaths.count > Int(options.bpf.cgroupNamesCapacity) * 2 {
             cgroupPaths = program.cgroupPaths()
         }
+        cgroups?.forget(beyond: Int(options.bpf.cgroupNamesCapacity) * 2)
         startedAt = Date()
         startNs = now
         stopNs = nil
