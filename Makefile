@@ -3,6 +3,7 @@
 #   make test   install what is missing, build, run every test (BPF tests need root)
 #   make bpf    recompile bpf/*.bpf.c into the embedded skeletons (needs clang and bpftool)
 #   make bench  run the benchmarks, write bench/results.json
+#   make soak   the agent over many windows under a storm loop: its RSS slope, in bench/soak.json
 
 SWIFT ?= swift
 # The clang next to swift, whatever else is on PATH: `make bpf-check` compares bytes, so every machine
@@ -20,7 +21,7 @@ BENCH_SKELETON := Sources/CLockscopeBPF/include/lockscope_bench.skel.h
 SPIN_SKELETON := Sources/CLockscopeBPF/include/lockscope_spin.skel.h
 BIN := .build/release/lockscope
 
-.PHONY: all deps build release test demo bpf bpf-check bench clean
+.PHONY: all deps build release test demo bpf bpf-check bench soak clean
 
 all: release
 
@@ -47,6 +48,9 @@ demo: release
 
 bench: release
 	@scripts/bench.sh $(BIN)
+
+soak: release
+	@scripts/soak.sh $(BIN)
 
 # The BPF objects are compiled once and committed as skeletons, so `swift build` needs no BPF compiler.
 # `bpftool gen object` links each and drops DWARF (BTF stays for CO-RE), and `bpftool gen skeleton`

@@ -18,6 +18,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // HMAC-SHA256 for the stable pseudonyms of `lockscope redact`.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // `lockscope agent`: its HTTP server and the Prometheus exposition (LockscopeAgent only).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // libbpf from the system (libbpf-dev), found through pkg-config.
@@ -42,13 +48,23 @@ let package = Package(
                 dependencies: ["LockscopeCore", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Proto/profile.proto"]),
         .target(name: "LockscopeCompare", dependencies: ["LockscopeCore"]),
+        // `lockscope agent`'s serving side: a window's profile mapped to Prometheus metrics (pure, tested
+        // without a kernel), the pprof endpoint's body, and the HTTP server. The only module with the
+        // server and exposition packages.
+        .target(name: "LockscopeAgent",
+                dependencies: ["LockscopeCore", "LockscopeExport",
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "NIOCore", package: "swift-nio")]),
         // The kernel side: load and attach BPF, read the ring buffer, probe what the kernel supports.
         .target(name: "LockscopeKernel", dependencies: ["CLibbpf", "CLibelf", "CLockscopeBPF", "CPrefetch", "LockscopeCore"]),
         // The built-in container-start mount storm.
         .target(name: "LockscopeStress", dependencies: ["CMountSyscalls", "LockscopeCore"]),
         .executableTarget(name: "lockscope", dependencies: [
             "LockscopeCore", "LockscopeKernel", "LockscopeReport", "LockscopeExport", "LockscopeCompare",
-            "LockscopeStress", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LockscopeStress", "LockscopeAgent", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // `make bench`: ingest, ceiling, memory and start-up benchmarks (never part of `swift test`).
         .executableTarget(name: "LockscopeBench",
@@ -70,6 +86,7 @@ let package = Package(
         .testTarget(name: "LockscopeBenchTests", dependencies: ["LockscopeBench"]),
         // deploy/ checked by the tools that read it (kubernetes-validate, promtool).
         .testTarget(name: "LockscopeDeployTests", dependencies: ["LockscopeTestSupport"]),
+        .testTarget(name: "LockscopeAgentTests", dependencies: ["LockscopeAgent", "LockscopeCore", "LockscopeTestSupport"]),
         .testTarget(name: "LockscopeStressTests", dependencies: ["LockscopeStress", "LockscopeCore", "LockscopeTestSupport"]),
     ]
 )

@@ -189,10 +189,18 @@ public struct Aggregator: ~Copyable {
     /// syscall; nil when no user stacks are recorded.
     public init(topology: Topology?, issuerPod: @escaping (UInt32) -> (namespace: String?, pod: String)? = { _ in nil },
                 sawUserStackProcess: ((UInt32) -> Void)? = nil) {
+        self.init(topology: topology, attribution: MountAttribution(issuerPod: issuerPod), provisional: ProvisionalWaits(),
+                  sawUserStackProcess: sawUserStackProcess)
+    }
+
+    /// A new aggregator that goes on with the waits and syscalls another one held (`takeWindow`).
+    private init(topology: Topology?, attribution: MountAttribution, provisional: ProvisionalWaits,
+                 sawUserStackProcess: ((UInt32) -> Void)?) {
         self.topology = topology
         self.sawUserStackProcess = sawUserStackProcess
         handoffTable = topology.map(HandoffTable.init)
-        attribution = MountAttribution(issuerPod: issuerPod)
+        self.attribution = attribution
+        self.provisional = provisional
         let idle = QueuedWait(WaitEvent(flags: 0, waitNs: 0, lockAddress: 0), lock: 0, kind: .other,
                               previousCPU: LockActivity.noCPU)
         for _ in 0..<Self.eventsInFlight { inFlight.append(idle) }
@@ -538,7 +546,12 @@ public struct Aggregator: ~Copyable {
         // Most calls release nothing: taking empty arrays would still give the stage new buffers.
         guard !attribution.releasedWaits.isEmpty || !attribution.releasedSyscalls.isEmpty else { return }
         let (waits, syscalls) = attribution.takeReleased()
-        for wait in waits { apply(wait.queued) }
+        for wait in waits {
+            // Held since an earlier window maybe (`takeWindow`), when the lock had another index: find it again.
+            var queued = wait.queued
+            queued.lock = Int32(truncatingIfNeeded: lockIndex(wait.lockAddress, kind: queued.kind))
+            apply(queued)
+        }
         for syscall in syscalls { recordByContainer(syscall) }
     }
 
@@ -623,6 +636,37 @@ extension Aggregator {
     /// as it goes, so the peak is not both. Leaves the lock statistics empty.
     public mutating func takeProfile(_ inputs: ProfileInputs) -> Profile {
         attribution.releaseEverything()
+        return takeRecorded(inputs)
+    }
+
+    /// The profile of one window of a continuous recording (`lockscope agent`): what was recorded since
+    /// the last window, after which this aggregator is a new one that keeps only what must carry over:
+    /// the waits and syscalls still held for their container (`MountAttribution`, bounded by its
+    /// `maxHeld`, and the containers its directories still point to, bounded by `maxDirectories`) and the
+    /// provisional waits (bounded by `ProvisionalWaits.maxHeld`). They are counted in the window in which
+    /// they are released. `originNs` starts the next window's timeline.
+    public mutating func takeWindow(_ inputs: ProfileInputs, nextOriginNs: UInt64) -> Profile {
+        let profile = takeRecorded(inputs)
+        var carried = attribution
+        carried.startWindow()
+        let provisional = self.provisional
+        let selector = stackSelector
+        self = Aggregator(topology: topology, attribution: carried, provisional: provisional,
+                          sawUserStackProcess: sawUserStackProcess)
+        // The recording's stack filter goes on (a process seen with user stacks is told again: a new window
+        // keeps no pids).
+        stackSelector = selector
+        startTimeline(atNs: nextOriginNs)
+        return profile
+    }
+
+    /// Stack ids that waits held for a later window refer to: the kernel's copies must stay until those
+    /// waits are recorded.
+    public var heldStackIDs: Set<Int32> {
+        attribution.heldStackIDs.union(provisional.byLock.values.lazy.flatMap { $0.map(\.stackID) })
+    }
+
+    private mutating func takeRecorded(_ inputs: ProfileInputs) -> Profile {
         applyReleased()
         finishPending()
         var builder = ProfileBuilder(inputs: inputs)

@@ -178,6 +178,17 @@ public final class CgroupResolver: @unchecked Sendable {
         MountTable(mountinfo: text).cgroup2MountPoint
     }
 
+    /// Forgets every cgroup looked up once more than `limit` are remembered (found or vanished), so that a
+    /// process that runs for as long as containers come and go (`lockscope agent`) does not keep them
+    /// all; later lookups rescan the tree (at most once per `minimumRescanInterval`).
+    public func forget(beyond limit: Int) {
+        lock.withLock {
+            guard containerByID.count + vanishedIDs.count > limit else { return }
+            containerByID = [:]
+            vanishedIDs = []
+        }
+    }
+
     /// True when a rescan found no cgroup with this id (it was removed before it could be looked up).
     public func hasVanished(_ id: UInt64) -> Bool {
         lock.withLock { vanishedIDs.contains(id) }

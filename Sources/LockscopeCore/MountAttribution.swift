@@ -240,6 +240,56 @@ struct MountAttribution {
         held = 0
     }
 
+    /// A new window of a continuous recording: the held waits and syscalls stay held; the per-window
+    /// counts start again; only the containers that idmap directories still point to are kept (their
+    /// later mounts and unmounts are theirs), renumbered, so the table stays within `maxDirectories`.
+    /// Call only when nothing released is waiting to be taken.
+    mutating func startWindow() {
+        releasedUnlinked = 0
+        issuers = []
+        // A container's start is over within seconds: its directories are forgotten once neither this
+        // window nor the last one used them.
+        if windowed {
+            directoryContainers = directoryContainers.filter { touched.contains($0.key) || touchedBefore.contains($0.key) }
+        }
+        windowed = true
+        touchedBefore = touched
+        touched = []
+        if podsByPid.count > Self.maxPodsPerWindow { podsByPid = [:] }
+        var renumbered: [Int: Int] = [:]
+        var kept: [AttributedContainer] = []
+        for index in Set(directoryContainers.values).sorted() {
+            var container = containers[index]
+            container.waitByLock = [:]
+            container.inSyscallsNs = 0
+            container.firstBeginNs = .max
+            renumbered[index] = kept.count
+            kept.append(container)
+        }
+        containers = kept
+        directoryContainers = directoryContainers.compactMapValues { renumbered[$0] }
+        containerIndex = containerIndex.compactMapValues { renumbered[$0] }
+    }
+
+    /// Windowed (`startWindow`): the directories linked or used in this window and in the last one.
+    private var windowed = false
+    private var touched = Set<String>()
+    private var touchedBefore = Set<String>()
+    /// Issuers' pods remembered from one window to the next, at most (re-read when needed).
+    static let maxPodsPerWindow = 4096
+
+    private mutating func touch(_ directory: String) {
+        if windowed { touched.insert(directory) }
+    }
+
+    /// The stack ids of the waits held.
+    var heldStackIDs: Set<Int32> {
+        var ids = Set<Int32>()
+        for group in waitsInSyscall.values { for wait in group.waits { ids.insert(wait.queued.stackID) } }
+        for group in groups.values { for wait in group.waits { ids.insert(wait.queued.stackID) } }
+        return ids
+    }
+
     // MARK: - Linking
 
     private mutating func newGroup(lastNs: UInt64) -> Int {
@@ -258,7 +308,10 @@ struct MountAttribution {
     }
 
     private mutating func add(_ items: Group, toDirectory directory: String) {
-        if let container = directoryContainers[directory] { return release(items, to: container) }
+        if let container = directoryContainers[directory] {
+            touch(directory)
+            return release(items, to: container)
+        }
         let id = directoryGroups[directory] ?? {
             let id = newGroup(lastNs: items.lastNs)
             directoryGroups[directory] = id
@@ -269,7 +322,10 @@ struct MountAttribution {
 
     /// An fs context's `lowerdir+=` names `directory`: what waits for the directory waits for the context.
     private mutating func join(directory: String, into id: Int) {
-        if let container = directoryContainers[directory] { return resolve(group: id, to: container) }
+        if let container = directoryContainers[directory] {
+            touch(directory)
+            return resolve(group: id, to: container)
+        }
         if let other = directoryGroups[directory], other != id, let group = groups.removeValue(forKey: other) {
             held -= group.count
             add(group, toGroup: id)
@@ -278,8 +334,13 @@ struct MountAttribution {
     }
 
     private mutating func link(directory: String, to container: Int) {
-        if directoryContainers.count >= Self.maxDirectories { directoryContainers = [:] }
+        if directoryContainers.count >= Self.maxDirectories {
+            directoryContainers = [:]
+            touched = []
+            touchedBefore = []
+        }
         directoryContainers[directory] = container
+        touch(directory)
         if let id = directoryGroups.removeValue(forKey: directory) { resolve(group: id, to: container) }
     }
 
@@ -290,6 +351,7 @@ struct MountAttribution {
         for (directory, other) in directoryGroups where other == id {
             directoryGroups[directory] = nil
             directoryContainers[directory] = container
+            touch(directory)
         }
     }
 

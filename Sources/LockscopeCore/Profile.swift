@@ -175,6 +175,24 @@ public struct Drops: Codable, Sendable, Equatable {
         userMapsLost = try count(.userMapsLost)
     }
 
+    /// Each counter less `earlier`'s (stopping at zero): the losses since `earlier` was read.
+    public func subtracting(_ earlier: Drops) -> Drops {
+        func since(_ key: WritableKeyPath<Drops, UInt64>) -> UInt64 { self[keyPath: key] - min(self[keyPath: key], earlier[keyPath: key]) }
+        var drops = Drops()
+        drops.ringbufFull = since(\.ringbufFull)
+        drops.taskMapFull = since(\.taskMapFull)
+        drops.nestingOverflow = since(\.nestingOverflow)
+        drops.syscallMapFull = since(\.syscallMapFull)
+        drops.stackFailed = since(\.stackFailed)
+        drops.recursionMisses = since(\.recursionMisses)
+        drops.cgroupNamesFull = since(\.cgroupNamesFull)
+        drops.cgroupNamesEvicted = since(\.cgroupNamesEvicted)
+        drops.cgroupNamesLost = since(\.cgroupNamesLost)
+        drops.pathsTruncated = since(\.pathsTruncated)
+        drops.provisionalOverflow = since(\.provisionalOverflow)
+        return drops
+    }
+
     /// Events lost (stack failures lose only the stack, not the event).
     public var total: UInt64 {
         ringbufFull.addingSaturated(taskMapFull).addingSaturated(nestingOverflow).addingSaturated(syscallMapFull)

@@ -288,6 +288,50 @@ public final class BPFProgram {
         return Array(frames.prefix { $0 != 0 })
     }
 
+    /// The ids of the stacks the kernel holds.
+    public func stackIDs() -> [Int32] {
+        let fd = bpf_map__fd(skeleton.pointee.maps.stacks)
+        var ids: [Int32] = []
+        var key: UInt32 = 0
+        var next: UInt32 = 0
+        var status = bpf_map_get_next_key(fd, nil, &next)
+        while status == 0 {
+            ids.append(Int32(bitPattern: next))
+            key = next
+            status = bpf_map_get_next_key(fd, &key, &next)
+        }
+        return ids
+    }
+
+    /// Removes stacks from the kernel's table, so that their slots take new stacks (`lockscope agent`).
+    public func deleteStacks(_ ids: some Sequence<Int32>) {
+        let fd = bpf_map__fd(skeleton.pointee.maps.stacks)
+        for id in ids {
+            var key = UInt32(bitPattern: id)
+            _ = bpf_map_delete_elem(fd, &key)
+        }
+    }
+
+    /// Each loaded program's name, and the time and runs the kernel counted for it (counted only while
+    /// BPF run-time statistics are on: `BPFRunStatistics`).
+    public func runStatistics() -> [BPFProgramRuns] {
+        var runs: [BPFProgramRuns] = []
+        var program = bpf_object__next_program(skeleton.pointee.obj, nil)
+        while let current = program {
+            let fd = bpf_program__fd(current)
+            if fd >= 0 {
+                var info = bpf_prog_info()
+                var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+                if bpf_obj_get_info_by_fd(fd, &info, &length) == 0 {
+                    runs.append(BPFProgramRuns(program: String(cString: bpf_program__name(current)),
+                                               runTimeNs: info.run_time_ns, runs: info.run_cnt))
+                }
+            }
+            program = bpf_object__next_program(skeleton.pointee.obj, current)
+        }
+        return runs
+    }
+
     /// Cgroup paths the kernel recorded when it first saw each cgroup id: `/system.slice/docker-<id>.scope`,
     /// or `/.../a/b/c/d/e` when the path was deeper than the levels kept. The recorder reads them every
     /// second, so that names the kernel evicts later are kept.
@@ -428,4 +472,34 @@ struct CgroupNames {
     var path: String {
         (truncated ? "/..." : "") + "/" + names.reversed().joined(separator: "/")
     }
+}
+
+/// A BPF program's cost as the kernel counts it (`bpf_prog_info`'s run_time_ns and run_cnt).
+public struct BPFProgramRuns: Sendable, Equatable {
+    public var program: String
+    public var runTimeNs: UInt64
+    public var runs: UInt64
+
+    public init(program: String, runTimeNs: UInt64, runs: UInt64) {
+        self.program = program
+        self.runTimeNs = runTimeNs
+        self.runs = runs
+    }
+}
+
+/// Keeps the kernel's BPF run-time statistics on while it lives (`BPF_ENABLE_STATS`): each program run
+/// is then timed, which costs about two clock reads per run (a few tens of nanoseconds) for every BPF
+/// program on the machine, not only lockscope's. The statistics go off when the last holder closes.
+public final class BPFRunStatistics {
+    private let fd: Int32
+
+    public init() throws {
+        let fd = bpf_enable_stats(BPF_STATS_RUN_TIME)
+        guard fd >= 0 else {
+            throw UserError("cannot turn on BPF run-time statistics (\(String(cString: strerror(-fd)))): pass --no-bpf-stats to run without them")
+        }
+        self.fd = fd
+    }
+
+    deinit { Glibc.close(fd) }
 }

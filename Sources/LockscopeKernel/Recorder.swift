@@ -45,6 +45,13 @@ public final class Recorder {
     private let userStacks: UserStackSymbolizer
     /// The user stacks the waits came with.
     private let userStackTable = UserStackTable()
+    /// The previous window's stacks (`takeWindow`): for waits that were in flight when their stack was
+    /// removed from the kernel's table.
+    private var previousWindowStacks: [Int32: [UInt64]] = [:]
+    /// Stack ids the kernel held at the last window's end that nothing had looked up.
+    private var unreadStacks = Set<Int32>()
+    /// The kernel's loss counters at the start of the current window.
+    private var windowDropsBase = Drops()
     private var filteredLockAddresses = Set<UInt64>()
     /// Cgroup paths read from the kernel's table of names, kept here once read: the table evicts.
     private var cgroupPaths: [UInt64: String] = [:]
@@ -175,6 +182,76 @@ public final class Recorder {
         return profile
     }
 
+    /// The profile of the window since the last call (or since `attach`), for `lockscope agent`, which
+    /// records in windows for as long as it runs: the aggregation starts again (what is held for a
+    /// container carries over, `Aggregator.takeWindow`), the drops are this window's, and the kernel's
+    /// stack table keeps only the stacks not read yet, so nothing grows with the uptime. Call between
+    /// `run`s, on the thread that runs them.
+    ///
+    /// `last`: the window at the end; the programs are detached first, and whatever is still held is
+    /// counted in it, as `finish()` does.
+    public func takeWindow(last: Bool = false) -> Profile {
+        if last {
+            finished = true
+            program.detach()
+            sampler?.detach()
+        }
+        reader.drain(into: &aggregator)
+        let now = monotonicNs()
+        stopNs = now
+        readCgroupNames()
+        aggregator.releaseStaleHolds(now: now)
+        if last, aggregator.holdsProvisionalWaits {
+            let names = aggregator.lockNames(inputs())
+            aggregator.settleProvisionalWaits { address in names[address].map { keeps($0) } ?? false }
+        }
+        let totals = drops()
+        var inputs = inputs(containers: cachedContainerResolver())
+        inputs.drops = totals.subtracting(windowDropsBase)
+        // On-CPU samples are not windowed (the sampler's table only grows): a windowed recorder has none.
+        precondition(sampler == nil, "lockscope agent records with --spin-hz 0")
+        var profile = last ? aggregator.takeProfile(inputs) : aggregator.takeWindow(inputs, nextOriginNs: now)
+        profile.drops.cgroupNamesLost = cgroupNamesLost
+        windowDropsBase = totals
+        rollStacks()
+        // Names the kernel's table still holds, and those read since the last window: bounded by the table.
+        if cgroupPaths.count > Int(options.bpf.cgroupNamesCapacity) * 2 {
+            cgroupPaths = program.cgroupPaths()
+        }
+        cgroups?.forget(beyond: Int(options.bpf.cgroupNamesCapacity) * 2)
+        startedAt = Date()
+        startNs = now
+        stopNs = nil
+        return profile
+    }
+
+    /// Removes from the kernel's stack table the stacks this window read and those no window read
+    /// (waits the selection dropped), unless a held wait still needs them.
+    private func rollStacks() {
+        let held = aggregator.heldStackIDs
+        let present = program.stackIDs()
+        let stale = present.filter { !held.contains($0) && (stackCache[$0] != nil || unreadStacks.contains($0)) }
+        program.deleteStacks(stale)
+        unreadStacks = Set(present).subtracting(stale).subtracting(stackCache.keys)
+        previousWindowStacks = stackCache
+        stackCache = [:]
+    }
+
+    /// The BPF programs' own cost so far (counted while `BPFRunStatistics` are on).
+    public func programRuns() -> [BPFProgramRuns] { program.runStatistics() }
+
+    /// Resolves each cgroup id once per profile, so a lost name is counted once.
+    private func cachedContainerResolver() -> (UInt64) -> Container {
+        let resolve = containerResolver()
+        var resolved: [UInt64: Container] = [:]
+        return { id in
+            if let known = resolved[id] { return known }
+            let container = resolve(id)
+            resolved[id] = container
+            return container
+        }
+    }
+
     /// The profile recorded so far, without stopping (for `lockscope top`, once a second). Waits still
     /// held for their container (`MountAttribution`) are in a later one.
     public func snapshot() -> Profile {
@@ -250,7 +327,7 @@ public final class Recorder {
         if let cached = stackCache[id] { return cached }
         let stack = program.stack(id: id)
         if let stack { stackCache[id] = stack }
-        return stack
+        return stack ?? previousWindowStacks[id]
     }
 
     /// Resolves each cgroup id once, while the cgroup still exists (containers remove theirs on exit).

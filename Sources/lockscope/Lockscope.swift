@@ -12,7 +12,7 @@ struct Lockscope: ParsableCommand {
         subcommands: [RecordCommand.self, ReportCommand.self, DoctorCommand.self, ExportCommand.self,
                       FlamegraphCommand.self, TimelineCommand.self, CheckCommand.self, DiffCommand.self, MergeCommand.self,
                       TopCommand.self, RedactCommand.self, StressCommand.self, SweepCommand.self,
-                      StressWorkerCommand.self])
+                      AgentCommand.self, StressWorkerCommand.self])
 
     /// Runs the command; user errors and bad options print one line and exit 2.
     static func main() {

@@ -190,6 +190,23 @@ final class ContainerTests: XCTestCase {
         XCTAssertEqual(resolver.rescanCount, 1)
     }
 
+    /// `lockscope agent` runs for as long as containers come and go: past the limit, the remembered
+    /// cgroups (found and vanished) are forgotten, and the next lookup rescans.
+    func testRememberedCgroupsAreForgottenPastALimit() throws {
+        let root = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let resolver = try CgroupResolver(cgroupRoot: root, minimumRescanInterval: .zero)
+        XCTAssertEqual(resolver.container(forCgroupID: 111).runtime, "unknown")
+        XCTAssertEqual(resolver.container(forCgroupID: 222).runtime, "unknown")
+        XCTAssertEqual(resolver.rescanCount, 2)
+        resolver.forget(beyond: 3)  // the root and two vanished ids: 3, kept
+        XCTAssertTrue(resolver.hasVanished(111))
+        resolver.forget(beyond: 2)
+        XCTAssertFalse(resolver.hasVanished(111))
+        XCTAssertEqual(resolver.container(forCgroupID: try inode(root)).runtime, "host")
+        XCTAssertEqual(resolver.rescanCount, 3)
+    }
+
     func testANewCgroupIsFoundAndAVanishedOneStaysKnown() throws {
         let root = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }

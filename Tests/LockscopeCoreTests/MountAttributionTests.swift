@@ -189,3 +189,54 @@ final class MountAttributionTests: XCTestCase {
         XCTAssertNil(MountPaths.shimPod(commandLine: "/usr/bin/containerd-shim-runc-v2\0-id"))
     }
 }
+
+/// `lockscope agent`'s windows: what is held for a container at a window's end is counted, once, in the
+/// window in which its container becomes known; each window counts only its own events.
+final class WindowedAttributionTests: XCTestCase {
+    func testAContainerStartSplitByAWindowIsCountedOnceUnderItsContainer() throws {
+        let id = String(repeating: "3", count: 64)
+        var storm = MountAttributionTests.Storm()
+        storm.start(container: id, tid: 21, directory: "/tmp/ovl-idmapped333", layers: 3, fd: 9)
+        // A second start, all of it in the second window.
+        let second = String(repeating: "4", count: 64)
+        storm.start(container: second, tid: 22, directory: "/tmp/ovl-idmapped444", layers: 2, fd: 9)
+        let firstStart = 3 * 3 + 1 + 3
+        // The first window ends after the layers were idmapped and before the overlay names the container.
+        let split = 3 * 3 * 2
+        var aggregator = Aggregator(topology: nil, issuerPod: MountAttributionTests.shimPods)
+        aggregator.startTimeline(atNs: 1_000_000_000)
+        // Waits on two other locks first, outside mount syscalls: in the first window the held waits'
+        // lock is the third, in the second the first.
+        for address: UInt64 in [0xffff_ffff_8300_2000, 0xffff_ffff_8300_3000] {
+            aggregator.record(.wait(WaitEvent(flags: MountAttributionTests.write, endNs: 900_000_000, waitNs: 500,
+                                              lockAddress: address, cgroupID: 1, pid: 99, tid: 99, cpu: 0)))
+        }
+        for event in storm.events[..<split] { aggregator.record(event) }
+        XCTAssertFalse(aggregator.heldStackIDs.isEmpty, "the idmapped layers' waits are held")
+        let first = aggregator.takeWindow(AggregatorTests.inputs(), nextOriginNs: 2_000_000_000)
+        for event in storm.events[split...] { aggregator.record(event) }
+        let later = aggregator.takeWindow(AggregatorTests.inputs(), nextOriginNs: 3_000_000_000)
+        let empty = aggregator.takeWindow(AggregatorTests.inputs(), nextOriginNs: 4_000_000_000)
+
+        // Nothing was tied to a container yet in the first window: the syscalls are counted by syscall, not by container.
+        XCTAssertEqual(first.mounts?.totalOps, 9)
+        XCTAssertEqual(first.mounts?.byContainer.count ?? 0, 0)
+        XCTAssertEqual(first.locks.reduce(0) { $0 + $1.stats.contentions }, 2, "the waits inside are held")
+        XCTAssertEqual(first.mounts?.unlinked ?? 0, 0)
+        let rows = Dictionary(try XCTUnwrap(later.mounts).byContainer.map { ($0.id, $0.ops) }, uniquingKeysWith: +)
+        XCTAssertEqual(rows[id], UInt64(firstStart), "every syscall of the split start, under its container")
+        XCTAssertEqual(rows[second], UInt64(2 * 3 + 1 + 2))
+        XCTAssertEqual(later.mounts?.totalOps, UInt64(storm.events.count / 2 - 9), "the second window counts its own syscalls only")
+        XCTAssertEqual(later.mounts?.unlinked ?? 0, 0)
+        XCTAssertEqual(later.locks.reduce(0) { $0 + $1.stats.contentions }, UInt64(storm.events.count / 2),
+                       "every wait, the held ones included, once")
+        XCTAssertEqual(later.containers.first { $0.id == id }?.contentions, UInt64(firstStart))
+        XCTAssertEqual(empty.locks.count, 0)
+        XCTAssertEqual(empty.mounts?.totalOps ?? 0, 0)
+        XCTAssertTrue(aggregator.heldStackIDs.isEmpty)
+        // The containers' idmap directories are remembered while a window used them and one window more.
+        XCTAssertEqual(aggregator.attribution.containers.count, 2)
+        _ = aggregator.takeWindow(AggregatorTests.inputs(), nextOriginNs: 5_000_000_000)
+        XCTAssertEqual(aggregator.attribution.containers.count, 0, "forgotten two windows after their last use")
+    }
+}
