@@ -6,9 +6,7 @@ import XCTest
 /// (kubernetes-validate, strict), Prometheus's own checker and rule-test runner (promtool), and the
 /// Grafana dashboard's queries parsed by promtool too.
 final class DeployTests: XCTestCase {
-    private static let deploy = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("deploy")
+    private static let deploy = DeployFiles.directory
 
     private func need(_ tool: String) throws -> String {
         if let path = ExternalTool.path(of: tool) { return path }
@@ -83,7 +81,7 @@ final class DeployTests: XCTestCase {
     /// The dashboard's queries, as Grafana sends them (its variables filled in), parse as PromQL.
     func testTheDashboardsQueriesParse() throws {
         let promtool = try need("promtool")
-        let expressions = try Self.dashboardExpressions()
+        let expressions = try DeployFiles.dashboardExpressions()
         XCTAssertGreaterThanOrEqual(expressions.count, 9)
         let rules = "groups:\n  - name: dashboard\n    rules:\n" + expressions.enumerated().map { index, expression in
             "      - record: dashboard_query_\(index)\n        expr: '\(expression.replacingOccurrences(of: "'", with: "''"))'\n"
@@ -93,16 +91,5 @@ final class DeployTests: XCTestCase {
         let check = try ExternalTool.run(promtool, ["check", "rules", path.path])
         XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
         XCTAssertTrue(check.stdout.contains("SUCCESS: \(expressions.count) rules found"), check.stdout)
-    }
-
-    /// Every panel's query with Grafana's variables as a scrape would see them ($__rate_interval a
-    /// minute, every node).
-    static func dashboardExpressions() throws -> [String] {
-        let data = try Data(contentsOf: deploy.appendingPathComponent("grafana-dashboard.json"))
-        guard let dashboard = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let panels = dashboard["panels"] as? [[String: Any]] else { throw ExternalTool.Failure("no panels") }
-        return panels.flatMap { ($0["targets"] as? [[String: Any]]) ?? [] }.compactMap { $0["expr"] as? String }.map {
-            $0.replacingOccurrences(of: "$__rate_interval", with: "1m").replacingOccurrences(of: "$instance", with: ".*")
-        }
     }
 }
