@@ -10,6 +10,8 @@ public final class AgentMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let windowEnd: Gauge
     private let lastRuns = Mutex<[String: (runTimeNs: UInt64, runs: UInt64)]>([:])
+    /// Each container's counters, to unregister when it is let go (`WindowMetrics.expiredContainers`).
+    private let containerCounters = Mutex<[WindowMetrics.ContainerKey: [Counter]]>([:])
 
     /// The metrics every agent has from the start (the drops by each reason, the overflow of each
     /// table, the build), so a scraper sees them before the first window ends.
@@ -60,19 +62,28 @@ public final class AgentMetrics: Sendable {
             counter("lockscope_mount_syscalls_total", "Mount-family syscalls, by syscall.", [("syscall", syscall)])
                 .increment(by: Int64(clamping: count))
         }
+        func containerCounter(_ key: WindowMetrics.ContainerKey, _ counter: Counter) -> Counter {
+            containerCounters.withLock { counters in
+                if !(counters[key]?.contains { $0 === counter } ?? false) { counters[key, default: []].append(counter) }
+            }
+            return counter
+        }
         for (key, count) in window.containerMountSyscalls {
-            counter("lockscope_container_mount_syscalls_total",
+            containerCounter(key.container, counter("lockscope_container_mount_syscalls_total",
                     "Mount-family syscalls, by the container (and pod) they were for and syscall.",
-                    [("container", key.container.container), ("pod", key.container.pod), ("syscall", key.syscall)])
+                    [("container", key.container.container), ("pod", key.container.pod), ("syscall", key.syscall)]))
                 .increment(by: Int64(clamping: count))
         }
         for (key, ns) in window.containerLockWaitNs {
-            counter("lockscope_container_lock_wait_seconds_total", "Lock wait, by the waiting container (and pod) and lock.",
-                    [("container", key.container.container), ("pod", key.container.pod), ("lock", key.lock)])
+            containerCounter(key.container, counter("lockscope_container_lock_wait_seconds_total", "Lock wait, by the waiting container (and pod) and lock.",
+                    [("container", key.container.container), ("pod", key.container.pod), ("lock", key.lock)]))
                 .increment(by: Double(ns) / 1e9)
         }
         for (reason, count) in window.dropped where count > 0 { dropped(reason).increment(by: Int64(clamping: count)) }
         for (table, count) in window.overflow where count > 0 { overflow(table).increment(by: Int64(clamping: count)) }
+        // Containers let go: their series leave /metrics (a scraper sees them end, as a finished pod's do).
+        let expired = containerCounters.withLock { counters in window.expiredContainers.flatMap { counters.removeValue(forKey: $0) ?? [] } }
+        for counter in expired { registry.unregisterCounter(counter) }
         windowEnd.set(Double(end.timeIntervalSince1970))
     }
 

@@ -103,34 +103,51 @@ public struct WindowMetrics: Equatable, Sendable {
     public var dropped: [String: UInt64] = [:]
     /// `lockscope_cardinality_overflow_total`: label values summed under `other` in this window, by table.
     public var overflow: [String: UInt64] = [:]
+    /// Containers idle long enough to be let go: their series leave /metrics.
+    public var expiredContainers: [ContainerKey] = []
 
     public init() {}
 }
 
-/// The most distinct values a label takes over the agent's life. Values are admitted first come, first
-/// served, for the agent's life (so a series, once exported, keeps counting); past `capacity` the new
-/// ones are summed under `other`, and each such value is counted once per window in
-/// `lockscope_cardinality_overflow_total{table}`.
+/// The most distinct values a label takes at once. Values are admitted first come, first served; past
+/// `capacity` the new ones are summed under `other`, and each such value is counted once per window in
+/// `lockscope_cardinality_overflow_total{table}`. With `idleWindows`, a value not seen for that many
+/// windows is let go (its series leave /metrics) and makes room: containers come and go for as long as the
+/// agent runs. Without it a value, once admitted, stays (locks: the kernel's are few and lasting).
 public struct LabelTable: Sendable {
     public static let other = "other"
     public let name: String
     public let capacity: Int
-    private var admitted = Set<String>()
+    public let idleWindows: Int?
+    /// Each admitted value and the window it was last seen in.
+    private var lastSeen: [String: Int] = [:]
+    private var window = 0
 
-    public init(name: String, capacity: Int) {
+    public init(name: String, capacity: Int, idleWindows: Int? = nil) {
         self.name = name
         self.capacity = capacity
+        self.idleWindows = idleWindows
     }
 
     /// The label value for `value`: itself when admitted (or room is left), else nil (`other`).
     mutating func label(_ value: String) -> String? {
-        if admitted.contains(value) { return value }
-        guard admitted.count < capacity else { return nil }
-        admitted.insert(value)
-        return value
+        if lastSeen[value] != nil || lastSeen.count < capacity {
+            lastSeen[value] = window
+            return value
+        }
+        return nil
     }
 
-    public var count: Int { admitted.count }
+    /// Ends the window: returns the values let go for having been idle `idleWindows` windows.
+    mutating func endWindow() -> [String] {
+        defer { window += 1 }
+        guard let idleWindows else { return [] }
+        let idle = lastSeen.filter { window - $0.value >= idleWindows }.map(\.key)
+        for value in idle { lastSeen[value] = nil }
+        return idle
+    }
+
+    public var count: Int { lastSeen.count }
 }
 
 /// Maps each window's profile to metric increments, with the label caps kept across windows.
@@ -141,10 +158,14 @@ public struct MetricsMapper: Sendable {
     public static let locksTable = "locks"
     public static let containersTable = "containers"
 
-    public init(maxLocks: Int, maxContainers: Int) {
+    /// `containerIdleWindows`: windows after which a container that neither waited nor mounted is let go.
+    public init(maxLocks: Int, maxContainers: Int, containerIdleWindows: Int? = nil) {
         locks = LabelTable(name: Self.locksTable, capacity: maxLocks)
-        containers = LabelTable(name: Self.containersTable, capacity: maxContainers)
+        containers = LabelTable(name: Self.containersTable, capacity: maxContainers, idleWindows: containerIdleWindows)
     }
+
+    /// A container's key in the table: a container and its pod are one series key, capped together.
+    private static func tableKey(_ key: WindowMetrics.ContainerKey) -> String { key.container + "\u{0}" + key.pod }
 
     public mutating func map(_ profile: Profile) -> WindowMetrics {
         var metrics = WindowMetrics()
@@ -156,9 +177,9 @@ public struct MetricsMapper: Sendable {
         }
         let pods = Dictionary(profile.containers.map { ($0.id, $0.pod ?? "") }, uniquingKeysWith: { a, _ in a })
         func containerKey(_ id: String, pod: String) -> WindowMetrics.ContainerKey {
-            // A container and its pod are one series key: capped together.
-            if containers.label(id + "\u{0}" + pod) != nil { return .init(container: id, pod: pod) }
-            overflowed[Self.containersTable, default: []].insert(id + "\u{0}" + pod)
+            let key = WindowMetrics.ContainerKey(container: id, pod: pod)
+            if containers.label(Self.tableKey(key)) != nil { return key }
+            overflowed[Self.containersTable, default: []].insert(Self.tableKey(key))
             return .init(container: LabelTable.other, pod: LabelTable.other)
         }
         for lock in profile.locks {
@@ -181,6 +202,11 @@ public struct MetricsMapper: Sendable {
         }
         for key in Drops.CodingKeys.allCases { metrics.dropped[key.profileKey] = profile.drops.value(of: key) }
         for table in [Self.locksTable, Self.containersTable] { metrics.overflow[table] = UInt64(overflowed[table]?.count ?? 0) }
+        _ = locks.endWindow()
+        metrics.expiredContainers = containers.endWindow().map { key in
+            let parts = key.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
+            return WindowMetrics.ContainerKey(container: String(parts[0]), pod: parts.count > 1 ? String(parts[1]) : "")
+        }
         return metrics
     }
 }

@@ -30,9 +30,14 @@ struct AgentCommand: ParsableCommand {
     var locks = "mount"
 
     @Option(name: .customLong("max-containers"), parsing: .unconditional,
-            help: "Most container/pod label values over the agent's life; the rest are summed under container=\"other\", pod=\"other\" and counted (default: 100).",
+            help: "Most container/pod label values at once; the rest are summed under container=\"other\", pod=\"other\" and counted (default: 100).",
             transform: AgentArgument.count(what: "container labels"))
     var maxContainers = 100
+
+    @Option(name: .customLong("forget-containers-after"), parsing: .unconditional,
+            help: "Let a container's series go after it neither waited nor mounted for this long, making room for new ones (e.g. 10m; default: 10m, at least one window).",
+            transform: AgentArgument.window)
+    var forgetContainersAfter: UInt64 = 600_000_000_000
 
     @Option(name: .customLong("max-locks"), parsing: .unconditional,
             help: "Most lock label values over the agent's life; the rest are summed under lock=\"other\" and counted (default: 200).",
@@ -99,7 +104,9 @@ struct AgentCommand: ParsableCommand {
             + "(/metrics, /debug/pprof/mutex, /healthz), a window every \(Units.duration(window))"
             + (duration.map { " for \(Units.duration($0))" } ?? "") + "\n").utf8))
 
-        var mapper = MetricsMapper(maxLocks: maxLocks, maxContainers: maxContainers)
+        // Idle windows, rounded up: a container is forgotten no sooner than asked.
+        let idleWindows = Int((max(forgetContainersAfter, window) + window - 1) / window)
+        var mapper = MetricsMapper(maxLocks: maxLocks, maxContainers: maxContainers, containerIdleWindows: idleWindows)
         let output = outputDirectory.map { WindowFiles(directory: $0, keep: keep, mode: fileMode.mode) }
         let deadline = duration.map { monotonicNs() + $0 }
         var stopping = false

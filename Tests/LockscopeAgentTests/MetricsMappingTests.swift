@@ -110,6 +110,41 @@ struct MetricsMappingTests {
         #expect(mapper.containers.count == 1)
     }
 
+    /// A container idle for the given windows is let go: its series leave /metrics and its place in the
+    /// table goes to the next new container, which is not summed under `other`.
+    @Test func idleContainersAreLetGoAndMakeRoom() {
+        let metrics = AgentMetrics(version: "9.9.9")
+        var mapper = MetricsMapper(maxLocks: 200, maxContainers: 2, containerIdleWindows: 2)
+        let idle = Profile(hostname: "node", kernel: "6.18", startedAt: "2026-12-07T05:00:02Z", durationNs: 2_000_000_000,
+                           events: 0, drops: Drops(), recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [])
+        func render() -> String { String(decoding: metrics.render(), as: UTF8.self) }
+
+        var window = mapper.map(Self.window())
+        #expect(window.expiredContainers.isEmpty)
+        metrics.add(window, endedAt: Date(timeIntervalSince1970: 1000))
+        #expect(render().contains(#"lockscope_container_mount_syscalls_total{container="c1",pod="p1",syscall="mount"} 4"#))
+        window = mapper.map(idle)
+        #expect(window.expiredContainers.isEmpty, "one idle window is not enough")
+        metrics.add(window, endedAt: Date(timeIntervalSince1970: 1002))
+        window = mapper.map(idle)
+        #expect(Set(window.expiredContainers) == [.init(container: "c1", pod: "p1"), .init(container: "c2", pod: "p2")])
+        metrics.add(window, endedAt: Date(timeIntervalSince1970: 1004))
+        #expect(!render().contains(#"container="c1""#) && !render().contains(#"container="c2""#), "\(render())")
+        #expect(mapper.containers.count == 0)
+
+        // Two new containers fit: nothing under "other".
+        var next = Self.window()
+        next.containers = next.containers.map { var container = $0; container.id += "-new"; return container }
+        let rows = next.mounts?.byContainer ?? []
+        next.mounts?.byContainer = rows.map { var row = $0; row.id += "-new"; return row }
+        for index in next.locks.indices {
+            next.locks[index].byContainer = next.locks[index].byContainer.map { KeyedStats(key: $0.key + "-new", stats: $0.stats) }
+        }
+        window = mapper.map(next)
+        #expect(window.overflow["containers"] == 0)
+        #expect(window.containerMountSyscalls[.init(container: .init(container: "c1-new", pod: "p1"), syscall: "mount")] == 4)
+    }
+
     /// The values recorded one by one land in the right buckets and add up to the exact total.
     @Test func observationsKeepBucketsAndSum() {
         var histogram = WaitHistogram()
