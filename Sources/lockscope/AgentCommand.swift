@@ -26,8 +26,8 @@ struct AgentCommand: ParsableCommand {
             transform: AgentArgument.window)
     var window: UInt64 = 60_000_000_000
 
-    @Option(help: "Which locks: mount (namespace_sem, mount_lock and every lock contended in a mount-family syscall), all, or NAME,...")
-    var locks = "mount"
+    @Option(help: LockChoice.help, transform: RecordArgument.locks)
+    var locks = LockChoice.mount
 
     @Option(name: .customLong("max-containers"), parsing: .unconditional,
             help: "Most container/pod label values at once; the rest are summed under container=\"other\", pod=\"other\" and counted (default: 100).",
@@ -74,7 +74,7 @@ struct AgentCommand: ParsableCommand {
     func run() throws {
         // No on-CPU samples (they add up over the whole recording, not per window) and no user stacks (the
         // symbolizer keeps every process's mappings, which a long-running agent must not): docs/cli.md.
-        let plan = try RecordPlan(command: try RecordCommand.parse(["--locks", locks, "--spin-hz", "0", "--user-stacks", "none"]))
+        let plan = try RecordPlan(command: try RecordCommand.parse(["--locks", locks.text, "--spin-hz", "0", "--user-stacks", "none"]))
         try Privileges.current().requireForRecording()
         let recorder = try Recorder(options: plan.options)
         let statistics = noBPFStats ? nil : try BPFRunStatistics()

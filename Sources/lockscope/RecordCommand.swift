@@ -27,8 +27,8 @@ struct RecordCommand: ParsableCommand {
 
     @OptionGroup var fileMode: FileModeOption
 
-    @Option(help: "Which locks: mount (namespace_sem, mount_lock and every lock contended in a mount-family syscall), all, or NAME,...")
-    var locks = "mount"
+    @Option(help: LockChoice.help, transform: RecordArgument.locks)
+    var locks = LockChoice.mount
 
     @Option(name: .customLong("lock-addr"), help: "Keep only this lock address (hex; repeatable).",
             transform: RecordArgument.lockAddress)
@@ -44,8 +44,9 @@ struct RecordCommand: ParsableCommand {
     var tids: [[Int32]] = []
 
     @Option(name: .customLong("cpu"), parsing: .unconditional,
-            help: ArgumentHelp("Keep only waits that began on these CPUs (perf -C), e.g. 0,2-3.", valueName: "LIST"))
-    var cpus: String?
+            help: ArgumentHelp("Keep only waits that began on these CPUs (perf -C), e.g. 0,2-3.", valueName: "LIST"),
+            transform: RecordArgument.cpus)
+    var cpus: CPUList?
 
     @Option(name: .customLong("callstack-filter"), parsing: .unconditional,
             help: ArgumentHelp("Keep only waits whose kernel stack has a function whose name contains one of these (perf -S).",
@@ -131,7 +132,8 @@ struct RecordCommand: ParsableCommand {
         let recorder = try Recorder(options: plan.options)
         StopSignal.install()
         try recorder.attach()
-        let hooks = recorder.syscallHooks.map { "; mount syscalls through \($0.rawValue)" } ?? ""
+        let hooks = (recorder.syscallHooks.map { "; mount syscalls through \($0.rawValue)" } ?? "")
+            + (recorder.mountedTraceFS ? " (tracefs mounted at \(TraceFS.path))" : "")
         let sampling = recorder.sampler.map { "; sampling \($0.cpus.count) CPUs at \($0.hz) Hz" } ?? ""
         let attachedLine = "lockscope: attached (\(plan.describe)\(hooks)\(sampling)); recording" +
             (duration.map { " for \(Units.duration($0))" } ?? "") +
@@ -285,6 +287,20 @@ enum RecordArgument {
         return mode
     }
 
+    /// `--locks`: mount, all, or lock names this kernel can have (checked against kallsyms).
+    static func locks(_ text: String) throws -> LockChoice {
+        do { return LockChoice(text: text, selection: try LockSelectionParser.parse(text)) } catch let error as UserError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// `--cpu`: a CPU list of this machine's online CPUs.
+    static func cpus(_ text: String) throws -> CPUList {
+        do { return try CPUList(parsing: text, online: CPUList.online()) } catch let error as UserError {
+            throw ValidationError(error.description)
+        }
+    }
+
     static func top(_ text: String) throws -> Int {
         guard let rows = Int(text), rows >= 0 else { throw ValidationError("give a number of rows, or 0 for all") }
         return rows
@@ -306,13 +322,13 @@ struct RecordPlan {
         bpf.cgroupNamesCapacity = UInt32(command.cgroupNames)
         let tids = command.tids.flatMap { $0 }
         bpf.tids = tids.map { UInt32(bitPattern: $0) }
-        let cpus = try command.cpus.map { try CPUList(parsing: $0, online: CPUList.online()) }
+        let cpus = command.cpus
         bpf.cpus = cpus
         bpf.maxStackDepth = command.maxStack
         options.callstackFilter = command.callstackFilter
         bpf.userStacks = command.userStacks
 
-        let selection = try LockSelectionParser.parse(command.locks)
+        let selection = command.locks.selection
         options.selection = selection
         switch selection {
         case .all: break
@@ -345,18 +361,29 @@ struct RecordPlan {
         options.bpf = bpf
         options.spinHz = command.spinHz
         let addresses = command.lockAddresses.map { "0x" + String($0, radix: 16) }
-        options.recording = Recording(locks: command.locks, lockAddresses: addresses, minWaitNs: command.minWait,
+        options.recording = Recording(locks: command.locks.text, lockAddresses: addresses, minWaitNs: command.minWait,
                                       pids: command.pids, containers: command.containers, command: command.command,
                                       userStacks: command.userStacks.rawValue)
         options.recording.cpus = cpus?.text
         options.recording.tids = tids.isEmpty ? nil : tids
         options.recording.callstackFilter = command.callstackFilter?.names
         options.recording.maxStack = command.maxStack == StackDepth.maximum ? nil : command.maxStack
-        describe = "locks: \(command.locks)" + (addresses.isEmpty ? "" : ", addresses: \(addresses.joined(separator: ","))")
+        describe = "locks: \(command.locks.text)" + (addresses.isEmpty ? "" : ", addresses: \(addresses.joined(separator: ","))")
             + (cpus.map { ", CPUs: \(CPUList.describe($0.cpus))" } ?? "")
             + (tids.isEmpty ? "" : ", threads: \(tids.map(String.init).joined(separator: ","))")
             + (command.callstackFilter.map { ", stacks with: \($0.names.joined(separator: ","))" } ?? "")
     }
+}
+
+/// `--locks` as given and what it selects.
+struct LockChoice {
+    let text: String
+    let selection: LockSelection
+
+    static let mount = LockChoice(text: "mount", selection: .mount)
+    static let help = ArgumentHelp(
+        "Which locks: mount (namespace_sem, mount_lock and every lock contended in a mount-family syscall), all, or NAME,...",
+        valueName: "mount|all|NAME,...")
 }
 
 /// Parses `--locks`.

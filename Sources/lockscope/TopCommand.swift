@@ -21,8 +21,8 @@ struct TopCommand: ParsableCommand {
             transform: RecordArgument.positiveDuration)
     var duration: UInt64?
 
-    @Option(help: "Which locks: mount (namespace_sem, mount_lock and every lock contended in a mount-family syscall), all, or NAME,...")
-    var locks = "mount"
+    @Option(help: LockChoice.help, transform: RecordArgument.locks)
+    var locks = LockChoice.mount
 
     @Option(parsing: .unconditional, help: "Lock and container rows at most.", transform: TopCommand.rowCount)
     var rows = 10
@@ -38,7 +38,7 @@ struct TopCommand: ParsableCommand {
     func run() throws {
         // The same lock selection, kernel filters and refusals as `record --locks`; no user stacks (top
         // shows no stacks).
-        let plan = try RecordPlan(command: try RecordCommand.parse(["--locks", locks, "--user-stacks", "none"]))
+        let plan = try RecordPlan(command: try RecordCommand.parse(["--locks", locks.text, "--user-stacks", "none"]))
         try Privileges.current().requireForRecording()
         let recorder = try Recorder(options: plan.options)
         StopSignal.install()
