@@ -41,6 +41,9 @@ public struct BPFOptions: Sendable, Equatable {
     public var mountSyscalls = true
     /// How to hook mount-family syscalls; `.automatic` tries per-syscall tracepoints first.
     public var syscallHooks = SyscallHookChoice.automatic
+    /// With `.automatic` hooks, mount tracefs at `TraceFS.path` first when it is missing (`doctor`, which
+    /// changes nothing on the host, turns this off).
+    public var mountTraceFS = true
     /// How many cgroup names the kernel keeps between two reads by user space (least recently used
     /// evicted first).
     public var cgroupNamesCapacity = UInt32(LOCKSCOPE_MAX_CGROUPS)
@@ -164,6 +167,8 @@ public final class BPFProgram {
 
     /// The syscall hooks attached, nil when mount syscalls are not hooked (or not yet attached).
     public private(set) var syscallHooks: SyscallHooks?
+    /// Whether `attach` mounted tracefs (it was missing) for the per-syscall tracepoints.
+    public private(set) var mountedTraceFS = false
 
     /// The per-syscall tracepoint programs of `syscall` (SYSCALL_TRACEPOINTS in bpf/lockscope.bpf.c,
     /// named after the kernel's SYSCALL_DEFINE: umount2 is `umount`). An exhaustive switch, so a
@@ -208,6 +213,7 @@ public final class BPFProgram {
             switch options.syscallHooks {
             case .automatic:
                 do {
+                    mountedTraceFS = options.mountTraceFS && TraceFS.ensureMounted() == .mounted
                     try attach(perSyscallPrograms)
                     syscallHooks = .perSyscall
                 } catch {

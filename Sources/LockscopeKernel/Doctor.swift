@@ -56,7 +56,9 @@ public enum Doctor {
 
     private static func loadAndAttach() -> Check {
         do {
-            let program = try BPFProgram(options: BPFOptions())
+            var options = BPFOptions()
+            options.mountTraceFS = false
+            let program = try BPFProgram(options: options)
             try program.attach()
             let hooks = program.syscallHooks
             program.close()
@@ -90,7 +92,9 @@ public enum Doctor {
     /// What would give per-syscall tracepoints: libbpf finds them through tracefs's event ids.
     static func tracefsAdvice(tracefs: String = "/sys/kernel/tracing") -> String {
         let mounted = MountTable.current().mounts.contains { $0.mountPoint == tracefs && $0.filesystemType == "tracefs" }
-        if !mounted { return "mount tracefs (mount -t tracefs nodev \(tracefs)) for per-syscall tracepoints" }
+        if !mounted {
+            return "tracefs is not mounted: record mounts it where it can (CAP_SYS_ADMIN), or mount it (mount -t tracefs nodev \(tracefs)) for per-syscall tracepoints"
+        }
         if access("\(tracefs)/events", R_OK | X_OK) != 0 {
             return "\(tracefs) is mounted but this user cannot read it: per-syscall tracepoints need root or CAP_DAC_READ_SEARCH"
         }

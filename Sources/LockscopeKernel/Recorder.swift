@@ -103,6 +103,8 @@ public final class Recorder {
 
     /// How mount-family syscalls are hooked, once attached (nil when they are not).
     public var syscallHooks: SyscallHooks? { program.syscallHooks }
+    /// Whether attaching mounted tracefs at `TraceFS.path` (it was missing), as perf and bpftrace do.
+    public var mountedTraceFS: Bool { program.mountedTraceFS }
 
     /// Attaches the programs; from here on waits are recorded.
     public func attach() throws {

@@ -82,26 +82,47 @@ final class CommandLineTests: XCTestCase {
                       report.stdout)
     }
 
-    /// Where the per-syscall tracepoints cannot be attached (here: no tracefs, in a mount namespace of
-    /// its own), `record` falls back to raw_syscalls, says so, and still counts every mount syscall.
+    /// A host without tracefs mounted (here: a mount namespace of the test's own): `record` mounts it, as
+    /// perf and bpftrace do, uses the per-syscall tracepoints, says so, and counts every mount syscall.
+    func testRecordMountsTracefsWhenItIsMissing() throws {
+        let unmount = "for m in /sys/kernel/tracing /sys/kernel/debug/tracing /sys/kernel/debug; do umount $m 2>/dev/null; done"
+        let run = try recordStormInMountNamespace(setUp: unmount)
+        XCTAssertTrue(run.stderr.contains("mount syscalls through per-syscall tracepoints (tracefs mounted at /sys/kernel/tracing)"),
+                      run.stderr)
+    }
+
+    /// Where tracefs cannot be had (here: a /sys/kernel with BTF only, so there is nowhere to mount it),
+    /// `record` falls back to raw_syscalls, says so, and still counts every mount syscall.
     func testRecordFallsBackToRawSyscallsWithoutTracefs() throws {
+        let directory = try temporaryDirectory()
+        let btfOnly = "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; "
+            + "mkdir \(directory)/kernel && mount -t tmpfs -o size=64k,mode=0755 none \(directory)/kernel && "
+            + "mkdir \(directory)/kernel/btf && mount --bind /sys/kernel/btf \(directory)/kernel/btf && "
+            + "mount --move \(directory)/kernel /sys/kernel"
+        let run = try recordStormInMountNamespace(setUp: btfOnly)
+        XCTAssertTrue(run.stderr.contains("mount syscalls through raw_syscalls"), run.stderr)
+        XCTAssertFalse(run.stderr.contains("tracefs mounted"), run.stderr)
+    }
+
+    /// Records a small storm from inside a mount namespace of its own after `setUp` (a shell command)
+    /// changed what it sees of tracefs; checks every container's mount syscalls were counted and that
+    /// the host's tracefs is as it was.
+    private func recordStormInMountNamespace(setUp: String) throws -> Run {
         try requireBPF()
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else {
-            throw XCTSkip("needs unshare(1) to hide tracefs in a mount namespace of the test's own")
+            throw XCTSkip("needs unshare(1) to change tracefs in a mount namespace of the test's own")
         }
         let directory = try temporaryDirectory()
         let binary = try LockscopeBinary.path()
         let hostTracefs = "/sys/kernel/tracing/events/syscalls"
         let hostHadTracefs = FileManager.default.fileExists(atPath: hostTracefs)
-        let withoutTracefs = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
-                              "for m in /sys/kernel/tracing /sys/kernel/debug/tracing /sys/kernel/debug; do "
-                                  + "umount $m 2>/dev/null; done; exec \"$0\" \"$@\""]
+        let inNamespace = ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                           "\(setUp); exec \"$0\" \"$@\""]
         let run = try lockscope(["record", "-o", "\(directory)/p.json", "--quiet", "--no-report", "--",
                                  binary, "stress", "--strategy", "per-layer", "--containers", "4", "--layers", "3",
-                                 "--json"], prefix: withoutTracefs)
+                                 "--json"], prefix: inNamespace)
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stderr.hasPrefix("lockscope: attached"), run.stderr)
-        XCTAssertTrue(run.stderr.contains("mount syscalls through raw_syscalls"), run.stderr)
         struct StressJSON: Decodable {
             struct Container: Decodable { var id: String; var mountOps: Int }
             var containerList: [Container]
@@ -116,6 +137,7 @@ final class CommandLineTests: XCTestCase {
             XCTAssertEqual(seen[container.id], UInt64(container.mountOps), container.id)
         }
         XCTAssertEqual(FileManager.default.fileExists(atPath: hostTracefs), hostHadTracefs, "the host's tracefs changed")
+        return run
     }
 
     func testRecordExitsWithTheCommandsStatus() throws {
