@@ -105,6 +105,8 @@ public struct StressUsernsChild: Codable, Sendable, Equatable {
 /// How long the `--readers` processes took to read /proc/self/mountinfo while the storm ran.
 public struct StressReaders: Codable, Sendable, Equatable {
     public var processes: Int
+    /// Their process ids (to find them in a profile's `by_process` or another tool's count).
+    public var pids: [Int32]
     /// Their cgroup v2 path; nil without cgroups.
     public var cgroup: String?
     /// Complete reads of the file, all readers together.
@@ -117,7 +119,7 @@ public struct StressReaders: Codable, Sendable, Equatable {
     public var errors: [String]
 
     enum CodingKeys: String, CodingKey {
-        case processes, cgroup, reads, errors
+        case processes, pids, cgroup, reads, errors
         case p50Milliseconds = "p50_ms"
         case p99Milliseconds = "p99_ms"
         case maxMilliseconds = "max_ms"

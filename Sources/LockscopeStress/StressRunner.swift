@@ -121,6 +121,8 @@ private final class Storm {
     private var running: [pid_t: (worker: WorkerProcess, job: Job)] = [:]
     private var readers: [WorkerProcess] = []
     private var readerReports: [ReaderReport] = []
+    /// The readers' process ids, in launch order.
+    private var readerPIDs: [Int32] = []
     /// Ended containers by their index.
     private var finished: [Int: StressContainer] = [:]
     /// Ended shims by their pod's index.
@@ -257,6 +259,7 @@ private final class Storm {
             if let inputFD = reader.inputFD { close(inputFD) }
         }
         for reader in readers {
+            readerPIDs.append(reader.pid)
             let line = reader.readOutput().split(separator: "\n").last.map(String.init) ?? ""
             var status: Int32 = 0
             while waitpid(reader.pid, &status, 0) == -1, errno == EINTR {}
@@ -435,7 +438,7 @@ private final class Storm {
         var latency = LatencyHistogram()
         for report in readerReports { latency.add(report.latency) }
         return StressReaders(
-            processes: options.readers, cgroup: readersCgroup, reads: latency.count,
+            processes: options.readers, pids: readerPIDs, cgroup: readersCgroup, reads: latency.count,
             p50Milliseconds: Self.milliseconds(nanoseconds: latency.percentile(50)),
             p99Milliseconds: Self.milliseconds(nanoseconds: latency.percentile(99)),
             maxMilliseconds: Self.milliseconds(nanoseconds: latency.maxNanoseconds),

@@ -192,6 +192,7 @@ final class IndependentCounter {
             $lock = (uint64)args->lock_addr;
             if (@start[tid, $lock] != 0) {
                 @count[$lock] = count(); @total[$lock] = sum(nsecs - @start[tid, $lock]);
+                @byProcess[$lock, pid] = count();
                 delete(@start[tid, $lock]);
             }
         }
@@ -233,13 +234,25 @@ final class IndependentCounter {
         return counter
     }
 
-    /// Stops bpftrace and parses `@count[addr]: n` and `@total[addr]: ns`.
+    /// Waits by lock address and process id, read by `finish()`.
+    private(set) var byProcess: [UInt64: [Int32: UInt64]] = [:]
+
+    /// Stops bpftrace and parses `@count[addr]: n` and `@total[addr]: ns` (and `@byProcess[addr, pid]: n`
+    /// into `byProcess`).
     func finish() throws -> [UInt64: (count: UInt64, totalNs: UInt64)] {
         process.interrupt()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         var result: [UInt64: (count: UInt64, totalNs: UInt64)] = [:]
         for line in text.split(separator: "\n") {
+            if line.hasPrefix("@byProcess["), let open = line.firstIndex(of: "["), let close = line.firstIndex(of: "]") {
+                let keys = line[line.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                if keys.count == 2, let signed = Int64(keys[0]), let pid = Int32(keys[1]),
+                   let value = UInt64(line[line.index(after: close)...].dropFirst(1).trimmingCharacters(in: .whitespaces)) {
+                    byProcess[UInt64(bitPattern: signed), default: [:]][pid] = value
+                }
+                continue
+            }
             // bpftrace prints u64 map keys as signed decimals: -2096144200 is 0xffffffff830f60b8.
             guard let open = line.firstIndex(of: "["), let close = line.firstIndex(of: "]"),
                   let signed = Int64(line[line.index(after: open)..<close]),
