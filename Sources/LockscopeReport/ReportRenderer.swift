@@ -456,9 +456,13 @@ func commaSeparated(_ items: [String]) -> [String] {
     items.enumerated().map { $0.offset < items.count - 1 ? $0.element + "," : $0.element }
 }
 
-/// Container ids are 64 hex digits; 12 are enough to tell them apart on screen (like docker ps).
+/// Container ids are 64 hex digits; 12 are enough to tell them apart on screen (like docker ps). A pod
+/// named after its sandbox id, `pod:<64 hex>` (a shim's own mounts, a holder that is a shim), keeps its
+/// prefix: `pod:5d0a7c3e9b1f`.
 func shortContainer(_ id: String) -> String {
-    id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
+    let podPrefix = "pod:"
+    if id.hasPrefix(podPrefix) { return podPrefix + shortContainer(String(id.dropFirst(podPrefix.count))) }
+    return id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
 }
 
 /// RFC 4180 quoting: a field with a comma, a quote or a line break (CR, LF or both) is quoted.
