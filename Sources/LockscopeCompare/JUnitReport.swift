@@ -95,7 +95,8 @@ public enum JUnitReport {
             subject.metrics.map { metric in
                 let outcome: TestCase.Outcome = switch metric.verdict {
                 case .regressed:
-                    .failed(.regression, "\(metric.metric.title) regressed: \(CheckReport.change(metric)), \(CheckReport.limitPhrase(metric))")
+                    .failed(.regression,
+                            "\(metric.metric.title) regressed: \(CheckReport.change(metric)), \(CheckReport.limitPhrase(metric))")
                 case .improved, .unchanged:
                     .passed
                 case .notEnoughData:

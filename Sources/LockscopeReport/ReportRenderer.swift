@@ -424,7 +424,8 @@ public struct ReportRenderer {
         let locks = selectedLocks
         let shell = JSONReport(hostname: profile.hostname, kernel: profile.kernel, startedAt: profile.startedAt,
                                durationNs: profile.durationNs, events: profile.events, dropped: profile.dropped,
-                               locksTotal: profile.locks.count, locksShown: locks.count, locks: [], mounts: options.mounts ? profile.mounts : nil,
+                               locksTotal: profile.locks.count, locksShown: locks.count, locks: [],
+                               mounts: options.mounts ? profile.mounts : nil,
                                victims: options.by.contains(.victim) ? profile.victims : nil,
                                threads: options.by.contains(.thread) ? profile.threads : nil)
         var json = Data()
