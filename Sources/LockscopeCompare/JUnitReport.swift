@@ -2,8 +2,9 @@ import LockscopeCore
 import Foundation
 
 /// JUnit XML that CI systems show as test results: one test case per subject and metric (and per
-/// budget limit); a regression or an exceeded budget is a `<failure>`, a metric that could not be
-/// judged is `<skipped>`.
+/// budget limit); a regression or an exceeded budget is a `<failure>` (its `type` says which:
+/// `regression`, `budget-exceeded`, or `nothing-judged` for the check that judged nothing), a metric
+/// that could not be judged is `<skipped>`.
 ///
 /// Attributes follow junit-10.xsd, the schema Jenkins' xunit plugin validates against (GitLab reads the
 /// same): `<testsuites>` carries `name`, `time`, `tests`, `failures`, `errors` (no `skipped`); each
@@ -20,7 +21,8 @@ public enum JUnitReport {
             let message = "nothing judged: every metric and limit was skipped (too few contentions, or the locks are absent)"
             suites.append(Suite(name: "lockscope check", cases: [
                 TestCase(className: "lockscope check", name: "something judged",
-                         outcome: result.failIfNothingJudged ? .failed(message + ", and --fail-if-nothing-judged is given") : .skipped(message))]))
+                         outcome: result.failIfNothingJudged ? .failed(.nothingJudged, message + ", and --fail-if-nothing-judged is given")
+                             : .skipped(message))]))
         }
         let cases = suites.flatMap(\.cases)
         let time = seconds(result.seconds)
@@ -35,9 +37,9 @@ public enum JUnitReport {
                 switch testCase.outcome {
                 case .passed:
                     lines.append(opening + "/>")
-                case .failed(let message):
+                case .failed(let type, let message):
                     lines += [opening + ">",
-                              "      <failure type=\"regression\" message=\"\(escape(message))\">\(escape(message))</failure>",
+                              "      <failure type=\"\(type.rawValue)\" message=\"\(escape(message))\">\(escape(message))</failure>",
                               "    </testcase>"]
                 case .skipped(let message):
                     lines += [opening + ">", "      <skipped message=\"\(escape(message))\"/>", "    </testcase>"]
@@ -68,10 +70,17 @@ public enum JUnitReport {
         var cases: [TestCase]
     }
 
+    /// The `type` of a `<failure>`: what failed the check.
+    enum FailureType: String {
+        case regression
+        case budgetExceeded = "budget-exceeded"
+        case nothingJudged = "nothing-judged"
+    }
+
     private struct TestCase {
         enum Outcome {
             case passed
-            case failed(String)
+            case failed(FailureType, String)
             case skipped(String)
         }
 
@@ -86,7 +95,8 @@ public enum JUnitReport {
             subject.metrics.map { metric in
                 let outcome: TestCase.Outcome = switch metric.verdict {
                 case .regressed:
-                    .failed("\(metric.metric.title) regressed: \(CheckReport.change(metric)), \(CheckReport.limitPhrase(metric))")
+                    .failed(.regression,
+                            "\(metric.metric.title) regressed: \(CheckReport.change(metric)), \(CheckReport.limitPhrase(metric))")
                 case .improved, .unchanged:
                     .passed
                 case .notEnoughData:
@@ -103,7 +113,7 @@ public enum JUnitReport {
         let lockCases = budget.locks.map { finding in
             let outcome: TestCase.Outcome = switch finding.status {
             case .within: .passed
-            case .exceeded: .failed(CheckReport.explanation(finding))
+            case .exceeded: .failed(.budgetExceeded, CheckReport.explanation(finding))
             case .notEnoughData:
                 .skipped("not enough data: \(finding.contentions) contentions; judged from \(budget.requiredContentions(for: finding.metric))")
             case .absent: .skipped("not in the profile: no contention was recorded on \(finding.lock)")
@@ -112,7 +122,7 @@ public enum JUnitReport {
         }
         let mountCases = budget.mounts.map { finding in
             TestCase(className: "mounts", name: "mount ops in container \(finding.container)",
-                     outcome: finding.exceeded ? .failed(CheckReport.explanation(finding)) : .passed)
+                     outcome: finding.exceeded ? .failed(.budgetExceeded, CheckReport.explanation(finding)) : .passed)
         }
         return Suite(name: "budget \(budget.source)", cases: lockCases + mountCases)
     }

@@ -92,7 +92,9 @@ public struct Victim: Codable, Sendable, Equatable {
 public struct Holder: Codable, Sendable, Equatable {
     /// `comm[pid]` of the holder.
     public var process: String
-    /// The holder's container: the one its mount syscalls were for, when they were attributed, else its cgroup's.
+    /// The holder's container: for a runtime shim that names its pod (containerd's `-id`), the pod,
+    /// `pod:<sandbox id>`, since one shim mounts for every container of its pod; else its cgroup's
+    /// container (`host`, a service's cgroup path, or a container id).
     public var container: String
     public var contentions: UInt64
     public var totalWaitNs: UInt64

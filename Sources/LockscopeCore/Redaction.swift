@@ -16,6 +16,7 @@ import Foundation
 /// | container ids (docker, containerd, cri-o, podman, nspawn) | `ctr-8c1e44d2a9b0` (12 digits, as long as docker's short ids) |
 /// | pod UIDs | `pod-3b9d0c17e2f4` |
 /// | pod sandbox ids (`pod` of containers and mounts) | as container ids: a pod's sandbox is its pause container |
+/// | `pod:<sandbox id>` containers and holders | `pod:ctr-acfeefc276e0`: the prefix kept, the id as in `pod` |
 /// | cgroup paths | each component pseudonymized (`cg-77a0e3.service`), keeping the runtime's structure: `kubepods.slice`, `docker-ctr-8c1e44d2a9b0.scope`, `kubepods-besteffort-pod-3b9d0c17e2f4.slice` |
 /// | `cgroup:<id>` containers | `cgroup:cg-41d2aa` |
 /// | process names, in `by_process`, `owners`, victims and their holders, thread names in `threads` | `proc-2c4e6a`, except container runtimes and kernel threads (``knownPrograms``) |
@@ -50,6 +51,8 @@ public struct Redactor: Sendable {
     ]
     /// systemd unit suffixes, kept on a pseudonymized cgroup component.
     static let unitSuffixes = [".slice", ".scope", ".service", ".mount", ".socket"]
+    /// The prefix of a container named after a pod's sandbox id (`MountAttribution`'s issuer containers).
+    static let podPrefix = "pod:"
     /// Prefixes of a container's own cgroup, before its 64-hex id (systemd and cgroupfs drivers).
     static let scopePrefixes = ["docker-", "cri-containerd-", "crio-", "crio-conmon-", "libpod-", "libpod-conmon-"]
 
@@ -212,9 +215,12 @@ public struct Redactor: Sendable {
     }
 
     /// A container id's pseudonym: `ctr-` and 12 hex digits; a cgroup path (a cgroup that is not a
-    /// container) pseudonymized like every cgroup path; `cgroup:<id>` as `cgroup:cg-` and 6 digits.
+    /// container) pseudonymized like every cgroup path; `cgroup:<id>` as `cgroup:cg-` and 6 digits;
+    /// `pod:<sandbox id>` (a shim's pod) as `pod:` and the sandbox id's pseudonym, the one the `pod`
+    /// of its containers gets.
     func containerID(_ id: String) -> String {
         if Self.neutralNames.contains(id) { return id }
+        if id.hasPrefix(Self.podPrefix) { return Self.podPrefix + containerID(String(id.dropFirst(Self.podPrefix.count))) }
         if id.hasPrefix("/") { return cgroupPath(id) }
         if id.hasPrefix("cgroup:") { return "cgroup:cg-" + pseudonym("cgroup id", String(id.dropFirst("cgroup:".count)), digits: 6) }
         return "ctr-" + pseudonym("container", id, digits: 12)

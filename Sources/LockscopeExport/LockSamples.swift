@@ -241,10 +241,13 @@ struct LockSamples: Sendable {
         place.cpu.flatMap { profile.topology?.cpu($0)?.socket }
     }
 
-    /// A hex container id shortened to its first 12 characters, as `docker ps` shows it; other ids
-    /// (`host`, machine names, cgroup paths) unchanged.
+    /// A hex container id shortened to its first 12 characters, as `docker ps` shows it, and so the id of
+    /// a pod's `pod:<sandbox id>` (`pod:5d0a7c3e9b1f`); other ids (`host`, machine names, cgroup paths)
+    /// unchanged.
     static func shortContainerID(_ id: String) -> String {
-        id.count > 12 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
+        let podPrefix = "pod:"
+        if id.hasPrefix(podPrefix) { return podPrefix + shortContainerID(String(id.dropFirst(podPrefix.count))) }
+        return id.count > 12 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
     }
 
     /// A frame name every folded-stack reader accepts: `;` becomes `:`, control characters and line breaks

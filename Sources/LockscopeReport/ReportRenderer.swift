@@ -76,6 +76,14 @@ public struct ReportRenderer {
         return options.top > 0 ? Array(sorted.prefix(options.top)) : sorted
     }
 
+    /// For CSV and JSON, whose rows say nothing of the locks left out: one line for stderr when `top`
+    /// cut some (`lockscope: 10 of 14 locks; --top 0 for all`); nil when every lock is in the output, or
+    /// for the table.
+    public var cutNote: String? {
+        guard options.format != .table, options.top > 0, profile.locks.count > options.top else { return nil }
+        return "lockscope: \(options.top) of \(profile.locks.count) locks; --top 0 for all"
+    }
+
     public func render() -> String {
         switch options.format {
         case .table: return table()
@@ -399,6 +407,9 @@ public struct ReportRenderer {
         var durationNs: UInt64
         var events: UInt64
         var dropped: UInt64
+        /// Locks in the profile, and of them in `locks` (fewer when `--top` cut the rest).
+        var locksTotal: Int
+        var locksShown: Int
         var locks: [LockRow]
         var mounts: MountSummary?
         /// With `--by victim`: the profile's victims, as it has them.
@@ -410,14 +421,16 @@ public struct ReportRenderer {
     /// One line (`jq .` indents it), the locks encoded one at a time: `--top 0` over a million locks in
     /// one piece took several times their size in memory.
     private func json() -> String {
+        let locks = selectedLocks
         let shell = JSONReport(hostname: profile.hostname, kernel: profile.kernel, startedAt: profile.startedAt,
                                durationNs: profile.durationNs, events: profile.events, dropped: profile.dropped,
-                               locks: [], mounts: options.mounts ? profile.mounts : nil,
+                               locksTotal: profile.locks.count, locksShown: locks.count, locks: [],
+                               mounts: options.mounts ? profile.mounts : nil,
                                victims: options.by.contains(.victim) ? profile.victims : nil,
                                threads: options.by.contains(.thread) ? profile.threads : nil)
         var json = Data()
         do {
-            try Profile.encode(shell, with: selectedLocks.map { LockRow($0, instances: options.instances) }, inPlaceOf: "locks",
+            try Profile.encode(shell, with: locks.map { LockRow($0, instances: options.instances) }, inPlaceOf: "locks",
                                encoder: Profile.makeEncoder(pretty: false)) { json.append($0) }
         } catch {
             json = Data("{}".utf8)  // only a value JSON cannot hold fails, and the report has none
@@ -444,9 +457,13 @@ func commaSeparated(_ items: [String]) -> [String] {
     items.enumerated().map { $0.offset < items.count - 1 ? $0.element + "," : $0.element }
 }
 
-/// Container ids are 64 hex digits; 12 are enough to tell them apart on screen (like docker ps).
+/// Container ids are 64 hex digits; 12 are enough to tell them apart on screen (like docker ps). A pod
+/// named after its sandbox id, `pod:<64 hex>` (a shim's own mounts, a holder that is a shim), keeps its
+/// prefix: `pod:5d0a7c3e9b1f`.
 func shortContainer(_ id: String) -> String {
-    id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
+    let podPrefix = "pod:"
+    if id.hasPrefix(podPrefix) { return podPrefix + shortContainer(String(id.dropFirst(podPrefix.count))) }
+    return id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
 }
 
 /// RFC 4180 quoting: a field with a comma, a quote or a line break (CR, LF or both) is quoted.

@@ -3,9 +3,11 @@ import LockscopeCore
 
 /// How a simulated container idmaps its image layers before stacking them with overlayfs.
 public enum StressStrategy: String, CaseIterable, Codable, Sendable {
-    /// What containerd does: one idmapped bind mount per layer, O(layers) mount operations.
+    /// One idmapped bind mount per layer, O(layers) mount operations: containerd 2.0.0-2.0.6 and
+    /// 2.1.0-2.1.4 (docs/stress.md).
     case perLayer = "per-layer"
-    /// One idmapped bind mount of the layers' common parent directory, O(1) mount operations.
+    /// One idmapped bind mount of the layers' common parent directory, O(1) mount operations: containerd
+    /// 2.0.7, 2.1.5 and 2.2.0 on (containerd PR 12092, one `open_tree` of the `snapshots` directory).
     case commonParent = "common-parent"
 
     /// The mount-family syscalls one container issues, by syscall, when every step succeeds.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LockscopeCore
 import LockscopeReport
 
@@ -37,6 +38,8 @@ struct ReportCommand: ParsableCommand {
         guard top >= 0 else { throw UserError("--top \(top): give a number of locks, or 0 for all of them") }
         let profile = try Profile.load(path: file)
         let options = ReportOptions(top: top, sort: sort, format: format, by: by, mounts: mounts, instances: instances)
-        print(ReportRenderer(profile: profile, options: options).render(), terminator: "")
+        let renderer = ReportRenderer(profile: profile, options: options)
+        print(renderer.render(), terminator: "")
+        if let note = renderer.cutNote { FileHandle.standardError.write(Data((note + "\n").utf8)) }
     }
 }

@@ -93,6 +93,12 @@ final class CheckTests: XCTestCase {
         XCTAssertEqual(junit.skipped, 7)
         XCTAssertEqual(junit.failures.first, "p50 wait regressed: 20.0 us → 200 us (+180 us, +900%), over the limit of +20% and 10.0 us")
         XCTAssertEqual(junit.failures.last, "container 4f2a9c01b3d7 (docker) made 42 mount ops, over its budget of 10")
+        // The comparison's failures are regressions, the budget's exceeded limits.
+        let comparisonFailures = junit.failures.filter { $0.contains(" regressed: ") }.count
+        XCTAssertGreaterThan(comparisonFailures, 0)
+        XCTAssertLessThan(comparisonFailures, 13)
+        XCTAssertEqual(junit.failureTypes, Array(repeating: "regression", count: comparisonFailures)
+                       + Array(repeating: "budget-exceeded", count: 13 - comparisonFailures))
         XCTAssertEqual(junit.testCaseNames.prefix(2).map { $0 }, ["namespace_sem/p50 wait", "namespace_sem/p99 wait"])
     }
 
@@ -208,6 +214,7 @@ private final class JUnitSummary: NSObject, XMLParserDelegate {
     var testCases = 0
     var testCaseNames: [String] = []
     var failures: [String] = []
+    var failureTypes: [String] = []
     var skipped = 0
 
     init(contentsOf path: String) throws {
@@ -225,7 +232,9 @@ private final class JUnitSummary: NSObject, XMLParserDelegate {
         case "testcase":
             testCases += 1
             testCaseNames.append("\(attributes["classname"] ?? "")/\(attributes["name"] ?? "")")
-        case "failure": failures.append(attributes["message"] ?? "")
+        case "failure":
+            failures.append(attributes["message"] ?? "")
+            failureTypes.append(attributes["type"] ?? "")
         case "skipped": skipped += 1
         default: break
         }

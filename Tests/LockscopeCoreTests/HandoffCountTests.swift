@@ -29,4 +29,27 @@ final class HandoffCountTests: XCTestCase {
         plain.record(.wait(WaitEvent(flags: AggregatorTests.rwsemWrite, waitNs: 100, lockAddress: AggregatorTests.sem, stackID: 2, cpu: 1)))
         XCTAssertEqual(plain.takeProfile(AggregatorTests.inputs()).locks.first?.handoffs, [])
     }
+
+    /// Every profile fixture under Tests/*/Fixtures keeps the same rule: with a topology, a lock's hand-offs
+    /// add up to its contentions less its instances; without one there are none. (Files that are not
+    /// profiles, such as budgets and the broken inputs of the reader tests, are passed over.)
+    func testEveryProfileFixtureKeepsTheRule() throws {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let files = FileManager.default.enumerator(at: tests, includingPropertiesForKeys: nil)?
+            .compactMap { $0 as? URL }
+            .filter { $0.pathExtension == "json" && $0.deletingLastPathComponent().lastPathComponent == "Fixtures" } ?? []
+        var checked: [String] = []
+        for file in files {
+            guard let profile = try? Profile.load(path: file.path) else { continue }
+            checked.append(file.lastPathComponent)
+            for lock in profile.locks {
+                let handoffs = lock.handoffs.reduce(0) { $0 + $1.stats.contentions }
+                let expected = profile.topology == nil ? 0 : lock.stats.contentions - UInt64(lock.instances)
+                XCTAssertEqual(handoffs, expected, "\(file.lastPathComponent): \(lock.name)'s hand-offs")
+                XCTAssertTrue(profile.topology != nil || lock.handoffs.isEmpty, "\(file.lastPathComponent): \(lock.name)")
+            }
+        }
+        XCTAssertTrue(Set(checked).isSuperset(of: ["mount-storm.json", "containerd-storm.json", "base.json", "regressed.json"]),
+                      "\(checked)")
+    }
 }

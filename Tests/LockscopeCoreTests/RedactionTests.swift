@@ -18,6 +18,21 @@ final class RedactionTests: XCTestCase {
         XCTAssertEqual(redacted.locks[0].byProcess.map(\.key), ["4711 runc:[2:INIT]", "4802 proc-898058"])
     }
 
+    /// `pod:<sandbox id>` (a shim's own mounts, a shim holder) keeps its prefix, and its id gets the
+    /// pseudonym the same sandbox id gets in the `pod` column (the HMAC of the id alone, not of `pod:<id>`).
+    func testPodContainersKeepTheirPrefixAndThePodsPseudonym() throws {
+        let sandbox = "5d0a7c3e9b1f4a2c8e6d0b9a7f3c1e5d2b8a6f4c0e9d7b5a3c1f8e6d4b2a0c9e"
+        // python3 -c 'import hmac,hashlib; print(hmac.new(b"lockscope-test-key", b"container\0" + SANDBOX, hashlib.sha256).hexdigest()[:12])'
+        XCTAssertEqual(redactor.containerID(sandbox), "ctr-acfeefc276e0")
+        XCTAssertEqual(redactor.containerID("pod:" + sandbox), "pod:ctr-acfeefc276e0")
+        var profile = try realisticProfile()
+        profile.containers[0].id = "pod:" + sandbox
+        profile.containers[0].pod = sandbox
+        let redacted = redactor.redact(profile)
+        XCTAssertEqual(redacted.containers[0].id, "pod:" + (redacted.containers[0].pod ?? "?"))
+        XCTAssertFalse(String(decoding: try redacted.encoded(), as: UTF8.self).contains("5d0a7c3e9b1f"))
+    }
+
     func testRedactedProfileHoldsNoAddressHostContainerPodCgroupOrCommand() throws {
         let original = try realisticProfile()
         let text = String(decoding: try redactor.redact(original).encoded(), as: UTF8.self)
@@ -163,15 +178,17 @@ final class RedactionTests: XCTestCase {
         XCTAssertEqual(victims.map(\.container), ["host", "/system.slice/cg-6f2c95.service", "ctr-a8b27a00d5d5"])
         XCTAssertEqual(victims[0].byLock.map(\.lock), ["namespace_sem", "mount_lock", "addr-869b3816.wait_lock"])
         XCTAssertEqual(victims[0].holders.map(\.process), ["containerd-shim[4100]", "containerd-shim[4230]", "containerd[812]"])
-        XCTAssertEqual(victims[0].holders[0].container, "ctr-71608e87166e")
+        // A shim holder is its pod, `pod:<sandbox id>`: the prefix kept, the id pseudonymized as the `pod` column's.
+        XCTAssertEqual(victims[0].holders.map(\.container), ["pod:ctr-acfeefc276e0", "pod:ctr-ccf4dd23acf9", "host"])
         XCTAssertEqual(redacted.containers.prefix(3).map(\.pod), ["ctr-acfeefc276e0", "ctr-acfeefc276e0", "ctr-ccf4dd23acf9"])
         XCTAssertEqual(redacted.mounts?.byContainer.map(\.pod), ["ctr-acfeefc276e0", "ctr-acfeefc276e0", "ctr-ccf4dd23acf9",
                                                                  "ctr-ccf4dd23acf9", nil])
         XCTAssertEqual(redacted.mounts?.byContainer[0].start?.byLock.map(\.lock), ["namespace_sem", "mount_lock", "addr-869b3816"])
 
-        // A pod's sandbox id is one pseudonym as a pod and as the id of its mounts; holders name containers of the profile.
-        let ids = Set(redacted.containers.map(\.id))
-        XCTAssertEqual(redacted.mounts?.byContainer[3].id, "ctr-ccf4dd23acf9")
+        // A pod's sandbox id is one pseudonym as a pod and as the id of its mounts; holders name containers
+        // of the profile or `pod:` and one of its pods.
+        let ids = Set(redacted.containers.map(\.id)).union(redacted.containers.compactMap(\.pod).map { "pod:" + $0 })
+        XCTAssertEqual(redacted.mounts?.byContainer[3].id, "pod:ctr-ccf4dd23acf9")
         XCTAssertEqual(Set(victims.flatMap(\.holders).map(\.container)).subtracting(ids), [])
 
         // Nothing identifying survives; every number stays.

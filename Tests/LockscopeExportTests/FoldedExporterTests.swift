@@ -63,6 +63,20 @@ import Testing
         #expect(byCPU == ["[cpu 0];[no stack] 1", "[cpu 1];[no stack] 1"])
     }
 
+    /// A shim's pod, `pod:<sandbox id>`, is shortened like a container id and keeps its prefix.
+    @Test func podContainersAreShortenedWithTheirPrefix() throws {
+        let pod = "pod:5d0a7c3e9b1f4a2c8e6d0b9a7f3c1e5d2b8a6f4c0e9d7b5a3c1f8e6d4b2a0c9e"
+        let stack = StackProfile(frames: ["f"], count: 3, totalWaitNs: 30, maxWaitNs: 10,
+                                 contexts: [StackContext(cpu: 0, container: pod, count: 2, totalWaitNs: 20),
+                                            StackContext(cpu: 1, container: "host", count: 1, totalWaitNs: 10)])
+        let lock = LockProfile(name: "l", identity: .symbol, kind: .mutex, address: "0x1", stats: makeStats(3, 30), stacks: [stack])
+        #expect(try FoldedExporter.render(makeProfile(locks: [lock]), grouping: StackGrouping([.container])) == """
+        [container] host;f 10
+        [container] pod:5d0a7c3e9b1f;f 20
+
+        """)
+    }
+
     @Test func frameNamesAreSanitized() throws {
         let stack = StackProfile(frames: ["spin;lock", "caller\nname", "  ", "tab\there"], count: 1, totalWaitNs: 10,
                                  maxWaitNs: 10, contexts: [])

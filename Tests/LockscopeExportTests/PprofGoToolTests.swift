@@ -23,8 +23,25 @@ struct PprofGoToolTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("contention.pb.gz")
         try PprofExporter.render(profile, grouping: grouping).write(to: file)
-        let raw = try ExternalTool.check("go", ["tool", "pprof", "-raw"] + options + [file.path], install: "apt-get install golang-go")
+        return try pprof(file: file.path, options)
+    }
+
+    /// `go tool pprof -raw` on a pprof file, its sample totals.
+    static func pprof(file: String, _ options: [String]) throws -> RawTotals {
+        let raw = try ExternalTool.check("go", ["tool", "pprof", "-raw"] + options + [file], install: "apt-get install golang-go")
         return try parseRaw(raw)
+    }
+
+    /// The fixture with a lock whose name starts with another's, as the kernel's `namespace_sem.wait_lock`
+    /// (the rwsem's inner spinlock) does: a copy of mount_lock under that name and another address.
+    static func withWaitLock() throws -> (profile: Profile, namespaceSem: LockProfile, waitLock: LockProfile) {
+        var profile = try Fixtures.profile()
+        let namespaceSem = try #require(profile.locks.first { $0.name == "namespace_sem" })
+        var waitLock = try #require(profile.locks.first { $0.name == "mount_lock" })
+        waitLock.name = "namespace_sem.wait_lock"
+        waitLock.address = "0xffffffff9a2c5e48"
+        profile.locks.append(waitLock)
+        return (profile, namespaceSem, waitLock)
     }
 
     /// Reads the sample lines of `-raw` output: after `Samples:` a header of `type/unit` names, then one
@@ -134,11 +151,37 @@ struct PprofGoToolTests {
         #expect(try Self.pprof(profile, ["-tagfocus=runtime=^docker$"]).delay == expected(docker).1)
     }
 
-    /// The anchored lock focus docs/flamegraphs.md shows keeps exactly one lock.
+    /// The anchored lock focus docs/flamegraphs.md shows keeps exactly one lock, where the unanchored
+    /// one also keeps `namespace_sem.wait_lock` (pprof's tag filters are unanchored regexps).
     @Test func tagfocusOnOneLock() throws {
-        let profile = try Fixtures.profile()
-        let lock = try #require(profile.locks.first { $0.name == "namespace_sem" })
-        let totals = try Self.pprof(profile, ["-tagfocus=lock=^namespace_sem$"])
-        #expect(totals.delay == Int64(lock.stats.totalWaitNs))
+        let (profile, namespaceSem, waitLock) = try Self.withWaitLock()
+        let loose = try Self.pprof(profile, ["-sample_index=delay", "-tagfocus=lock=namespace_sem"])
+        #expect(loose.delay == Int64(namespaceSem.stats.totalWaitNs + waitLock.stats.totalWaitNs))
+        #expect(loose.contentions == Int64(namespaceSem.stats.contentions + waitLock.stats.contentions))
+        let anchored = try Self.pprof(profile, ["-sample_index=delay", "-tagfocus=lock=^namespace_sem$"])
+        #expect(anchored.delay == Int64(namespaceSem.stats.totalWaitNs))
+        #expect(anchored.contentions == Int64(namespaceSem.stats.contentions))
+        let inner = try Self.pprof(profile, ["-tagfocus=lock=^namespace_sem\\.wait_lock$"])
+        #expect(inner.delay == Int64(waitLock.stats.totalWaitNs))
+    }
+
+    /// The file `lockscope export --format pprof -o` writes, read by pprof: the whole profile's totals,
+    /// and the anchored lock focus.
+    @Test func theExportCommandsFile() throws {
+        let (profile, namespaceSem, _) = try Self.withWaitLock()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-pprof-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let input = directory.appendingPathComponent("storm.json").path
+        let output = directory.appendingPathComponent("contention.pb.gz").path
+        try profile.write(to: input)
+        let run = try LockscopeRun.run(["export", input, "--format", "pprof", "-o", output])
+        #expect(run.status == 0, "\(run.stderr)")
+        let expected = Fixtures.totals(profile)
+        let totals = try Self.pprof(file: output, ["-sample_index=delay"])
+        #expect(totals.contentions == Int64(expected.contentions))
+        #expect(totals.delay == Int64(expected.waitNs))
+        let anchored = try Self.pprof(file: output, ["-sample_index=delay", "-tagfocus=lock=^namespace_sem$"])
+        #expect(anchored.delay == Int64(namespaceSem.stats.totalWaitNs))
     }
 }

@@ -18,7 +18,10 @@ final class CheckNothingJudgedTests: XCTestCase {
         XCTAssertTrue(strict.output.hasPrefix("FAILED: nothing to judge"), strict.output)
         XCTAssertTrue(strict.output.contains("--fail-if-nothing-judged"), strict.output)
         let junit = try String(contentsOfFile: directory + "/junit.xml", encoding: .utf8)
-        XCTAssertTrue(junit.contains(#"name="something judged" time="0">"#) && junit.contains("<failure"), junit)
+        XCTAssertTrue(junit.contains(#"name="something judged" time="0">"#), junit)
+        // Its own failure type, not a regression's: the one failure in the file.
+        XCTAssertEqual(junit.components(separatedBy: "<failure ").count, 2, junit)
+        XCTAssertTrue(junit.contains(#"<failure type="nothing-judged" message="nothing judged: "#), junit)
         // A judged check is unaffected by the flag.
         let judged = try LockscopeRun.run(["check", path, "--baseline", path, "--min-contentions", "1", "--fail-if-nothing-judged"],
                                           in: directory)

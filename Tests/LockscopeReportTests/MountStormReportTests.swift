@@ -32,13 +32,13 @@ final class MountStormReportTests: XCTestCase {
               process        container                      waits   total     max
               systemd[1]     host                              48  2.31 s  412 ms
                 locks: namespace_sem 2.31 s (99.9%), mount_lock 1.50 ms (0.1%)
-                behind: containerd-shim[4100] in a1f3c5e7b9d0 1.48 s,
-                        containerd-shim[4230] in c3d5f7a9b1e2 640 ms,
+                behind: containerd-shim[4100] in pod:5d0a7c3e9b1f 1.48 s,
+                        containerd-shim[4230] in pod:8c2e4a6b0d1f 640 ms,
                         containerd[812] in host 150 ms
               kubelet[1190]  /system.slice/kubelet.service     21  840 ms  205 ms
                 locks: namespace_sem 840 ms (100.0%)
-                behind: containerd-shim[4100] in b2e4d6f8a0c1 600 ms,
-                        containerd-shim[4230] in c3d5f7a9b1e2 240 ms
+                behind: containerd-shim[4100] in pod:5d0a7c3e9b1f 600 ms,
+                        containerd-shim[4230] in pod:8c2e4a6b0d1f 240 ms
               ... 1 more process, 3.20 ms (--top 0 lists all)
 
             """)
@@ -68,21 +68,26 @@ final class MountStormReportTests: XCTestCase {
         XCTAssertTrue(render(profile, ReportOptions(by: [.victim])).contains("victims: not recorded in this profile"))
     }
 
+    /// The shim's own mounts are its pod, `pod:<sandbox id>`, shortened like container ids.
     func testMountsShowAttributionPodAndTheWorstStarts() throws {
         let text = render(try Self.fixture(), ReportOptions(top: 2, mounts: true, stacksPerLock: 0))
         XCTAssertEqual(section(text, from: "mount ops per container:"), """
             mount ops per container: 82.4 (5 containers)
-              container     pod           attributed  ops  by syscall
-              a1f3c5e7b9d0  5d0a7c3e9b1f  mount-path  140  open_tree 40, mount_setattr 40,
-                                                           move_mount 40, mount 4,
-                                                           umount2 16
-              b2e4d6f8a0c1  5d0a7c3e9b1f  mount-path  136  open_tree 40, mount_setattr 40,
-                                                           move_mount 40, mount 4,
-                                                           umount2 12
-              c3d5f7a9b1e2  8c2e4a6b0d1f  mount-path  126  open_tree 40, mount_setattr 36,
-                                                           move_mount 40, mount 4, umount2 6
-              8c2e4a6b0d1f  8c2e4a6b0d1f  issuer        4  mount_setattr 4
-              d4c6e8a0f2b3  -             cgroup        6  umount2 6
+              container         pod           attributed  ops  by syscall
+              a1f3c5e7b9d0      5d0a7c3e9b1f  mount-path  140  open_tree 40,
+                                                               mount_setattr 40,
+                                                               move_mount 40, mount 4,
+                                                               umount2 16
+              b2e4d6f8a0c1      5d0a7c3e9b1f  mount-path  136  open_tree 40,
+                                                               mount_setattr 40,
+                                                               move_mount 40, mount 4,
+                                                               umount2 12
+              c3d5f7a9b1e2      8c2e4a6b0d1f  mount-path  126  open_tree 40,
+                                                               mount_setattr 36,
+                                                               move_mount 40, mount 4,
+                                                               umount2 6
+              pod:8c2e4a6b0d1f  8c2e4a6b0d1f  issuer        4  mount_setattr 4
+              d4c6e8a0f2b3      -             cgroup        6  umount2 6
 
             """)
         // Sorted by lock wait, not by set-up or profile order; --top 2 leaves one out.
@@ -105,7 +110,9 @@ final class MountStormReportTests: XCTestCase {
         XCTAssertTrue(text.contains("  a1f3c5e7b9d0  5d0a7c3e9b1f       -     1.90 s     1.24 s      -  namespace_sem\n"), text)
         XCTAssertTrue(text.contains("  setup - : the root filesystem was not mounted during the recording\n"))
 
-        // Without pods, attribution or starts the table is the runtime's, as before.
+        // Without pods, attribution or starts the table is the runtime's, as before (and no `pod:` row,
+        // which issuer attribution made).
+        profile.mounts!.byContainer.removeAll { $0.id.hasPrefix("pod:") }
         for index in profile.mounts!.byContainer.indices {
             profile.mounts!.byContainer[index].pod = nil
             profile.mounts!.byContainer[index].attribution = nil
@@ -174,8 +181,21 @@ final class MountStormReportTests: XCTestCase {
         let text = render(profile, ReportOptions(top: 0, by: [.victim], mounts: true))
         XCTAssertFalse(text.contains("\u{1b}") || text.contains("\u{202e}") || text.contains("\u{07}"))
         XCTAssertTrue(text.contains("  evil\\x1b]0;owned\\x07[66]  host"), text)
-        XCTAssertTrue(text.contains("behind: shim\\u{202e}[1] in a1f3c5e7b9d0 1.48 s,"), text)
-        for line in try Self.fixtureReportLines() { XCTAssertLessThanOrEqual(line.count, 80, String(line)) }
+        XCTAssertTrue(text.contains("behind: shim\\u{202e}[1] in pod:5d0a7c3e9b1f 1.48 s,"), text)
+        // The fixture's shim holders and the shim's own mounts are `pod:<64 hex>`: shortened too.
+        let lines = try Self.fixtureReportLines()
+        XCTAssertEqual(lines.filter { $0.contains("pod:") }.count, 5)
+        for line in lines { XCTAssertLessThanOrEqual(line.count, 80, String(line)) }
+    }
+
+    func testShortContainerKeepsThePodPrefix() {
+        let id = "5d0a7c3e9b1f4a2c8e6d0b9a7f3c1e5d2b8a6f4c0e9d7b5a3c1f8e6d4b2a0c9e"
+        XCTAssertEqual(shortContainer(id), "5d0a7c3e9b1f")
+        XCTAssertEqual(shortContainer("pod:" + id), "pod:5d0a7c3e9b1f")
+        // Anything else is shown whole: a shorter pod name, a cgroup path, a redacted id.
+        XCTAssertEqual(shortContainer("pod:abc"), "pod:abc")
+        XCTAssertEqual(shortContainer("/system.slice/kubelet.service"), "/system.slice/kubelet.service")
+        XCTAssertEqual(shortContainer("pod:ctr-acfeefc276e0"), "pod:ctr-acfeefc276e0")
     }
 
     private static func fixtureReportLines() throws -> [Substring] {

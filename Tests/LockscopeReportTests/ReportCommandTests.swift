@@ -32,6 +32,37 @@ final class ReportCommandTests: XCTestCase {
         }
     }
 
+    /// CSV and JSON cut at `--top` say so on stderr, and JSON counts the locks it holds and the profile's;
+    /// the table (which lists its top locks by design) and an output that holds every lock say nothing.
+    func testCutAtTopIsSaid() throws {
+        let directory = try scratchDirectory()
+        let path = directory + "/p.json"
+        try ReaderFixtures.rich(locks: 14).write(to: path)
+        for format in ["csv", "json"] {
+            let cut = try LockscopeRun.run(["report", path, "--format", format], in: directory)
+            XCTAssertEqual(cut.status, 0, cut.stderr)
+            XCTAssertEqual(cut.stderr, "lockscope: 10 of 14 locks; --top 0 for all\n", format)
+            let five = try LockscopeRun.run(["report", path, "--format", format, "--top", "5"], in: directory)
+            XCTAssertEqual(five.stderr, "lockscope: 5 of 14 locks; --top 0 for all\n", format)
+            for arguments in [["--top", "0"], ["--top", "14"], ["--top", "20"]] {
+                let all = try LockscopeRun.run(["report", path, "--format", format] + arguments, in: directory)
+                XCTAssertEqual(all.status, 0, all.stderr)
+                XCTAssertEqual(all.stderr, "", "\(format) \(arguments)")
+            }
+        }
+        let table = try LockscopeRun.run(["report", path], in: directory)
+        XCTAssertEqual(table.stderr, "")
+        let json = try LockscopeRun.run(["report", path, "--format", "json", "--top", "3"], in: directory)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
+        XCTAssertEqual(object["locks_total"] as? Int, 14)
+        XCTAssertEqual(object["locks_shown"] as? Int, 3)
+        XCTAssertEqual((object["locks"] as? [Any])?.count, 3)
+        let all = try LockscopeRun.run(["report", path, "--format", "json", "--top", "0"], in: directory)
+        let whole = try XCTUnwrap(try JSONSerialization.jsonObject(with: all.stdout) as? [String: Any])
+        XCTAssertEqual(whole["locks_total"] as? Int, 14)
+        XCTAssertEqual(whole["locks_shown"] as? Int, 14)
+    }
+
     func testTopZeroSelectsEveryLockInTheRenderer() {
         let profile = ReaderFixtures.rich(locks: 12)
         for format in ReportFormat.allCases {

@@ -80,23 +80,26 @@ mounts = {
                         call("umount2", 6, 194_000_000, 60_000_000, errors=3)],
          "start": start(3_100_000_000, 5_400_000_000, 1_300_000_000, 610_000_000,
                         [share("namespace_sem", 30, 609_000_000, 90_000_000), share("mount_lock", 120, 1_000_000, 200_000)])},
-        {"id": P2, "runtime": "containerd", "pod": P2, "attribution": "issuer", "ops": 4,
+        # The shim's own syscalls no path ties to a container: under its pod, as MountAttribution names it.
+        {"id": "pod:" + P2, "runtime": "containerd", "pod": P2, "attribution": "issuer", "ops": 4,
          "by_syscall": [call("mount_setattr", 4, 28_000_000, 9_000_000)]},
         {"id": D4, "runtime": "docker", "attribution": "cgroup", "ops": 6,
          "by_syscall": [call("umount2", 6, 0 + 6_000, 2_000)]},
     ],
 }
 
+# A holder that is a shim naming its pod (-id) is that pod, `pod:<sandbox id>`, as ProfileBuilder names it:
+# the shim mounts for every container of the pod. Shim 4100 serves pod P1 (C1, C2), shim 4230 pod P2 (C3).
 victims = [
     {"process": "systemd[1]", "container": "host", "contentions": 48, "total_wait_ns": 2_310_000_000, "max_wait_ns": 412_000_000,
      "by_lock": [share("namespace_sem", 46, 2_308_500_000, 412_000_000), share("mount_lock", 2, 1_500_000, 900_000)],
-     "holders": [{"process": "containerd-shim[4100]", "container": C1, "contentions": 30, "total_wait_ns": 1_480_000_000},
-                 {"process": "containerd-shim[4230]", "container": C3, "contentions": 12, "total_wait_ns": 640_000_000},
+     "holders": [{"process": "containerd-shim[4100]", "container": "pod:" + P1, "contentions": 30, "total_wait_ns": 1_480_000_000},
+                 {"process": "containerd-shim[4230]", "container": "pod:" + P2, "contentions": 12, "total_wait_ns": 640_000_000},
                  {"process": "containerd[812]", "container": "host", "contentions": 4, "total_wait_ns": 150_000_000}]},
     {"process": "kubelet[1190]", "container": "/system.slice/kubelet.service", "contentions": 21, "total_wait_ns": 840_000_000,
      "max_wait_ns": 205_000_000, "by_lock": [share("namespace_sem", 21, 840_000_000, 205_000_000)],
-     "holders": [{"process": "containerd-shim[4100]", "container": C2, "contentions": 15, "total_wait_ns": 600_000_000},
-                 {"process": "containerd-shim[4230]", "container": C3, "contentions": 6, "total_wait_ns": 240_000_000}]},
+     "holders": [{"process": "containerd-shim[4100]", "container": "pod:" + P1, "contentions": 15, "total_wait_ns": 600_000_000},
+                 {"process": "containerd-shim[4230]", "container": "pod:" + P2, "contentions": 6, "total_wait_ns": 240_000_000}]},
     {"process": "healthcheck[5120]", "container": D4, "contentions": 9, "total_wait_ns": 3_200_000, "max_wait_ns": 1_100_000,
      "by_lock": [share("mount_lock", 9, 3_200_000, 1_100_000)], "holders": []},
 ]
