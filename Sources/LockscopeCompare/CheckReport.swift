@@ -155,7 +155,7 @@ public enum CheckReport {
 
     /// `container 4f2a9c01b3d7 (docker) made 40 mount ops, over its budget of 10`.
     static func explanation(_ finding: MountOpsFinding) -> String {
-        "container \(Subject.shortContainerID(finding.container)) (\(finding.runtime)) made \(finding.ops) mount ops, "
+        "container \(ContainerName.short(finding.container)) (\(finding.runtime)) made \(finding.ops) mount ops, "
             + "over its budget of \(formatCount(finding.limit))"
     }
 

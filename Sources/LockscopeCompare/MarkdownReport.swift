@@ -112,7 +112,7 @@ public enum MarkdownReport {
                          + "\(HumanUnits.format(finding.limit, quantity)) | \(result) |")
         }
         for finding in budget.mounts {
-            lines.append("| container \(code(Subject.shortContainerID(finding.container))) (\(finding.runtime)) | mount ops | "
+            lines.append("| container \(code(ContainerName.short(finding.container))) (\(finding.runtime)) | mount ops | "
                          + "\(finding.ops) | \(CheckReport.formatCount(finding.limit)) | "
                          + "\(finding.exceeded ? "❌ exceeded" : "✅ within") |")
         }

@@ -15,14 +15,9 @@ public struct Subject: Hashable, Codable, Sendable {
     /// `namespace_sem`, or `namespace_sem in 4f2a9c01b3d7` (long container ids shortened like docker's).
     public var label: String {
         guard let container else { return lock }
-        return "\(lock) in \(Subject.shortContainerID(container))"
+        return "\(lock) in \(ContainerName.short(container))"
     }
 
-    /// A hex container id shortened to its first 12 characters, as `docker ps` shows it; other ids
-    /// (host, machine names, cgroup paths) unchanged.
-    static func shortContainerID(_ id: String) -> String {
-        id.count > 12 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
-    }
 
     /// Each subject's waits in `profile`, labelled by `labels`. Locks that share a label (per-CPU
     /// locks named after their caller, for example) are one subject: see `WaitStats.merged`.

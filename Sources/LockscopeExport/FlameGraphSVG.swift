@@ -163,7 +163,7 @@ public enum FlameGraphSVG {
                 }
             }
             let heaviestFirst = weights.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            entries = heaviestFirst.map { (LockSamples.shortContainerID($0.key), Palette.base(hue: Palette.hue(container: $0.key))) }
+            entries = heaviestFirst.map { (ContainerName.short($0.key), Palette.base(hue: Palette.hue(container: $0.key))) }
         }
         if withNeutral { entries.append(("mixed or unknown", Palette.neutral.hex)) }
         let right = imageWidth - sideMargin

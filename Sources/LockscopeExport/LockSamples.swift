@@ -227,7 +227,7 @@ struct LockSamples: Sendable {
             case .lock:
                 return "[lock] " + Self.sanitize(profile.locks[lock].name)
             case .container:
-                return place.container.map { "[container] " + Self.sanitize(Self.shortContainerID($0)) } ?? "[container ?]"
+                return place.container.map { "[container] " + Self.sanitize(ContainerName.short($0)) } ?? "[container ?]"
             case .cpu:
                 return place.cpu.map { "[cpu \($0)]" } ?? "[cpu ?]"
             case .socket:
@@ -241,14 +241,6 @@ struct LockSamples: Sendable {
         place.cpu.flatMap { profile.topology?.cpu($0)?.socket }
     }
 
-    /// A hex container id shortened to its first 12 characters, as `docker ps` shows it, and so the id of
-    /// a pod's `pod:<sandbox id>` (`pod:5d0a7c3e9b1f`); other ids (`host`, machine names, cgroup paths)
-    /// unchanged.
-    static func shortContainerID(_ id: String) -> String {
-        let podPrefix = "pod:"
-        if id.hasPrefix(podPrefix) { return podPrefix + shortContainerID(String(id.dropFirst(podPrefix.count))) }
-        return id.count > 12 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
-    }
 
     /// A frame name every folded-stack reader accepts: `;` becomes `:`, control characters and line breaks
     /// become spaces, surrounding spaces go, and an empty name becomes `[unknown]`.

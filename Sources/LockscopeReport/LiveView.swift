@@ -269,8 +269,8 @@ public struct LiveView {
         var table = [["wait/s", "contended/s", "container", "pod"]]
         for container in containers.prefix(rows) {
             table.append([Units.duration(roundedFrom: window.perSecond(container.waitNs)),
-                          Units.rate(window.perSecond(container.contentions)), shortContainer(container.id),
-                          container.pod.map(shortContainer) ?? "-"])
+                          Units.rate(window.perSecond(container.contentions)), ContainerName.short(container.id),
+                          container.pod.map(ContainerName.short) ?? "-"])
         }
         var lines = TextTable.render(table, rightAligned: 0..<2).split(separator: "\n").map(String.init)
         if containers.count > rows { lines.append("... \(containers.count - rows) more containers") }

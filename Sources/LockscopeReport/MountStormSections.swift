@@ -20,7 +20,7 @@ extension ReportRenderer {
         var out = "victims: \(processes) waited but issued no mount syscall, \(Units.duration(total)) in all\n"
         var rows = [["process", "container", "waits", "total", "max"]]
         for victim in listed {
-            rows.append([victim.process, shortContainer(victim.container), String(victim.contentions),
+            rows.append([victim.process, ContainerName.short(victim.container), String(victim.contentions),
                          Units.duration(victim.totalWaitNs), Units.duration(victim.maxWaitNs)])
         }
         let lines = TextTable.render(rows, rightAligned: 2..<5, indent: 2).split(separator: "\n")
@@ -33,7 +33,7 @@ extension ReportRenderer {
                 out += "    behind: owner unknown (only mutex and rwsem-writer owners are recorded)\n"
             } else {
                 let holders = victim.holders.map { holder in
-                    "\(shown(holder.process)) in \(shown(shortContainer(holder.container))) \(Units.duration(holder.totalWaitNs))"
+                    "\(shown(holder.process)) in \(shown(ContainerName.short(holder.container))) \(Units.duration(holder.totalWaitNs))"
                 }
                 out += detailLines(holders, prefix: "    behind: ")
             }
@@ -66,7 +66,7 @@ extension ReportRenderer {
         var out = "\ncontainer starts: \(starts.count), \(Units.duration(wait)) of lock wait in their mount syscalls; most first\n"
         var rows = [["container", "pod", "setup", "in mounts", "lock wait", "share", "top lock"]]
         for (mounts, start) in listed {
-            rows.append([shortContainer(mounts.id), mounts.pod.map(shortContainer) ?? "-",
+            rows.append([ContainerName.short(mounts.id), mounts.pod.map(ContainerName.short) ?? "-",
                          start.setupNs.map(Units.duration) ?? "-", Units.duration(start.inSyscallsNs),
                          Units.duration(start.lockWaitNs), start.waitShare.map { String(format: "%.1f%%", $0 * 100) } ?? "-",
                          start.byLock.first?.lock ?? "-"])

@@ -218,7 +218,7 @@ public struct ReportRenderer {
             }
             var rows = [["waiter", "owner", "pid", "comm", "contended", "total wait"]]
             for owner in owners.prefix(options.breakdownRows) {
-                rows.append([shortContainer(owner.waiterContainer), shortContainer(owner.ownerContainer),
+                rows.append([ContainerName.short(owner.waiterContainer), ContainerName.short(owner.ownerContainer),
                              owner.ownerPid <= 0 ? "-" : String(owner.ownerPid), owner.ownerComm,
                              String(owner.contentions), Units.duration(owner.totalWaitNs)])
             }
@@ -230,7 +230,7 @@ public struct ReportRenderer {
             case .socket: rows = lock.bySocket
             case .node: rows = lock.byNode
             case .llc: rows = lock.byLlc
-            case .container: rows = lock.byContainer.map { KeyedStats(key: shortContainer($0.key), stats: $0.stats) }
+            case .container: rows = lock.byContainer.map { KeyedStats(key: ContainerName.short($0.key), stats: $0.stats) }
             case .process: rows = lock.byProcess
             case .host: rows = lock.byHost ?? []
             case .handoff, .owner, .victim, .thread: rows = []
@@ -329,9 +329,9 @@ public struct ReportRenderer {
             var rows = [["container"] + (attributed ? ["pod", "attributed"] : ["runtime"]) + ["ops"]]
             var calls = [["by syscall"]]
             for container in mounts.byContainer.prefix(options.breakdownRows) {
-                let identity = attributed ? [container.pod.map(shortContainer) ?? "-", container.attribution?.rawValue ?? "cgroup"]
+                let identity = attributed ? [container.pod.map(ContainerName.short) ?? "-", container.attribution?.rawValue ?? "cgroup"]
                     : [container.runtime]
-                rows.append([shortContainer(container.id)] + identity + [String(container.ops)])
+                rows.append([ContainerName.short(container.id)] + identity + [String(container.ops)])
                 calls.append(commaSeparated(container.bySyscall.map { "\(shown($0.syscall)) \($0.stats.contentions)" }))
             }
             let table = TextTable.render(rows, rightAligned: (rows[0].count - 1)..<rows[0].count, indent: 2)
@@ -455,15 +455,6 @@ func percent(_ part: UInt64, of whole: UInt64) -> String {
 /// Items to wrap as words, each but the last followed by a comma.
 func commaSeparated(_ items: [String]) -> [String] {
     items.enumerated().map { $0.offset < items.count - 1 ? $0.element + "," : $0.element }
-}
-
-/// Container ids are 64 hex digits; 12 are enough to tell them apart on screen (like docker ps). A pod
-/// named after its sandbox id, `pod:<64 hex>` (a shim's own mounts, a holder that is a shim), keeps its
-/// prefix: `pod:5d0a7c3e9b1f`.
-func shortContainer(_ id: String) -> String {
-    let podPrefix = "pod:"
-    if id.hasPrefix(podPrefix) { return podPrefix + shortContainer(String(id.dropFirst(podPrefix.count))) }
-    return id.count == 64 && id.allSatisfy(\.isHexDigit) ? String(id.prefix(12)) : id
 }
 
 /// RFC 4180 quoting: a field with a comma, a quote or a line break (CR, LF or both) is quoted.

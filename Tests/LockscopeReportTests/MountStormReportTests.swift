@@ -190,12 +190,12 @@ final class MountStormReportTests: XCTestCase {
 
     func testShortContainerKeepsThePodPrefix() {
         let id = "5d0a7c3e9b1f4a2c8e6d0b9a7f3c1e5d2b8a6f4c0e9d7b5a3c1f8e6d4b2a0c9e"
-        XCTAssertEqual(shortContainer(id), "5d0a7c3e9b1f")
-        XCTAssertEqual(shortContainer("pod:" + id), "pod:5d0a7c3e9b1f")
+        XCTAssertEqual(ContainerName.short(id), "5d0a7c3e9b1f")
+        XCTAssertEqual(ContainerName.short("pod:" + id), "pod:5d0a7c3e9b1f")
         // Anything else is shown whole: a shorter pod name, a cgroup path, a redacted id.
-        XCTAssertEqual(shortContainer("pod:abc"), "pod:abc")
-        XCTAssertEqual(shortContainer("/system.slice/kubelet.service"), "/system.slice/kubelet.service")
-        XCTAssertEqual(shortContainer("pod:ctr-acfeefc276e0"), "pod:ctr-acfeefc276e0")
+        XCTAssertEqual(ContainerName.short("pod:abc"), "pod:abc")
+        XCTAssertEqual(ContainerName.short("/system.slice/kubelet.service"), "/system.slice/kubelet.service")
+        XCTAssertEqual(ContainerName.short("pod:ctr-acfeefc276e0"), "pod:ctr-acfeefc276e0")
     }
 
     private static func fixtureReportLines() throws -> [Substring] {
