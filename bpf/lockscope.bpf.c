@@ -663,6 +663,68 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, co
 	return 0;
 }
 
+/* Whether a syscall's record keeps the working directory: mount(2)'s relative overlay options (and
+ * relative target) are resolved against it, as is a relative fsconfig value (`lowerdir+=`). */
+static __always_inline bool wants_cwd(const struct open_syscall *open)
+{
+	if (open->syscall == LOCKSCOPE_SYS_MOUNT)
+		return true;
+	return open->syscall == LOCKSCOPE_SYS_FSCONFIG && open->path[0] && open->path[0] != '/';
+}
+
+/* Mount roots climbed at most between two names (a directory on which mounts are stacked). */
+#define CWD_MOUNT_CLIMBS 4
+
+/* The current task's working directory's last LOCKSCOPE_CWD_LEVELS names into the record, innermost
+ * first, as d_path walks it: a mount's root dentry is named by its mountpoint in the parent mount. */
+static __always_inline void read_cwd(struct lockscope_syscall_event *event)
+{
+	struct task_struct___fs *task = (struct task_struct___fs *)bpf_get_current_task();
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct dentry *dentry, *parent;
+	struct vfsmount *vfsmount;
+	struct mount *mnt, *mnt_parent;
+	__u32 length;
+
+	event->cwd_levels = 0;
+	event->cwd_complete = 0;
+	if (!fs)
+		return;
+	dentry = BPF_CORE_READ(fs, pwd.dentry);
+	vfsmount = BPF_CORE_READ(fs, pwd.mnt);
+	if (!dentry || !vfsmount)
+		return;
+	mnt = (struct mount *)((void *)vfsmount - bpf_core_field_offset(struct mount, mnt));
+	for (int level = 0; level < LOCKSCOPE_CWD_LEVELS; level++) {
+		for (int climb = 0; climb < CWD_MOUNT_CLIMBS; climb++) {
+			if (dentry != BPF_CORE_READ(mnt, mnt.mnt_root))
+				break;
+			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (mnt_parent == mnt) {
+				event->cwd_complete = 1; /* the namespace's root mount's root: the whole path is kept */
+				return;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+		}
+		parent = BPF_CORE_READ(dentry, d_parent);
+		if (!parent || parent == dentry) {
+			event->cwd_complete = 1;
+			return;
+		}
+		length = BPF_CORE_READ(dentry, d_name.hash_len) >> 32;
+		if (bpf_probe_read_kernel_str(event->cwd[level], LOCKSCOPE_CWD_NAME_LEN, BPF_CORE_READ(dentry, d_name.name)) < 0)
+			return;
+		if (length >= LOCKSCOPE_CWD_NAME_LEN) {
+			event->truncated |= LOCKSCOPE_TRUNCATED_CWD;
+			count(LOCKSCOPE_CTR_PATH_TRUNCATED);
+		}
+		event->cwd_levels = level + 1;
+		dentry = parent;
+	}
+	/* Names above these were left out, unless the walk stops right here. */
+}
+
 /* A syscall that may be one `begin_syscall` remembered ends with `ret`: send it. Not inlined either. */
 static __noinline int end_syscall(__s64 ret)
 {
@@ -671,15 +733,24 @@ static __noinline int end_syscall(__s64 ret)
 	__u64 end_ns = bpf_ktime_get_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
+	bool cwd;
 
 	open = bpf_map_lookup_elem(&open_syscalls, &tid);
 	if (!open)
 		return 0;
 	count(LOCKSCOPE_CTR_SYSCALLS_COMPLETED);
 	/* A record as long as its strings need: most syscalls of a storm (open_tree, mount_setattr) have none,
-	 * and only mount has options. (The reserved size must be a constant: one reserve per length.) */
-	if (open->data[0]) {
+	 * and only mount has options and the working directory. (The reserved size must be a constant: one
+	 * reserve per length.) */
+	cwd = wants_cwd(open);
+	if (cwd) {
 		event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+		if (event) {
+			__builtin_memcpy(event->path, open->path, sizeof(event->path));
+			__builtin_memcpy(event->data, open->data, sizeof(event->data));
+		}
+	} else if (open->data[0]) {
+		event = bpf_ringbuf_reserve(&events, __builtin_offsetof(struct lockscope_syscall_event, cwd_levels), 0);
 		if (event) {
 			__builtin_memcpy(event->path, open->path, sizeof(event->path));
 			__builtin_memcpy(event->data, open->data, sizeof(event->data));
@@ -707,6 +778,8 @@ static __noinline int end_syscall(__s64 ret)
 	event->tid = tid;
 	event->fd = open->fd;
 	event->truncated = open->truncated;
+	if (cwd)
+		read_cwd(event);
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	bpf_map_delete_elem(&open_syscalls, &tid);
 	bpf_ringbuf_submit(event, user_stack_submit_flags(config.user_stacks != LOCKSCOPE_USER_STACKS_NONE, event->pid));

@@ -148,14 +148,15 @@ struct MountAttribution {
             if let rootfs = MountPaths.containerdRootfs(event.path) {
                 let container = containerdContainer(rootfs, issuer: event.pid)
                 if event.syscall == .mount {
-                    for directory in MountPaths.idmapDirectories(inOverlayOptions: event.data) {
-                        link(directory: directory, to: container)
+                    for directory in MountPaths.idmapDirectories(inOverlayOptions: event.data,
+                                                                 workingDirectory: event.workingDirectory) {
+                        link(directory: known(directory), to: container)
                     }
                     started = event.ret == 0 && markStarted(container, at: event.endNs)
                 }
                 release(items, to: container)
-            } else if let directory = MountPaths.idmapDirectory(event.path) {
-                add(items, toDirectory: directory)
+            } else if let directory = MountPaths.idmapDirectory(event.path, workingDirectory: event.workingDirectory) {
+                add(items, toDirectory: known(directory))
             } else {
                 releaseUnattributed(items)
             }
@@ -170,8 +171,9 @@ struct MountAttribution {
         case .mountSetattr, .fsconfig:
             if let group = fdGroups[fd] {
                 if event.syscall == .fsconfig {  // an overlay's lowerdir+= naming an idmap directory
-                    for directory in MountPaths.idmapDirectories(inOverlayOptions: "\(event.data)=\(event.path)") {
-                        join(directory: directory, into: group)
+                    for directory in MountPaths.idmapDirectories(inOverlayOptions: "\(event.data)=\(event.path)",
+                                                                 workingDirectory: event.workingDirectory) {
+                        join(directory: known(directory), into: group)
                     }
                 }
                 add(items, toGroup: group)
@@ -291,6 +293,15 @@ struct MountAttribution {
     }
 
     // MARK: - Linking
+
+    /// A directory known only by its last names (`MountPaths.partialPathMarker`, from a working directory
+    /// deeper than the kernel side keeps) is the remembered one whose path ends so; others are themselves.
+    private func known(_ directory: String) -> String {
+        guard directory.hasPrefix(MountPaths.partialPathMarker) else { return directory }
+        let tail = directory.dropFirst(MountPaths.partialPathMarker.count)
+        return directoryGroups.keys.first { $0.hasSuffix(tail) } ?? directoryContainers.keys.first { $0.hasSuffix(tail) }
+            ?? directory
+    }
 
     private mutating func newGroup(lastNs: UInt64) -> Int {
         nextGroup += 1

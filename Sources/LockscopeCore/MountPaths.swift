@@ -21,26 +21,47 @@ public enum MountPaths {
         return nil
     }
 
-    /// The `…/ovl-idmappedXXXX` directory that `path` is in (or is), if any.
-    public static func idmapDirectory(_ path: String) -> String? {
-        guard path.hasPrefix("/") else { return nil }  // a relative path says nothing about where it is
-        var prefix = ""
-        for component in path.split(separator: "/") {
-            prefix += "/" + component
-            if component.hasPrefix(idmapDirectoryPrefix) { return prefix }
+    /// What marks a directory known only by its last names (a relative path under a working directory
+    /// whose names the kernel side did not keep up to the root): `…/tmp/ovl-idmapped1`.
+    public static let partialPathMarker = "…"
+
+    /// The `…/ovl-idmappedXXXX` directory that `path` is in (or is), if any. A relative path is resolved
+    /// against `workingDirectory` (nil: a relative path says nothing about where it is); when only the
+    /// working directory's last names are known, the result starts with `partialPathMarker`.
+    public static func idmapDirectory(_ path: String, workingDirectory: WorkingDirectory? = nil) -> String? {
+        var components: [Substring]
+        var partial = false
+        if path.hasPrefix("/") {
+            components = []
+        } else if let workingDirectory {
+            components = workingDirectory.names.map { Substring($0) }
+            partial = !workingDirectory.complete
+        } else {
+            return nil
         }
-        return nil
+        for component in path.split(separator: "/") where component != "." {
+            if component == ".." {
+                guard !components.isEmpty else { return nil }  // above the names known
+                components.removeLast()
+            } else {
+                components.append(component)
+            }
+        }
+        guard let index = components.firstIndex(where: { $0.hasPrefix(idmapDirectoryPrefix) }) else { return nil }
+        return (partial ? partialPathMarker : "") + "/" + components[...index].joined(separator: "/")
     }
 
     /// The `ovl-idmapped` directories an overlay's options name in `lowerdir=` (and the new mount API's
-    /// `lowerdir+=`), in order, without repeats. Options cut short by the kernel side's limit give the
-    /// directories of the entries that were kept whole enough to name one.
-    public static func idmapDirectories(inOverlayOptions options: String) -> [String] {
+    /// `lowerdir+=`), in order, without repeats; relative entries (containerd's compacted options, when
+    /// they do not fit in a page) are resolved against `workingDirectory`. Options cut short by the kernel
+    /// side's limit give the directories of the entries that were kept whole enough to name one.
+    public static func idmapDirectories(inOverlayOptions options: String, workingDirectory: WorkingDirectory? = nil) -> [String] {
         var directories: [String] = []
         for option in options.split(separator: ",") {
             guard let equals = option.firstIndex(of: "="), option[..<equals].hasPrefix("lowerdir") else { continue }
             for entry in option[option.index(after: equals)...].split(separator: ":") {
-                if let directory = idmapDirectory(String(entry)), !directories.contains(directory) {
+                if let directory = idmapDirectory(String(entry), workingDirectory: workingDirectory),
+                   !directories.contains(directory) {
                     directories.append(directory)
                 }
             }
