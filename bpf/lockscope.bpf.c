@@ -663,42 +663,42 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, co
 	return 0;
 }
 
-/* Whether a syscall's record keeps the working directory: mount(2)'s relative overlay options (and
- * relative target) are resolved against it, as is a relative fsconfig value (`lowerdir+=`). */
+/* Whether a syscall's record keeps the working directory: mount(2)'s relative overlay options (and a
+ * relative target) are resolved against it, as is a relative fsconfig value (`lowerdir+=`). A mount
+ * without options and with an absolute target (a propagation change, a remount) has nothing relative. */
 static __always_inline bool wants_cwd(const struct open_syscall *open)
 {
+	bool relative_path = open->path[0] && open->path[0] != '/';
+
 	if (open->syscall == LOCKSCOPE_SYS_MOUNT)
-		return true;
-	return open->syscall == LOCKSCOPE_SYS_FSCONFIG && open->path[0] && open->path[0] != '/';
+		return open->data[0] || relative_path;
+	return open->syscall == LOCKSCOPE_SYS_FSCONFIG && relative_path;
 }
 
 /* Mount roots climbed at most between two names (a directory on which mounts are stacked). */
 #define CWD_MOUNT_CLIMBS 4
 
 /* The current task's working directory's last LOCKSCOPE_CWD_LEVELS names into the record, innermost
- * first, as d_path walks it: a mount's root dentry is named by its mountpoint in the parent mount. */
+ * first, as d_path walks it: a mount's root dentry is named by its mountpoint in the parent mount.
+ * Three reads per name (the parent, the name's length and address, the name) and two per mount crossed. */
 static __always_inline void read_cwd(struct lockscope_syscall_event *event)
 {
 	struct task_struct___fs *task = (struct task_struct___fs *)bpf_get_current_task();
 	struct fs_struct *fs = BPF_CORE_READ(task, fs);
-	struct dentry *dentry, *parent;
-	struct vfsmount *vfsmount;
+	struct dentry *dentry, *parent, *mnt_root;
 	struct mount *mnt, *mnt_parent;
-	__u32 length;
+	struct path pwd;
+	struct qstr name;
 
 	event->cwd_levels = 0;
 	event->cwd_complete = 0;
-	if (!fs)
+	if (!fs || BPF_CORE_READ_INTO(&pwd, fs, pwd) || !pwd.dentry || !pwd.mnt)
 		return;
-	dentry = BPF_CORE_READ(fs, pwd.dentry);
-	vfsmount = BPF_CORE_READ(fs, pwd.mnt);
-	if (!dentry || !vfsmount)
-		return;
-	mnt = (struct mount *)((void *)vfsmount - bpf_core_field_offset(struct mount, mnt));
+	dentry = pwd.dentry;
+	mnt = (struct mount *)((void *)pwd.mnt - bpf_core_field_offset(struct mount, mnt));
+	mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
 	for (int level = 0; level < LOCKSCOPE_CWD_LEVELS; level++) {
-		for (int climb = 0; climb < CWD_MOUNT_CLIMBS; climb++) {
-			if (dentry != BPF_CORE_READ(mnt, mnt.mnt_root))
-				break;
+		for (int climb = 0; climb < CWD_MOUNT_CLIMBS && dentry == mnt_root; climb++) {
 			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 			if (mnt_parent == mnt) {
 				event->cwd_complete = 1; /* the namespace's root mount's root: the whole path is kept */
@@ -706,16 +706,17 @@ static __always_inline void read_cwd(struct lockscope_syscall_event *event)
 			}
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = mnt_parent;
+			mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
 		}
 		parent = BPF_CORE_READ(dentry, d_parent);
 		if (!parent || parent == dentry) {
 			event->cwd_complete = 1;
 			return;
 		}
-		length = BPF_CORE_READ(dentry, d_name.hash_len) >> 32;
-		if (bpf_probe_read_kernel_str(event->cwd[level], LOCKSCOPE_CWD_NAME_LEN, BPF_CORE_READ(dentry, d_name.name)) < 0)
+		if (BPF_CORE_READ_INTO(&name, dentry, d_name) ||
+		    bpf_probe_read_kernel_str(event->cwd[level], LOCKSCOPE_CWD_NAME_LEN, name.name) < 0)
 			return;
-		if (length >= LOCKSCOPE_CWD_NAME_LEN) {
+		if ((name.hash_len >> 32) >= LOCKSCOPE_CWD_NAME_LEN) {
 			event->truncated |= LOCKSCOPE_TRUNCATED_CWD;
 			count(LOCKSCOPE_CTR_PATH_TRUNCATED);
 		}

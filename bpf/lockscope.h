@@ -237,8 +237,8 @@ enum lockscope_truncated {
 	LOCKSCOPE_TRUNCATED_CWD = 1 << 2, /* a working-directory name was longer than LOCKSCOPE_CWD_NAME_LEN - 1 */
 };
 
-/* The working directory's last components a syscall event keeps (mount(2) always; fsconfig when its
- * value is a relative path), and how much of each name (with the NUL). When an overlay's options do not
+/* The working directory's last components a syscall event keeps (mount(2) with options or a relative
+ * target; fsconfig with a relative value), and how much of each name (with the NUL). When an overlay's options do not
  * fit in a page, containerd chdirs into the lower directories' common parent and names them relative to
  * it: the options then name no `ovl-idmapped` directory, the working directory does. That directory can
  * be a mount's root (an idmapped bind of the snapshots directory): the walk climbs to the mountpoint's
