@@ -109,7 +109,7 @@ public struct SyscallEvent: Sendable, Equatable {
 /// A task's working directory as the kernel side keeps it (`cwd` of `struct lockscope_syscall_event`):
 /// its last few names, which are the whole path only when `complete`. Relative paths of the syscall
 /// (an overlay's compacted `lowerdir=`) are relative to it.
-public struct WorkingDirectory: Sendable, Equatable {
+public struct WorkingDirectory: Sendable, Equatable, CustomStringConvertible {
     /// Outermost first.
     public var names: [String]
     /// The names reach the mount namespace's root: `names` is the whole path.

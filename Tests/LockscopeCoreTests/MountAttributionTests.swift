@@ -266,6 +266,47 @@ final class MountAttributionTests: XCTestCase {
         XCTAssertFalse(profile.containers.contains { $0.id.hasSuffix("7") || $0.id == "pod:" + Self.pod }, "nothing left behind")
     }
 
+    /// A syscall record as the kernel side writes it: a mount's with its working directory (innermost
+    /// name first in the record, outermost first in the event), and one cut before the working directory
+    /// (an open_tree's: no strings), which reads as none.
+    func testSyscallRecordsDecodeTheirWorkingDirectory() throws {
+        var raw = lockscope_syscall_event()
+        raw.type = UInt32(LOCKSCOPE_EVENT_SYSCALL.rawValue)
+        raw.syscall = UInt32(LOCKSCOPE_SYS_MOUNT.rawValue)
+        raw.end_ns = 5_000
+        raw.latency_ns = 1_000
+        raw.fd = -1
+        raw.truncated = UInt32(LOCKSCOPE_TRUNCATED_CWD.rawValue)
+        withUnsafeMutableBytes(of: &raw.path) { $0.copyBytes(from: Array("/run/x/rootfs".utf8)) }
+        withUnsafeMutableBytes(of: &raw.data) { $0.copyBytes(from: Array("lowerdir=0:1".utf8)) }
+        raw.cwd_levels = 3
+        raw.cwd_complete = 1
+        withUnsafeMutableBytes(of: &raw.cwd) { bytes in
+            for (level, name) in ["0", "ovl-idmapped12", "tmp"].enumerated() {
+                UnsafeMutableRawBufferPointer(rebasing: bytes[(level * Int(LOCKSCOPE_CWD_NAME_LEN))...]).copyBytes(from: Array(name.utf8))
+            }
+        }
+        let full = withUnsafeBytes(of: &raw) { KernelEvent.decode($0) }
+        guard case .syscall(let mount) = full else { return XCTFail("not a syscall: \(String(describing: full))") }
+        XCTAssertEqual(mount.syscall, .mount)
+        XCTAssertEqual(mount.path, "/run/x/rootfs")
+        XCTAssertEqual(mount.data, "lowerdir=0:1")
+        XCTAssertTrue(mount.truncated)
+        XCTAssertEqual(mount.workingDirectory, WorkingDirectory(names: ["tmp", "ovl-idmapped12", "0"], complete: true))
+        XCTAssertEqual(mount.workingDirectory?.description, "/tmp/ovl-idmapped12/0")
+
+        raw.syscall = UInt32(LOCKSCOPE_SYS_OPEN_TREE.rawValue)
+        raw.cwd_complete = 0
+        let short = withUnsafeBytes(of: &raw) {
+            KernelEvent.decode(UnsafeRawBufferPointer(rebasing: $0[..<MemoryLayout<lockscope_syscall_event>.offset(of: \lockscope_syscall_event.path)!]))
+        }
+        guard case .syscall(let openTree) = short else { return XCTFail("not a syscall: \(String(describing: short))") }
+        XCTAssertEqual(openTree.path, "")
+        XCTAssertNil(openTree.workingDirectory)
+        // Only the last names: the description says so.
+        XCTAssertEqual(WorkingDirectory(names: ["tmp", "ovl-idmapped12"], complete: false).description, "…/tmp/ovl-idmapped12")
+    }
+
     func testContainerdPathsAndShimCommandLines() {
         XCTAssertEqual(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs")?.id, "abc")
         XCTAssertEqual(MountPaths.containerdRootfs("/x/io.containerd.runtime.v2.task/moby/abc/rootfs/etc")?.namespace, "moby")
