@@ -194,7 +194,8 @@ struct MountAttribution {
                 if let moved { resolve(group: moved, to: container) }
                 started = event.ret == 0 && markStarted(container, at: event.endNs)
                 release(items, to: container)
-            } else if let directory = MountPaths.idmapDirectory(event.path) {
+            } else if let named = MountPaths.idmapDirectory(event.path, workingDirectory: event.workingDirectory) {
+                let directory = known(named)
                 if let moved, let group = groups.removeValue(forKey: moved) {
                     held -= group.count  // `add` counts it again where it goes
                     add(group, toDirectory: directory)
@@ -294,13 +295,16 @@ struct MountAttribution {
 
     // MARK: - Linking
 
-    /// A directory known only by its last names (`MountPaths.partialPathMarker`, from a working directory
-    /// deeper than the kernel side keeps) is the remembered one whose path ends so; others are themselves.
-    private func known(_ directory: String) -> String {
-        guard directory.hasPrefix(MountPaths.partialPathMarker) else { return directory }
-        let tail = directory.dropFirst(MountPaths.partialPathMarker.count)
-        return directoryGroups.keys.first { $0.hasSuffix(tail) } ?? directoryContainers.keys.first { $0.hasSuffix(tail) }
-            ?? directory
+    /// The key of an idmap directory: its path; for one known only by its last names, the remembered
+    /// directory whose path ends so (or the names, when none does yet).
+    private func known(_ directory: IdmapDirectory) -> String {
+        switch directory {
+        case .path(let path):
+            return path
+        case .tail(let tail):
+            return directoryGroups.keys.first { $0.hasSuffix(tail) } ?? directoryContainers.keys.first { $0.hasSuffix(tail) }
+                ?? tail
+        }
     }
 
     private mutating func newGroup(lastNs: UInt64) -> Int {

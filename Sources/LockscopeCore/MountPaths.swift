@@ -21,14 +21,10 @@ public enum MountPaths {
         return nil
     }
 
-    /// What marks a directory known only by its last names (a relative path under a working directory
-    /// whose names the kernel side did not keep up to the root): `…/tmp/ovl-idmapped1`.
-    public static let partialPathMarker = "…"
-
     /// The `…/ovl-idmappedXXXX` directory that `path` is in (or is), if any. A relative path is resolved
     /// against `workingDirectory` (nil: a relative path says nothing about where it is); when only the
-    /// working directory's last names are known, the result starts with `partialPathMarker`.
-    public static func idmapDirectory(_ path: String, workingDirectory: WorkingDirectory? = nil) -> String? {
+    /// working directory's last names are known, so is the directory's path (`IdmapDirectory.tail`).
+    public static func idmapDirectory(_ path: String, workingDirectory: WorkingDirectory? = nil) -> IdmapDirectory? {
         var components: [Substring]
         var partial = false
         if path.hasPrefix("/") {
@@ -48,15 +44,17 @@ public enum MountPaths {
             }
         }
         guard let index = components.firstIndex(where: { $0.hasPrefix(idmapDirectoryPrefix) }) else { return nil }
-        return (partial ? partialPathMarker : "") + "/" + components[...index].joined(separator: "/")
+        let names = "/" + components[...index].joined(separator: "/")
+        return partial ? .tail(names) : .path(names)
     }
 
     /// The `ovl-idmapped` directories an overlay's options name in `lowerdir=` (and the new mount API's
     /// `lowerdir+=`), in order, without repeats; relative entries (containerd's compacted options, when
     /// they do not fit in a page) are resolved against `workingDirectory`. Options cut short by the kernel
     /// side's limit give the directories of the entries that were kept whole enough to name one.
-    public static func idmapDirectories(inOverlayOptions options: String, workingDirectory: WorkingDirectory? = nil) -> [String] {
-        var directories: [String] = []
+    public static func idmapDirectories(inOverlayOptions options: String, workingDirectory: WorkingDirectory? = nil)
+        -> [IdmapDirectory] {
+        var directories: [IdmapDirectory] = []
         for option in options.split(separator: ",") {
             guard let equals = option.firstIndex(of: "="), option[..<equals].hasPrefix("lowerdir") else { continue }
             for entry in option[option.index(after: equals)...].split(separator: ":") {
@@ -84,4 +82,13 @@ public enum MountPaths {
         guard let pod = value(after: "-id"), !pod.isEmpty else { return nil }
         return (value(after: "-namespace"), pod)
     }
+}
+
+/// An `ovl-idmapped` directory as a syscall's paths name it.
+public enum IdmapDirectory: Hashable, Sendable {
+    /// Its whole path, `/tmp/ovl-idmapped1`.
+    case path(String)
+    /// Only its last names (a relative path under a working directory the kernel side kept the last names
+    /// of): `/tmp/ovl-idmapped1` for a directory whose path ends so.
+    case tail(String)
 }

@@ -312,29 +312,29 @@ final class MountAttributionTests: XCTestCase {
         XCTAssertEqual(MountPaths.containerdRootfs("/x/io.containerd.runtime.v2.task/moby/abc/rootfs/etc")?.namespace, "moby")
         XCTAssertNil(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/work"))
         XCTAssertNil(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io"))
-        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242/3"), "/tmp/ovl-idmapped4242")
-        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242"), "/tmp/ovl-idmapped4242")
+        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242/3"), .path("/tmp/ovl-idmapped4242"))
+        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242"), .path("/tmp/ovl-idmapped4242"))
         XCTAssertNil(MountPaths.idmapDirectory("ovl-idmapped4242/3"), "a relative path says nothing")
         XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "workdir=/w,lowerdir=/t/ovl-idmapped1/0:/t/ovl-idmapped1/1,upperdir=/u"),
-                       ["/t/ovl-idmapped1"])
-        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir+=/t/ovl-idmapped9/0"), ["/t/ovl-idmapped9"])
+                       [.path("/t/ovl-idmapped1")])
+        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir+=/t/ovl-idmapped9/0"), [.path("/t/ovl-idmapped9")])
         XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir=0:1:2"), [], "relative lowerdirs without a working directory")
         // Relative lowerdirs (containerd's options compacted to fit a page) are resolved against the working directory.
         let perLayer = WorkingDirectory(names: ["tmp", "ovl-idmapped1"], complete: true)
         XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir=0:1:2,upperdir=/u", workingDirectory: perLayer),
-                       ["/tmp/ovl-idmapped1"])
+                       [.path("/tmp/ovl-idmapped1")])
         let commonParent = WorkingDirectory(names: ["tmp", "ovl-idmapped2", "0"], complete: true)
         XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir=3/fs:2/fs", workingDirectory: commonParent),
-                       ["/tmp/ovl-idmapped2"])
+                       [.path("/tmp/ovl-idmapped2")])
         XCTAssertEqual(MountPaths.idmapDirectory("ovl-idmapped3/0", workingDirectory: WorkingDirectory(names: ["tmp"], complete: true)),
-                       "/tmp/ovl-idmapped3")
-        XCTAssertEqual(MountPaths.idmapDirectory("../1", workingDirectory: commonParent), "/tmp/ovl-idmapped2")
+                       .path("/tmp/ovl-idmapped3"))
+        XCTAssertEqual(MountPaths.idmapDirectory("../1", workingDirectory: commonParent), .path("/tmp/ovl-idmapped2"))
         XCTAssertNil(MountPaths.idmapDirectory("../../x", workingDirectory: WorkingDirectory(names: ["tmp"], complete: true)))
-        XCTAssertEqual(MountPaths.idmapDirectory("/abs/ovl-idmapped4/0", workingDirectory: commonParent), "/abs/ovl-idmapped4",
+        XCTAssertEqual(MountPaths.idmapDirectory("/abs/ovl-idmapped4/0", workingDirectory: commonParent), .path("/abs/ovl-idmapped4"),
                        "an absolute path ignores the working directory")
         // Only the working directory's last names known: the directory is known by them.
         XCTAssertEqual(MountPaths.idmapDirectory("5/fs", workingDirectory: WorkingDirectory(names: ["tmp", "ovl-idmapped5", "0"], complete: false)),
-                       "…/tmp/ovl-idmapped5")
+                       .tail("/tmp/ovl-idmapped5"))
         let shim = ["/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "abc", "-address", "/run/c.sock"]
         XCTAssertEqual(MountPaths.shimPod(commandLine: shim.joined(separator: "\0") + "\0")?.pod, "abc")
         XCTAssertEqual(MountPaths.shimPod(commandLine: shim.joined(separator: "\0"))?.namespace, "k8s.io")
