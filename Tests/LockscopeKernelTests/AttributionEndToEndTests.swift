@@ -1,3 +1,4 @@
+import CLockscopeBPF
 import Foundation
 import LockscopeCore
 import LockscopeStress
@@ -53,27 +54,40 @@ extension EndToEndTests {
     /// More layers than fit in a page of overlay options: the shim names them relative to their common
     /// parent, its working directory for the mount (as containerd's mount.All does), so the options name no
     /// `ovl-idmapped` directory; the mount's working directory, which the kernel side keeps, ties the
-    /// idmapped layers to the container all the same: exact counts, nothing left unlinked.
+    /// idmapped layers to the container all the same: exact counts, nothing left unlinked. Both
+    /// strategies under the default scratch directory (the working directory kept whole), and per-layer
+    /// under one deeper than the names kept (known by its last names only, matched by them).
     func testCompactedOverlayOptionsAreAttributedThroughTheWorkingDirectory() throws {
         try requireBPF()
-        let scratchParent = StressOptions.defaultScratchParent
-        // The run's root is <parent>/lockscope-stress-<8 hex digits> (26 characters more).
-        let layers = (1...StressOptions.maxLayers).first {
-            Self.shortestPerLayerOptions(root: scratchParent + String(repeating: "x", count: 26), layers: $0) > Self.pageOfOptions
-        }
-        let layerCount = try XCTUnwrap(layers, "no layer count fills a page below \(scratchParent)")
-        for strategy in [StressStrategy.perLayer, .commonParent] {
+        let deep = StressOptions.defaultScratchParent + "/lockscope-cwd-\(getpid())/a/b/c/d"
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: StressOptions.defaultScratchParent + "/lockscope-cwd-\(getpid())") }
+        let runs: [(StressStrategy, String)] = [(.perLayer, StressOptions.defaultScratchParent),
+                                                (.commonParent, StressOptions.defaultScratchParent), (.perLayer, deep)]
+        for (strategy, scratchParent) in runs {
+            // The run's root is <parent>/lockscope-stress-<8 hex digits> (26 characters more).
+            let layers = (1...StressOptions.maxLayers).first {
+                Self.shortestPerLayerOptions(root: scratchParent + String(repeating: "x", count: 26), layers: $0) > Self.pageOfOptions
+            }
+            let layerCount = try XCTUnwrap(layers, "no layer count fills a page below \(scratchParent)")
+            let context = "\(strategy) under \(scratchParent), \(layerCount) layers"
             var options = RecordOptions()
             options.selection = .all
             options.bpf.filterByMountPath = true
-            let stress = try containerdStorm(strategy, readers: 0, containers: 6, layers: layerCount, parallel: 3,
+            var stress = try containerdStorm(strategy, readers: 0, containers: 6, layers: layerCount, parallel: 3,
                                              containersPerPod: 2)
-            let (profile, result) = try record(options) { try StressRunner(options: stress).run() }
+            stress.scratchParent = scratchParent
+            let storm = stress
+            let (profile, result) = try record(options) { try StressRunner(options: storm).run() }
             // The stress compacted the options: even the shortest they could be (one-digit idmap directory
             // names; common-parent's entries are longer still) is more than mount(2) copies.
-            XCTAssertGreaterThan(Self.shortestPerLayerOptions(root: result.scratchDirectory, layers: layerCount), Self.pageOfOptions)
-            try checkContainerdAttribution(profile, result, "\(strategy), \(layerCount) layers")
-            XCTAssertEqual(profile.drops.pathsTruncated, 0, "\(strategy): no working-directory name was cut")
+            XCTAssertGreaterThan(Self.shortestPerLayerOptions(root: result.scratchDirectory, layers: layerCount), Self.pageOfOptions,
+                                 context)
+            // Whether the mount's working directory, <root>/tmp/ovl-idmappedXXXX, has more names than the kernel side keeps.
+            let names = result.scratchDirectory.split(separator: "/").count + 2
+            XCTAssertEqual(names > Int(LOCKSCOPE_CWD_LEVELS), scratchParent == deep, "\(context): \(names) names")
+            try checkContainerdAttribution(profile, result, context)
+            XCTAssertEqual(profile.drops.pathsTruncated, 0, "\(context): no working-directory name was cut")
         }
     }
 
