@@ -238,11 +238,11 @@ enum lockscope_truncated {
 };
 
 /* The working directory's last components a syscall event keeps (mount(2) with options or a relative
- * target; fsconfig with a relative value), and how much of each name (with the NUL). When an overlay's options do not
- * fit in a page, containerd chdirs into the lower directories' common parent and names them relative to
- * it: the options then name no `ovl-idmapped` directory, the working directory does. That directory can
- * be a mount's root (an idmapped bind of the snapshots directory): the walk climbs to the mountpoint's
- * name, as a path lookup of `..` would. */
+ * target; fsconfig with a relative value), and how much of each name (with the NUL). When an overlay's
+ * options near a page, containerd chdirs into the lower directories' common parent and names them
+ * relative to it: the options then name no `ovl-idmapped` directory, the working directory does. That
+ * directory can be a mount's root (an idmapped bind of the snapshots directory): the walk climbs to the
+ * mountpoint's name, as a path lookup of `..` would. */
 #define LOCKSCOPE_CWD_LEVELS 8
 #define LOCKSCOPE_CWD_NAME_LEN 64
 
@@ -258,7 +258,8 @@ enum lockscope_truncated {
  *   fsconfig      path: value (FSCONFIG_SET_STRING)    fd: fs fd   data: key
  *   fsmount                          fd: fs fd         (ret: the mount's fd)
  *   fspick        path: path         fd: dfd
- * and `cwd`, the working directory's last names, for mount and for fsconfig with a relative value.
+ * and `cwd`, the working directory's last names, for a mount with options or a relative target and for
+ * an fsconfig with a relative value.
  */
 /* The record ends where its strings do: before `path` when both are empty, before `data` when only the
  * path is set, before `cwd_levels` when there is no working directory (user space reads what is missing
