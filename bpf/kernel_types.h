@@ -79,6 +79,30 @@ struct pt_regs {
 	unsigned long orig_ax;
 };
 
+/* A task's working directory, walked name by name up to the mount namespace's root (mount syscall
+ * records keep its last names). A separate flavour of task_struct (CO-RE ignores the ___ suffix), so
+ * that this walk's fields stay apart from the others'. */
+struct qstr {
+	__u64 hash_len; /* the length in the high 32 bits (x86-64, little-endian) */
+	const unsigned char *name;
+};
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+};
+struct vfsmount { struct dentry *mnt_root; };
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+};
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+};
+struct fs_struct { struct path pwd; };
+struct task_struct___fs { struct fs_struct *fs; };
+
 #pragma clang attribute pop
 
 #endif

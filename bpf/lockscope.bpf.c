@@ -663,6 +663,69 @@ static __noinline int begin_syscall(__u32 syscall, __u64 flags_arg, __s64 fd, co
 	return 0;
 }
 
+/* Whether a syscall's record keeps the working directory: mount(2)'s relative overlay options (and a
+ * relative target) are resolved against it, as is a relative fsconfig value (`lowerdir+=`). A mount
+ * without options and with an absolute target (a propagation change, a remount) has nothing relative. */
+static __always_inline bool wants_cwd(const struct open_syscall *open)
+{
+	bool relative_path = open->path[0] && open->path[0] != '/';
+
+	if (open->syscall == LOCKSCOPE_SYS_MOUNT)
+		return open->data[0] || relative_path;
+	return open->syscall == LOCKSCOPE_SYS_FSCONFIG && relative_path;
+}
+
+/* Mount roots climbed at most between two names (a directory on which mounts are stacked). */
+#define CWD_MOUNT_CLIMBS 4
+
+/* The current task's working directory's last LOCKSCOPE_CWD_LEVELS names into the record, innermost
+ * first, as d_path walks it: a mount's root dentry is named by its mountpoint in the parent mount.
+ * Three reads per name (the parent, the name's length and address, the name) and two per mount crossed. */
+static __always_inline void read_cwd(struct lockscope_syscall_event *event)
+{
+	struct task_struct___fs *task = (struct task_struct___fs *)bpf_get_current_task();
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct dentry *dentry, *parent, *mnt_root;
+	struct mount *mnt, *mnt_parent;
+	struct path pwd;
+	struct qstr name;
+
+	event->cwd_levels = 0;
+	event->cwd_complete = 0;
+	if (!fs || BPF_CORE_READ_INTO(&pwd, fs, pwd) || !pwd.dentry || !pwd.mnt)
+		return;
+	dentry = pwd.dentry;
+	mnt = (struct mount *)((void *)pwd.mnt - bpf_core_field_offset(struct mount, mnt));
+	mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+	for (int level = 0; level < LOCKSCOPE_CWD_LEVELS; level++) {
+		for (int climb = 0; climb < CWD_MOUNT_CLIMBS && dentry == mnt_root; climb++) {
+			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (mnt_parent == mnt) {
+				event->cwd_complete = 1; /* the namespace's root mount's root: the whole path is kept */
+				return;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+		}
+		parent = BPF_CORE_READ(dentry, d_parent);
+		if (!parent || parent == dentry) {
+			event->cwd_complete = 1;
+			return;
+		}
+		if (BPF_CORE_READ_INTO(&name, dentry, d_name) ||
+		    bpf_probe_read_kernel_str(event->cwd[level], LOCKSCOPE_CWD_NAME_LEN, name.name) < 0)
+			return;
+		if ((name.hash_len >> 32) >= LOCKSCOPE_CWD_NAME_LEN) {
+			event->truncated |= LOCKSCOPE_TRUNCATED_CWD;
+			count(LOCKSCOPE_CTR_PATH_TRUNCATED);
+		}
+		event->cwd_levels = level + 1;
+		dentry = parent;
+	}
+	/* Names above these were left out, unless the walk stops right here. */
+}
+
 /* A syscall that may be one `begin_syscall` remembered ends with `ret`: send it. Not inlined either. */
 static __noinline int end_syscall(__s64 ret)
 {
@@ -671,15 +734,24 @@ static __noinline int end_syscall(__s64 ret)
 	__u64 end_ns = bpf_ktime_get_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
+	bool cwd;
 
 	open = bpf_map_lookup_elem(&open_syscalls, &tid);
 	if (!open)
 		return 0;
 	count(LOCKSCOPE_CTR_SYSCALLS_COMPLETED);
 	/* A record as long as its strings need: most syscalls of a storm (open_tree, mount_setattr) have none,
-	 * and only mount has options. (The reserved size must be a constant: one reserve per length.) */
-	if (open->data[0]) {
+	 * and only mount has options and the working directory. (The reserved size must be a constant: one
+	 * reserve per length.) */
+	cwd = wants_cwd(open);
+	if (cwd) {
 		event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+		if (event) {
+			__builtin_memcpy(event->path, open->path, sizeof(event->path));
+			__builtin_memcpy(event->data, open->data, sizeof(event->data));
+		}
+	} else if (open->data[0]) {
+		event = bpf_ringbuf_reserve(&events, __builtin_offsetof(struct lockscope_syscall_event, cwd_levels), 0);
 		if (event) {
 			__builtin_memcpy(event->path, open->path, sizeof(event->path));
 			__builtin_memcpy(event->data, open->data, sizeof(event->data));
@@ -707,6 +779,8 @@ static __noinline int end_syscall(__s64 ret)
 	event->tid = tid;
 	event->fd = open->fd;
 	event->truncated = open->truncated;
+	if (cwd)
+		read_cwd(event);
 	bpf_get_current_comm(&event->comm, sizeof(event->comm));
 	bpf_map_delete_elem(&open_syscalls, &tid);
 	bpf_ringbuf_submit(event, user_stack_submit_flags(config.user_stacks != LOCKSCOPE_USER_STACKS_NONE, event->pid));

@@ -144,7 +144,8 @@ enum lockscope_counter {
 	LOCKSCOPE_CTR_SYSCALL_MAP_FULL,    /* syscalls lost: no room to remember the open syscall */
 	LOCKSCOPE_CTR_CGROUP_MAP_FULL,     /* cgroup names that could not be stored (not counted as evictions) */
 	LOCKSCOPE_CTR_CGROUP_NAMES_ADDED,  /* cgroup names stored; minus those still stored = evicted (LRU) */
-	LOCKSCOPE_CTR_PATH_TRUNCATED,      /* syscall path arguments cut at LOCKSCOPE_PATH_LEN (options cut are not counted) */
+	LOCKSCOPE_CTR_PATH_TRUNCATED,      /* syscall path arguments cut at LOCKSCOPE_PATH_LEN, and working-directory names
+	                                    * at LOCKSCOPE_CWD_NAME_LEN (options cut are not counted) */
 	LOCKSCOPE_CTR_USER_STACK_FAILED,   /* events sent without the user stack asked for: the walk failed */
 	LOCKSCOPE_CTR_COUNT,
 };
@@ -233,7 +234,17 @@ enum lockscope_mount_syscall {
 enum lockscope_truncated {
 	LOCKSCOPE_TRUNCATED_PATH = 1 << 0,
 	LOCKSCOPE_TRUNCATED_DATA = 1 << 1,
+	LOCKSCOPE_TRUNCATED_CWD = 1 << 2, /* a working-directory name was longer than LOCKSCOPE_CWD_NAME_LEN - 1 */
 };
+
+/* The working directory's last components a syscall event keeps (mount(2) with options or a relative
+ * target; fsconfig with a relative value), and how much of each name (with the NUL). When an overlay's
+ * options near a page, containerd chdirs into the lower directories' common parent and names them
+ * relative to it: the options then name no `ovl-idmapped` directory, the working directory does. That
+ * directory can be a mount's root (an idmapped bind of the snapshots directory): the walk climbs to the
+ * mountpoint's name, as a path lookup of `..` would. */
+#define LOCKSCOPE_CWD_LEVELS 8
+#define LOCKSCOPE_CWD_NAME_LEN 64
 
 /*
  * One completed mount-family syscall, sent at sys_exit, with the arguments that say what it was for.
@@ -247,9 +258,12 @@ enum lockscope_truncated {
  *   fsconfig      path: value (FSCONFIG_SET_STRING)    fd: fs fd   data: key
  *   fsmount                          fd: fs fd         (ret: the mount's fd)
  *   fspick        path: path         fd: dfd
+ * and `cwd`, the working directory's last names, for a mount with options or a relative target and for
+ * an fsconfig with a relative value.
  */
 /* The record ends where its strings do: before `path` when both are empty, before `data` when only the
- * path is set (user space reads what is missing as empty). */
+ * path is set, before `cwd_levels` when there is no working directory (user space reads what is missing
+ * as empty). */
 struct lockscope_syscall_event {
 	__u32 type;              /* LOCKSCOPE_EVENT_SYSCALL */
 	__u32 syscall;           /* lockscope_mount_syscall */
@@ -264,6 +278,9 @@ struct lockscope_syscall_event {
 	char comm[LOCKSCOPE_COMM_LEN];
 	char path[LOCKSCOPE_PATH_LEN];
 	char data[LOCKSCOPE_DATA_LEN];
+	__u32 cwd_levels;        /* valid entries in `cwd`: 0 when not kept */
+	__u32 cwd_complete;      /* 1 when `cwd` reaches the mount namespace's root (the whole path) */
+	char cwd[LOCKSCOPE_CWD_LEVELS][LOCKSCOPE_CWD_NAME_LEN]; /* the working directory's names, innermost first */
 };
 
 #endif /* LOCKSCOPE_H */

@@ -79,12 +79,14 @@ public struct SyscallEvent: Sendable, Equatable {
     public var path: String
     /// mount's options, move_mount's from_pathname, fsconfig's key; "" when absent.
     public var data: String
-    /// `path` or `data` were cut at the kernel side's length limit.
+    /// `path`, `data` or a name of `workingDirectory` were cut at the kernel side's length limit.
     public var truncated: Bool
+    /// The issuer's working directory (mount's, and fsconfig's with a relative value), nil when not kept.
+    public var workingDirectory: WorkingDirectory?
 
     public init(syscall: MountSyscall, endNs: UInt64 = 0, latencyNs: UInt64, cgroupID: UInt64 = 1, ret: Int64 = 0,
                 pid: UInt32 = 1, tid: UInt32 = 1, comm: Comm = "", fd: Int32 = -1, path: String = "",
-                data: String = "", truncated: Bool = false) {
+                data: String = "", truncated: Bool = false, workingDirectory: WorkingDirectory? = nil) {
         self.syscall = syscall
         self.endNs = endNs
         self.latencyNs = latencyNs
@@ -97,10 +99,29 @@ public struct SyscallEvent: Sendable, Equatable {
         self.path = path
         self.data = data
         self.truncated = truncated
+        self.workingDirectory = workingDirectory
     }
 
     /// When the syscall began: what the waits inside it carry as `syscallBeginNs`.
     public var beginNs: UInt64 { endNs &- latencyNs }
+}
+
+/// A task's working directory as the kernel side keeps it (`cwd` of `struct lockscope_syscall_event`):
+/// its last few names, which are the whole path only when `complete`. Relative paths of the syscall
+/// (an overlay's compacted `lowerdir=`) are relative to it.
+public struct WorkingDirectory: Sendable, Equatable, CustomStringConvertible {
+    /// Outermost first.
+    public var names: [String]
+    /// The names reach the mount namespace's root: `names` is the whole path.
+    public var complete: Bool
+
+    public init(names: [String], complete: Bool) {
+        self.names = names
+        self.complete = complete
+    }
+
+    /// `/a/b` when complete, `…/a/b` when only its last names are known.
+    public var description: String { (complete ? "" : "…") + "/" + names.joined(separator: "/") }
 }
 
 /// A record from the ring buffer.
@@ -156,9 +177,18 @@ extension SyscallEvent {
         var raw = raw
         let path = withUnsafeBytes(of: &raw.path) { cString($0) }
         let data = withUnsafeBytes(of: &raw.data) { cString($0) }
+        var workingDirectory: WorkingDirectory?
+        let levels = Int(min(raw.cwd_levels, UInt32(LOCKSCOPE_CWD_LEVELS)))
+        if levels > 0 || raw.cwd_complete != 0 {
+            let length = Int(LOCKSCOPE_CWD_NAME_LEN)
+            let innermostFirst = withUnsafeBytes(of: &raw.cwd) { bytes in
+                (0..<levels).map { cString(UnsafeRawBufferPointer(rebasing: bytes[($0 * length)..<(($0 + 1) * length)])) }
+            }
+            workingDirectory = WorkingDirectory(names: innermostFirst.reversed(), complete: raw.cwd_complete != 0)
+        }
         self.init(syscall: syscall, endNs: raw.end_ns, latencyNs: raw.latency_ns, cgroupID: raw.cgroup_id,
                   ret: raw.ret, pid: raw.pid, tid: raw.tid, comm: Comm(raw.comm), fd: raw.fd, path: path, data: data,
-                  truncated: raw.truncated != 0)
+                  truncated: raw.truncated != 0, workingDirectory: workingDirectory)
     }
 }
 

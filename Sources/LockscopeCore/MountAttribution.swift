@@ -148,14 +148,15 @@ struct MountAttribution {
             if let rootfs = MountPaths.containerdRootfs(event.path) {
                 let container = containerdContainer(rootfs, issuer: event.pid)
                 if event.syscall == .mount {
-                    for directory in MountPaths.idmapDirectories(inOverlayOptions: event.data) {
-                        link(directory: directory, to: container)
+                    for directory in MountPaths.idmapDirectories(inOverlayOptions: event.data,
+                                                                 workingDirectory: event.workingDirectory) {
+                        link(directory: known(directory), to: container)
                     }
                     started = event.ret == 0 && markStarted(container, at: event.endNs)
                 }
                 release(items, to: container)
-            } else if let directory = MountPaths.idmapDirectory(event.path) {
-                add(items, toDirectory: directory)
+            } else if let directory = MountPaths.idmapDirectory(event.path, workingDirectory: event.workingDirectory) {
+                add(items, toDirectory: known(directory))
             } else {
                 releaseUnattributed(items)
             }
@@ -170,8 +171,9 @@ struct MountAttribution {
         case .mountSetattr, .fsconfig:
             if let group = fdGroups[fd] {
                 if event.syscall == .fsconfig {  // an overlay's lowerdir+= naming an idmap directory
-                    for directory in MountPaths.idmapDirectories(inOverlayOptions: "\(event.data)=\(event.path)") {
-                        join(directory: directory, into: group)
+                    for directory in MountPaths.idmapDirectories(inOverlayOptions: "\(event.data)=\(event.path)",
+                                                                 workingDirectory: event.workingDirectory) {
+                        join(directory: known(directory), into: group)
                     }
                 }
                 add(items, toGroup: group)
@@ -192,7 +194,8 @@ struct MountAttribution {
                 if let moved { resolve(group: moved, to: container) }
                 started = event.ret == 0 && markStarted(container, at: event.endNs)
                 release(items, to: container)
-            } else if let directory = MountPaths.idmapDirectory(event.path) {
+            } else if let named = MountPaths.idmapDirectory(event.path, workingDirectory: event.workingDirectory) {
+                let directory = known(named)
                 if let moved, let group = groups.removeValue(forKey: moved) {
                     held -= group.count  // `add` counts it again where it goes
                     add(group, toDirectory: directory)
@@ -291,6 +294,18 @@ struct MountAttribution {
     }
 
     // MARK: - Linking
+
+    /// The key of an idmap directory: its path; for one known only by its last names, the remembered
+    /// directory whose path ends so (or the names, when none does yet).
+    private func known(_ directory: IdmapDirectory) -> String {
+        switch directory {
+        case .path(let path):
+            return path
+        case .tail(let tail):
+            return directoryGroups.keys.first { $0.hasSuffix(tail) } ?? directoryContainers.keys.first { $0.hasSuffix(tail) }
+                ?? tail
+        }
+    }
 
     private mutating func newGroup(lastNs: UInt64) -> Int {
         nextGroup += 1

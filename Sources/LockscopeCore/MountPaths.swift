@@ -21,26 +21,45 @@ public enum MountPaths {
         return nil
     }
 
-    /// The `…/ovl-idmappedXXXX` directory that `path` is in (or is), if any.
-    public static func idmapDirectory(_ path: String) -> String? {
-        guard path.hasPrefix("/") else { return nil }  // a relative path says nothing about where it is
-        var prefix = ""
-        for component in path.split(separator: "/") {
-            prefix += "/" + component
-            if component.hasPrefix(idmapDirectoryPrefix) { return prefix }
+    /// The `…/ovl-idmappedXXXX` directory that `path` is in (or is), if any. A relative path is resolved
+    /// against `workingDirectory` (nil: a relative path says nothing about where it is); when only the
+    /// working directory's last names are known, so is the directory's path (`IdmapDirectory.tail`).
+    public static func idmapDirectory(_ path: String, workingDirectory: WorkingDirectory? = nil) -> IdmapDirectory? {
+        var components: [Substring]
+        var partial = false
+        if path.hasPrefix("/") {
+            components = []
+        } else if let workingDirectory {
+            components = workingDirectory.names.map { Substring($0) }
+            partial = !workingDirectory.complete
+        } else {
+            return nil
         }
-        return nil
+        for component in path.split(separator: "/") where component != "." {
+            if component == ".." {
+                guard !components.isEmpty else { return nil }  // above the names known
+                components.removeLast()
+            } else {
+                components.append(component)
+            }
+        }
+        guard let index = components.firstIndex(where: { $0.hasPrefix(idmapDirectoryPrefix) }) else { return nil }
+        let names = "/" + components[...index].joined(separator: "/")
+        return partial ? .tail(names) : .path(names)
     }
 
     /// The `ovl-idmapped` directories an overlay's options name in `lowerdir=` (and the new mount API's
-    /// `lowerdir+=`), in order, without repeats. Options cut short by the kernel side's limit give the
-    /// directories of the entries that were kept whole enough to name one.
-    public static func idmapDirectories(inOverlayOptions options: String) -> [String] {
-        var directories: [String] = []
+    /// `lowerdir+=`), in order, without repeats; relative entries (containerd's compacted options, when
+    /// they do not fit in a page) are resolved against `workingDirectory`. Options cut short by the kernel
+    /// side's limit give the directories of the entries that were kept whole enough to name one.
+    public static func idmapDirectories(inOverlayOptions options: String, workingDirectory: WorkingDirectory? = nil)
+        -> [IdmapDirectory] {
+        var directories: [IdmapDirectory] = []
         for option in options.split(separator: ",") {
             guard let equals = option.firstIndex(of: "="), option[..<equals].hasPrefix("lowerdir") else { continue }
             for entry in option[option.index(after: equals)...].split(separator: ":") {
-                if let directory = idmapDirectory(String(entry)), !directories.contains(directory) {
+                if let directory = idmapDirectory(String(entry), workingDirectory: workingDirectory),
+                   !directories.contains(directory) {
                     directories.append(directory)
                 }
             }
@@ -63,4 +82,13 @@ public enum MountPaths {
         guard let pod = value(after: "-id"), !pod.isEmpty else { return nil }
         return (value(after: "-namespace"), pod)
     }
+}
+
+/// An `ovl-idmapped` directory as a syscall's paths name it.
+public enum IdmapDirectory: Hashable, Sendable {
+    /// Its whole path, `/tmp/ovl-idmapped1`.
+    case path(String)
+    /// Only its last names (a relative path under a working directory the kernel side kept the last names
+    /// of): `/tmp/ovl-idmapped1` for a directory whose path ends so.
+    case tail(String)
 }

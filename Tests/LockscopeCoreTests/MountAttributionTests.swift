@@ -26,7 +26,8 @@ final class MountAttributionTests: XCTestCase {
         /// A syscall of `latency` ns on `tid`, with a wait of `waitNs` on `lock` inside it (0: none).
         mutating func syscall(_ syscall: MountSyscall, tid: UInt32, pid: UInt32 = MountAttributionTests.shimPid,
                               fd: Int32 = -1, path: String = "", data: String = "", ret: Int64 = 0,
-                              waitNs: UInt64 = 0, lock: UInt64 = 0xffff_ffff_8300_1000, cgroup: UInt64 = runtimeCgroup) {
+                              waitNs: UInt64 = 0, lock: UInt64 = 0xffff_ffff_8300_1000, cgroup: UInt64 = runtimeCgroup,
+                              workingDirectory: WorkingDirectory? = nil) {
             let begin = now
             now += 10_000
             if waitNs > 0 {
@@ -36,7 +37,8 @@ final class MountAttributionTests: XCTestCase {
             }
             now += 10_000
             events.append(.syscall(SyscallEvent(syscall: syscall, endNs: now, latencyNs: now - begin, cgroupID: cgroup,
-                                                ret: ret, pid: pid, tid: tid, fd: fd, path: path, data: data)))
+                                                ret: ret, pid: pid, tid: tid, fd: fd, path: path, data: data,
+                                                workingDirectory: workingDirectory)))
         }
 
         /// containerd's per-layer idmapping of `layers` layers into `directory`, then the overlay on the
@@ -170,18 +172,169 @@ final class MountAttributionTests: XCTestCase {
         XCTAssertEqual(profile.containers.first { $0.id == id }?.totalWaitNs, 3_000)
     }
 
+    /// containerd's shim, when an overlay's options do not fit in a page, chdirs into the lower
+    /// directories' common parent and names them relative to it: the overlay mount's working directory
+    /// joins it to its idmap directory. Per-layer: the parent is `ovl-idmappedXXXX`; common-parent: its
+    /// `0`, where the snapshots directory was idmapped; and a working directory deeper than the kernel
+    /// side keeps, known by its last names only.
+    func testCompactedOverlayOptionsAreJoinedThroughTheWorkingDirectory() throws {
+        let (perLayer, commonParent, deep) = (String(repeating: "5", count: 64), String(repeating: "6", count: 64),
+                                              String(repeating: "7", count: 64))
+        var storm = Storm()
+        // Per-layer, 3 layers: lowerdir=0:1:2 from <tmp>/ovl-idmapped555.
+        for layer in 0..<3 {
+            storm.syscall(.openTree, tid: 31, path: "\(Self.layers)/\(3 - layer)/fs", ret: 9, waitNs: 1_000)
+            storm.syscall(.mountSetattr, tid: 31, fd: 9, waitNs: 1_000)
+            storm.syscall(.moveMount, tid: 31, fd: 9, path: "/tmp/ovl-idmapped555/\(layer)", waitNs: 1_000)
+        }
+        // containerd mounts on a thread of its own (mountAt: CLONE_FS unshared, chdir, mount).
+        storm.syscall(.mount, tid: 41, path: "\(Self.task)/\(perLayer)/rootfs", data: "lowerdir=0:1:2,upperdir=/u,workdir=/w",
+                      waitNs: 1_000, workingDirectory: WorkingDirectory(names: ["tmp", "ovl-idmapped555"], complete: true))
+        for layer in (0..<3).reversed() { storm.syscall(.umount2, tid: 31, path: "/tmp/ovl-idmapped555/\(layer)", waitNs: 1_000) }
+        // Common parent: the snapshots directory idmapped onto <tmp>/ovl-idmapped666/0, lowerdir=3/fs:2/fs:1/fs from there.
+        storm.syscall(.openTree, tid: 32, path: Self.layers, ret: 10, waitNs: 1_000)
+        storm.syscall(.mountSetattr, tid: 32, fd: 10, waitNs: 1_000)
+        storm.syscall(.moveMount, tid: 32, fd: 10, path: "/tmp/ovl-idmapped666/0", waitNs: 1_000)
+        storm.syscall(.mount, tid: 42, path: "\(Self.task)/\(commonParent)/rootfs", data: "lowerdir=3/fs:2/fs:1/fs,upperdir=/u",
+                      waitNs: 1_000, workingDirectory: WorkingDirectory(names: ["tmp", "ovl-idmapped666", "0"], complete: true))
+        storm.syscall(.umount2, tid: 32, path: "/tmp/ovl-idmapped666/0", waitNs: 1_000)
+        // Deep: the working directory's outer names were not kept.
+        storm.syscall(.openTree, tid: 33, path: Self.layers, ret: 11, waitNs: 1_000)
+        storm.syscall(.mountSetattr, tid: 33, fd: 11, waitNs: 1_000)
+        storm.syscall(.moveMount, tid: 33, fd: 11, path: "/a/b/c/d/e/f/g/tmp/ovl-idmapped777/0", waitNs: 1_000)
+        storm.syscall(.mount, tid: 43, path: "\(Self.task)/\(deep)/rootfs", data: "lowerdir=2/fs:1/fs,upperdir=/u",
+                      waitNs: 1_000, workingDirectory: WorkingDirectory(names: ["tmp", "ovl-idmapped777", "0"], complete: false))
+        storm.syscall(.umount2, tid: 33, path: "/a/b/c/d/e/f/g/tmp/ovl-idmapped777/0", waitNs: 1_000)
+        let profile = profile(storm)
+
+        let expected: [(String, [String: UInt64])] = [
+            (perLayer, ["open_tree": 3, "mount_setattr": 3, "move_mount": 3, "mount": 1, "umount2": 3]),
+            (commonParent, ["open_tree": 1, "mount_setattr": 1, "move_mount": 1, "mount": 1, "umount2": 1]),
+            (deep, ["open_tree": 1, "mount_setattr": 1, "move_mount": 1, "mount": 1, "umount2": 1]),
+        ]
+        for (id, bySyscall) in expected {
+            let row = try row(profile, id)
+            XCTAssertEqual(row.attribution, .mountPath, id)
+            XCTAssertEqual(Dictionary(row.bySyscall.map { ($0.syscall, $0.stats.contentions) }, uniquingKeysWith: +), bySyscall, id)
+            let setupSyscalls = bySyscall.values.reduce(0, +) - bySyscall["umount2"]!
+            XCTAssertEqual(row.start?.lockWaitNs, setupSyscalls * 1_000, id)
+            XCTAssertEqual(profile.containers.first { $0.id == id }?.totalWaitNs, bySyscall.values.reduce(0, +) * 1_000, id)
+        }
+        XCTAssertEqual(profile.mounts?.unlinked, 0)
+        XCTAssertNil(profile.mounts?.byContainer.first { $0.id == "pod:" + Self.pod }, "nothing left to the pod")
+    }
+
+    /// The new mount API, as a runtime that builds the overlay with it would: the layers idmapped into
+    /// `ovl-idmappedXXXX` (open_tree, mount_setattr, move_mount), then fsopen("overlay"), fsconfig of each
+    /// `lowerdir+=` naming them and of upperdir/workdir, FSCONFIG_CMD_CREATE, fsmount, and the move_mount
+    /// of the new mount onto the container's rootfs; then the idmapped layers' unmounts.
+    func testTheNewMountAPIsOverlayIsTiedToItsContainer() throws {
+        let id = String(repeating: "8", count: 64)
+        let directory = "/tmp/ovl-idmapped888"
+        var storm = Storm()
+        for layer in 0..<2 {
+            storm.syscall(.openTree, tid: 51, path: "\(Self.layers)/\(2 - layer)/fs", ret: 7, waitNs: 1_000)
+            storm.syscall(.mountSetattr, tid: 51, fd: 7, waitNs: 1_000)
+            storm.syscall(.moveMount, tid: 51, fd: 7, path: "\(directory)/\(layer)", waitNs: 1_000)
+        }
+        // The syscall events carry what bpf/lockscope.h lists: fsopen's fs name as its path, fsconfig's key
+        // as data and a string value as path (none for FSCONFIG_CMD_CREATE), move_mount's from_pathname as data.
+        storm.syscall(.fsopen, tid: 51, path: "overlay", ret: 5, waitNs: 1_000)
+        for layer in 0..<2 { storm.syscall(.fsconfig, tid: 51, fd: 5, path: "\(directory)/\(layer)", data: "lowerdir+", waitNs: 1_000) }
+        storm.syscall(.fsconfig, tid: 51, fd: 5, path: "/u", data: "upperdir", waitNs: 1_000)
+        storm.syscall(.fsconfig, tid: 51, fd: 5, path: "/w", data: "workdir", waitNs: 1_000)
+        storm.syscall(.fsconfig, tid: 51, fd: 5, waitNs: 1_000)
+        storm.syscall(.fsmount, tid: 51, fd: 5, ret: 6, waitNs: 1_000)
+        storm.syscall(.moveMount, tid: 51, fd: 6, path: "\(Self.task)/\(id)/rootfs", waitNs: 1_000)
+        for layer in (0..<2).reversed() { storm.syscall(.umount2, tid: 51, path: "\(directory)/\(layer)", waitNs: 1_000) }
+        storm.syscall(.umount2, tid: 51, path: "\(Self.task)/\(id)/rootfs", waitNs: 1_000)
+        let profile = profile(storm)
+
+        let row = try row(profile, id)
+        XCTAssertEqual(row.attribution, .mountPath)
+        XCTAssertEqual(row.pod, Self.pod)
+        XCTAssertEqual(Dictionary(row.bySyscall.map { ($0.syscall, $0.stats.contentions) }, uniquingKeysWith: +),
+                       ["open_tree": 2, "mount_setattr": 2, "move_mount": 3, "fsopen": 1, "fsconfig": 5, "fsmount": 1, "umount2": 3])
+        // Set-up: everything up to the move_mount onto the rootfs (6 + 1 + 5 + 1 + 1 syscalls), 20 µs and 1 µs of wait each.
+        let start = try XCTUnwrap(row.start)
+        XCTAssertEqual(start.lockWaitNs, 14 * 1_000)
+        XCTAssertEqual(start.inSyscallsNs, 14 * 20_000)
+        XCTAssertEqual(start.setupNs, 14 * 20_000)
+        XCTAssertEqual(profile.containers.first { $0.id == id }?.totalWaitNs, 17 * 1_000)
+        XCTAssertEqual(profile.mounts?.unlinked, 0)
+        XCTAssertEqual(profile.timeline?.bins.reduce(0) { $0 + $1.containersStarted }, 1)
+        XCTAssertFalse(profile.containers.contains { $0.id.hasSuffix("7") || $0.id == "pod:" + Self.pod }, "nothing left behind")
+    }
+
+    /// A syscall record as the kernel side writes it: a mount's with its working directory (innermost
+    /// name first in the record, outermost first in the event), and one cut before the working directory
+    /// (an open_tree's: no strings), which reads as none.
+    func testSyscallRecordsDecodeTheirWorkingDirectory() throws {
+        var raw = lockscope_syscall_event()
+        raw.type = UInt32(LOCKSCOPE_EVENT_SYSCALL.rawValue)
+        raw.syscall = UInt32(LOCKSCOPE_SYS_MOUNT.rawValue)
+        raw.end_ns = 5_000
+        raw.latency_ns = 1_000
+        raw.fd = -1
+        raw.truncated = UInt32(LOCKSCOPE_TRUNCATED_CWD.rawValue)
+        withUnsafeMutableBytes(of: &raw.path) { $0.copyBytes(from: Array("/run/x/rootfs".utf8)) }
+        withUnsafeMutableBytes(of: &raw.data) { $0.copyBytes(from: Array("lowerdir=0:1".utf8)) }
+        raw.cwd_levels = 3
+        raw.cwd_complete = 1
+        withUnsafeMutableBytes(of: &raw.cwd) { bytes in
+            for (level, name) in ["0", "ovl-idmapped12", "tmp"].enumerated() {
+                UnsafeMutableRawBufferPointer(rebasing: bytes[(level * Int(LOCKSCOPE_CWD_NAME_LEN))...]).copyBytes(from: Array(name.utf8))
+            }
+        }
+        let full = withUnsafeBytes(of: &raw) { KernelEvent.decode($0) }
+        guard case .syscall(let mount) = full else { return XCTFail("not a syscall: \(String(describing: full))") }
+        XCTAssertEqual(mount.syscall, .mount)
+        XCTAssertEqual(mount.path, "/run/x/rootfs")
+        XCTAssertEqual(mount.data, "lowerdir=0:1")
+        XCTAssertTrue(mount.truncated)
+        XCTAssertEqual(mount.workingDirectory, WorkingDirectory(names: ["tmp", "ovl-idmapped12", "0"], complete: true))
+        XCTAssertEqual(mount.workingDirectory?.description, "/tmp/ovl-idmapped12/0")
+
+        raw.syscall = UInt32(LOCKSCOPE_SYS_OPEN_TREE.rawValue)
+        raw.cwd_complete = 0
+        let short = withUnsafeBytes(of: &raw) {
+            KernelEvent.decode(UnsafeRawBufferPointer(rebasing: $0[..<MemoryLayout<lockscope_syscall_event>.offset(of: \lockscope_syscall_event.path)!]))
+        }
+        guard case .syscall(let openTree) = short else { return XCTFail("not a syscall: \(String(describing: short))") }
+        XCTAssertEqual(openTree.path, "")
+        XCTAssertNil(openTree.workingDirectory)
+        // Only the last names: the description says so.
+        XCTAssertEqual(WorkingDirectory(names: ["tmp", "ovl-idmapped12"], complete: false).description, "…/tmp/ovl-idmapped12")
+    }
+
     func testContainerdPathsAndShimCommandLines() {
         XCTAssertEqual(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/rootfs")?.id, "abc")
         XCTAssertEqual(MountPaths.containerdRootfs("/x/io.containerd.runtime.v2.task/moby/abc/rootfs/etc")?.namespace, "moby")
         XCTAssertNil(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc/work"))
         XCTAssertNil(MountPaths.containerdRootfs("/run/containerd/io.containerd.runtime.v2.task/k8s.io"))
-        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242/3"), "/tmp/ovl-idmapped4242")
-        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242"), "/tmp/ovl-idmapped4242")
+        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242/3"), .path("/tmp/ovl-idmapped4242"))
+        XCTAssertEqual(MountPaths.idmapDirectory("/tmp/ovl-idmapped4242"), .path("/tmp/ovl-idmapped4242"))
         XCTAssertNil(MountPaths.idmapDirectory("ovl-idmapped4242/3"), "a relative path says nothing")
         XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "workdir=/w,lowerdir=/t/ovl-idmapped1/0:/t/ovl-idmapped1/1,upperdir=/u"),
-                       ["/t/ovl-idmapped1"])
-        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir+=/t/ovl-idmapped9/0"), ["/t/ovl-idmapped9"])
-        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir=0:1:2"), [], "relative lowerdirs (long options)")
+                       [.path("/t/ovl-idmapped1")])
+        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir+=/t/ovl-idmapped9/0"), [.path("/t/ovl-idmapped9")])
+        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir=0:1:2"), [], "relative lowerdirs without a working directory")
+        // Relative lowerdirs (containerd's options compacted to fit a page) are resolved against the working directory.
+        let perLayer = WorkingDirectory(names: ["tmp", "ovl-idmapped1"], complete: true)
+        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir=0:1:2,upperdir=/u", workingDirectory: perLayer),
+                       [.path("/tmp/ovl-idmapped1")])
+        let commonParent = WorkingDirectory(names: ["tmp", "ovl-idmapped2", "0"], complete: true)
+        XCTAssertEqual(MountPaths.idmapDirectories(inOverlayOptions: "lowerdir=3/fs:2/fs", workingDirectory: commonParent),
+                       [.path("/tmp/ovl-idmapped2")])
+        XCTAssertEqual(MountPaths.idmapDirectory("ovl-idmapped3/0", workingDirectory: WorkingDirectory(names: ["tmp"], complete: true)),
+                       .path("/tmp/ovl-idmapped3"))
+        XCTAssertEqual(MountPaths.idmapDirectory("../1", workingDirectory: commonParent), .path("/tmp/ovl-idmapped2"))
+        XCTAssertNil(MountPaths.idmapDirectory("../../x", workingDirectory: WorkingDirectory(names: ["tmp"], complete: true)))
+        XCTAssertEqual(MountPaths.idmapDirectory("/abs/ovl-idmapped4/0", workingDirectory: commonParent), .path("/abs/ovl-idmapped4"),
+                       "an absolute path ignores the working directory")
+        // Only the working directory's last names known: the directory is known by them.
+        XCTAssertEqual(MountPaths.idmapDirectory("5/fs", workingDirectory: WorkingDirectory(names: ["tmp", "ovl-idmapped5", "0"], complete: false)),
+                       .tail("/tmp/ovl-idmapped5"))
         let shim = ["/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "abc", "-address", "/run/c.sock"]
         XCTAssertEqual(MountPaths.shimPod(commandLine: shim.joined(separator: "\0") + "\0")?.pod, "abc")
         XCTAssertEqual(MountPaths.shimPod(commandLine: shim.joined(separator: "\0"))?.namespace, "k8s.io")
