@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * lockscope's on-CPU sampler: one program on a cpu-clock perf event per CPU (`record --spin-hz`).
- * Each sample is counted in a hash map keyed by its whole kernel stack, CPU, cgroup, process, thread name and two flags:
- * user mode, and PAUSE at the sampled instruction (an inlined spin-wait loop such as a seqcount
- * reader's `cpu_relax()`). Which stacks are in known spin functions, and which lock they spin on,
+ * Each sample is counted in a hash map keyed by its whole kernel stack, CPU, cgroup, process, thread name and three flags:
+ * user mode, PAUSE at the sampled instruction (an inlined spin-wait loop such as a seqcount
+ * reader's `cpu_relax()`), and inside a traced wait. Which stacks are in known spin functions, and which lock they spin on,
  * user space decides from the symbolized stack (docs/how-it-works.md, "Spinning on CPU").
  *
- * A separate object from bpf/lockscope.bpf.c: it is loaded only when sampling is on, attaches to perf
- * events rather than tracepoints, and shares no map with the wait programs.
+ * A separate object from bpf/lockscope.bpf.c: it is loaded only when sampling is on and attaches to perf
+ * events rather than tracepoints. It shares one map with the wait programs, `open_waits` (user space
+ * hands the wait object's map over with bpf_map__reuse_fd before load), to flag samples of a task that
+ * is inside a traced wait (between contention_begin and contention_end): their time is already in the
+ * wait time, and the report keeps them apart from the spinning no tracepoint sees.
  */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
@@ -36,6 +39,14 @@ struct {
 	__type(value, struct lockscope_spin_value);
 	__uint(max_entries, LOCKSCOPE_MAX_SPIN_KEYS);
 } spin_samples SEC(".maps");
+
+/* The wait programs' open waits by thread id (the same map: bpf_map__reuse_fd before load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32); /* thread id */
+	__type(value, struct task_waits);
+	__uint(max_entries, LOCKSCOPE_MAX_TASKS);
+} open_waits SEC(".maps");
 
 /* Room to build a key: 448 bytes, too big for the BPF stack. */
 struct {
@@ -107,6 +118,15 @@ static __always_inline bool at_pause(__u64 ip)
 	return (text[2] == PAUSE_BYTE0 && text[3] == PAUSE_BYTE1) || (text[0] == PAUSE_BYTE0 && text[1] == PAUSE_BYTE1);
 }
 
+/* The thread is between a traced contention_begin and its contention_end (a wait the wait programs
+ * time): its spinning there is part of that wait's time already. */
+static __always_inline bool in_traced_wait(__u32 tid)
+{
+	struct task_waits *waits = bpf_map_lookup_elem(&open_waits, &tid);
+
+	return waits && waits->depth > 0;
+}
+
 SEC("perf_event")
 int spin_sample(struct perf_event_data *ctx)
 {
@@ -147,7 +167,11 @@ int spin_sample(struct perf_event_data *ctx)
 		count(LOCKSCOPE_SPIN_CTR_KERNEL);
 		if (at_pause(ctx->regs.ip)) {
 			count(LOCKSCOPE_SPIN_CTR_PAUSE);
-			key->flags = LOCKSCOPE_SPIN_F_PAUSE;
+			key->flags |= LOCKSCOPE_SPIN_F_PAUSE;
+		}
+		if (in_traced_wait((__u32)pid_tgid)) {
+			count(LOCKSCOPE_SPIN_CTR_IN_WAIT);
+			key->flags |= LOCKSCOPE_SPIN_F_IN_WAIT;
 		}
 		bytes = bpf_get_stack(ctx, key->stack, sizeof(key->stack), 0);
 		if (bytes > 0)

@@ -18,10 +18,13 @@ public struct RecordedSample: Sendable, Equatable {
     public var user: Bool
     /// The instruction at or just before the sampled IP is PAUSE.
     public var pause: Bool
+    /// The task was inside a traced wait (between contention_begin and contention_end): the sample's time
+    /// is already part of that wait's time.
+    public var inWait: Bool
     public var count: UInt64
 
     public init(stackID: Int32, cpu: UInt32, cgroupID: UInt64, pid: UInt32, comm: String, user: Bool, pause: Bool,
-                count: UInt64) {
+                inWait: Bool = false, count: UInt64) {
         self.stackID = stackID
         self.cpu = cpu
         self.cgroupID = cgroupID
@@ -29,6 +32,7 @@ public struct RecordedSample: Sendable, Equatable {
         self.comm = comm
         self.user = user
         self.pause = pause
+        self.inWait = inWait
         self.count = count
     }
 }
@@ -50,8 +54,28 @@ public struct SampleCounters: Codable, Sendable, Equatable {
     public var stackFailed: UInt64 = 0
     /// Samples lost: the kernel's sample map had no room for a new key.
     public var mapFull: UInt64 = 0
+    /// Kernel samples of a task inside a traced wait (0 in profiles written before it was counted).
+    public var inWait: UInt64 = 0
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case samples, idle, filtered, user, kernel, pause, textUnreadable, stackFailed, mapFull, inWait
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        samples = try c.decode(UInt64.self, forKey: .samples)
+        idle = try c.decode(UInt64.self, forKey: .idle)
+        filtered = try c.decodeIfPresent(UInt64.self, forKey: .filtered) ?? 0
+        user = try c.decode(UInt64.self, forKey: .user)
+        kernel = try c.decode(UInt64.self, forKey: .kernel)
+        pause = try c.decode(UInt64.self, forKey: .pause)
+        textUnreadable = try c.decode(UInt64.self, forKey: .textUnreadable)
+        stackFailed = try c.decode(UInt64.self, forKey: .stackFailed)
+        mapFull = try c.decode(UInt64.self, forKey: .mapFull)
+        inWait = try c.decodeIfPresent(UInt64.self, forKey: .inWait) ?? 0
+    }
 }
 
 /// Everything the sampler recorded, read once when the recording stops.
@@ -276,6 +300,12 @@ public struct SpinProfile: Codable, Sendable, Equatable {
     /// Of those, how many were in a spin function and how many at a PAUSE.
     public var spinFunctionSamples: UInt64
     public var pauseSamples: UInt64
+    /// The part of `time` no tracepoint sees: samples of tasks outside any traced wait (optimistic spinning
+    /// before contention_begin, seqcount readers). Nil in profiles written before samples were told apart.
+    public var outsideWaits: SampledTime?
+    /// The part of `time` inside traced waits (between contention_begin and contention_end, such as an rwsem
+    /// writer's hand-off spin): already counted in the waiting time. Nil when `outsideWaits` is.
+    public var insideWaits: SampledTime?
     public var byCpu: [KeyedSamples]
     public var bySocket: [KeyedSamples]
     public var byContainer: [KeyedSamples]
@@ -283,12 +313,17 @@ public struct SpinProfile: Codable, Sendable, Equatable {
     public var stacks: [SampledStack]
 
     public init(periodNs: UInt64, time: SampledTime, spinFunctionSamples: UInt64, pauseSamples: UInt64,
-                byCpu: [KeyedSamples], bySocket: [KeyedSamples], byContainer: [KeyedSamples],
-                byProcess: [KeyedSamples], stacks: [SampledStack]) {
+                insideWaitSamples: UInt64?, byCpu: [KeyedSamples], bySocket: [KeyedSamples],
+                byContainer: [KeyedSamples], byProcess: [KeyedSamples], stacks: [SampledStack]) {
         self.periodNs = periodNs
         self.time = time
         self.spinFunctionSamples = spinFunctionSamples
         self.pauseSamples = pauseSamples
+        if let inside = insideWaitSamples {
+            precondition(inside <= time.samples, "samples inside waits are a part of the lock's samples")
+            insideWaits = SampledTime(samples: inside, periodNs: periodNs)
+            outsideWaits = SampledTime(samples: time.samples - inside, periodNs: periodNs)
+        }
         self.byCpu = byCpu
         self.bySocket = bySocket
         self.byContainer = byContainer
@@ -377,6 +412,7 @@ public struct SpinProfileBuilder {
     private struct LockSamples {
         var spinFunction: UInt64 = 0
         var pause: UInt64 = 0
+        var insideWaits: UInt64 = 0
         var byCpu: [String: UInt64] = [:]
         var bySocket: [String: UInt64] = [:]
         var byContainer: [String: UInt64] = [:]
@@ -427,6 +463,7 @@ public struct SpinProfileBuilder {
             }
             var entry = locks[LockKey(name: lock.name, kind: lock.kind), default: LockSamples()]
             if sampleClass == .spinFunction { entry.spinFunction += sample.count } else { entry.pause += sample.count }
+            if sample.inWait { entry.insideWaits += sample.count }
             entry.byCpu[String(sample.cpu), default: 0] += sample.count
             if let topology {
                 let socket = topology.cpu(Int(sample.cpu)).map { String($0.socket) } ?? "unknown"
@@ -497,7 +534,7 @@ public struct SpinProfileBuilder {
         }
         return SpinProfile(
             periodNs: periodNs, time: SampledTime(samples: samples.spinFunction + samples.pause, periodNs: periodNs),
-            spinFunctionSamples: samples.spinFunction, pauseSamples: samples.pause,
+            spinFunctionSamples: samples.spinFunction, pauseSamples: samples.pause, insideWaitSamples: samples.insideWaits,
             byCpu: keyed(samples.byCpu, numeric: true), bySocket: keyed(samples.bySocket, numeric: true),
             byContainer: keyed(samples.byContainer, numeric: false),
             byProcess: capped(keyed(samples.byProcess, numeric: false)),

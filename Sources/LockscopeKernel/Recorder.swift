@@ -91,7 +91,7 @@ public final class Recorder {
         }
         reader = try RingBufferReader(mapFD: program.eventsFD, userStacks: userStackTable)
         sampler = options.spinHz > 0
-            ? try SpinSampler(hz: options.spinHz, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
+            ? try SpinSampler(hz: options.spinHz, waits: program, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
     }
 
     deinit { program.close() }

@@ -10,7 +10,7 @@ final class SpinComparisonTests: XCTestCase {
         var lock = LockProfile(name: "namespace_sem", identity: .inferred, kind: .rwsem, address: "0x0", instances: 0,
                                stats: .empty)
         lock.spin = SpinProfile(periodNs: period, time: SampledTime(samples: samples, periodNs: period),
-                                spinFunctionSamples: samples, pauseSamples: 0, byCpu: [], bySocket: [],
+                                spinFunctionSamples: samples, pauseSamples: 0, insideWaitSamples: 0, byCpu: [], bySocket: [],
                                 byContainer: [KeyedSamples(key: "c1", samples: samples)], byProcess: [], stacks: [])
         return Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 10_000_000_000, events: 0, drops: Drops(),
                        recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [lock])

@@ -71,6 +71,19 @@ final class SpinSamplesTests: XCTestCase {
 
     /// Samples become `spin` on the lock of that name (merged names carry their kind), a new entry for a
     /// lock only spun on, and `cpu_samples` with every kept sample; old profiles without them still read.
+    /// The example of docs/profile-format.md (`spin`) is what the code computes: 240 samples at 997 Hz,
+    /// 180 of them outside waits and 60 inside.
+    func testTheDocumentedSpinExample() {
+        let period: UInt64 = 1_003_009
+        let spin = SpinProfile(periodNs: period, time: SampledTime(samples: 240, periodNs: period), spinFunctionSamples: 200,
+                               pauseSamples: 40, insideWaitSamples: 60, byCpu: [], bySocket: [], byContainer: [], byProcess: [],
+                               stacks: [])
+        func numbers(_ time: SampledTime?) -> [UInt64] { time.map { [$0.samples, $0.estimatedNs, $0.ciLowNs, $0.ciHighNs] } ?? [] }
+        XCTAssertEqual(numbers(spin.time), [240, 240_722_160, 210_266_605, 271_177_715])
+        XCTAssertEqual(numbers(spin.outsideWaits), [180, 180_541_620, 154_166_335, 206_916_905])
+        XCTAssertEqual(numbers(spin.insideWaits), [60, 60_180_540, 45_924_092, 77_464_284])
+    }
+
     func testProfileSections() throws {
         let symbols = Kallsyms(parsing: """
             ffffffff81000000 T path_init
@@ -91,6 +104,9 @@ final class SpinSamplesTests: XCTestCase {
             RecordedSample(stackID: 1, cpu: 0, cgroupID: 7, pid: 10, comm: "stat", user: false, pause: true, count: 3),
             RecordedSample(stackID: 1, cpu: 1, cgroupID: 7, pid: 10, comm: "stat", user: false, pause: false, count: 5),
             RecordedSample(stackID: 2, cpu: 1, cgroupID: 8, pid: 11, comm: "umount", user: false, pause: false, count: 2),
+            // The writer's hand-off spin, after its contention_begin: inside a traced wait.
+            RecordedSample(stackID: 2, cpu: 0, cgroupID: 8, pid: 11, comm: "umount", user: false, pause: false, inWait: true,
+                           count: 3),
             RecordedSample(stackID: 3, cpu: 0, cgroupID: 8, pid: 11, comm: "umount", user: false, pause: false, count: 4),
             RecordedSample(stackID: -1, cpu: 0, cgroupID: 8, pid: 11, comm: "umount", user: true, pause: false, count: 6),
         ], counters: SampleCounters(), stacks: stacks)
@@ -111,12 +127,16 @@ final class SpinSamplesTests: XCTestCase {
         let namespaceSem = try XCTUnwrap(profile.locks.first { $0.name == "namespace_sem" })
         XCTAssertEqual(namespaceSem.stats.contentions, 0)
         XCTAssertEqual(namespaceSem.kind, .rwsem)
-        XCTAssertEqual(namespaceSem.spin?.spinFunctionSamples, 2)
-        XCTAssertEqual(namespaceSem.spin?.byCpu, [KeyedSamples(key: "1", samples: 2)])
+        XCTAssertEqual(namespaceSem.spin?.spinFunctionSamples, 5)
+        XCTAssertEqual(namespaceSem.spin?.byCpu, [KeyedSamples(key: "0", samples: 3), KeyedSamples(key: "1", samples: 2)])
+        XCTAssertEqual(namespaceSem.spin?.outsideWaits, SampledTime(samples: 2, periodNs: 1_003_009))
+        XCTAssertEqual(namespaceSem.spin?.insideWaits, SampledTime(samples: 3, periodNs: 1_003_009))
+        XCTAssertEqual(mountLock.insideWaits?.samples, 0)
+        XCTAssertEqual(mountLock.outsideWaits?.samples, 3)
 
         let samples = try XCTUnwrap(profile.cpuSamples)
         XCTAssertEqual(samples.samples(.pause), 3)
-        XCTAssertEqual(samples.samples(.spinFunction), 2)
+        XCTAssertEqual(samples.samples(.spinFunction), 5)
         XCTAssertEqual(samples.samples(.kernel), 9)
         XCTAssertEqual(samples.samples(.user), 6)
         XCTAssertEqual(samples.unattributedSpin, 0)
@@ -134,6 +154,26 @@ final class SpinSamplesTests: XCTestCase {
         let oldDecoded = try Profile.decode(try Profile.makeEncoder().encode(old))
         XCTAssertNil(oldDecoded.cpuSamples)
         XCTAssertTrue(oldDecoded.locks.allSatisfy { $0.spin == nil })
+
+        // A profile written before samples inside waits were told apart: neither part, no in_wait counter.
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Profile.makeEncoder().encode(profile)) as? [String: Any])
+        var locks = try XCTUnwrap(object["locks"] as? [[String: Any]])
+        for index in locks.indices {
+            guard var spin = locks[index]["spin"] as? [String: Any] else { continue }
+            XCTAssertNotNil(spin.removeValue(forKey: "outside_waits"))
+            XCTAssertNotNil(spin.removeValue(forKey: "inside_waits"))
+            locks[index]["spin"] = spin
+        }
+        object["locks"] = locks
+        var cpuSamples = try XCTUnwrap(object["cpu_samples"] as? [String: Any])
+        var counters = try XCTUnwrap(cpuSamples["counters"] as? [String: Any])
+        XCTAssertNotNil(counters.removeValue(forKey: "in_wait"))
+        cpuSamples["counters"] = counters
+        object["cpu_samples"] = cpuSamples
+        let before = try Profile.decode(JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(before.locks.first { $0.name == "namespace_sem" }?.spin?.time.samples, 5)
+        XCTAssertNil(before.locks.first { $0.name == "namespace_sem" }?.spin?.outsideWaits)
+        XCTAssertEqual(before.cpuSamples?.counters.inWait, 0)
     }
 
     /// `--redact` pseudonymizes what samples carry: containers, processes and thread names.
@@ -142,7 +182,7 @@ final class SpinSamplesTests: XCTestCase {
         var lock = LockProfile(name: "namespace_sem", identity: .inferred, kind: .rwsem, address: "0x0", stats: .empty)
         let container = String(repeating: "ab", count: 32)
         lock.spin = SpinProfile(periodNs: period, time: SampledTime(samples: 2, periodNs: period), spinFunctionSamples: 2,
-                                pauseSamples: 0, byCpu: [KeyedSamples(key: "0", samples: 2)], bySocket: [],
+                                pauseSamples: 0, insideWaitSamples: 0, byCpu: [KeyedSamples(key: "0", samples: 2)], bySocket: [],
                                 byContainer: [KeyedSamples(key: container, samples: 2)],
                                 byProcess: [KeyedSamples(key: "secret-tool[42]", samples: 2)],
                                 stacks: [SampledStack(frames: ["rwsem_spin_on_owner", "0xffffffffc0123456"], samples: 2,

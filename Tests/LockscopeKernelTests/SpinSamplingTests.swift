@@ -1,3 +1,4 @@
+import CLockscopeBPF
 import Foundation
 import LockscopeCore
 import LockscopeStress
@@ -21,6 +22,9 @@ final class SpinSamplingTests: XCTestCase {
         return options
     }
 
+    /// What the sampler of the last `record` held, and the recorder's symbols.
+    private var lastSamples: (RecordedSamples, Kallsyms)?
+
     /// Records while `workload` runs on another thread.
     private func record(_ options: RecordOptions, _ workload: @escaping @Sendable () throws -> StressResult) throws
         -> (Profile, StressResult) {
@@ -31,6 +35,7 @@ final class SpinSamplingTests: XCTestCase {
         thread.start()
         recorder.run(shouldStop: { box.isSet }, status: { _ in })
         let profile = recorder.finish()
+        lastSamples = recorder.sampler.map { ($0.read(), recorder.symbols) }
         return (profile, try box.get())
     }
 
@@ -87,6 +92,34 @@ final class SpinSamplingTests: XCTestCase {
         XCTAssertGreaterThan(spin.time.ciHighNs, spin.time.estimatedNs)
         XCTAssertEqual(spin.byCpu.reduce(0) { $0 + $1.samples }, spin.time.samples)
         XCTAssertEqual(spin.byContainer.reduce(0) { $0 + $1.samples }, spin.time.samples)
+
+        // Inside and outside traced waits: a split of the lock's samples. Checked per sample against the
+        // kernel's code (kernel/locking): osq_lock under an rwsem is only reached from the optimistic spin,
+        // before contention_begin, so never inside a wait (unless the task nested it in another wait);
+        // a mutex traces contention_begin (MUTEX|SPIN) before it spins, so its spinning is always inside.
+        let inside = try XCTUnwrap(spin.insideWaits), outside = try XCTUnwrap(spin.outsideWaits)
+        XCTAssertEqual(inside.samples + outside.samples, spin.time.samples)
+        XCTAssertEqual(outside.estimatedNs, outside.samples * spin.periodNs)
+        let (recorded, symbols) = try XCTUnwrap(lastSamples)
+        let builder = SpinProfileBuilder(symbols: symbols, topology: nil, container: { _ in Container(id: "host", runtime: "host", cgroup: "/") }, selection: .all)
+        var osqUnderRwsem = (inside: UInt64(0), outside: UInt64(0))
+        var mutexSpin = (inside: UInt64(0), outside: UInt64(0))
+        for sample in recorded.samples where !sample.user && sample.stackID >= 0 {
+            let names = builder.frames(recorded.stacks[sample.stackID] ?? []).map(LockNamer.baseName)
+            guard let spinIndex = names.prefix(SpinClassifier.spinFrameWindow).firstIndex(where: SpinClassifier.spinFunctions.contains)
+            else { continue }
+            let path = names[spinIndex...].prefix { LockNamer.isLockPrimitive($0) || SpinClassifier.spinFunctions.contains($0) }
+            if names[spinIndex] == "osq_lock", path.contains("rwsem_down_write_slowpath") || path.contains("rwsem_down_read_slowpath") {
+                if sample.inWait { osqUnderRwsem.inside += sample.count } else { osqUnderRwsem.outside += sample.count }
+            }
+            if path.contains(where: { $0.hasPrefix("__mutex_lock") }) {
+                if sample.inWait { mutexSpin.inside += sample.count } else { mutexSpin.outside += sample.count }
+            }
+        }
+        print("namespace_sem spin: \(outside.samples) samples outside waits, \(inside.samples) inside; osq_lock under an rwsem "
+              + "\(osqUnderRwsem); mutex spinning \(mutexSpin)")
+        XCTAssertEqual(osqUnderRwsem.inside, 0, "optimistic spinning flagged as inside a wait")
+        XCTAssertEqual(mutexSpin.outside, 0, "a mutex's spinning (after its contention_begin) flagged as outside")
         let samples = try XCTUnwrap(profile?.cpuSamples)
         XCTAssertEqual(samples.counters.filtered, 0)
         XCTAssertEqual(samples.counters.samples, samples.counters.idle + samples.counters.user + samples.counters.kernel)
@@ -133,11 +166,62 @@ final class SpinSamplingTests: XCTestCase {
         }
     }
 
+    /// The sampler reads the wait programs' own `open_waits`: the kernel samples of a thread with a wait
+    /// open (contention_begin run on this thread through BPF_PROG_TEST_RUN, no contention_end yet) are flagged
+    /// inside a wait, and once contention_end has closed it, the same work's samples are not.
+    func testSamplesOfAThreadInsideATracedWaitAreFlagged() throws {
+        try requireBPF()
+        var bpf = BPFOptions()
+        bpf.readOwners = false
+        let program = try BPFProgram(options: bpf)
+        defer { program.close() }
+        let sampler = try SpinSampler(hz: Self.testHz, waits: program, pids: [UInt32(getpid())])
+        defer { sampler.close() }
+        // This thread renamed while it works, so that its samples are told from the runner's other threads.
+        let comm = "lockscope-inwt"
+        let previousComm = try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
+        try comm.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
+        defer { try? previousComm.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8) }
+        func work() {
+            var status = stat()
+            for _ in 0..<200_000 { _ = stat("/", &status) }
+        }
+        // This thread's kernel samples by key (stack ids are numbered afresh by each read).
+        func ours(_ recorded: RecordedSamples) -> [SampleIdentity: UInt64] {
+            let samples = recorded.samples.filter { $0.comm == comm && !$0.user }
+            return Dictionary(samples.map { (SampleIdentity($0, stack: recorded.stacks[$0.stackID] ?? []), $0.count) },
+                              uniquingKeysWith: +)
+        }
+        try sampler.attach()
+        let lock: UInt64 = 0xffff_8880_3000_0000
+        try program.testRun(\.progs.contention_begin, [lock, UInt64(LOCKSCOPE_LCB_F_WRITE)])
+        work()
+        let insideMap = ours(sampler.read())
+        try program.testRun(\.progs.contention_end, [lock, 0])
+        work()
+        sampler.detach()
+        let inside = insideMap.map { (inWait: $0.key.inWait, count: $0.value) }
+        let after = ours(sampler.read()).map { key, count in (inWait: key.inWait, count: count - (insideMap[key] ?? 0)) }
+            .filter { $0.count > 0 }
+        let insideCount = inside.reduce(0) { $0 + $1.count }, afterCount = after.reduce(0) { $0 + $1.count }
+        print("kernel samples of the thread: \(insideCount) with the wait open, \(afterCount) after")
+        XCTAssertGreaterThan(insideCount, 0)
+        XCTAssertGreaterThan(afterCount, 0)
+        XCTAssertTrue(inside.allSatisfy(\.inWait), "samples with the wait open not flagged")
+        XCTAssertFalse(after.contains(where: \.inWait), "samples after contention_end flagged")
+        // The kernel's counter agrees with the flagged keys (another thread of this process has no wait open).
+        let final = sampler.read()
+        XCTAssertEqual(final.counters.mapFull, 0)
+        XCTAssertEqual(final.counters.inWait, final.samples.filter(\.inWait).reduce(0) { $0 + $1.count })
+    }
+
     /// With --pid, the kernel keeps only that process's samples: every key it holds is that process's,
     /// and every other task's sample is counted as filtered out.
     func testPidFilterKeepsOnlyThatProcessesSamples() throws {
         try requireBPF()
-        let sampler = try SpinSampler(hz: Self.testHz, pids: [UInt32(getpid())])
+        let program = try BPFProgram(options: BPFOptions())
+        defer { program.close() }
+        let sampler = try SpinSampler(hz: Self.testHz, waits: program, pids: [UInt32(getpid())])
         defer { sampler.close() }
         try sampler.attach()
         // Busy in this process on two threads (fixed work), while another process busies the other CPU.
@@ -293,5 +377,14 @@ final class IndependentSampler {
             process.interrupt()
             process.waitUntilExit()
         }
+    }
+}
+
+/// A sample map key without its count.
+private struct SampleIdentity: Hashable {
+    var stack: [UInt64], cpu: UInt32, cgroupID: UInt64, comm: String, pause: Bool, inWait: Bool
+    init(_ sample: RecordedSample, stack: [UInt64]) {
+        self.stack = stack; cpu = sample.cpu; cgroupID = sample.cgroupID; comm = sample.comm
+        pause = sample.pause; inWait = sample.inWait
     }
 }

@@ -129,7 +129,7 @@ final class ReportRendererTests: XCTestCase {
         var profile = profile()
         let period: UInt64 = 1_000_000
         profile.locks[0].spin = SpinProfile(periodNs: period, time: SampledTime(samples: 400, periodNs: period),
-                                            spinFunctionSamples: 350, pauseSamples: 50, byCpu: [], bySocket: [],
+                                            spinFunctionSamples: 350, pauseSamples: 50, insideWaitSamples: 100, byCpu: [], bySocket: [],
                                             byContainer: [], byProcess: [], stacks: [])
         var counters = SampleCounters()
         counters.samples = 5000
@@ -142,9 +142,20 @@ final class ReportRendererTests: XCTestCase {
                                                         KeyedSamples(key: "pause", samples: 60)],
                                               unattributedSpin: 10, stacks: [])
         let text = ReportRenderer(profile: profile, options: ReportOptions()).render()
-        // 400 samples of 1 ms: 400 ms, ± 1.96 * sqrt(400) * 1 ms = 39.2 ms.
-        XCTAssertTrue(text.contains("  namespace_sem: 120 waits, 2.40 s waiting; ~400 ms ± 39.2 ms spinning on CPU\n"
-                                    + "    400 samples: 350 in spin functions, 50 at PAUSE\n"), text)
+        // Beside the waits, the 300 samples (of 1 ms) outside them: 300 ms ± 1.96 * sqrt(300) * 1 ms = 33.9 ms;
+        // the 100 inside are in the 2.40 s already.
+        XCTAssertTrue(text.contains("waiting, and spinning outside waits (samples x period, 95% interval):\n"
+                                    + "  namespace_sem: 120 waits, 2.40 s waiting; ~300 ms ± 33.9 ms spinning on CPU\n"
+                                    + "    400 samples: 350 in spin functions, 50 at PAUSE\n"
+                                    + "    100 of them inside traced waits (~100 ms, already in the waiting time)\n"), text)
+        // A profile written before the two were told apart shows all of it, and says so.
+        var older = profile
+        older.locks[0].spin?.insideWaits = nil
+        older.locks[0].spin?.outsideWaits = nil
+        let olderText = ReportRenderer(profile: older, options: ReportOptions()).render()
+        XCTAssertTrue(olderText.contains("  namespace_sem: 120 waits, 2.40 s waiting; ~400 ms ± 39.2 ms spinning on CPU\n"
+                                         + "    400 samples: 350 in spin functions, 50 at PAUSE\n"
+                                         + "    (this profile does not tell spin inside waits apart)\n"), olderText)
         XCTAssertTrue(text.contains("on-CPU samples at 1000 Hz: 5000 (1000 idle, 2000 user, 2000 kernel)\n"
                                     + "  410 spinning, 10 of them on no known lock\n"
                                     + "  stack_failed 7: kernel samples without a stack (not classified)\n"), text)
