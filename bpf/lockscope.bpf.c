@@ -38,6 +38,8 @@ struct open_syscall {
 	char data[LOCKSCOPE_DATA_LEN];
 	__u64 user_stack[LOCKSCOPE_MAX_USER_STACK_DEPTH];
 };
+/* The on-CPU sampler reads `open_syscalls` too, only the syscall's begin time (bpf/lockscope_spin.bpf.c). */
+_Static_assert(__builtin_offsetof(struct open_syscall, begin_ns) == 0, "begin_ns first: the sampler reads it there");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

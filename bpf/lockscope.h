@@ -304,9 +304,9 @@ struct task_waits {
 #ifndef LOCKSCOPE_SPIN_H
 #define LOCKSCOPE_SPIN_H
 
-/* Distinct (CPU, cgroup, process, flags, thread name, kernel stack) keys kept. The stack is part of the
+/* Distinct (CPU, cgroup, process, flags, thread name, mount syscall, kernel stack) keys kept. The stack is part of the
  * key, not an id in a stack-trace map: bpf_get_stackid fails for good on a stack whose hash bucket another
- * stack took first, so on a busy host every sample of such a stack would be lost. 32768 keys of 448 bytes. */
+ * stack took first, so on a busy host every sample of such a stack would be lost. 32768 keys of 464 bytes. */
 #define LOCKSCOPE_MAX_SPIN_KEYS 32768
 
 /* `lockscope_spin_key.flags`. */
@@ -325,6 +325,11 @@ struct lockscope_spin_key {
 	__u32 tgid;
 	__u32 flags;      /* lockscope_spin_flag */
 	char comm[LOCKSCOPE_COMM_LEN]; /* the thread's: threads of one process can be named apart */
+	/* Inside a mount-family syscall (an entry in `open_syscalls`): its thread id and begin time, as the
+	 * syscall's event has them; 0 outside one, and when the map had no room for a key with them. */
+	__u32 syscall_tid;
+	__u32 pad;
+	__u64 syscall_begin_ns;
 	__u64 stack[LOCKSCOPE_MAX_STACK_DEPTH]; /* kernel stack, innermost (the sampled IP) first; zero past `frames` */
 };
 
@@ -346,6 +351,7 @@ enum lockscope_spin_counter {
 	LOCKSCOPE_SPIN_CTR_MAP_FULL,        /* samples lost: no room for a new key in `spin_samples` */
 	LOCKSCOPE_SPIN_CTR_FILTERED,        /* a task the pid or cgroup filter leaves out (not kept) */
 	LOCKSCOPE_SPIN_CTR_IN_WAIT,         /* kernel samples of a task inside a traced wait */
+	LOCKSCOPE_SPIN_CTR_SYSCALL_UNLINKED, /* samples in a mount syscall kept without it (no room for the key) */
 	LOCKSCOPE_SPIN_CTR_COUNT,
 };
 

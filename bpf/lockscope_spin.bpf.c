@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * lockscope's on-CPU sampler: one program on a cpu-clock perf event per CPU (`record --spin-hz`).
- * Each sample is counted in a hash map keyed by its whole kernel stack, CPU, cgroup, process, thread name and three flags:
+ * Each sample is counted in a hash map keyed by its whole kernel stack, CPU, cgroup, process, thread name, the mount-family
+ * syscall the thread is in if any, and three flags:
  * user mode, PAUSE at the sampled instruction (an inlined spin-wait loop such as a seqcount
  * reader's `cpu_relax()`), and inside a traced wait. Which stacks are in known spin functions, and which lock they spin on,
  * user space decides from the symbolized stack (docs/how-it-works.md, "Spinning on CPU").
@@ -47,6 +48,19 @@ struct {
 	__type(value, struct task_waits);
 	__uint(max_entries, LOCKSCOPE_MAX_TASKS);
 } open_waits SEC(".maps");
+
+/* The wait programs' open mount-family syscalls by thread id (the same map: bpf_map__reuse_fd before
+ * load, which also gives it its real value size). Only the first field, the syscall's begin time, is
+ * read here; bpf/lockscope.bpf.c asserts that it stays first. */
+struct open_syscall_begin {
+	__u64 begin_ns;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32); /* thread id */
+	__type(value, struct open_syscall_begin);
+	__uint(max_entries, LOCKSCOPE_MAX_OPEN_SYSCALLS);
+} open_syscalls SEC(".maps");
 
 /* Room to build a key: 448 bytes, too big for the BPF stack. */
 struct {
@@ -134,7 +148,7 @@ int spin_sample(struct perf_event_data *ctx)
 	struct lockscope_spin_value *value;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 zero = 0;
-	__u32 tgid;
+	__u32 tgid, tid = (__u32)pid_tgid;
 	__u64 cgroup_id;
 	long bytes;
 
@@ -169,9 +183,16 @@ int spin_sample(struct perf_event_data *ctx)
 			count(LOCKSCOPE_SPIN_CTR_PAUSE);
 			key->flags |= LOCKSCOPE_SPIN_F_PAUSE;
 		}
-		if (in_traced_wait((__u32)pid_tgid)) {
+		if (in_traced_wait(tid)) {
 			count(LOCKSCOPE_SPIN_CTR_IN_WAIT);
 			key->flags |= LOCKSCOPE_SPIN_F_IN_WAIT;
+		}
+		/* Inside a mount-family syscall: the syscall (thread, begin time), which user space ties to a
+		 * container by its paths, as it does the syscall's waits. */
+		struct open_syscall_begin *syscall = bpf_map_lookup_elem(&open_syscalls, &tid);
+		if (syscall) {
+			key->syscall_tid = tid;
+			key->syscall_begin_ns = syscall->begin_ns;
 		}
 		bytes = bpf_get_stack(ctx, key->stack, sizeof(key->stack), 0);
 		if (bytes > 0)
@@ -189,9 +210,29 @@ int spin_sample(struct perf_event_data *ctx)
 		return 0;
 	/* Another CPU may have added the key meanwhile (-EEXIST); otherwise the map is full. */
 	value = bpf_map_lookup_elem(&spin_samples, key);
-	if (value)
+	if (value) {
 		__sync_fetch_and_add(&value->count, 1);
-	else
-		count(LOCKSCOPE_SPIN_CTR_MAP_FULL);
+		return 0;
+	}
+	/* Full: a sample tied to its mount syscall is kept without the tie (keys per syscall are the ones
+	 * that multiply), under a key that may be there already. */
+	if (key->syscall_tid) {
+		count(LOCKSCOPE_SPIN_CTR_SYSCALL_UNLINKED);
+		key->syscall_tid = 0;
+		key->syscall_begin_ns = 0;
+		value = bpf_map_lookup_elem(&spin_samples, key);
+		if (value) {
+			__sync_fetch_and_add(&value->count, 1);
+			return 0;
+		}
+		if (bpf_map_update_elem(&spin_samples, key, &first, BPF_NOEXIST) == 0)
+			return 0;
+		value = bpf_map_lookup_elem(&spin_samples, key);
+		if (value) {
+			__sync_fetch_and_add(&value->count, 1);
+			return 0;
+		}
+	}
+	count(LOCKSCOPE_SPIN_CTR_MAP_FULL);
 	return 0;
 }

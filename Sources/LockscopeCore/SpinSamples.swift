@@ -21,10 +21,12 @@ public struct RecordedSample: Sendable, Equatable {
     /// The task was inside a traced wait (between contention_begin and contention_end): the sample's time
     /// is already part of that wait's time.
     public var inWait: Bool
+    /// The mount-family syscall the thread was in, as its event names it; nil outside one.
+    public var mountSyscall: SyscallID?
     public var count: UInt64
 
     public init(stackID: Int32, cpu: UInt32, cgroupID: UInt64, pid: UInt32, comm: String, user: Bool, pause: Bool,
-                inWait: Bool = false, count: UInt64) {
+                inWait: Bool = false, mountSyscall: SyscallID? = nil, count: UInt64) {
         self.stackID = stackID
         self.cpu = cpu
         self.cgroupID = cgroupID
@@ -33,7 +35,19 @@ public struct RecordedSample: Sendable, Equatable {
         self.user = user
         self.pause = pause
         self.inWait = inWait
+        self.mountSyscall = mountSyscall
         self.count = count
+    }
+}
+
+/// One mount-family syscall: the thread that made it and when it began (`SyscallEvent.tid`, `beginNs`).
+public struct SyscallID: Hashable, Sendable {
+    public var tid: UInt32
+    public var beginNs: UInt64
+
+    public init(tid: UInt32, beginNs: UInt64) {
+        self.tid = tid
+        self.beginNs = beginNs
     }
 }
 
@@ -56,11 +70,14 @@ public struct SampleCounters: Codable, Sendable, Equatable {
     public var mapFull: UInt64 = 0
     /// Kernel samples of a task inside a traced wait (0 in profiles written before it was counted).
     public var inWait: UInt64 = 0
+    /// Samples in a mount syscall kept without it (the map had no room for a key with it): their container
+    /// is their cgroup's.
+    public var syscallUnlinked: UInt64 = 0
 
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
-        case samples, idle, filtered, user, kernel, pause, textUnreadable, stackFailed, mapFull, inWait
+        case samples, idle, filtered, user, kernel, pause, textUnreadable, stackFailed, mapFull, inWait, syscallUnlinked
     }
 
     public init(from decoder: Decoder) throws {
@@ -75,6 +92,7 @@ public struct SampleCounters: Codable, Sendable, Equatable {
         stackFailed = try c.decode(UInt64.self, forKey: .stackFailed)
         mapFull = try c.decode(UInt64.self, forKey: .mapFull)
         inWait = try c.decodeIfPresent(UInt64.self, forKey: .inWait) ?? 0
+        syscallUnlinked = try c.decodeIfPresent(UInt64.self, forKey: .syscallUnlinked) ?? 0
     }
 }
 
@@ -374,13 +392,17 @@ public struct SpinProfileBuilder {
     public let symbols: Kallsyms?
     public let topology: Topology?
     public let container: (UInt64) -> Container
+    /// The container a mount syscall was tied to by its paths or issuer (`Aggregator.mountSyscallContainer`),
+    /// as its waits are; nil leaves the sample in its cgroup's container.
+    public let syscallContainer: (SyscallID) -> Container?
     public let selection: LockSelection
 
     public init(symbols: Kallsyms?, topology: Topology?, container: @escaping (UInt64) -> Container,
-                selection: LockSelection) {
+                syscallContainer: @escaping (SyscallID) -> Container? = { _ in nil }, selection: LockSelection) {
         self.symbols = symbols
         self.topology = topology
         self.container = container
+        self.syscallContainer = syscallContainer
         self.selection = selection
     }
 
@@ -455,7 +477,9 @@ public struct SpinProfileBuilder {
                 continue
             }
             let containerID: String
-            if let known = containerIDs[sample.cgroupID] {
+            if let syscall = sample.mountSyscall, let attributed = syscallContainer(syscall) {
+                containerID = attributed.id
+            } else if let known = containerIDs[sample.cgroupID] {
                 containerID = known
             } else {
                 containerID = container(sample.cgroupID).id

@@ -36,11 +36,14 @@ public final class SpinSampler {
         openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
         guard let skeleton = lockscope_spin_bpf__open_opts(&openOptions) else { throw BPFError.open(errno: errno) }
         self.skeleton = skeleton
-        // The wait object's map, not one of its own: libbpf takes its size from the map it reuses.
-        let reused = bpf_map__reuse_fd(skeleton.pointee.maps.open_waits, waits.openWaitsFD)
-        if reused != 0 {
-            close()
-            throw BPFError.setup("share open_waits with the sampler", errno: -reused)
+        // The wait object's maps, not ones of its own: libbpf takes their sizes from the maps it reuses.
+        for (map, fd, name) in [(skeleton.pointee.maps.open_waits, waits.openWaitsFD, "open_waits"),
+                                (skeleton.pointee.maps.open_syscalls, waits.openSyscallsFD, "open_syscalls")] {
+            let reused = bpf_map__reuse_fd(map, fd)
+            if reused != 0 {
+                close()
+                throw BPFError.setup("share \(name) with the sampler", errno: -reused)
+            }
         }
         let loaded = lockscope_spin_bpf__load(skeleton)
         if loaded != 0 {
@@ -148,7 +151,9 @@ public final class SpinSampler {
                     stackID: stackID, cpu: key.cpu, cgroupID: key.cgroup_id, pid: key.tgid, comm: comm,
                     user: key.flags & UInt32(LOCKSCOPE_SPIN_F_USER.rawValue) != 0,
                     pause: key.flags & UInt32(LOCKSCOPE_SPIN_F_PAUSE.rawValue) != 0,
-                    inWait: key.flags & UInt32(LOCKSCOPE_SPIN_F_IN_WAIT.rawValue) != 0, count: value.count))
+                    inWait: key.flags & UInt32(LOCKSCOPE_SPIN_F_IN_WAIT.rawValue) != 0,
+                    mountSyscall: key.syscall_tid == 0 ? nil : SyscallID(tid: key.syscall_tid, beginNs: key.syscall_begin_ns),
+                    count: value.count))
             }
             status = bpf_map_get_next_key(fd, &key, &next)
         }
@@ -176,6 +181,7 @@ public final class SpinSampler {
         counters.mapFull = counter(LOCKSCOPE_SPIN_CTR_MAP_FULL)
         counters.filtered = counter(LOCKSCOPE_SPIN_CTR_FILTERED)
         counters.inWait = counter(LOCKSCOPE_SPIN_CTR_IN_WAIT)
+        counters.syscallUnlinked = counter(LOCKSCOPE_SPIN_CTR_SYSCALL_UNLINKED)
         return counters
     }
 

@@ -84,6 +84,32 @@ final class SpinSamplesTests: XCTestCase {
         XCTAssertEqual(numbers(spin.insideWaits), [60, 60_180_540, 45_924_092, 77_464_284])
     }
 
+    /// A sample inside a mount syscall goes to the container the syscall was tied to; one in a syscall tied
+    /// to none, and one outside syscalls, to their cgroup's.
+    func testSamplesInsideMountSyscallsGoToTheSyscallsContainer() throws {
+        let symbols = Kallsyms(parsing: """
+            ffffffff81000200 T rwsem_spin_on_owner
+            ffffffff81000300 T rwsem_down_write_slowpath
+            ffffffff81000400 T down_write
+            ffffffff81000500 T path_umount
+            """)
+        let stack: [UInt64] = [0xffffffff81000210, 0xffffffff81000310, 0xffffffff81000410, 0xffffffff81000510]
+        let tied = SyscallID(tid: 21, beginNs: 1000), untied = SyscallID(tid: 22, beginNs: 2000)
+        let recorded = RecordedSamples(hz: 997, periodNs: 1_003_009, samples: [
+            RecordedSample(stackID: 0, cpu: 0, cgroupID: 5, pid: 20, comm: "shim", user: false, pause: false, mountSyscall: tied, count: 4),
+            RecordedSample(stackID: 0, cpu: 0, cgroupID: 5, pid: 20, comm: "shim", user: false, pause: false, mountSyscall: untied, count: 2),
+            RecordedSample(stackID: 0, cpu: 1, cgroupID: 5, pid: 20, comm: "shim", user: false, pause: false, count: 1),
+        ], counters: SampleCounters(), stacks: [0: stack])
+        var profile = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
+                              recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [])
+        SpinProfileBuilder(symbols: symbols, topology: nil,
+                           container: { Container(id: "cgroup\($0)", runtime: "containerd", cgroup: "") },
+                           syscallContainer: { $0 == tied ? Container(id: "app", runtime: "containerd", cgroup: "") : nil },
+                           selection: .all).apply(recorded, to: &profile)
+        let spin = try XCTUnwrap(profile.locks.first { $0.name == "namespace_sem" }?.spin)
+        XCTAssertEqual(spin.byContainer, [KeyedSamples(key: "app", samples: 4), KeyedSamples(key: "cgroup5", samples: 3)])
+    }
+
     func testProfileSections() throws {
         let symbols = Kallsyms(parsing: """
             ffffffff81000000 T path_init

@@ -128,6 +128,56 @@ final class SpinSamplingTests: XCTestCase {
         XCTAssertEqual(samples.stacks.reduce(0) { $0 + $1.samples }, kept)
     }
 
+    /// A containerd-shaped storm: the shims issue the mount syscalls from containerd.service's cgroup. Samples
+    /// inside a mount syscall go where the syscall's waits go (its container by paths, its pod by issuer),
+    /// not to containerd.service: every namespace_sem sample taken inside one lands on a storm container.
+    func testSpinInsideMountSyscallsOfAContainerdStormLandsOnItsContainers() throws {
+        try requireBPF()
+        var containerd = try storm()
+        containerd.runtime = .containerd
+        containerd.cgroupStyle = .kubepods
+        containerd.containers = 60
+        containerd.containersPerPod = 3
+        containerd.layers = 20
+        containerd.parallel = 16
+        let stress = containerd
+        var options = options()
+        options.selection = .all
+        options.bpf.filterByLockAddress = false
+        var linked: UInt64 = 0
+        var found: (Profile, StressResult, RecordedSamples, Kallsyms)?
+        for _ in 0..<10 where linked == 0 {
+            let (profile, result) = try record(options) { try StressRunner(options: stress).run() }
+            XCTAssertEqual(result.failures, 0)
+            let (recorded, symbols) = try XCTUnwrap(lastSamples)
+            let builder = SpinProfileBuilder(symbols: symbols, topology: nil, container: { _ in Container(id: "host", runtime: "host", cgroup: "/") },
+                                             selection: .all)
+            linked = 0
+            for sample in recorded.samples where sample.mountSyscall != nil && sample.stackID >= 0 {
+                let frames = builder.frames(recorded.stacks[sample.stackID] ?? [])
+                let sampleClass = SpinClassifier.classify(frames: frames, pause: sample.pause)
+                if SpinAttribution.lock(frames: frames, sampleClass: sampleClass)?.name == LockNamer.namespaceSem {
+                    linked += sample.count
+                }
+            }
+            found = (profile, result, recorded, symbols)
+        }
+        let (profile, result, recorded, _) = try XCTUnwrap(found)
+        XCTAssertGreaterThan(linked, 0, "no namespace_sem spin samples inside mount syscalls in 10 storms")
+        let spin = try XCTUnwrap(profile.locks.first { $0.name == LockNamer.namespaceSem && $0.spin != nil }?.spin)
+        let shims = try XCTUnwrap(result.shims)
+        let storm = Set(result.containerList.map(\.id)).union(shims.map { "pod:" + $0.firstTaskID })
+        let onStorm = spin.byContainer.filter { storm.contains($0.key) }.reduce(0) { $0 + $1.samples }
+        let runtimeCgroup = try XCTUnwrap(result.runtimeCgroup)
+        let onRuntime = spin.byContainer.first { $0.key == runtimeCgroup }?.samples ?? 0
+        print("namespace_sem spin: \(spin.time.samples) samples, \(linked) inside mount syscalls; \(onStorm) on the storm's "
+              + "containers, \(onRuntime) on \(runtimeCgroup); by container \(spin.byContainer.map { "\($0.key): \($0.samples)" })")
+        XCTAssertEqual(recorded.counters.syscallUnlinked, 0)
+        XCTAssertEqual(profile.mounts?.unlinked, 0, "every mount syscall found its container")
+        XCTAssertGreaterThanOrEqual(onStorm, linked, "samples inside mount syscalls left off the storm's containers")
+        XCTAssertLessThanOrEqual(onRuntime, spin.time.samples - linked, "samples inside mount syscalls on the runtime's cgroup")
+    }
+
     func testMountLockReadersSpinningInPathWalksAreAttributedToMountLock() throws {
         try requireBPF()
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lockscope-spin-\(getpid())").path
@@ -177,32 +227,28 @@ final class SpinSamplingTests: XCTestCase {
         defer { program.close() }
         let sampler = try SpinSampler(hz: Self.testHz, waits: program, pids: [UInt32(getpid())])
         defer { sampler.close() }
-        // This thread renamed while it works, so that its samples are told from the runner's other threads.
-        let comm = "lockscope-inwt"
+        // This thread works under one name with the wait open and under another after it closed: its samples
+        // are told from the runner's other threads, and those of the two phases apart, by their names.
+        let (insideComm, afterComm) = ("lockscope-inwt", "lockscope-aftr")
         let previousComm = try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
-        try comm.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
-        defer { try? previousComm.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8) }
-        func work() {
+        func rename(_ comm: String) { try? comm.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8) }
+        defer { rename(previousComm) }
+        func work(as comm: String) {
+            rename(comm)
             var status = stat()
             for _ in 0..<200_000 { _ = stat("/", &status) }
-        }
-        // This thread's kernel samples by key (stack ids are numbered afresh by each read).
-        func ours(_ recorded: RecordedSamples) -> [SampleIdentity: UInt64] {
-            let samples = recorded.samples.filter { $0.comm == comm && !$0.user }
-            return Dictionary(samples.map { (SampleIdentity($0, stack: recorded.stacks[$0.stackID] ?? []), $0.count) },
-                              uniquingKeysWith: +)
+            rename(previousComm)
         }
         try sampler.attach()
         let lock: UInt64 = 0xffff_8880_3000_0000
         try program.testRun(\.progs.contention_begin, [lock, UInt64(LOCKSCOPE_LCB_F_WRITE)])
-        work()
-        let insideMap = ours(sampler.read())
+        work(as: insideComm)
         try program.testRun(\.progs.contention_end, [lock, 0])
-        work()
+        work(as: afterComm)
         sampler.detach()
-        let inside = insideMap.map { (inWait: $0.key.inWait, count: $0.value) }
-        let after = ours(sampler.read()).map { key, count in (inWait: key.inWait, count: count - (insideMap[key] ?? 0)) }
-            .filter { $0.count > 0 }
+        let final = sampler.read()
+        let kernel = final.samples.filter { !$0.user }
+        let inside = kernel.filter { $0.comm == insideComm }, after = kernel.filter { $0.comm == afterComm }
         let insideCount = inside.reduce(0) { $0 + $1.count }, afterCount = after.reduce(0) { $0 + $1.count }
         print("kernel samples of the thread: \(insideCount) with the wait open, \(afterCount) after")
         XCTAssertGreaterThan(insideCount, 0)
@@ -210,9 +256,51 @@ final class SpinSamplingTests: XCTestCase {
         XCTAssertTrue(inside.allSatisfy(\.inWait), "samples with the wait open not flagged")
         XCTAssertFalse(after.contains(where: \.inWait), "samples after contention_end flagged")
         // The kernel's counter agrees with the flagged keys (another thread of this process has no wait open).
-        let final = sampler.read()
         XCTAssertEqual(final.counters.mapFull, 0)
         XCTAssertEqual(final.counters.inWait, final.samples.filter(\.inWait).reduce(0) { $0 + $1.count })
+    }
+
+    /// The sampler reads the wait programs' open mount syscalls too: the kernel samples of a thread inside one
+    /// (sys_enter run on this thread through BPF_PROG_TEST_RUN, sys_exit later) carry the syscall as its event
+    /// names it (thread and begin time), which ties them to the syscall's container; the samples after it none.
+    func testSamplesInsideAMountSyscallNameItAsItsEventDoes() throws {
+        try requireBPF()
+        var bpf = BPFOptions()
+        bpf.readOwners = false
+        let program = try BPFProgram(options: bpf)
+        defer { program.close() }
+        var events: [KernelEvent] = []
+        let reader = try RingBufferReader(mapFD: program.eventsFD) { events.append($0) }
+        let sampler = try SpinSampler(hz: Self.testHz, waits: program, pids: [UInt32(getpid())])
+        defer { sampler.close() }
+        let (insideComm, afterComm) = ("lockscope-insc", "lockscope-aftr")
+        let previousComm = try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
+        func rename(_ comm: String) { try? comm.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8) }
+        defer { rename(previousComm) }
+        func work(as comm: String) {
+            rename(comm)
+            var status = stat()
+            for _ in 0..<200_000 { _ = stat("/", &status) }
+            rename(previousComm)
+        }
+        try sampler.attach()
+        try program.testRun(\.progs.syscall_enter, [0, UInt64(MountSyscall.umount2.x86_64Number)])
+        work(as: insideComm)
+        try program.testRun(\.progs.syscall_exit, [0, 0])
+        work(as: afterComm)
+        sampler.detach()
+        reader.drain()
+        let syscall = try XCTUnwrap(events.compactMap { if case .syscall(let call) = $0 { call } else { nil } }.first)
+        let recorded = sampler.read()
+        let kernel = recorded.samples.filter { !$0.user }
+        let inside = kernel.filter { $0.comm == insideComm }, after = kernel.filter { $0.comm == afterComm }
+        print("kernel samples of the thread: \(inside.reduce(0) { $0 + $1.count }) inside umount2, \(after.reduce(0) { $0 + $1.count }) after")
+        XCTAssertFalse(inside.isEmpty)
+        XCTAssertFalse(after.isEmpty)
+        XCTAssertEqual(Set(inside.map(\.mountSyscall)), [SyscallID(tid: syscall.tid, beginNs: syscall.beginNs)])
+        XCTAssertEqual(syscall.pid, UInt32(getpid()))
+        XCTAssertTrue(after.allSatisfy { $0.mountSyscall == nil })
+        XCTAssertEqual(recorded.counters.syscallUnlinked, 0)
     }
 
     /// With --pid, the kernel keeps only that process's samples: every key it holds is that process's,
@@ -377,14 +465,5 @@ final class IndependentSampler {
             process.interrupt()
             process.waitUntilExit()
         }
-    }
-}
-
-/// A sample map key without its count.
-private struct SampleIdentity: Hashable {
-    var stack: [UInt64], cpu: UInt32, cgroupID: UInt64, comm: String, pause: Bool, inWait: Bool
-    init(_ sample: RecordedSample, stack: [UInt64]) {
-        self.stack = stack; cpu = sample.cpu; cgroupID = sample.cgroupID; comm = sample.comm
-        pause = sample.pause; inWait = sample.inWait
     }
 }
