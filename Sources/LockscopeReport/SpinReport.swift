@@ -21,6 +21,7 @@ extension ReportRenderer {
             ("map_full", counters.mapFull, "samples lost: the kernel's sample map was full"),
             ("stack_failed", counters.stackFailed, "kernel samples without a stack (not classified)"),
             ("text_unreadable", counters.textUnreadable, "instruction unreadable (not checked for PAUSE)"),
+            ("syscall_unlinked", counters.syscallUnlinked, "in a mount syscall, kept without it (map full)"),
         ]
         // Each fits 80 columns with a count of up to 20 digits.
         for (name, count, meaning) in losses where count > 0 { out += "  \(name) \(count): \(meaning)\n" }
@@ -39,6 +40,32 @@ extension ReportRenderer {
         for (lock, spin) in spinning.prefix(options.top > 0 ? options.top : spinning.count) {
             out += "  " + ReportRenderer.waitAndSpin(lock, spin) + "\n    " + ReportRenderer.spinDetail(spin) + "\n"
             out += "    " + ReportRenderer.insideWaitsDetail(spin) + "\n"
+        }
+        return out
+    }
+
+    /// With `report --by cpu|socket|container`: the lock's spin samples under each key, after its waits'
+    /// table; empty for other dimensions and locks without spin samples.
+    func spinBreakdown(_ lock: LockProfile, _ dimension: ReportDimension) -> String {
+        guard let spin = lock.spin else { return "" }
+        let entries: [KeyedSamples]
+        switch dimension {
+        case .cpu: entries = spin.byCpu
+        case .socket: entries = spin.bySocket
+        case .container: entries = spin.byContainer.map { KeyedSamples(key: shortContainer($0.key), samples: $0.samples) }
+        default: return ""
+        }
+        let title = "\(shown(lock.name)) spin by \(dimension.rawValue) (inside and outside waits)"
+        guard !entries.isEmpty else { return "\n\(title):\n  no \(dimension.rawValue) breakdown of the samples\n" }
+        var rows = [["key", "samples", "~cpu time", "share"]]
+        for entry in entries.prefix(options.breakdownRows) {
+            rows.append([shown(entry.key), String(entry.samples), Units.duration(entry.samples &* spin.periodNs),
+                         percent(entry.samples, of: spin.time.samples)])
+        }
+        var out = "\n\(title):\n" + TextTable.render(rows, rightAligned: 1..<4, indent: 2)
+        if entries.count > options.breakdownRows {
+            let rest = entries.dropFirst(options.breakdownRows).reduce(UInt64(0)) { $0 + $1.samples }
+            out += "  ... \(entries.count - options.breakdownRows) more, \(rest) samples (\(percent(rest, of: spin.time.samples)))\n"
         }
         return out
     }
