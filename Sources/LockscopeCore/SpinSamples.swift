@@ -76,8 +76,33 @@ public struct SampleCounters: Codable, Sendable, Equatable {
 
     public init() {}
 
-    private enum CodingKeys: String, CodingKey {
+    private enum CodingKeys: String, CodingKey, CaseIterable {
         case samples, idle, filtered, user, kernel, pause, textUnreadable, stackFailed, mapFull, inWait, syscallUnlinked
+
+        /// The counter this key names (a switch, so a new counter cannot be left out of `add`).
+        var counter: WritableKeyPath<SampleCounters, UInt64> {
+            switch self {
+            case .samples: \.samples
+            case .idle: \.idle
+            case .filtered: \.filtered
+            case .user: \.user
+            case .kernel: \.kernel
+            case .pause: \.pause
+            case .textUnreadable: \.textUnreadable
+            case .stackFailed: \.stackFailed
+            case .mapFull: \.mapFull
+            case .inWait: \.inWait
+            case .syscallUnlinked: \.syscallUnlinked
+            }
+        }
+    }
+
+    /// Adds `other`'s counters to these (`lockscope merge`), each stopping at `UInt64.max`.
+    public mutating func add(_ other: SampleCounters) {
+        for key in CodingKeys.allCases {
+            let (sum, overflow) = self[keyPath: key.counter].addingReportingOverflow(other[keyPath: key.counter])
+            self[keyPath: key.counter] = overflow ? .max : sum
+        }
     }
 
     public init(from decoder: Decoder) throws {
