@@ -334,6 +334,44 @@ public enum PoissonInterval {
     }
 }
 
+/// Whether two sampled counts differ by more than sampling error: the two-sample Poisson test (conditional
+/// form). With `base` samples over exposure `baseExposure` and `current` over `currentExposure` (each a
+/// recording's duration over its sampling period), equal rates make `current`, given the total n, binomial
+/// with p = currentExposure / (both exposures). `pValue` is the one-sided tail in the direction observed:
+/// exact below 100000 samples, the normal approximation (with continuity correction) from there on.
+public enum PoissonRateTest {
+    public static func pValue(base: UInt64, baseExposure: Double, current: UInt64, currentExposure: Double) -> Double {
+        let n = base &+ current
+        guard n > 0, baseExposure > 0, currentExposure > 0 else { return 1 }
+        let p = currentExposure / (baseExposure + currentExposure)
+        let expected = Double(n) * p
+        let upper = Double(current) >= expected
+        if n >= 100_000 {
+            let sd = (Double(n) * p * (1 - p)).squareRoot()
+            let z = upper ? (Double(current) - 0.5 - expected) / sd : (expected - Double(current) - 0.5) / sd
+            return 0.5 * erfc(z / 2.0.squareRoot())
+        }
+        // The tail's terms from the binomial's log-probabilities, summed from the largest.
+        func logGamma(_ x: Double) -> Double {
+            var sign: Int32 = 0
+            return lgamma_r(x, &sign)  // the reentrant one: lgamma sets a global
+        }
+        let logP = log(p), logQ = log1p(-p), logNFactorial = logGamma(Double(n) + 1)
+        func logTerm(_ k: UInt64) -> Double {
+            logNFactorial - logGamma(Double(k) + 1) - logGamma(Double(n - k) + 1) + Double(k) * logP + Double(n - k) * logQ
+        }
+        let tail = upper ? Array(current...n) : Array(0...current)
+        let terms = tail.map(logTerm)
+        let largest = terms.max() ?? 0
+        return min(1, exp(largest) * terms.reduce(0) { $0 + exp($1 - largest) })
+    }
+
+    /// Whether the counts differ at the 5% level, two-sided (each tail 2.5%).
+    public static func differs(base: UInt64, baseExposure: Double, current: UInt64, currentExposure: Double) -> Bool {
+        pValue(base: base, baseExposure: baseExposure, current: current, currentExposure: currentExposure) <= 0.025
+    }
+}
+
 /// The spinning a lock's samples show: `LockProfile.spin`.
 public struct SpinProfile: Codable, Sendable, Equatable {
     /// Nanoseconds between two samples of one CPU.

@@ -71,6 +71,29 @@ final class SpinSamplesTests: XCTestCase {
 
     /// Samples become `spin` on the lock of that name (merged names carry their kind), a new entry for a
     /// lock only spun on, and `cpu_samples` with every kept sample; old profiles without them still read.
+    /// The two-sample Poisson test against exact binomial tails (computed with rational arithmetic in Python:
+    /// sum of C(n, i) p^i (1-p)^(n-i) over the tail).
+    func testPoissonRateTest() {
+        func p(_ base: UInt64, _ current: UInt64, baseExposure: Double = 1, currentExposure: Double = 1) -> Double {
+            PoissonRateTest.pValue(base: base, baseExposure: baseExposure, current: current, currentExposure: currentExposure)
+        }
+        XCTAssertEqual(p(40, 52), 0.12566105173742723, accuracy: 1e-12)
+        XCTAssertEqual(p(400, 500), 0.00047822206845947305, accuracy: 1e-15)
+        XCTAssertEqual(p(1000, 400), 8.072283595300148e-60, accuracy: 1e-70)  // the lower tail: fewer now
+        XCTAssertEqual(p(10, 20), 0.04936857335269451, accuracy: 1e-12)
+        XCTAssertEqual(p(2, 10), 0.019287109375, accuracy: 1e-12)
+        // Twice the exposure for the current recording: p = 2/3; 40 of 60 is what equal rates give.
+        XCTAssertEqual(p(20, 40, currentExposure: 2), 0.560313848740851, accuracy: 1e-12)
+        // 40 of 60 with p = 1/3 (current exposure half the base's).
+        XCTAssertEqual(p(20, 40, baseExposure: 2), 1.361760033033232e-07, accuracy: 1e-15)
+        XCTAssertEqual(p(0, 0), 1)
+        XCTAssertTrue(PoissonRateTest.differs(base: 2, baseExposure: 1, current: 10, currentExposure: 1))
+        XCTAssertFalse(PoissonRateTest.differs(base: 10, baseExposure: 1, current: 20, currentExposure: 1))
+        // Past 100000 samples, the normal approximation: 50000 vs 51000 is z = 1000 / sqrt(101000 / 4) / 2 ≈ 3.15.
+        XCTAssertEqual(p(50_000, 51_000), 0.5 * erfc((499.5 / (101_000.0 / 4).squareRoot()) / 2.0.squareRoot()), accuracy: 1e-12)
+        XCTAssertEqual(p(50_000, 51_000), 0.00082, accuracy: 0.00005)
+    }
+
     /// The example of docs/profile-format.md (`spin`) is what the code computes: 240 samples at 997 Hz,
     /// 180 of them outside waits and 60 inside.
     func testTheDocumentedSpinExample() {
