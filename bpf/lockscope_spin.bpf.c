@@ -62,7 +62,7 @@ struct {
 	__uint(max_entries, LOCKSCOPE_MAX_OPEN_SYSCALLS);
 } open_syscalls SEC(".maps");
 
-/* Room to build a key: 448 bytes, too big for the BPF stack. */
+/* Room to build a key: 464 bytes, too big for the BPF stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
