@@ -8,10 +8,11 @@
  * user space decides from the symbolized stack (docs/how-it-works.md, "Spinning on CPU").
  *
  * A separate object from bpf/lockscope.bpf.c: it is loaded only when sampling is on and attaches to perf
- * events rather than tracepoints. It shares one map with the wait programs, `open_waits` (user space
- * hands the wait object's map over with bpf_map__reuse_fd before load), to flag samples of a task that
- * is inside a traced wait (between contention_begin and contention_end): their time is already in the
- * wait time, and the report keeps them apart from the spinning no tracepoint sees.
+ * events rather than tracepoints. It shares two maps with the wait programs (user space hands the wait
+ * object's maps over with bpf_map__reuse_fd before load): `open_waits`, to flag samples of a task that
+ * is inside a traced wait (between contention_begin and contention_end: their time is already in the
+ * wait time, and the report keeps them apart from the spinning no tracepoint sees), and `open_syscalls`,
+ * to tie a sample inside a mount-family syscall to that syscall (and so to its container).
  */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
@@ -141,11 +142,31 @@ static __always_inline bool in_traced_wait(__u32 tid)
 	return waits && waits->depth > 0;
 }
 
+/* Counts one sample under `key`; false when the map has no room for a new key. */
+static __always_inline bool add_sample(const struct lockscope_spin_key *key)
+{
+	static const struct lockscope_spin_value first = { .count = 1 };
+	struct lockscope_spin_value *value = bpf_map_lookup_elem(&spin_samples, key);
+
+	if (value) {
+		__sync_fetch_and_add(&value->count, 1);
+		return true;
+	}
+	if (bpf_map_update_elem(&spin_samples, key, &first, BPF_NOEXIST) == 0)
+		return true;
+	/* Another CPU may have added the key meanwhile (-EEXIST); otherwise the map is full. */
+	value = bpf_map_lookup_elem(&spin_samples, key);
+	if (value) {
+		__sync_fetch_and_add(&value->count, 1);
+		return true;
+	}
+	return false;
+}
+
 SEC("perf_event")
 int spin_sample(struct perf_event_data *ctx)
 {
 	struct lockscope_spin_key *key;
-	struct lockscope_spin_value *value;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 zero = 0;
 	__u32 tgid, tid = (__u32)pid_tgid;
@@ -200,36 +221,15 @@ int spin_sample(struct perf_event_data *ctx)
 		else
 			count(LOCKSCOPE_SPIN_CTR_STACK_FAILED);
 	}
-	value = bpf_map_lookup_elem(&spin_samples, key);
-	if (value) {
-		__sync_fetch_and_add(&value->count, 1);
+	if (add_sample(key))
 		return 0;
-	}
-	struct lockscope_spin_value first = { .count = 1 };
-	if (bpf_map_update_elem(&spin_samples, key, &first, BPF_NOEXIST) == 0)
-		return 0;
-	/* Another CPU may have added the key meanwhile (-EEXIST); otherwise the map is full. */
-	value = bpf_map_lookup_elem(&spin_samples, key);
-	if (value) {
-		__sync_fetch_and_add(&value->count, 1);
-		return 0;
-	}
 	/* Full: a sample tied to its mount syscall is kept without the tie (keys per syscall are the ones
 	 * that multiply), under a key that may be there already. */
 	if (key->syscall_tid) {
-		count(LOCKSCOPE_SPIN_CTR_SYSCALL_UNLINKED);
 		key->syscall_tid = 0;
 		key->syscall_begin_ns = 0;
-		value = bpf_map_lookup_elem(&spin_samples, key);
-		if (value) {
-			__sync_fetch_and_add(&value->count, 1);
-			return 0;
-		}
-		if (bpf_map_update_elem(&spin_samples, key, &first, BPF_NOEXIST) == 0)
-			return 0;
-		value = bpf_map_lookup_elem(&spin_samples, key);
-		if (value) {
-			__sync_fetch_and_add(&value->count, 1);
+		if (add_sample(key)) {
+			count(LOCKSCOPE_SPIN_CTR_SYSCALL_UNLINKED);
 			return 0;
 		}
 	}

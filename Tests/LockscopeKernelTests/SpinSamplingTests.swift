@@ -112,7 +112,9 @@ final class SpinSamplingTests: XCTestCase {
             if names[spinIndex] == "osq_lock", path.contains("rwsem_down_write_slowpath") || path.contains("rwsem_down_read_slowpath") {
                 if sample.inWait { osqUnderRwsem.inside += sample.count } else { osqUnderRwsem.outside += sample.count }
             }
-            if path.contains(where: { $0.hasPrefix("__mutex_lock") }) {
+            // Only inside a mount syscall: the recording's kernel filter keeps (and so opens) only the waits
+            // there or on the mount locks, and a mutex wait it left out is not in `open_waits`.
+            if sample.mountSyscall != nil, path.contains(where: { $0.hasPrefix("__mutex_lock") }) {
                 if sample.inWait { mutexSpin.inside += sample.count } else { mutexSpin.outside += sample.count }
             }
         }
@@ -144,25 +146,33 @@ final class SpinSamplingTests: XCTestCase {
         var options = options()
         options.selection = .all
         options.bpf.filterByLockAddress = false
+        // Only this storm's samples: other storms may run on the machine meanwhile (the recording is not
+        // filtered), tied to their own containers. The mount syscalls are the shims'.
         var linked: UInt64 = 0
-        var found: (Profile, StressResult, RecordedSamples, Kallsyms)?
+        var unlinked: UInt64 = 0
+        var found: (Profile, StressResult)?
         for _ in 0..<10 where linked == 0 {
             let (profile, result) = try record(options) { try StressRunner(options: stress).run() }
             XCTAssertEqual(result.failures, 0)
             let (recorded, symbols) = try XCTUnwrap(lastSamples)
             let builder = SpinProfileBuilder(symbols: symbols, topology: nil, container: { _ in Container(id: "host", runtime: "host", cgroup: "/") },
                                              selection: .all)
-            linked = 0
-            for sample in recorded.samples where sample.mountSyscall != nil && sample.stackID >= 0 {
+            let shims = Set((result.shims ?? []).map { UInt32($0.pid) })
+            (linked, unlinked) = (0, 0)
+            for sample in recorded.samples where sample.stackID >= 0 {
                 let frames = builder.frames(recorded.stacks[sample.stackID] ?? [])
                 let sampleClass = SpinClassifier.classify(frames: frames, pause: sample.pause)
-                if SpinAttribution.lock(frames: frames, sampleClass: sampleClass)?.name == LockNamer.namespaceSem {
+                guard SpinAttribution.lock(frames: frames, sampleClass: sampleClass)?.name == LockNamer.namespaceSem else { continue }
+                if sample.mountSyscall == nil {
+                    unlinked += sample.count
+                } else if shims.contains(sample.pid) {
                     linked += sample.count
                 }
             }
-            found = (profile, result, recorded, symbols)
+            XCTAssertEqual(recorded.counters.syscallUnlinked, 0)
+            found = (profile, result)
         }
-        let (profile, result, recorded, _) = try XCTUnwrap(found)
+        let (profile, result) = try XCTUnwrap(found)
         XCTAssertGreaterThan(linked, 0, "no namespace_sem spin samples inside mount syscalls in 10 storms")
         let spin = try XCTUnwrap(profile.locks.first { $0.name == LockNamer.namespaceSem && $0.spin != nil }?.spin)
         let shims = try XCTUnwrap(result.shims)
@@ -170,12 +180,11 @@ final class SpinSamplingTests: XCTestCase {
         let onStorm = spin.byContainer.filter { storm.contains($0.key) }.reduce(0) { $0 + $1.samples }
         let runtimeCgroup = try XCTUnwrap(result.runtimeCgroup)
         let onRuntime = spin.byContainer.first { $0.key == runtimeCgroup }?.samples ?? 0
-        print("namespace_sem spin: \(spin.time.samples) samples, \(linked) inside mount syscalls; \(onStorm) on the storm's "
-              + "containers, \(onRuntime) on \(runtimeCgroup); by container \(spin.byContainer.map { "\($0.key): \($0.samples)" })")
-        XCTAssertEqual(recorded.counters.syscallUnlinked, 0)
-        XCTAssertEqual(profile.mounts?.unlinked, 0, "every mount syscall found its container")
+        print("namespace_sem spin: \(spin.time.samples) samples, \(linked) inside the storm's mount syscalls, \(unlinked) outside "
+              + "any; \(onStorm) on the storm's containers, \(onRuntime) on \(runtimeCgroup); by container "
+              + "\(spin.byContainer.map { "\($0.key): \($0.samples)" })")
         XCTAssertGreaterThanOrEqual(onStorm, linked, "samples inside mount syscalls left off the storm's containers")
-        XCTAssertLessThanOrEqual(onRuntime, spin.time.samples - linked, "samples inside mount syscalls on the runtime's cgroup")
+        XCTAssertLessThanOrEqual(onRuntime, unlinked, "samples inside mount syscalls on the runtime's cgroup")
     }
 
     func testMountLockReadersSpinningInPathWalksAreAttributedToMountLock() throws {
