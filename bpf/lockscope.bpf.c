@@ -26,27 +26,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by user space before load; the verifier prunes what a recording does not use. */
 const volatile struct lockscope_config config = {};
 
-/* A wait between contention_begin and contention_end. */
-struct open_wait {
-	__u64 lock;
-	__u64 begin_ns;
-	__u64 owner_cgroup_id;
-	__u32 flags;
-	__s32 stack_id;
-	__u32 owner_pid;
-	__u32 owner_tid;
-	__u32 begin_cpu;
-	__u32 pad;
-	char owner_comm[LOCKSCOPE_COMM_LEN];
-};
-
-/* The open waits of one task, innermost last: a spinlock taken inside an rwsem slow path nests. */
-struct task_waits {
-	__u32 depth;
-	__u32 pad;
-	struct open_wait waits[LOCKSCOPE_MAX_NESTING];
-};
-
 /* A mount-family syscall between sys_enter and sys_exit, with the arguments its event carries
  * (read at sys_enter: the exit tracepoints do not have them). */
 struct open_syscall {
@@ -59,6 +38,8 @@ struct open_syscall {
 	char data[LOCKSCOPE_DATA_LEN];
 	__u64 user_stack[LOCKSCOPE_MAX_USER_STACK_DEPTH];
 };
+/* The on-CPU sampler reads `open_syscalls` too, only the syscall's begin time (bpf/lockscope_spin.bpf.c). */
+_Static_assert(__builtin_offsetof(struct open_syscall, begin_ns) == 0, "begin_ns first: the sampler reads it there");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

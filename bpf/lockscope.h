@@ -285,6 +285,30 @@ struct lockscope_syscall_event {
 
 #endif /* LOCKSCOPE_H */
 
+/* The open waits of each task (`open_waits`, keyed by thread id), in the header because the on-CPU
+ * sampler (bpf/lockscope_spin.bpf.c) reads the same map (user space hands it over with
+ * bpf_map__reuse_fd) to tell whether a sampled task is inside a traced wait. */
+/* A wait between contention_begin and contention_end. */
+struct open_wait {
+	__u64 lock;
+	__u64 begin_ns;
+	__u64 owner_cgroup_id;
+	__u32 flags;
+	__s32 stack_id;
+	__u32 owner_pid;
+	__u32 owner_tid;
+	__u32 begin_cpu;
+	__u32 pad;
+	char owner_comm[LOCKSCOPE_COMM_LEN];
+};
+
+/* The open waits of one task, innermost last: a spinlock taken inside an rwsem slow path nests. */
+struct task_waits {
+	__u32 depth;
+	__u32 pad;
+	struct open_wait waits[LOCKSCOPE_MAX_NESTING];
+};
+
 /*
  * Sampled on-CPU time (bpf/lockscope_spin.bpf.c, a separate object loaded only when `record --spin-hz`
  * is not 0): a cpu-clock perf event on every CPU runs `spin_sample`, which counts the sample into the
@@ -297,15 +321,18 @@ struct lockscope_syscall_event {
 #ifndef LOCKSCOPE_SPIN_H
 #define LOCKSCOPE_SPIN_H
 
-/* Distinct (CPU, cgroup, process, flags, thread name, kernel stack) keys kept. The stack is part of the
+/* Distinct (CPU, cgroup, process, flags, thread name, mount syscall, kernel stack) keys kept. The stack is part of the
  * key, not an id in a stack-trace map: bpf_get_stackid fails for good on a stack whose hash bucket another
- * stack took first, so on a busy host every sample of such a stack would be lost. 32768 keys of 448 bytes. */
+ * stack took first, so on a busy host every sample of such a stack would be lost. 32768 keys of 464 bytes. */
 #define LOCKSCOPE_MAX_SPIN_KEYS 32768
 
 /* `lockscope_spin_key.flags`. */
 enum lockscope_spin_flag {
 	LOCKSCOPE_SPIN_F_USER = 1 << 0,  /* the CPU was in user mode: no kernel stack */
 	LOCKSCOPE_SPIN_F_PAUSE = 1 << 1, /* the instruction at or just before the sampled IP is PAUSE (f3 90) */
+	/* a kernel sample of a task inside a traced wait (an entry of depth > 0 in `open_waits`): its time
+	 * is already counted in that wait, between contention_begin and contention_end */
+	LOCKSCOPE_SPIN_F_IN_WAIT = 1 << 2,
 };
 
 struct lockscope_spin_key {
@@ -315,6 +342,11 @@ struct lockscope_spin_key {
 	__u32 tgid;
 	__u32 flags;      /* lockscope_spin_flag */
 	char comm[LOCKSCOPE_COMM_LEN]; /* the thread's: threads of one process can be named apart */
+	/* Inside a mount-family syscall (an entry in `open_syscalls`): its thread id and begin time, as the
+	 * syscall's event has them; 0 outside one, and when the map had no room for a key with them. */
+	__u32 syscall_tid;
+	__u32 pad;
+	__u64 syscall_begin_ns;
 	__u64 stack[LOCKSCOPE_MAX_STACK_DEPTH]; /* kernel stack, innermost (the sampled IP) first; zero past `frames` */
 };
 
@@ -323,7 +355,8 @@ struct lockscope_spin_value {
 };
 
 /* Per-CPU counters of the sampler (`spin_counters` map). Every sample is counted once in SAMPLES
- * and once in exactly one of IDLE / FILTERED / USER / KERNEL; the others count losses and PAUSE hits. */
+ * and once in exactly one of IDLE / FILTERED / USER / KERNEL; the others count losses, PAUSE hits and
+ * kernel samples inside traced waits. */
 enum lockscope_spin_counter {
 	LOCKSCOPE_SPIN_CTR_SAMPLES = 0,     /* every sample taken */
 	LOCKSCOPE_SPIN_CTR_IDLE,            /* the idle task was on the CPU (not kept) */
@@ -334,6 +367,8 @@ enum lockscope_spin_counter {
 	LOCKSCOPE_SPIN_CTR_STACK_FAILED,    /* kernel samples kept without a stack (the walk failed) */
 	LOCKSCOPE_SPIN_CTR_MAP_FULL,        /* samples lost: no room for a new key in `spin_samples` */
 	LOCKSCOPE_SPIN_CTR_FILTERED,        /* a task the pid or cgroup filter leaves out (not kept) */
+	LOCKSCOPE_SPIN_CTR_IN_WAIT,         /* kernel samples of a task inside a traced wait */
+	LOCKSCOPE_SPIN_CTR_SYSCALL_UNLINKED, /* samples in a mount syscall kept without it (no room for the key) */
 	LOCKSCOPE_SPIN_CTR_COUNT,
 };
 

@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * lockscope's on-CPU sampler: one program on a cpu-clock perf event per CPU (`record --spin-hz`).
- * Each sample is counted in a hash map keyed by its whole kernel stack, CPU, cgroup, process, thread name and two flags:
- * user mode, and PAUSE at the sampled instruction (an inlined spin-wait loop such as a seqcount
- * reader's `cpu_relax()`). Which stacks are in known spin functions, and which lock they spin on,
+ * Each sample is counted in a hash map keyed by its whole kernel stack, CPU, cgroup, process, thread name, the mount-family
+ * syscall the thread is in if any, and three flags:
+ * user mode, PAUSE at the sampled instruction (an inlined spin-wait loop such as a seqcount
+ * reader's `cpu_relax()`), and inside a traced wait. Which stacks are in known spin functions, and which lock they spin on,
  * user space decides from the symbolized stack (docs/how-it-works.md, "Spinning on CPU").
  *
- * A separate object from bpf/lockscope.bpf.c: it is loaded only when sampling is on, attaches to perf
- * events rather than tracepoints, and shares no map with the wait programs.
+ * A separate object from bpf/lockscope.bpf.c: it is loaded only when sampling is on and attaches to perf
+ * events rather than tracepoints. It shares two maps with the wait programs (user space hands the wait
+ * object's maps over with bpf_map__reuse_fd before load): `open_waits`, to flag samples of a task that
+ * is inside a traced wait (between contention_begin and contention_end: their time is already in the
+ * wait time, and the report keeps them apart from the spinning no tracepoint sees), and `open_syscalls`,
+ * to tie a sample inside a mount-family syscall to that syscall (and so to its container).
  */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
@@ -37,7 +42,28 @@ struct {
 	__uint(max_entries, LOCKSCOPE_MAX_SPIN_KEYS);
 } spin_samples SEC(".maps");
 
-/* Room to build a key: 448 bytes, too big for the BPF stack. */
+/* The wait programs' open waits by thread id (the same map: bpf_map__reuse_fd before load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32); /* thread id */
+	__type(value, struct task_waits);
+	__uint(max_entries, LOCKSCOPE_MAX_TASKS);
+} open_waits SEC(".maps");
+
+/* The wait programs' open mount-family syscalls by thread id (the same map: bpf_map__reuse_fd before
+ * load, which also gives it its real value size). Only the first field, the syscall's begin time, is
+ * read here; bpf/lockscope.bpf.c asserts that it stays first. */
+struct open_syscall_begin {
+	__u64 begin_ns;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32); /* thread id */
+	__type(value, struct open_syscall_begin);
+	__uint(max_entries, LOCKSCOPE_MAX_OPEN_SYSCALLS);
+} open_syscalls SEC(".maps");
+
+/* Room to build a key: 464 bytes, too big for the BPF stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
@@ -107,14 +133,43 @@ static __always_inline bool at_pause(__u64 ip)
 	return (text[2] == PAUSE_BYTE0 && text[3] == PAUSE_BYTE1) || (text[0] == PAUSE_BYTE0 && text[1] == PAUSE_BYTE1);
 }
 
+/* The thread is between a traced contention_begin and its contention_end (a wait the wait programs
+ * time): its spinning there is part of that wait's time already. */
+static __always_inline bool in_traced_wait(__u32 tid)
+{
+	struct task_waits *waits = bpf_map_lookup_elem(&open_waits, &tid);
+
+	return waits && waits->depth > 0;
+}
+
+/* Counts one sample under `key`; false when the map has no room for a new key. */
+static __always_inline bool add_sample(const struct lockscope_spin_key *key)
+{
+	static const struct lockscope_spin_value first = { .count = 1 };
+	struct lockscope_spin_value *value = bpf_map_lookup_elem(&spin_samples, key);
+
+	if (value) {
+		__sync_fetch_and_add(&value->count, 1);
+		return true;
+	}
+	if (bpf_map_update_elem(&spin_samples, key, &first, BPF_NOEXIST) == 0)
+		return true;
+	/* Another CPU may have added the key meanwhile (-EEXIST); otherwise the map is full. */
+	value = bpf_map_lookup_elem(&spin_samples, key);
+	if (value) {
+		__sync_fetch_and_add(&value->count, 1);
+		return true;
+	}
+	return false;
+}
+
 SEC("perf_event")
 int spin_sample(struct perf_event_data *ctx)
 {
 	struct lockscope_spin_key *key;
-	struct lockscope_spin_value *value;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 zero = 0;
-	__u32 tgid;
+	__u32 tgid, tid = (__u32)pid_tgid;
 	__u64 cgroup_id;
 	long bytes;
 
@@ -147,7 +202,18 @@ int spin_sample(struct perf_event_data *ctx)
 		count(LOCKSCOPE_SPIN_CTR_KERNEL);
 		if (at_pause(ctx->regs.ip)) {
 			count(LOCKSCOPE_SPIN_CTR_PAUSE);
-			key->flags = LOCKSCOPE_SPIN_F_PAUSE;
+			key->flags |= LOCKSCOPE_SPIN_F_PAUSE;
+		}
+		if (in_traced_wait(tid)) {
+			count(LOCKSCOPE_SPIN_CTR_IN_WAIT);
+			key->flags |= LOCKSCOPE_SPIN_F_IN_WAIT;
+		}
+		/* Inside a mount-family syscall: the syscall (thread, begin time), which user space ties to a
+		 * container by its paths, as it does the syscall's waits. */
+		struct open_syscall_begin *syscall = bpf_map_lookup_elem(&open_syscalls, &tid);
+		if (syscall) {
+			key->syscall_tid = tid;
+			key->syscall_begin_ns = syscall->begin_ns;
 		}
 		bytes = bpf_get_stack(ctx, key->stack, sizeof(key->stack), 0);
 		if (bytes > 0)
@@ -155,19 +221,18 @@ int spin_sample(struct perf_event_data *ctx)
 		else
 			count(LOCKSCOPE_SPIN_CTR_STACK_FAILED);
 	}
-	value = bpf_map_lookup_elem(&spin_samples, key);
-	if (value) {
-		__sync_fetch_and_add(&value->count, 1);
+	if (add_sample(key))
 		return 0;
+	/* Full: a sample tied to its mount syscall is kept without the tie (keys per syscall are the ones
+	 * that multiply), under a key that may be there already. */
+	if (key->syscall_tid) {
+		key->syscall_tid = 0;
+		key->syscall_begin_ns = 0;
+		if (add_sample(key)) {
+			count(LOCKSCOPE_SPIN_CTR_SYSCALL_UNLINKED);
+			return 0;
+		}
 	}
-	struct lockscope_spin_value first = { .count = 1 };
-	if (bpf_map_update_elem(&spin_samples, key, &first, BPF_NOEXIST) == 0)
-		return 0;
-	/* Another CPU may have added the key meanwhile (-EEXIST); otherwise the map is full. */
-	value = bpf_map_lookup_elem(&spin_samples, key);
-	if (value)
-		__sync_fetch_and_add(&value->count, 1);
-	else
-		count(LOCKSCOPE_SPIN_CTR_MAP_FULL);
+	count(LOCKSCOPE_SPIN_CTR_MAP_FULL);
 	return 0;
 }

@@ -184,18 +184,26 @@ public struct Comparison: Sendable {
         let currentStats = current ?? .empty
         let minimum = settings.minContentions
         let enoughVolume = baseStats.contentions >= minimum || currentStats.contentions >= minimum
-        // Spin is judged on its samples, as many as waits are asked for: below that, sampling error alone
-        // (about 1.96 / sqrt(samples) at 95%) exceeds the default limits.
-        let enoughSamples = baseSpin.samples >= minimum || currentSpin.samples >= minimum
+        // Spin is judged on its samples: a change beyond the limits counts only when the two-sample Poisson
+        // test tells it from sampling error (5%, two-sided); otherwise the samples cannot tell.
+        let anySamples = baseSpin.samples > 0 || currentSpin.samples > 0
+        let period = Double(Swift.max(baseSpin.periodNs, currentSpin.periodNs))
+        let spinDiffers = PoissonRateTest.differs(
+            base: baseSpin.samples, baseExposure: Double(baseDurationNs) / Double(baseSpin.periodNs > 0 ? Double(baseSpin.periodNs) : period),
+            current: currentSpin.samples,
+            currentExposure: Double(currentDurationNs) / Double(currentSpin.periodNs > 0 ? Double(currentSpin.periodNs) : period))
         let metrics = settings.metrics.map { metric in
             let required = settings.requiredContentions(for: metric)
             let enoughShape = [baseStats, currentStats].allSatisfy { $0.contentions == 0 || $0.contentions >= required }
-            return MetricComparison(metric: metric,
-                                    base: metric.value(of: baseStats, spinNs: baseSpin.ns, durationNs: baseDurationNs),
-                                    current: metric.value(of: currentStats, spinNs: currentSpin.ns, durationNs: currentDurationNs),
-                                    limit: settings.limit(for: metric),
-                                    judged: metric == .spin ? enoughSamples
-                                        : enoughVolume && (!metric.describesDistribution || enoughShape))
+            var comparison = MetricComparison(
+                metric: metric, base: metric.value(of: baseStats, spinNs: baseSpin.ns, durationNs: baseDurationNs),
+                current: metric.value(of: currentStats, spinNs: currentSpin.ns, durationNs: currentDurationNs),
+                limit: settings.limit(for: metric),
+                judged: metric == .spin ? anySamples : enoughVolume && (!metric.describesDistribution || enoughShape))
+            if metric == .spin, comparison.verdict == .regressed || comparison.verdict == .improved, !spinDiffers {
+                comparison.verdict = .notEnoughData
+            }
+            return comparison
         }
         let presence: Presence = switch (base != nil, current != nil) {
         case (true, true): .both

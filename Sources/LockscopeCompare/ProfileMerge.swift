@@ -18,12 +18,14 @@ public enum ProfileMerge {
     }
 
     /// The profiles as one. Refuses (one line) no profiles, two profiles of the same host, a profile that
-    /// is itself a merge, an unreadable start time and timelines of different bin widths.
+    /// is itself a merge, an unreadable start time, timelines of different bin widths and on-CPU samples
+    /// taken at different rates.
     public static func merge(_ inputs: [MergeInput]) throws -> Profile {
         guard let first = inputs.first else {
             throw UserError("give the profiles to merge, one per host: lockscope merge A.json B.json -o fleet.json")
         }
         try checkHosts(inputs)
+        let periodNs = try samplingPeriod(inputs)
         let starts = try inputs.map { input in
             guard let date = startDate(input.profile.startedAt) else {
                 throw UserError("\(shown(input.source)): started_at \"\(shown(input.profile.startedAt))\" is not an RFC 3339 time; the merge aligns recordings by their start")
@@ -34,7 +36,7 @@ public enum ProfileMerge {
         let earliest = starts.indices.min { starts[$0] < starts[$1] } ?? 0
         var drops = Drops()
         for profile in profiles { drops.add(profile.drops) }
-        return Profile(hostname: "merged:\(inputs.count) hosts",
+        var merged = Profile(hostname: "merged:\(inputs.count) hosts",
                        kernel: distinct(profiles.map(\.kernel)).joined(separator: ", "),
                        startedAt: inputs[earliest].profile.startedAt,
                        durationNs: profiles.map(\.durationNs).max() ?? first.profile.durationNs,
@@ -43,6 +45,104 @@ public enum ProfileMerge {
                        containers: mergedContainers(profiles.flatMap(\.containers)),
                        mounts: mergedMounts(profiles.compactMap(\.mounts)), locks: mergedLocks(profiles),
                        victims: mergedVictims(profiles), timeline: try mergedTimeline(inputs))
+        if let periodNs {
+            merged.cpuSamples = mergedSamples(profiles, periodNs: periodNs)
+            merged.locks = mergedSpin(profiles, into: merged.locks, periodNs: periodNs)
+        }
+        return merged
+    }
+
+    // MARK: On-CPU samples
+
+    /// The one sampling period of the inputs that sampled (nil when none did); refused when they differ: a
+    /// sum of samples is a time only at one period.
+    private static func samplingPeriod(_ inputs: [MergeInput]) throws -> UInt64? {
+        var first: (source: String, hz: Int, periodNs: UInt64)?
+        for input in inputs {
+            let periods = (input.profile.cpuSamples.map { [$0.periodNs] } ?? []) + input.profile.locks.compactMap(\.spin?.periodNs)
+            guard let periodNs = periods.first else { continue }
+            let hz = input.profile.cpuSamples?.hz ?? Int(1_000_000_000 / periodNs)
+            if let other = periods.first(where: { $0 != periodNs }) {
+                throw UserError("\(shown(input.source)): spin samples with periods of \(periodNs) and \(other) ns: not a profile record wrote")
+            }
+            if let first, first.periodNs != periodNs {
+                throw UserError("\(shown(first.source)) sampled at \(first.hz) Hz and \(shown(input.source)) at \(hz) Hz: "
+                                + "spin is summed as samples x period, so merge recordings made with the same --spin-hz")
+            }
+            if first == nil { first = (input.source, hz, periodNs) }
+        }
+        return first?.periodNs
+    }
+
+    /// Every host's samples: counters and classes summed, stacks merged by thread name (prefixed with the
+    /// host, `node-a/umount`), frames and class, not re-capped.
+    private static func mergedSamples(_ profiles: [Profile], periodNs: UInt64) -> CPUSampleProfile? {
+        let parts = profiles.compactMap { profile in profile.cpuSamples.map { (host: profile.hostname, samples: $0) } }
+        guard let first = parts.first else { return nil }
+        var counters = SampleCounters()
+        for part in parts { counters.add(part.samples.counters) }
+        let byClass = parts.flatMap(\.samples.byClass).merged(by: \.key) { same in
+            KeyedSamples(key: same[0].key, samples: same.map(\.samples).saturatedSum())
+        }
+        let stacks = parts.flatMap { part in
+            part.samples.stacks.map { stack in
+                var stack = stack
+                stack.process = "\(part.host)/\(stack.process ?? "?")"
+                return stack
+            }
+        }
+        return CPUSampleProfile(hz: first.samples.hz, periodNs: periodNs, counters: counters, byClass: byClass,
+                                unattributedSpin: parts.map(\.samples.unattributedSpin).saturatedSum(),
+                                stacks: mergedSampledStacks(stacks))
+    }
+
+    /// Each merged lock with the spin of every host's lock of that name and kind: samples summed and the
+    /// estimate and interval computed again from the sum (at the one period); CPUs, sockets and processes
+    /// keyed by host, containers merged by id, stacks by frames and class.
+    private static func mergedSpin(_ profiles: [Profile], into locks: [LockProfile], periodNs: UInt64) -> [LockProfile] {
+        var spins: [LockKey: [(host: String, spin: SpinProfile)]] = [:]
+        for profile in profiles {
+            for lock in profile.locks {
+                guard let spin = lock.spin else { continue }
+                spins[LockKey(name: lock.matchName, kind: lock.kind), default: []].append((profile.hostname, spin))
+            }
+        }
+        return locks.map { lock in
+            guard let parts = spins[LockKey(name: lock.matchName, kind: lock.kind)] else { return lock }
+            func hostKeyed(_ slices: KeyPath<SpinProfile, [KeyedSamples]>) -> [KeyedSamples] {
+                parts.flatMap { part in part.spin[keyPath: slices].map { KeyedSamples(key: "\(part.host)/\($0.key)", samples: $0.samples) } }
+            }
+            let spinsOnly = parts.map(\.spin)
+            let samples = spinsOnly.map(\.time.samples).saturatedSum()
+            // Inside and outside waits only when every host told them apart.
+            let inside = spinsOnly.allSatisfy { $0.insideWaits != nil }
+                ? spinsOnly.compactMap(\.insideWaits?.samples).saturatedSum() : nil
+            var lock = lock
+            lock.spin = SpinProfile(
+                periodNs: periodNs, time: SampledTime(samples: samples, periodNs: periodNs),
+                spinFunctionSamples: spinsOnly.map(\.spinFunctionSamples).saturatedSum(),
+                pauseSamples: spinsOnly.map(\.pauseSamples).saturatedSum(), insideWaitSamples: inside,
+                byCpu: hostKeyed(\.byCpu), bySocket: hostKeyed(\.bySocket),
+                byContainer: spinsOnly.flatMap(\.byContainer).merged(by: \.key) { same in
+                    KeyedSamples(key: same[0].key, samples: same.map(\.samples).saturatedSum())
+                }.sorted { ($0.samples, $1.key) > ($1.samples, $0.key) },
+                byProcess: hostKeyed(\.byProcess), stacks: mergedSampledStacks(spinsOnly.flatMap(\.stacks)))
+            return lock
+        }
+    }
+
+    private struct SampledStackKey: Hashable {
+        var process: String?
+        var frames: [String]
+        var sampleClass: SampleClass
+    }
+
+    /// Stacks with the same thread name, frames and class as one, heaviest first.
+    private static func mergedSampledStacks(_ stacks: [SampledStack]) -> [SampledStack] {
+        stacks.merged(by: { SampledStackKey(process: $0.process, frames: $0.frames, sampleClass: $0.sampleClass) }) { same in
+            SampledStack(frames: same[0].frames, samples: same.map(\.samples).saturatedSum(), sampleClass: same[0].sampleClass,
+                         process: same[0].process)
+        }.sorted { ($0.samples, $1.frames.joined(separator: ";")) > ($1.samples, $0.frames.joined(separator: ";")) }
     }
 
     // MARK: Inputs

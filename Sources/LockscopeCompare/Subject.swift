@@ -72,8 +72,11 @@ public struct Subject: Hashable, Codable, Sendable {
 struct SampledSpin {
     var samples: UInt64 = 0
     var ns: UInt64 = 0
+    /// The sampling period (one per profile); 0 when no spin was added.
+    var periodNs: UInt64 = 0
 
     mutating func add(samples: UInt64, periodNs: UInt64) {
+        self.periodNs = periodNs
         let (product, overflow) = samples.multipliedReportingOverflow(by: periodNs)
         self.samples = self.samples.addingSaturated(samples)
         ns = ns.addingSaturated(overflow ? .max : product)

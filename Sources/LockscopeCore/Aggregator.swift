@@ -153,6 +153,11 @@ public struct Aggregator: ~Copyable {
     var syscallsByCgroup: [UInt64: [MountSyscall: SyscallState]] = [:]
     /// Ties mount syscalls and the waits inside them to containers by their paths.
     var attribution: MountAttribution
+    /// Keep, for each mount syscall released to a container of `attribution`, which one (`record` with
+    /// on-CPU sampling: the samples taken inside the syscall go to it too, `mountSyscallContainer`). One
+    /// entry per such syscall of the recording.
+    public var keepsMountSyscallContainers = false
+    private var mountSyscallContainers: [SyscallID: UInt64] = [:]
     var timeline = TimelineTally()
     /// Waits on static kernel locks kept while the selected locks' addresses are learned.
     var provisional = ProvisionalWaits()
@@ -553,6 +558,17 @@ public struct Aggregator: ~Copyable {
             apply(queued)
         }
         for syscall in syscalls { recordByContainer(syscall) }
+        if keepsMountSyscallContainers {
+            for syscall in syscalls where MountAttribution.isAttributed(syscall.cgroupID) {
+                mountSyscallContainers[SyscallID(tid: syscall.tid, beginNs: syscall.beginNs)] = syscall.cgroupID
+            }
+        }
+    }
+
+    /// The container the mount syscall `id` was tied to by its paths or issuer (as its waits are); nil when
+    /// none was, or when `keepsMountSyscallContainers` is off.
+    public func mountSyscallContainer(_ id: SyscallID) -> Container? {
+        mountSyscallContainers[id].flatMap { attribution.container(forID: $0) }
     }
 
     private mutating func recordByContainer(_ event: SyscallEvent) {

@@ -18,10 +18,15 @@ public struct RecordedSample: Sendable, Equatable {
     public var user: Bool
     /// The instruction at or just before the sampled IP is PAUSE.
     public var pause: Bool
+    /// The task was inside a traced wait (between contention_begin and contention_end): the sample's time
+    /// is already part of that wait's time.
+    public var inWait: Bool
+    /// The mount-family syscall the thread was in, as its event names it; nil outside one.
+    public var mountSyscall: SyscallID?
     public var count: UInt64
 
     public init(stackID: Int32, cpu: UInt32, cgroupID: UInt64, pid: UInt32, comm: String, user: Bool, pause: Bool,
-                count: UInt64) {
+                inWait: Bool = false, mountSyscall: SyscallID? = nil, count: UInt64) {
         self.stackID = stackID
         self.cpu = cpu
         self.cgroupID = cgroupID
@@ -29,7 +34,20 @@ public struct RecordedSample: Sendable, Equatable {
         self.comm = comm
         self.user = user
         self.pause = pause
+        self.inWait = inWait
+        self.mountSyscall = mountSyscall
         self.count = count
+    }
+}
+
+/// One mount-family syscall: the thread that made it and when it began (`SyscallEvent.tid`, `beginNs`).
+public struct SyscallID: Hashable, Sendable {
+    public var tid: UInt32
+    public var beginNs: UInt64
+
+    public init(tid: UInt32, beginNs: UInt64) {
+        self.tid = tid
+        self.beginNs = beginNs
     }
 }
 
@@ -50,8 +68,57 @@ public struct SampleCounters: Codable, Sendable, Equatable {
     public var stackFailed: UInt64 = 0
     /// Samples lost: the kernel's sample map had no room for a new key.
     public var mapFull: UInt64 = 0
+    /// Kernel samples of a task inside a traced wait (0 in profiles written before it was counted).
+    public var inWait: UInt64 = 0
+    /// Samples in a mount syscall kept without it (the map had no room for a key with it): their container
+    /// is their cgroup's.
+    public var syscallUnlinked: UInt64 = 0
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey, CaseIterable {
+        case samples, idle, filtered, user, kernel, pause, textUnreadable, stackFailed, mapFull, inWait, syscallUnlinked
+
+        /// The counter this key names (a switch, so a new counter cannot be left out of `add`).
+        var counter: WritableKeyPath<SampleCounters, UInt64> {
+            switch self {
+            case .samples: \.samples
+            case .idle: \.idle
+            case .filtered: \.filtered
+            case .user: \.user
+            case .kernel: \.kernel
+            case .pause: \.pause
+            case .textUnreadable: \.textUnreadable
+            case .stackFailed: \.stackFailed
+            case .mapFull: \.mapFull
+            case .inWait: \.inWait
+            case .syscallUnlinked: \.syscallUnlinked
+            }
+        }
+    }
+
+    /// Adds `other`'s counters to these (`lockscope merge`), each stopping at `UInt64.max`.
+    public mutating func add(_ other: SampleCounters) {
+        for key in CodingKeys.allCases {
+            let (sum, overflow) = self[keyPath: key.counter].addingReportingOverflow(other[keyPath: key.counter])
+            self[keyPath: key.counter] = overflow ? .max : sum
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        samples = try c.decode(UInt64.self, forKey: .samples)
+        idle = try c.decode(UInt64.self, forKey: .idle)
+        filtered = try c.decodeIfPresent(UInt64.self, forKey: .filtered) ?? 0
+        user = try c.decode(UInt64.self, forKey: .user)
+        kernel = try c.decode(UInt64.self, forKey: .kernel)
+        pause = try c.decode(UInt64.self, forKey: .pause)
+        textUnreadable = try c.decode(UInt64.self, forKey: .textUnreadable)
+        stackFailed = try c.decode(UInt64.self, forKey: .stackFailed)
+        mapFull = try c.decode(UInt64.self, forKey: .mapFull)
+        inWait = try c.decodeIfPresent(UInt64.self, forKey: .inWait) ?? 0
+        syscallUnlinked = try c.decodeIfPresent(UInt64.self, forKey: .syscallUnlinked) ?? 0
+    }
 }
 
 /// Everything the sampler recorded, read once when the recording stops.
@@ -267,6 +334,44 @@ public enum PoissonInterval {
     }
 }
 
+/// Whether two sampled counts differ by more than sampling error: the two-sample Poisson test (conditional
+/// form). With `base` samples over exposure `baseExposure` and `current` over `currentExposure` (each a
+/// recording's duration over its sampling period), equal rates make `current`, given the total n, binomial
+/// with p = currentExposure / (both exposures). `pValue` is the one-sided tail in the direction observed:
+/// exact below 100000 samples, the normal approximation (with continuity correction) from there on.
+public enum PoissonRateTest {
+    public static func pValue(base: UInt64, baseExposure: Double, current: UInt64, currentExposure: Double) -> Double {
+        let n = base &+ current
+        guard n > 0, baseExposure > 0, currentExposure > 0 else { return 1 }
+        let p = currentExposure / (baseExposure + currentExposure)
+        let expected = Double(n) * p
+        let upper = Double(current) >= expected
+        if n >= 100_000 {
+            let sd = (Double(n) * p * (1 - p)).squareRoot()
+            let z = upper ? (Double(current) - 0.5 - expected) / sd : (expected - Double(current) - 0.5) / sd
+            return 0.5 * erfc(z / 2.0.squareRoot())
+        }
+        // The tail's terms from the binomial's log-probabilities, summed from the largest.
+        func logGamma(_ x: Double) -> Double {
+            var sign: Int32 = 0
+            return lgamma_r(x, &sign)  // the reentrant one: lgamma sets a global
+        }
+        let logP = log(p), logQ = log1p(-p), logNFactorial = logGamma(Double(n) + 1)
+        func logTerm(_ k: UInt64) -> Double {
+            logNFactorial - logGamma(Double(k) + 1) - logGamma(Double(n - k) + 1) + Double(k) * logP + Double(n - k) * logQ
+        }
+        let tail = upper ? Array(current...n) : Array(0...current)
+        let terms = tail.map(logTerm)
+        let largest = terms.max() ?? 0
+        return min(1, exp(largest) * terms.reduce(0) { $0 + exp($1 - largest) })
+    }
+
+    /// Whether the counts differ at the 5% level, two-sided (each tail 2.5%).
+    public static func differs(base: UInt64, baseExposure: Double, current: UInt64, currentExposure: Double) -> Bool {
+        pValue(base: base, baseExposure: baseExposure, current: current, currentExposure: currentExposure) <= 0.025
+    }
+}
+
 /// The spinning a lock's samples show: `LockProfile.spin`.
 public struct SpinProfile: Codable, Sendable, Equatable {
     /// Nanoseconds between two samples of one CPU.
@@ -276,6 +381,12 @@ public struct SpinProfile: Codable, Sendable, Equatable {
     /// Of those, how many were in a spin function and how many at a PAUSE.
     public var spinFunctionSamples: UInt64
     public var pauseSamples: UInt64
+    /// The part of `time` no tracepoint sees: samples of tasks outside any traced wait (optimistic spinning
+    /// before contention_begin, seqcount readers). Nil in profiles written before samples were told apart.
+    public var outsideWaits: SampledTime?
+    /// The part of `time` inside traced waits (between contention_begin and contention_end, such as an rwsem
+    /// writer's hand-off spin): already counted in the waiting time. Nil when `outsideWaits` is.
+    public var insideWaits: SampledTime?
     public var byCpu: [KeyedSamples]
     public var bySocket: [KeyedSamples]
     public var byContainer: [KeyedSamples]
@@ -283,12 +394,17 @@ public struct SpinProfile: Codable, Sendable, Equatable {
     public var stacks: [SampledStack]
 
     public init(periodNs: UInt64, time: SampledTime, spinFunctionSamples: UInt64, pauseSamples: UInt64,
-                byCpu: [KeyedSamples], bySocket: [KeyedSamples], byContainer: [KeyedSamples],
-                byProcess: [KeyedSamples], stacks: [SampledStack]) {
+                insideWaitSamples: UInt64?, byCpu: [KeyedSamples], bySocket: [KeyedSamples],
+                byContainer: [KeyedSamples], byProcess: [KeyedSamples], stacks: [SampledStack]) {
         self.periodNs = periodNs
         self.time = time
         self.spinFunctionSamples = spinFunctionSamples
         self.pauseSamples = pauseSamples
+        if let inside = insideWaitSamples {
+            precondition(inside <= time.samples, "samples inside waits are a part of the lock's samples")
+            insideWaits = SampledTime(samples: inside, periodNs: periodNs)
+            outsideWaits = SampledTime(samples: time.samples - inside, periodNs: periodNs)
+        }
         self.byCpu = byCpu
         self.bySocket = bySocket
         self.byContainer = byContainer
@@ -339,13 +455,17 @@ public struct SpinProfileBuilder {
     public let symbols: Kallsyms?
     public let topology: Topology?
     public let container: (UInt64) -> Container
+    /// The container a mount syscall was tied to by its paths or issuer (`Aggregator.mountSyscallContainer`),
+    /// as its waits are; nil leaves the sample in its cgroup's container.
+    public let syscallContainer: (SyscallID) -> Container?
     public let selection: LockSelection
 
     public init(symbols: Kallsyms?, topology: Topology?, container: @escaping (UInt64) -> Container,
-                selection: LockSelection) {
+                syscallContainer: @escaping (SyscallID) -> Container? = { _ in nil }, selection: LockSelection) {
         self.symbols = symbols
         self.topology = topology
         self.container = container
+        self.syscallContainer = syscallContainer
         self.selection = selection
     }
 
@@ -377,6 +497,7 @@ public struct SpinProfileBuilder {
     private struct LockSamples {
         var spinFunction: UInt64 = 0
         var pause: UInt64 = 0
+        var insideWaits: UInt64 = 0
         var byCpu: [String: UInt64] = [:]
         var bySocket: [String: UInt64] = [:]
         var byContainer: [String: UInt64] = [:]
@@ -419,7 +540,9 @@ public struct SpinProfileBuilder {
                 continue
             }
             let containerID: String
-            if let known = containerIDs[sample.cgroupID] {
+            if let syscall = sample.mountSyscall, let attributed = syscallContainer(syscall) {
+                containerID = attributed.id
+            } else if let known = containerIDs[sample.cgroupID] {
                 containerID = known
             } else {
                 containerID = container(sample.cgroupID).id
@@ -427,6 +550,7 @@ public struct SpinProfileBuilder {
             }
             var entry = locks[LockKey(name: lock.name, kind: lock.kind), default: LockSamples()]
             if sampleClass == .spinFunction { entry.spinFunction += sample.count } else { entry.pause += sample.count }
+            if sample.inWait { entry.insideWaits += sample.count }
             entry.byCpu[String(sample.cpu), default: 0] += sample.count
             if let topology {
                 let socket = topology.cpu(Int(sample.cpu)).map { String($0.socket) } ?? "unknown"
@@ -497,7 +621,7 @@ public struct SpinProfileBuilder {
         }
         return SpinProfile(
             periodNs: periodNs, time: SampledTime(samples: samples.spinFunction + samples.pause, periodNs: periodNs),
-            spinFunctionSamples: samples.spinFunction, pauseSamples: samples.pause,
+            spinFunctionSamples: samples.spinFunction, pauseSamples: samples.pause, insideWaitSamples: samples.insideWaits,
             byCpu: keyed(samples.byCpu, numeric: true), bySocket: keyed(samples.bySocket, numeric: true),
             byContainer: keyed(samples.byContainer, numeric: false),
             byProcess: capped(keyed(samples.byProcess, numeric: false)),

@@ -15,19 +15,20 @@ public enum FoldedExporter {
     }
 
     /// The unit flamegraph.pl should call the weights (`--countname`): folded lines carry no unit.
-    public static func countName(_ weight: ExportWeight) -> String {
+    public static func countName(_ weight: ExportWeight, samples: SampleType) -> String {
         switch weight {
         case .wait: return "ns"
-        case .count: return "contentions"
+        case .count: return samples == .wait ? "contentions" : "samples"
         }
     }
 
     /// The command line that draws `file` with flamegraph.pl, its unit and title included; `file` and the
     /// SVG beside it are quoted for a POSIX shell.
-    public static func flamegraphCommand(_ file: String, weight: ExportWeight) -> String {
+    /// The title is the one `lockscope flamegraph` gives the same graph.
+    public static func flamegraphCommand(_ file: String, weight: ExportWeight, samples: SampleType) -> String {
         let svg = file.hasSuffix(".folded") ? String(file.dropLast(".folded".count)) + ".svg" : file + ".svg"
-        let title = weight == .wait ? "Lock wait time" : "Lock contentions"
-        return "flamegraph.pl --countname=\(countName(weight)) --title=\(shellQuoted(title)) \(shellQuoted(file)) > \(shellQuoted(svg))"
+        let title = samples != .wait ? samples.title : weight == .wait ? "Lock wait time" : "Lock contentions"
+        return "flamegraph.pl --countname=\(countName(weight, samples: samples)) --title=\(shellQuoted(title)) \(shellQuoted(file)) > \(shellQuoted(svg))"
     }
 
     /// `text` as one word for a POSIX shell: unchanged when plain, else in single quotes.

@@ -41,6 +41,16 @@ public enum SampleType: String, CaseIterable, Sendable {
 }
 
 public enum SampleProfiles {
+    /// Refuses (one line) grouping on-CPU samples by CPU, socket or container: the exporters place a stack by
+    /// its own contexts, which sampled stacks do not keep (a lock's spin has them by CPU, socket and container
+    /// only as totals, `report --by`), so every frame would read `[cpu ?]`.
+    public static func checkGrouping(_ grouping: StackGrouping, type: SampleType) throws {
+        guard type != .wait, let dimension = grouping.dimensions.first(where: { $0 != .lock }) else { return }
+        let report = type == .spin ? "; report --by \(dimension.rawValue) has each lock's spin samples by \(dimension.rawValue)" : ""
+        throw UserError("--samples \(type.rawValue) stacks are not kept per \(dimension.rawValue): "
+                        + "group them by lock only (--group lock)\(report)")
+    }
+
     /// `profile` as the stack exporters draw `type`: itself for waits; for samples, a profile whose
     /// entries are thread names (cpu) or locks (spin), each stack weighing its samples and their CPU time
     /// (samples x period). Refused with one line when the profile has no samples.

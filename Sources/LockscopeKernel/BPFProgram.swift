@@ -264,6 +264,10 @@ public final class BPFProgram {
 
     /// The ring buffer's file descriptor.
     public var eventsFD: Int32 { loaded.eventsFD }
+    /// The open waits by thread id, which the on-CPU sampler reads too (`SpinSampler`).
+    var openWaitsFD: Int32 { bpf_map__fd(skeleton.pointee.maps.open_waits) }
+    /// The open mount-family syscalls by thread id, which the on-CPU sampler reads too.
+    var openSyscallsFD: Int32 { bpf_map__fd(skeleton.pointee.maps.open_syscalls) }
 
     /// Runs one of the skeleton's raw_tp programs once, such as `\.progs.contention_begin`, with
     /// `arguments` as its tracepoint arguments (`TestRunProgram`).

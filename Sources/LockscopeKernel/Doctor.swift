@@ -78,7 +78,9 @@ public enum Doctor {
     /// event on every online CPU.
     private static func samplingCheck() -> Check {
         do {
-            let sampler = try SpinSampler(hz: SpinSampler.defaultHz)
+            let waits = try BPFProgram(options: BPFOptions())
+            defer { waits.close() }
+            let sampler = try SpinSampler(hz: SpinSampler.defaultHz, waits: waits)
             try sampler.attach()
             let cpus = sampler.cpus.count
             sampler.close()

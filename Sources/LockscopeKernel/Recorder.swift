@@ -91,7 +91,8 @@ public final class Recorder {
         }
         reader = try RingBufferReader(mapFD: program.eventsFD, userStacks: userStackTable)
         sampler = options.spinHz > 0
-            ? try SpinSampler(hz: options.spinHz, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
+            ? try SpinSampler(hz: options.spinHz, waits: program, pids: options.bpf.pids, cgroupIDs: options.bpf.cgroupIDs) : nil
+        aggregator.keepsMountSyscallContainers = sampler != nil
     }
 
     deinit { program.close() }
@@ -176,7 +177,10 @@ public final class Recorder {
         }
         var profile = aggregator.takeProfile(inputs(containers: containers))
         if let sampler {
-            SpinProfileBuilder(symbols: symbols, topology: topology, container: containers, selection: options.selection)
+            // Samples inside a mount syscall go where the syscall's waits went (its container by paths or issuer).
+            SpinProfileBuilder(symbols: symbols, topology: topology, container: containers,
+                               syscallContainer: { [unowned self] in aggregator.mountSyscallContainer($0) },
+                               selection: options.selection)
                 .apply(sampler.read(), to: &profile)
         }
         profile.drops.cgroupNamesLost = cgroupNamesLost

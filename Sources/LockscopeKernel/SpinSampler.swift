@@ -10,7 +10,8 @@ public final class SpinSampler {
     /// The default rate: a prime, so that sampling does not run in step with the scheduler tick
     /// (100/250/1000 Hz) or other periodic work. Its cost is in docs/performance.md.
     public static let defaultHz = 997
-    /// Rates above this would make sampling a load of its own (each sample walks a stack, ~5 µs here).
+    /// Rates above this would make sampling a load of its own (each sample walks a stack: 1.4–2 µs of BPF
+    /// time measured here, docs/performance.md; 10 kHz on every CPU would be 1.4–2% of each CPU).
     public static let maxHz = 10_000
 
     public let hz: Int
@@ -23,9 +24,10 @@ public final class SpinSampler {
     private var links: [OpaquePointer] = []
 
     /// Opens and loads the sampler's object (needs CAP_BPF and CAP_PERFMON); nothing is attached yet.
-    /// With `pids` or `cgroupIDs`, only tasks of those processes (tgids) and cgroups are kept, as
-    /// record's --pid and --container keep waits.
-    public init(hz: Int, pids: [UInt32] = [], cgroupIDs: [UInt64] = []) throws {
+    /// It reads the open waits of `waits` (the same `open_waits` map) to flag the samples of a task inside a
+    /// traced wait. With `pids` or `cgroupIDs`, only tasks of those processes (tgids) and cgroups are kept,
+    /// as record's --pid and --container keep waits.
+    public init(hz: Int, waits: BPFProgram, pids: [UInt32] = [], cgroupIDs: [UInt64] = []) throws {
         precondition(hz > 0 && hz <= Self.maxHz, "the command line validates --spin-hz")
         self.hz = hz
         periodNs = UInt64(1_000_000_000 / hz)
@@ -34,6 +36,15 @@ public final class SpinSampler {
         openOptions.sz = MemoryLayout<bpf_object_open_opts>.size
         guard let skeleton = lockscope_spin_bpf__open_opts(&openOptions) else { throw BPFError.open(errno: errno) }
         self.skeleton = skeleton
+        // The wait object's maps, not ones of its own: libbpf takes their sizes from the maps it reuses.
+        for (map, fd, name) in [(skeleton.pointee.maps.open_waits, waits.openWaitsFD, "open_waits"),
+                                (skeleton.pointee.maps.open_syscalls, waits.openSyscallsFD, "open_syscalls")] {
+            let reused = bpf_map__reuse_fd(map, fd)
+            if reused != 0 {
+                close()
+                throw BPFError.setup("share \(name) with the sampler", errno: -reused)
+            }
+        }
         let loaded = lockscope_spin_bpf__load(skeleton)
         if loaded != 0 {
             close()
@@ -139,7 +150,10 @@ public final class SpinSampler {
                 samples.append(RecordedSample(
                     stackID: stackID, cpu: key.cpu, cgroupID: key.cgroup_id, pid: key.tgid, comm: comm,
                     user: key.flags & UInt32(LOCKSCOPE_SPIN_F_USER.rawValue) != 0,
-                    pause: key.flags & UInt32(LOCKSCOPE_SPIN_F_PAUSE.rawValue) != 0, count: value.count))
+                    pause: key.flags & UInt32(LOCKSCOPE_SPIN_F_PAUSE.rawValue) != 0,
+                    inWait: key.flags & UInt32(LOCKSCOPE_SPIN_F_IN_WAIT.rawValue) != 0,
+                    mountSyscall: key.syscall_tid == 0 ? nil : SyscallID(tid: key.syscall_tid, beginNs: key.syscall_begin_ns),
+                    count: value.count))
             }
             status = bpf_map_get_next_key(fd, &key, &next)
         }
@@ -166,6 +180,8 @@ public final class SpinSampler {
         counters.stackFailed = counter(LOCKSCOPE_SPIN_CTR_STACK_FAILED)
         counters.mapFull = counter(LOCKSCOPE_SPIN_CTR_MAP_FULL)
         counters.filtered = counter(LOCKSCOPE_SPIN_CTR_FILTERED)
+        counters.inWait = counter(LOCKSCOPE_SPIN_CTR_IN_WAIT)
+        counters.syscallUnlinked = counter(LOCKSCOPE_SPIN_CTR_SYSCALL_UNLINKED)
         return counters
     }
 

@@ -108,7 +108,7 @@ public struct ReportRenderer {
                 if let issuers = issuerPaths(lock) { out += issuers }
             }
             for dimension in options.by where dimension.isPerLock {
-                for lock in locks.prefix(3) { out += "\n" + breakdown(lock, dimension) }
+                for lock in locks.prefix(3) { out += "\n" + breakdown(lock, dimension) + spinBreakdown(lock, dimension) }
             }
             if options.instances {
                 for lock in locks { out += "\n" + instancesSection(lock) }
@@ -365,10 +365,17 @@ public struct ReportRenderer {
         var writeContentions: UInt64
         /// Sampled spinning (`record --spin-hz`): samples, estimate and its 95% interval; absent when none.
         var spin: SampledTime?
+        /// Its parts outside and inside traced waits; absent when none, or not told apart in the profile.
+        var spinOutsideWaits: SampledTime?
+        var spinInsideWaits: SampledTime?
+        /// With `--by cpu`, `socket`, `container`: the spin samples under each key (JSON only).
+        var spinByCpu: [KeyedSamples]?
+        var spinBySocket: [KeyedSamples]?
+        var spinByContainer: [KeyedSamples]?
         /// With `--instances`: the lock's addresses, as the profile has them.
         var instances: [InstanceStats]?
 
-        init(_ lock: LockProfile, instances: Bool = false) {
+        init(_ lock: LockProfile, instances: Bool = false, by: [ReportDimension] = []) {
             name = lock.name
             identity = lock.identity
             kind = lock.kind
@@ -384,20 +391,30 @@ public struct ReportRenderer {
             readContentions = lock.read.contentions
             writeContentions = lock.write.contentions
             spin = lock.spin?.time
+            spinOutsideWaits = lock.spin?.outsideWaits
+            spinInsideWaits = lock.spin?.insideWaits
+            if let lockSpin = lock.spin {
+                spinByCpu = by.contains(.cpu) ? lockSpin.byCpu : nil
+                spinBySocket = by.contains(.socket) ? lockSpin.bySocket : nil
+                spinByContainer = by.contains(.container) ? lockSpin.byContainer : nil
+            }
             self.instances = instances ? lock.byAddress : nil
         }
 
         var csvFields: [String] {
             [name, identity.rawValue, kind.rawValue, address] + [contentions, totalWaitNs, maxWaitNs, meanWaitNs,
                 p50WaitNs, p90WaitNs, p99WaitNs, p999WaitNs, readContentions, writeContentions].map(String.init)
-                + [spin?.samples, spin?.estimatedNs, spin?.ciLowNs, spin?.ciHighNs].map { $0.map(String.init) ?? "" }
+                + [spin?.samples, spin?.estimatedNs, spin?.ciLowNs, spin?.ciHighNs,
+                   spinOutsideWaits?.samples, spinOutsideWaits?.estimatedNs, spinInsideWaits?.samples,
+                   spinInsideWaits?.estimatedNs].map { $0.map(String.init) ?? "" }
         }
 
         /// The lock's column is `lock`, as in `export --format csv` (JSON keeps the key `name`).
         static let csvHeader = ["lock", "identity", "kind", "address", "contentions", "total_wait_ns", "max_wait_ns",
                                 "mean_wait_ns", "p50_wait_ns", "p90_wait_ns", "p99_wait_ns", "p999_wait_ns",
                                 "read_contentions", "write_contentions", "spin_samples", "spin_estimated_ns",
-                                "spin_ci_low_ns", "spin_ci_high_ns"]
+                                "spin_ci_low_ns", "spin_ci_high_ns", "spin_outside_waits_samples",
+                                "spin_outside_waits_ns", "spin_inside_waits_samples", "spin_inside_waits_ns"]
     }
 
     struct JSONReport: Codable {
@@ -430,7 +447,7 @@ public struct ReportRenderer {
                                threads: options.by.contains(.thread) ? profile.threads : nil)
         var json = Data()
         do {
-            try Profile.encode(shell, with: locks.map { LockRow($0, instances: options.instances) }, inPlaceOf: "locks",
+            try Profile.encode(shell, with: locks.map { LockRow($0, instances: options.instances, by: options.by) }, inPlaceOf: "locks",
                                encoder: Profile.makeEncoder(pretty: false)) { json.append($0) }
         } catch {
             json = Data("{}".utf8)  // only a value JSON cannot hold fails, and the report has none

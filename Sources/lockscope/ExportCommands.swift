@@ -54,6 +54,7 @@ struct ExportCommand: ParsableCommand {
         if !format.isStackBased && stackFilter.filter != nil {
             throw UserError("--callstack-filter keeps stacks; csv's rows are per lock and dimension, which cannot be split by stack: drop it, or record with --callstack-filter")
         }
+        try SampleProfiles.checkGrouping(group ?? .lock, type: samples)
         let profile = stackFilter.apply(try SampleProfiles.view(try Profile.load(path: file), type: samples), samples: samples)
         let grouping = group ?? .lock
         try grouping.validate(for: profile, source: file)
@@ -65,7 +66,8 @@ struct ExportCommand: ParsableCommand {
             FileHandle.standardOutput.write(data)
         }
         if format == .folded {
-            let command = FoldedExporter.flamegraphCommand(output ?? "contention.folded", weight: weight ?? .wait)
+            let command = FoldedExporter.flamegraphCommand(output ?? "contention.folded", weight: weight ?? .wait,
+                                                           samples: samples)
             FileHandle.standardError.write(Data("lockscope: draw it with: \(TerminalText.escaped(command))\n".utf8))
         }
     }
@@ -106,6 +108,7 @@ struct FlamegraphCommand: ParsableCommand {
 
     func run() throws {
         try AtomicFile.checkWritable(svg.output)
+        try SampleProfiles.checkGrouping(group, type: samples)
         let profile = stackFilter.apply(try SampleProfiles.view(try Profile.load(path: svg.file), type: samples), samples: samples)
         try group.validate(for: profile, source: svg.file)
         let options = FlameGraphSVG.Options(weight: weight, grouping: group, title: title, coloring: color, icicle: icicle,

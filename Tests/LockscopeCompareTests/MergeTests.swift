@@ -199,6 +199,69 @@ final class MergeTests: XCTestCase {
                        "b.json's timeline has 2000000000 ns bins, the others' 1000000000 ns: timelines merge only with bins of one width")
     }
 
+    /// Sampled spin and on-CPU samples: summed, the estimate and interval computed again from the summed samples
+    /// at the one period; CPUs and processes keyed by host, containers merged; refused at two rates.
+    func testSpinAndSamplesMerge() throws {
+        let period: UInt64 = 1_003_009
+        func sampled(_ profile: Profile, spin samples: UInt64, inside: UInt64?, container: String, hz: Int = 997,
+                     periodNs: UInt64 = period) -> Profile {
+            var profile = profile
+            let index = try! XCTUnwrap(profile.locks.firstIndex { $0.name == "namespace_sem" })
+            profile.locks[index].spin = SpinProfile(
+                periodNs: periodNs, time: SampledTime(samples: samples, periodNs: periodNs), spinFunctionSamples: samples - 1,
+                pauseSamples: 1, insideWaitSamples: inside, byCpu: [KeyedSamples(key: "0", samples: samples)],
+                bySocket: [KeyedSamples(key: "0", samples: samples)], byContainer: [KeyedSamples(key: container, samples: samples)],
+                byProcess: [KeyedSamples(key: "runc[10]", samples: samples)],
+                stacks: [SampledStack(frames: ["osq_lock", "down_write"], samples: samples, sampleClass: .spinFunction)])
+            var counters = SampleCounters()
+            counters.samples = samples * 10
+            counters.kernel = samples * 10
+            counters.inWait = inside ?? 0
+            profile.cpuSamples = CPUSampleProfile(
+                hz: hz, periodNs: periodNs, counters: counters,
+                byClass: [KeyedSamples(key: "spin_function", samples: samples - 1), KeyedSamples(key: "pause", samples: 1),
+                          KeyedSamples(key: "kernel", samples: samples * 9)],
+                unattributedSpin: 0,
+                stacks: [SampledStack(frames: ["osq_lock", "down_write"], samples: samples, sampleClass: .spinFunction, process: "runc"),
+                         SampledStack(frames: ["ksys_read"], samples: samples * 9, sampleClass: .kernel, process: "runc")])
+            return profile
+        }
+        let a = sampled(hostA(), spin: 150, inside: 50, container: "ctr1")
+        let b = sampled(hostB(), spin: 90, inside: 10, container: "ctr1")
+        let merged = try ProfileMerge.merge([MergeInput(source: "a.json", profile: a), MergeInput(source: "b.json", profile: b)])
+        let spin = try XCTUnwrap(merged.locks.first { $0.name == "namespace_sem" }?.spin)
+        // 240 samples: the example of docs/profile-format.md, 180 outside waits and 60 inside.
+        XCTAssertEqual(spin.time, SampledTime(samples: 240, periodNs: period))
+        XCTAssertEqual([spin.time.estimatedNs, spin.time.ciLowNs, spin.time.ciHighNs], [240_722_160, 210_266_605, 271_177_715])
+        XCTAssertEqual(spin.outsideWaits?.samples, 180)
+        XCTAssertEqual(spin.insideWaits, SampledTime(samples: 60, periodNs: period))
+        XCTAssertEqual([spin.spinFunctionSamples, spin.pauseSamples], [238, 2])
+        XCTAssertEqual(spin.byCpu, [KeyedSamples(key: "node-a/0", samples: 150), KeyedSamples(key: "node-b/0", samples: 90)])
+        XCTAssertEqual(spin.byProcess.map(\.key), ["node-a/runc[10]", "node-b/runc[10]"])
+        XCTAssertEqual(spin.byContainer, [KeyedSamples(key: "ctr1", samples: 240)])
+        XCTAssertEqual(spin.stacks, [SampledStack(frames: ["osq_lock", "down_write"], samples: 240, sampleClass: .spinFunction)])
+        let samples = try XCTUnwrap(merged.cpuSamples)
+        XCTAssertEqual([samples.counters.samples, samples.counters.kernel, samples.counters.inWait], [2400, 2400, 60])
+        XCTAssertEqual(samples.samples(.kernel), 2160)
+        XCTAssertEqual(samples.stacks.map { "\($0.process ?? "") \($0.samples)" },
+                       ["node-a/runc 1350", "node-b/runc 810", "node-a/runc 150", "node-b/runc 90"])
+        // Written and read back.
+        XCTAssertEqual(try Profile.decode(Profile.makeEncoder().encode(merged)), merged)
+
+        // A host without sampling adds nothing; a host that did not tell inside from outside leaves the parts out.
+        let mixed = try ProfileMerge.merge([MergeInput(source: "a.json", profile: a), MergeInput(source: "b.json", profile: hostB())])
+        XCTAssertEqual(mixed.locks.first { $0.name == "namespace_sem" }?.spin?.time.samples, 150)
+        let older = sampled(hostB(), spin: 90, inside: nil, container: "ctr2")
+        let unsplit = try ProfileMerge.merge([MergeInput(source: "a.json", profile: a), MergeInput(source: "b.json", profile: older)])
+        XCTAssertNil(unsplit.locks.first { $0.name == "namespace_sem" }?.spin?.insideWaits)
+
+        let fast = sampled(hostB(), spin: 90, inside: 10, container: "ctr1", hz: 4999, periodNs: 200_040)
+        XCTAssertThrowsError(try ProfileMerge.merge([MergeInput(source: "a.json", profile: a), MergeInput(source: "b.json", profile: fast)])) {
+            XCTAssertEqual(($0 as? UserError)?.description, "a.json sampled at 997 Hz and b.json at 4999 Hz: spin is summed as samples x period, "
+                           + "so merge recordings made with the same --spin-hz")
+        }
+    }
+
     /// `lockscope redact` on a merge: the hostnames in by_host, host/... keys and victims are pseudonymized too.
     func testRedactionCoversTheHostsOfAMerge() throws {
         let redacted = Redactor(key: Data("secret".utf8)).redact(try merged())

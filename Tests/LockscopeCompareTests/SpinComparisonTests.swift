@@ -10,7 +10,7 @@ final class SpinComparisonTests: XCTestCase {
         var lock = LockProfile(name: "namespace_sem", identity: .inferred, kind: .rwsem, address: "0x0", instances: 0,
                                stats: .empty)
         lock.spin = SpinProfile(periodNs: period, time: SampledTime(samples: samples, periodNs: period),
-                                spinFunctionSamples: samples, pauseSamples: 0, byCpu: [], bySocket: [],
+                                spinFunctionSamples: samples, pauseSamples: 0, insideWaitSamples: 0, byCpu: [], bySocket: [],
                                 byContainer: [KeyedSamples(key: "c1", samples: samples)], byProcess: [], stacks: [])
         return Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 10_000_000_000, events: 0, drops: Drops(),
                        recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [lock])
@@ -35,8 +35,14 @@ final class SpinComparisonTests: XCTestCase {
         XCTAssertEqual(regressed.verdict, .regressed)
         XCTAssertEqual(try spinMetric(1000, 400).verdict, .improved)
         XCTAssertEqual(try spinMetric(400, 420).verdict, .unchanged)
-        // Fewer samples than --min-contentions (50) on both sides: sampling error alone exceeds the limit.
-        XCTAssertEqual(try spinMetric(10, 40).verdict, .notEnoughData)
+        // +25% from 400 samples: beyond the limits and beyond sampling error (one-sided p = 0.0005).
+        XCTAssertEqual(try spinMetric(400, 500).verdict, .regressed)
+        // +30% from 40 samples: beyond the limits, but equal rates give 52 of 92 one time in 8: the samples cannot tell.
+        XCTAssertEqual(try spinMetric(40, 52).verdict, .notEnoughData)
+        // 2 to 10 samples: told from sampling error (p = 0.019), but 0.8 ms/s more is within the 1 ms/s floor.
+        XCTAssertEqual(try spinMetric(2, 10).verdict, .unchanged)
+        XCTAssertEqual(try spinMetric(20, 60).verdict, .regressed)  // p = 4.3e-6
+        XCTAssertEqual(try spinMetric(0, 0).verdict, .notEnoughData)
         XCTAssertEqual(try spinMetric(400, 1000, grouping: .container).verdict, .regressed)
         // Not judged unless asked for.
         XCTAssertFalse(ComparisonSettings().metrics.contains(.spin))

@@ -71,6 +71,68 @@ final class SpinSamplesTests: XCTestCase {
 
     /// Samples become `spin` on the lock of that name (merged names carry their kind), a new entry for a
     /// lock only spun on, and `cpu_samples` with every kept sample; old profiles without them still read.
+    /// The two-sample Poisson test against exact binomial tails (computed with rational arithmetic in Python:
+    /// sum of C(n, i) p^i (1-p)^(n-i) over the tail).
+    func testPoissonRateTest() {
+        func p(_ base: UInt64, _ current: UInt64, baseExposure: Double = 1, currentExposure: Double = 1) -> Double {
+            PoissonRateTest.pValue(base: base, baseExposure: baseExposure, current: current, currentExposure: currentExposure)
+        }
+        XCTAssertEqual(p(40, 52), 0.12566105173742723, accuracy: 1e-12)
+        XCTAssertEqual(p(400, 500), 0.00047822206845947305, accuracy: 1e-15)
+        XCTAssertEqual(p(1000, 400), 8.072283595300148e-60, accuracy: 1e-70)  // the lower tail: fewer now
+        XCTAssertEqual(p(10, 20), 0.04936857335269451, accuracy: 1e-12)
+        XCTAssertEqual(p(2, 10), 0.019287109375, accuracy: 1e-12)
+        // Twice the exposure for the current recording: p = 2/3; 40 of 60 is what equal rates give.
+        XCTAssertEqual(p(20, 40, currentExposure: 2), 0.560313848740851, accuracy: 1e-12)
+        // 40 of 60 with p = 1/3 (current exposure half the base's).
+        XCTAssertEqual(p(20, 40, baseExposure: 2), 1.361760033033232e-07, accuracy: 1e-15)
+        XCTAssertEqual(p(0, 0), 1)
+        XCTAssertTrue(PoissonRateTest.differs(base: 2, baseExposure: 1, current: 10, currentExposure: 1))
+        XCTAssertFalse(PoissonRateTest.differs(base: 10, baseExposure: 1, current: 20, currentExposure: 1))
+        // Past 100000 samples, the normal approximation: 50000 vs 51000 is z = 1000 / sqrt(101000 / 4) / 2 ≈ 3.15.
+        XCTAssertEqual(p(50_000, 51_000), 0.5 * erfc((499.5 / (101_000.0 / 4).squareRoot()) / 2.0.squareRoot()), accuracy: 1e-12)
+        XCTAssertEqual(p(50_000, 51_000), 0.00082, accuracy: 0.00005)
+    }
+
+    /// The example of docs/profile-format.md (`spin`) is what the code computes: 240 samples at 997 Hz,
+    /// 180 of them outside waits and 60 inside.
+    func testTheDocumentedSpinExample() {
+        let period: UInt64 = 1_003_009
+        let spin = SpinProfile(periodNs: period, time: SampledTime(samples: 240, periodNs: period), spinFunctionSamples: 200,
+                               pauseSamples: 40, insideWaitSamples: 60, byCpu: [], bySocket: [], byContainer: [], byProcess: [],
+                               stacks: [])
+        func numbers(_ time: SampledTime?) -> [UInt64] { time.map { [$0.samples, $0.estimatedNs, $0.ciLowNs, $0.ciHighNs] } ?? [] }
+        XCTAssertEqual(numbers(spin.time), [240, 240_722_160, 210_266_605, 271_177_715])
+        XCTAssertEqual(numbers(spin.outsideWaits), [180, 180_541_620, 154_166_335, 206_916_905])
+        XCTAssertEqual(numbers(spin.insideWaits), [60, 60_180_540, 45_924_092, 77_464_284])
+    }
+
+    /// A sample inside a mount syscall goes to the container the syscall was tied to; one in a syscall tied
+    /// to none, and one outside syscalls, to their cgroup's.
+    func testSamplesInsideMountSyscallsGoToTheSyscallsContainer() throws {
+        let symbols = Kallsyms(parsing: """
+            ffffffff81000200 T rwsem_spin_on_owner
+            ffffffff81000300 T rwsem_down_write_slowpath
+            ffffffff81000400 T down_write
+            ffffffff81000500 T path_umount
+            """)
+        let stack: [UInt64] = [0xffffffff81000210, 0xffffffff81000310, 0xffffffff81000410, 0xffffffff81000510]
+        let tied = SyscallID(tid: 21, beginNs: 1000), untied = SyscallID(tid: 22, beginNs: 2000)
+        let recorded = RecordedSamples(hz: 997, periodNs: 1_003_009, samples: [
+            RecordedSample(stackID: 0, cpu: 0, cgroupID: 5, pid: 20, comm: "shim", user: false, pause: false, mountSyscall: tied, count: 4),
+            RecordedSample(stackID: 0, cpu: 0, cgroupID: 5, pid: 20, comm: "shim", user: false, pause: false, mountSyscall: untied, count: 2),
+            RecordedSample(stackID: 0, cpu: 1, cgroupID: 5, pid: 20, comm: "shim", user: false, pause: false, count: 1),
+        ], counters: SampleCounters(), stacks: [0: stack])
+        var profile = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
+                              recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [])
+        SpinProfileBuilder(symbols: symbols, topology: nil,
+                           container: { Container(id: "cgroup\($0)", runtime: "containerd", cgroup: "") },
+                           syscallContainer: { $0 == tied ? Container(id: "app", runtime: "containerd", cgroup: "") : nil },
+                           selection: .all).apply(recorded, to: &profile)
+        let spin = try XCTUnwrap(profile.locks.first { $0.name == "namespace_sem" }?.spin)
+        XCTAssertEqual(spin.byContainer, [KeyedSamples(key: "app", samples: 4), KeyedSamples(key: "cgroup5", samples: 3)])
+    }
+
     func testProfileSections() throws {
         let symbols = Kallsyms(parsing: """
             ffffffff81000000 T path_init
@@ -91,6 +153,9 @@ final class SpinSamplesTests: XCTestCase {
             RecordedSample(stackID: 1, cpu: 0, cgroupID: 7, pid: 10, comm: "stat", user: false, pause: true, count: 3),
             RecordedSample(stackID: 1, cpu: 1, cgroupID: 7, pid: 10, comm: "stat", user: false, pause: false, count: 5),
             RecordedSample(stackID: 2, cpu: 1, cgroupID: 8, pid: 11, comm: "umount", user: false, pause: false, count: 2),
+            // The writer's hand-off spin, after its contention_begin: inside a traced wait.
+            RecordedSample(stackID: 2, cpu: 0, cgroupID: 8, pid: 11, comm: "umount", user: false, pause: false, inWait: true,
+                           count: 3),
             RecordedSample(stackID: 3, cpu: 0, cgroupID: 8, pid: 11, comm: "umount", user: false, pause: false, count: 4),
             RecordedSample(stackID: -1, cpu: 0, cgroupID: 8, pid: 11, comm: "umount", user: true, pause: false, count: 6),
         ], counters: SampleCounters(), stacks: stacks)
@@ -111,12 +176,16 @@ final class SpinSamplesTests: XCTestCase {
         let namespaceSem = try XCTUnwrap(profile.locks.first { $0.name == "namespace_sem" })
         XCTAssertEqual(namespaceSem.stats.contentions, 0)
         XCTAssertEqual(namespaceSem.kind, .rwsem)
-        XCTAssertEqual(namespaceSem.spin?.spinFunctionSamples, 2)
-        XCTAssertEqual(namespaceSem.spin?.byCpu, [KeyedSamples(key: "1", samples: 2)])
+        XCTAssertEqual(namespaceSem.spin?.spinFunctionSamples, 5)
+        XCTAssertEqual(namespaceSem.spin?.byCpu, [KeyedSamples(key: "0", samples: 3), KeyedSamples(key: "1", samples: 2)])
+        XCTAssertEqual(namespaceSem.spin?.outsideWaits, SampledTime(samples: 2, periodNs: 1_003_009))
+        XCTAssertEqual(namespaceSem.spin?.insideWaits, SampledTime(samples: 3, periodNs: 1_003_009))
+        XCTAssertEqual(mountLock.insideWaits?.samples, 0)
+        XCTAssertEqual(mountLock.outsideWaits?.samples, 3)
 
         let samples = try XCTUnwrap(profile.cpuSamples)
         XCTAssertEqual(samples.samples(.pause), 3)
-        XCTAssertEqual(samples.samples(.spinFunction), 2)
+        XCTAssertEqual(samples.samples(.spinFunction), 5)
         XCTAssertEqual(samples.samples(.kernel), 9)
         XCTAssertEqual(samples.samples(.user), 6)
         XCTAssertEqual(samples.unattributedSpin, 0)
@@ -134,6 +203,26 @@ final class SpinSamplesTests: XCTestCase {
         let oldDecoded = try Profile.decode(try Profile.makeEncoder().encode(old))
         XCTAssertNil(oldDecoded.cpuSamples)
         XCTAssertTrue(oldDecoded.locks.allSatisfy { $0.spin == nil })
+
+        // A profile written before samples inside waits were told apart: neither part, no in_wait counter.
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Profile.makeEncoder().encode(profile)) as? [String: Any])
+        var locks = try XCTUnwrap(object["locks"] as? [[String: Any]])
+        for index in locks.indices {
+            guard var spin = locks[index]["spin"] as? [String: Any] else { continue }
+            XCTAssertNotNil(spin.removeValue(forKey: "outside_waits"))
+            XCTAssertNotNil(spin.removeValue(forKey: "inside_waits"))
+            locks[index]["spin"] = spin
+        }
+        object["locks"] = locks
+        var cpuSamples = try XCTUnwrap(object["cpu_samples"] as? [String: Any])
+        var counters = try XCTUnwrap(cpuSamples["counters"] as? [String: Any])
+        XCTAssertNotNil(counters.removeValue(forKey: "in_wait"))
+        cpuSamples["counters"] = counters
+        object["cpu_samples"] = cpuSamples
+        let before = try Profile.decode(JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(before.locks.first { $0.name == "namespace_sem" }?.spin?.time.samples, 5)
+        XCTAssertNil(before.locks.first { $0.name == "namespace_sem" }?.spin?.outsideWaits)
+        XCTAssertEqual(before.cpuSamples?.counters.inWait, 0)
     }
 
     /// `--redact` pseudonymizes what samples carry: containers, processes and thread names.
@@ -142,7 +231,7 @@ final class SpinSamplesTests: XCTestCase {
         var lock = LockProfile(name: "namespace_sem", identity: .inferred, kind: .rwsem, address: "0x0", stats: .empty)
         let container = String(repeating: "ab", count: 32)
         lock.spin = SpinProfile(periodNs: period, time: SampledTime(samples: 2, periodNs: period), spinFunctionSamples: 2,
-                                pauseSamples: 0, byCpu: [KeyedSamples(key: "0", samples: 2)], bySocket: [],
+                                pauseSamples: 0, insideWaitSamples: 0, byCpu: [KeyedSamples(key: "0", samples: 2)], bySocket: [],
                                 byContainer: [KeyedSamples(key: container, samples: 2)],
                                 byProcess: [KeyedSamples(key: "secret-tool[42]", samples: 2)],
                                 stacks: [SampledStack(frames: ["rwsem_spin_on_owner", "0xffffffffc0123456"], samples: 2,

@@ -13,7 +13,7 @@ final class SampleProfilesTests: XCTestCase {
         let spinStack = SampledStack(frames: ["rwsem_spin_on_owner", "rwsem_down_write_slowpath", "down_write", "path_umount"],
                                      samples: 4, sampleClass: .spinFunction)
         namespaceSem.spin = SpinProfile(periodNs: period, time: SampledTime(samples: 4, periodNs: period),
-                                        spinFunctionSamples: 4, pauseSamples: 0, byCpu: [], bySocket: [], byContainer: [],
+                                        spinFunctionSamples: 4, pauseSamples: 0, insideWaitSamples: 1, byCpu: [], bySocket: [], byContainer: [],
                                         byProcess: [], stacks: [spinStack])
         var profile = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
                               recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [namespaceSem])

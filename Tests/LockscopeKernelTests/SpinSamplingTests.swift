@@ -1,3 +1,4 @@
+import CLockscopeBPF
 import Foundation
 import LockscopeCore
 import LockscopeStress
@@ -21,6 +22,9 @@ final class SpinSamplingTests: XCTestCase {
         return options
     }
 
+    /// What the sampler of the last `record` held, and the recorder's symbols.
+    private var lastSamples: (RecordedSamples, Kallsyms)?
+
     /// Records while `workload` runs on another thread.
     private func record(_ options: RecordOptions, _ workload: @escaping @Sendable () throws -> StressResult) throws
         -> (Profile, StressResult) {
@@ -31,6 +35,7 @@ final class SpinSamplingTests: XCTestCase {
         thread.start()
         recorder.run(shouldStop: { box.isSet }, status: { _ in })
         let profile = recorder.finish()
+        lastSamples = recorder.sampler.map { ($0.read(), recorder.symbols) }
         return (profile, try box.get())
     }
 
@@ -87,12 +92,99 @@ final class SpinSamplingTests: XCTestCase {
         XCTAssertGreaterThan(spin.time.ciHighNs, spin.time.estimatedNs)
         XCTAssertEqual(spin.byCpu.reduce(0) { $0 + $1.samples }, spin.time.samples)
         XCTAssertEqual(spin.byContainer.reduce(0) { $0 + $1.samples }, spin.time.samples)
+
+        // Inside and outside traced waits: a split of the lock's samples. Checked per sample against the
+        // kernel's code (kernel/locking): osq_lock under an rwsem is only reached from the optimistic spin,
+        // before contention_begin, so never inside a wait (unless the task nested it in another wait);
+        // a mutex traces contention_begin (MUTEX|SPIN) before it spins, so its spinning is always inside.
+        let inside = try XCTUnwrap(spin.insideWaits), outside = try XCTUnwrap(spin.outsideWaits)
+        XCTAssertEqual(inside.samples + outside.samples, spin.time.samples)
+        XCTAssertEqual(outside.estimatedNs, outside.samples * spin.periodNs)
+        let (recorded, symbols) = try XCTUnwrap(lastSamples)
+        let builder = SpinProfileBuilder(symbols: symbols, topology: nil, container: { _ in Container(id: "host", runtime: "host", cgroup: "/") }, selection: .all)
+        var osqUnderRwsem = (inside: UInt64(0), outside: UInt64(0))
+        var mutexSpin = (inside: UInt64(0), outside: UInt64(0))
+        for sample in recorded.samples where !sample.user && sample.stackID >= 0 {
+            let names = builder.frames(recorded.stacks[sample.stackID] ?? []).map(LockNamer.baseName)
+            guard let spinIndex = names.prefix(SpinClassifier.spinFrameWindow).firstIndex(where: SpinClassifier.spinFunctions.contains)
+            else { continue }
+            let path = names[spinIndex...].prefix { LockNamer.isLockPrimitive($0) || SpinClassifier.spinFunctions.contains($0) }
+            if names[spinIndex] == "osq_lock", path.contains("rwsem_down_write_slowpath") || path.contains("rwsem_down_read_slowpath") {
+                if sample.inWait { osqUnderRwsem.inside += sample.count } else { osqUnderRwsem.outside += sample.count }
+            }
+            // Only inside a mount syscall: the recording's kernel filter keeps (and so opens) only the waits
+            // there or on the mount locks, and a mutex wait it left out is not in `open_waits`.
+            if sample.mountSyscall != nil, path.contains(where: { $0.hasPrefix("__mutex_lock") }) {
+                if sample.inWait { mutexSpin.inside += sample.count } else { mutexSpin.outside += sample.count }
+            }
+        }
+        print("namespace_sem spin: \(outside.samples) samples outside waits, \(inside.samples) inside; osq_lock under an rwsem "
+              + "\(osqUnderRwsem); mutex spinning \(mutexSpin)")
+        XCTAssertEqual(osqUnderRwsem.inside, 0, "optimistic spinning flagged as inside a wait")
+        XCTAssertEqual(mutexSpin.outside, 0, "a mutex's spinning (after its contention_begin) flagged as outside")
         let samples = try XCTUnwrap(profile?.cpuSamples)
         XCTAssertEqual(samples.counters.filtered, 0)
         XCTAssertEqual(samples.counters.samples, samples.counters.idle + samples.counters.user + samples.counters.kernel)
         let kept = samples.byClass.reduce(0) { $0 + $1.samples }
         XCTAssertEqual(kept + samples.counters.mapFull, samples.counters.user + samples.counters.kernel)
         XCTAssertEqual(samples.stacks.reduce(0) { $0 + $1.samples }, kept)
+    }
+
+    /// A containerd-shaped storm: the shims issue the mount syscalls from containerd.service's cgroup. Samples
+    /// inside a mount syscall go where the syscall's waits go (its container by paths, its pod by issuer),
+    /// not to containerd.service: every namespace_sem sample taken inside one lands on a storm container.
+    func testSpinInsideMountSyscallsOfAContainerdStormLandsOnItsContainers() throws {
+        try requireBPF()
+        var containerd = try storm()
+        containerd.runtime = .containerd
+        containerd.cgroupStyle = .kubepods
+        containerd.containers = 60
+        containerd.containersPerPod = 3
+        containerd.layers = 20
+        containerd.parallel = 16
+        let stress = containerd
+        var options = options()
+        options.selection = .all
+        options.bpf.filterByLockAddress = false
+        // Only this storm's samples: other storms may run on the machine meanwhile (the recording is not
+        // filtered), tied to their own containers. The mount syscalls are the shims'.
+        var linked: UInt64 = 0
+        var unlinked: UInt64 = 0
+        var found: (Profile, StressResult)?
+        for _ in 0..<10 where linked == 0 {
+            let (profile, result) = try record(options) { try StressRunner(options: stress).run() }
+            XCTAssertEqual(result.failures, 0)
+            let (recorded, symbols) = try XCTUnwrap(lastSamples)
+            let builder = SpinProfileBuilder(symbols: symbols, topology: nil, container: { _ in Container(id: "host", runtime: "host", cgroup: "/") },
+                                             selection: .all)
+            let shims = Set((result.shims ?? []).map { UInt32($0.pid) })
+            (linked, unlinked) = (0, 0)
+            for sample in recorded.samples where sample.stackID >= 0 {
+                let frames = builder.frames(recorded.stacks[sample.stackID] ?? [])
+                let sampleClass = SpinClassifier.classify(frames: frames, pause: sample.pause)
+                guard SpinAttribution.lock(frames: frames, sampleClass: sampleClass)?.name == LockNamer.namespaceSem else { continue }
+                if sample.mountSyscall == nil {
+                    unlinked += sample.count
+                } else if shims.contains(sample.pid) {
+                    linked += sample.count
+                }
+            }
+            XCTAssertEqual(recorded.counters.syscallUnlinked, 0)
+            found = (profile, result)
+        }
+        let (profile, result) = try XCTUnwrap(found)
+        XCTAssertGreaterThan(linked, 0, "no namespace_sem spin samples inside mount syscalls in 10 storms")
+        let spin = try XCTUnwrap(profile.locks.first { $0.name == LockNamer.namespaceSem && $0.spin != nil }?.spin)
+        let shims = try XCTUnwrap(result.shims)
+        let storm = Set(result.containerList.map(\.id)).union(shims.map { "pod:" + $0.firstTaskID })
+        let onStorm = spin.byContainer.filter { storm.contains($0.key) }.reduce(0) { $0 + $1.samples }
+        let runtimeCgroup = try XCTUnwrap(result.runtimeCgroup)
+        let onRuntime = spin.byContainer.first { $0.key == runtimeCgroup }?.samples ?? 0
+        print("namespace_sem spin: \(spin.time.samples) samples, \(linked) inside the storm's mount syscalls, \(unlinked) outside "
+              + "any; \(onStorm) on the storm's containers, \(onRuntime) on \(runtimeCgroup); by container "
+              + "\(spin.byContainer.map { "\($0.key): \($0.samples)" })")
+        XCTAssertGreaterThanOrEqual(onStorm, linked, "samples inside mount syscalls left off the storm's containers")
+        XCTAssertLessThanOrEqual(onRuntime, unlinked, "samples inside mount syscalls on the runtime's cgroup")
     }
 
     func testMountLockReadersSpinningInPathWalksAreAttributedToMountLock() throws {
@@ -133,11 +225,100 @@ final class SpinSamplingTests: XCTestCase {
         }
     }
 
+    /// The sampler reads the wait programs' own `open_waits`: the kernel samples of a thread with a wait
+    /// open (contention_begin run on this thread through BPF_PROG_TEST_RUN, no contention_end yet) are flagged
+    /// inside a wait, and once contention_end has closed it, the same work's samples are not.
+    func testSamplesOfAThreadInsideATracedWaitAreFlagged() throws {
+        try requireBPF()
+        var bpf = BPFOptions()
+        bpf.readOwners = false
+        let program = try BPFProgram(options: bpf)
+        defer { program.close() }
+        let sampler = try SpinSampler(hz: Self.testHz, waits: program, pids: [UInt32(getpid())])
+        defer { sampler.close() }
+        // This thread works under one name with the wait open and under another after it closed: its samples
+        // are told from the runner's other threads, and those of the two phases apart, by their names.
+        let (insideComm, afterComm) = ("lockscope-inwt", "lockscope-aftr")
+        let previousComm = try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
+        func rename(_ comm: String) { try? comm.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8) }
+        defer { rename(previousComm) }
+        func work(as comm: String) {
+            rename(comm)
+            var status = stat()
+            for _ in 0..<200_000 { _ = stat("/", &status) }
+            rename(previousComm)
+        }
+        try sampler.attach()
+        let lock: UInt64 = 0xffff_8880_3000_0000
+        try program.testRun(\.progs.contention_begin, [lock, UInt64(LOCKSCOPE_LCB_F_WRITE)])
+        work(as: insideComm)
+        try program.testRun(\.progs.contention_end, [lock, 0])
+        work(as: afterComm)
+        sampler.detach()
+        let final = sampler.read()
+        let kernel = final.samples.filter { !$0.user }
+        let inside = kernel.filter { $0.comm == insideComm }, after = kernel.filter { $0.comm == afterComm }
+        let insideCount = inside.reduce(0) { $0 + $1.count }, afterCount = after.reduce(0) { $0 + $1.count }
+        print("kernel samples of the thread: \(insideCount) with the wait open, \(afterCount) after")
+        XCTAssertGreaterThan(insideCount, 0)
+        XCTAssertGreaterThan(afterCount, 0)
+        XCTAssertTrue(inside.allSatisfy(\.inWait), "samples with the wait open not flagged")
+        XCTAssertFalse(after.contains(where: \.inWait), "samples after contention_end flagged")
+        // The kernel's counter agrees with the flagged keys (another thread of this process has no wait open).
+        XCTAssertEqual(final.counters.mapFull, 0)
+        XCTAssertEqual(final.counters.inWait, final.samples.filter(\.inWait).reduce(0) { $0 + $1.count })
+    }
+
+    /// The sampler reads the wait programs' open mount syscalls too: the kernel samples of a thread inside one
+    /// (sys_enter run on this thread through BPF_PROG_TEST_RUN, sys_exit later) carry the syscall as its event
+    /// names it (thread and begin time), which ties them to the syscall's container; the samples after it none.
+    func testSamplesInsideAMountSyscallNameItAsItsEventDoes() throws {
+        try requireBPF()
+        var bpf = BPFOptions()
+        bpf.readOwners = false
+        let program = try BPFProgram(options: bpf)
+        defer { program.close() }
+        var events: [KernelEvent] = []
+        let reader = try RingBufferReader(mapFD: program.eventsFD) { events.append($0) }
+        let sampler = try SpinSampler(hz: Self.testHz, waits: program, pids: [UInt32(getpid())])
+        defer { sampler.close() }
+        let (insideComm, afterComm) = ("lockscope-insc", "lockscope-aftr")
+        let previousComm = try String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
+        func rename(_ comm: String) { try? comm.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8) }
+        defer { rename(previousComm) }
+        func work(as comm: String) {
+            rename(comm)
+            var status = stat()
+            for _ in 0..<200_000 { _ = stat("/", &status) }
+            rename(previousComm)
+        }
+        try sampler.attach()
+        try program.testRun(\.progs.syscall_enter, [0, UInt64(MountSyscall.umount2.x86_64Number)])
+        work(as: insideComm)
+        try program.testRun(\.progs.syscall_exit, [0, 0])
+        work(as: afterComm)
+        sampler.detach()
+        reader.drain()
+        let syscall = try XCTUnwrap(events.compactMap { if case .syscall(let call) = $0 { call } else { nil } }.first)
+        let recorded = sampler.read()
+        let kernel = recorded.samples.filter { !$0.user }
+        let inside = kernel.filter { $0.comm == insideComm }, after = kernel.filter { $0.comm == afterComm }
+        print("kernel samples of the thread: \(inside.reduce(0) { $0 + $1.count }) inside umount2, \(after.reduce(0) { $0 + $1.count }) after")
+        XCTAssertFalse(inside.isEmpty)
+        XCTAssertFalse(after.isEmpty)
+        XCTAssertEqual(Set(inside.map(\.mountSyscall)), [SyscallID(tid: syscall.tid, beginNs: syscall.beginNs)])
+        XCTAssertEqual(syscall.pid, UInt32(getpid()))
+        XCTAssertTrue(after.allSatisfy { $0.mountSyscall == nil })
+        XCTAssertEqual(recorded.counters.syscallUnlinked, 0)
+    }
+
     /// With --pid, the kernel keeps only that process's samples: every key it holds is that process's,
     /// and every other task's sample is counted as filtered out.
     func testPidFilterKeepsOnlyThatProcessesSamples() throws {
         try requireBPF()
-        let sampler = try SpinSampler(hz: Self.testHz, pids: [UInt32(getpid())])
+        let program = try BPFProgram(options: BPFOptions())
+        defer { program.close() }
+        let sampler = try SpinSampler(hz: Self.testHz, waits: program, pids: [UInt32(getpid())])
         defer { sampler.close() }
         try sampler.attach()
         // Busy in this process on two threads (fixed work), while another process busies the other CPU.

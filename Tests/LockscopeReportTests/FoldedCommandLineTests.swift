@@ -24,6 +24,51 @@ final class FoldedCommandLineTests: XCTestCase {
     }
 }
 
+/// On-CPU samples: the folded hint names their graph and unit, and grouping them by CPU, socket or
+/// container (which sampled stacks do not keep) is refused with one line and status 2, nothing written.
+final class SampledStacksCommandLineTests: XCTestCase {
+    func testSampledStacksHintAndGroupingRefusal() throws {
+        let directory = try scratchDirectory()
+        let path = directory + "/p.json"
+        var profile = ReaderFixtures.rich()
+        let period: UInt64 = 1_003_009
+        profile.locks[0].spin = SpinProfile(
+            periodNs: period, time: SampledTime(samples: 3, periodNs: period), spinFunctionSamples: 3, pauseSamples: 0,
+            insideWaitSamples: 1, byCpu: [KeyedSamples(key: "1", samples: 3)], bySocket: [], byContainer: [], byProcess: [],
+            stacks: [SampledStack(frames: ["osq_lock", "down_write"], samples: 3, sampleClass: .spinFunction)])
+        profile.cpuSamples = CPUSampleProfile(
+            hz: 997, periodNs: period, counters: SampleCounters(), byClass: [KeyedSamples(key: "spin_function", samples: 3)],
+            unattributedSpin: 0,
+            stacks: [SampledStack(frames: ["osq_lock", "down_write"], samples: 3, sampleClass: .spinFunction, process: "umount")])
+        try profile.write(to: path)
+
+        let cpu = try LockscopeRun.run(["export", path, "--format", "folded", "--samples", "cpu"], in: directory)
+        XCTAssertEqual(cpu.status, 0, cpu.stderr)
+        XCTAssertEqual(cpu.stderr, "lockscope: draw it with: flamegraph.pl --countname=ns --title='On-CPU time (sampled)' "
+                                   + "contention.folded > contention.svg\n")
+        let count = try LockscopeRun.run(["export", path, "--format", "folded", "--samples", "spin", "--weight", "count"], in: directory)
+        XCTAssertEqual(count.status, 0, count.stderr)
+        XCTAssertEqual(count.stderr, "lockscope: draw it with: flamegraph.pl --countname=samples "
+                                     + "--title='Spinning on locks, on CPU (sampled)' contention.folded > contention.svg\n")
+
+        for (command, group) in [(["export", path, "--format", "folded"], "cpu"), (["flamegraph", path, "-o", directory + "/s.svg"], "container"),
+                                 (["export", path, "--format", "pprof", "-o", directory + "/s.pb.gz"], "lock,socket")] {
+            let refused = try LockscopeRun.run(command + ["--samples", "spin", "--group", group], in: directory)
+            let dimension = group.split(separator: ",").last!
+            XCTAssertEqual(refused.status, 2, refused.stderr)
+            XCTAssertEqual(refused.stderr, "lockscope: --samples spin stacks are not kept per \(dimension): group them by lock only "
+                                           + "(--group lock); report --by \(dimension) has each lock's spin samples by \(dimension)\n")
+            XCTAssertEqual(refused.output, "")
+        }
+        let cpuByCPU = try LockscopeRun.run(["flamegraph", path, "-o", directory + "/c.svg", "--samples", "cpu", "--group", "cpu"], in: directory)
+        XCTAssertEqual(cpuByCPU.status, 2)
+        XCTAssertEqual(cpuByCPU.stderr, "lockscope: --samples cpu stacks are not kept per cpu: group them by lock only (--group lock)\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/s.svg"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/c.svg"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/s.pb.gz"))
+    }
+}
+
 /// `export`/`flamegraph --callstack-filter`: only matching stacks, what it kept said on stderr, and csv refused.
 final class CallstackFilterCommandLineTests: XCTestCase {
     func testExportsKeepOnlyMatchingStacksAndCSVRefusesTheFilter() throws {

@@ -116,8 +116,8 @@ final class ReportRendererTests: XCTestCase {
         XCTAssertTrue(csv.hasSuffix("\r\n"))
         let lines = csv.components(separatedBy: "\r\n").dropLast()
         XCTAssertEqual(lines.count, 3)
-        XCTAssertEqual(lines[0], "lock,identity,kind,address,contentions,total_wait_ns,max_wait_ns,mean_wait_ns,p50_wait_ns,p90_wait_ns,p99_wait_ns,p999_wait_ns,read_contentions,write_contentions,spin_samples,spin_estimated_ns,spin_ci_low_ns,spin_ci_high_ns")
-        XCTAssertEqual(lines[1], "namespace_sem,inferred,rwsem,0xffffffff83001000,120,2400000000,48000000,20000000,20000000,31000000,31000000,48000000,0,0,,,,")
+        XCTAssertEqual(lines[0], "lock,identity,kind,address,contentions,total_wait_ns,max_wait_ns,mean_wait_ns,p50_wait_ns,p90_wait_ns,p99_wait_ns,p999_wait_ns,read_contentions,write_contentions,spin_samples,spin_estimated_ns,spin_ci_low_ns,spin_ci_high_ns,spin_outside_waits_samples,spin_outside_waits_ns,spin_inside_waits_samples,spin_inside_waits_ns")
+        XCTAssertEqual(lines[1], "namespace_sem,inferred,rwsem,0xffffffff83001000,120,2400000000,48000000,20000000,20000000,31000000,31000000,48000000,0,0,,,,,,,,")
         let json = ReportRenderer(profile: profile(), options: ReportOptions(top: 5, format: .json)).render()
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         XCTAssertEqual(object["dropped"] as? Int, 5)
@@ -129,7 +129,7 @@ final class ReportRendererTests: XCTestCase {
         var profile = profile()
         let period: UInt64 = 1_000_000
         profile.locks[0].spin = SpinProfile(periodNs: period, time: SampledTime(samples: 400, periodNs: period),
-                                            spinFunctionSamples: 350, pauseSamples: 50, byCpu: [], bySocket: [],
+                                            spinFunctionSamples: 350, pauseSamples: 50, insideWaitSamples: 100, byCpu: [], bySocket: [],
                                             byContainer: [], byProcess: [], stacks: [])
         var counters = SampleCounters()
         counters.samples = 5000
@@ -142,9 +142,20 @@ final class ReportRendererTests: XCTestCase {
                                                         KeyedSamples(key: "pause", samples: 60)],
                                               unattributedSpin: 10, stacks: [])
         let text = ReportRenderer(profile: profile, options: ReportOptions()).render()
-        // 400 samples of 1 ms: 400 ms, ± 1.96 * sqrt(400) * 1 ms = 39.2 ms.
-        XCTAssertTrue(text.contains("  namespace_sem: 120 waits, 2.40 s waiting; ~400 ms ± 39.2 ms spinning on CPU\n"
-                                    + "    400 samples: 350 in spin functions, 50 at PAUSE\n"), text)
+        // Beside the waits, the 300 samples (of 1 ms) outside them: 300 ms ± 1.96 * sqrt(300) * 1 ms = 33.9 ms;
+        // the 100 inside are in the 2.40 s already.
+        XCTAssertTrue(text.contains("waiting, and spinning outside waits (samples x period, 95% interval):\n"
+                                    + "  namespace_sem: 120 waits, 2.40 s waiting; ~300 ms ± 33.9 ms spinning on CPU\n"
+                                    + "    400 samples: 350 in spin functions, 50 at PAUSE\n"
+                                    + "    100 of them inside traced waits (~100 ms, already in the waiting time)\n"), text)
+        // A profile written before the two were told apart shows all of it, and says so.
+        var older = profile
+        older.locks[0].spin?.insideWaits = nil
+        older.locks[0].spin?.outsideWaits = nil
+        let olderText = ReportRenderer(profile: older, options: ReportOptions()).render()
+        XCTAssertTrue(olderText.contains("  namespace_sem: 120 waits, 2.40 s waiting; ~400 ms ± 39.2 ms spinning on CPU\n"
+                                         + "    400 samples: 350 in spin functions, 50 at PAUSE\n"
+                                         + "    (this profile does not tell spin inside waits apart)\n"), olderText)
         XCTAssertTrue(text.contains("on-CPU samples at 1000 Hz: 5000 (1000 idle, 2000 user, 2000 kernel)\n"
                                     + "  410 spinning, 10 of them on no known lock\n"
                                     + "  stack_failed 7: kernel samples without a stack (not classified)\n"), text)
@@ -153,11 +164,45 @@ final class ReportRendererTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(samplingLines.count, 6)
         XCTAssertTrue(samplingLines.allSatisfy { $0.count <= 80 }, text)
         let csv = ReportRenderer(profile: profile, options: ReportOptions(format: .csv)).render()
-        XCTAssertTrue(csv.split(whereSeparator: \.isNewline)[1].hasSuffix(",400,400000000,360800000,439200000"), csv)
+        XCTAssertTrue(csv.split(whereSeparator: \.isNewline)[1]
+            .hasSuffix(",400,400000000,360800000,439200000,300,300000000,100,100000000"), csv)
         let json = ReportRenderer(profile: profile, options: ReportOptions(format: .json)).render()
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-        let spin = try XCTUnwrap((object["locks"] as? [[String: Any]])?.first?["spin"] as? [String: Any])
+        let row = try XCTUnwrap((object["locks"] as? [[String: Any]])?.first)
+        let spin = try XCTUnwrap(row["spin"] as? [String: Any])
         XCTAssertEqual(spin["estimated_ns"] as? Int, 400_000_000)
+        XCTAssertEqual((row["spin_outside_waits"] as? [String: Any])?["samples"] as? Int, 300)
+        XCTAssertEqual((row["spin_inside_waits"] as? [String: Any])?["samples"] as? Int, 100)
+        XCTAssertNil(row["spin_by_cpu"], "only with --by cpu")
+    }
+
+    /// `--by cpu|socket|container`: each lock's spin samples under each key, after its waits' table, in the
+    /// text and in the JSON rows.
+    func testSpinByCpuSocketAndContainer() throws {
+        var profile = profile()
+        let period: UInt64 = 1_000_000
+        let container = String(repeating: "ab", count: 32)
+        profile.locks[0].spin = SpinProfile(
+            periodNs: period, time: SampledTime(samples: 40, periodNs: period), spinFunctionSamples: 40, pauseSamples: 0,
+            insideWaitSamples: 10, byCpu: [KeyedSamples(key: "0", samples: 30), KeyedSamples(key: "1", samples: 10)],
+            bySocket: [KeyedSamples(key: "0", samples: 40)], byContainer: [KeyedSamples(key: container, samples: 40)],
+            byProcess: [], stacks: [])
+        let text = ReportRenderer(profile: profile, options: ReportOptions(by: [.cpu, .container])).render()
+        XCTAssertTrue(text.contains("""
+            namespace_sem spin by cpu (inside and outside waits):
+              key  samples  ~cpu time  share
+              0         30    30.0 ms  75.0%
+              1         10    10.0 ms  25.0%
+
+            """), text)
+        XCTAssertTrue(text.contains("namespace_sem spin by container (inside and outside waits):\n"), text)
+        XCTAssertTrue(text.contains("40    40.0 ms  100.0%\n"), text)
+        XCTAssertFalse(text.contains("spin by socket"), text)
+        let json = ReportRenderer(profile: profile, options: ReportOptions(format: .json, by: [.socket])).render()
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let row = try XCTUnwrap((object["locks"] as? [[String: Any]])?.first)
+        XCTAssertEqual((row["spin_by_socket"] as? [[String: Any]])?.first?["samples"] as? Int, 40)
+        XCTAssertNil(row["spin_by_cpu"])
     }
 
     /// With user stacks, each of the top locks lists its waiters' heaviest user call paths, summed over the
