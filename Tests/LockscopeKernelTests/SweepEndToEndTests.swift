@@ -108,6 +108,19 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertTrue(child.tasks.allSatisfy { FileManager.default.fileExists(atPath: "/proc/self/task/\($0)") }, "\(child.tasks)")
         try child.remove()
         XCTAssertFalse(FileManager.default.fileExists(atPath: child.path))
+
+        // A child whose sweep was SIGKILLed (its pid gone) is removed by the next; a live sweep's is not.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/true")
+        try process.run()
+        process.waitUntilExit()
+        let abandoned = "\(parent)/\(CPUSetV1Child.namePrefix)\(process.processIdentifier)-1"
+        let live = try CPUSetV1Child(parent: parent, cpus: [0])
+        XCTAssertEqual(mkdir(abandoned, 0o755), 0)
+        CPUSetV1Child.removeAbandoned(in: parent)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: abandoned))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live.path))
+        try live.remove()
     }
 
     private static func allowedCPUs(_ status: String) -> String {
