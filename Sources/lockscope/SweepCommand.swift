@@ -73,6 +73,9 @@ struct SweepCommand: ParsableCommand {
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard compare.isEmpty || compare.count == 2 else { throw ValidationError("--compare takes two sweep files: before and after") }
+        guard compare.isEmpty || (output == nil && svg == nil) else {
+            throw ValidationError("--compare prints the comparison (--json for JSON): -o and --svg are for running a sweep")
+        }
     }
 
     func run() throws {
@@ -200,12 +203,14 @@ struct SweepCommand: ParsableCommand {
 
     static func load(_ path: String) throws -> Sweep {
         let data = try InputFile.read(path, label: "sweep", kind: "sweep", hint: "give a file `lockscope sweep -o` wrote")
+        struct Schema: Decodable { var schema: String }
         do {
-            let sweep = try Profile.makeDecoder().decode(Sweep.self, from: data)
-            guard sweep.schema == Sweep.currentSchema else {
-                throw UserError("\(path) is a \(sweep.schema) file, not \(Sweep.currentSchema): give a file `lockscope sweep -o` wrote")
+            // The schema first: a sweep of an older lockscope is named as such, not as a broken file.
+            let schema = try Profile.makeDecoder().decode(Schema.self, from: data).schema
+            guard schema == Sweep.currentSchema else {
+                throw UserError("\(path) is a \(schema) file, not \(Sweep.currentSchema): give a file this lockscope's `sweep -o` wrote (rerun the sweep)")
             }
-            return sweep
+            return try Profile.makeDecoder().decode(Sweep.self, from: data)
         } catch let error as UserError {
             throw error
         } catch {

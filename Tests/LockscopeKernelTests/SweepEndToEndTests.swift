@@ -31,8 +31,13 @@ final class SweepEndToEndTests: XCTestCase {
         XCTAssertTrue(sweep.points.allSatisfy { $0.runs.count == 1 && $0.runs[0].failures == 0 })
         // Confined to CPU 0: every wait of the storm's containers was taken on CPU 0, and every point recorded some...
         let oneCPU = sweep.points(of: "cpus:0")
-        XCTAssertEqual(oneCPU.map(\.check), Array(repeating: .confined, count: 5), "\(oneCPU.map(\.runs))")
-        XCTAssertTrue(oneCPU.allSatisfy { $0.runs.allSatisfy { $0.waitsChecked > 0 } })
+        // A run with no contended wait of the storm's containers (possible at low parallelism) shows nothing:
+        // that point is unverified, never confined; every other point is confined.
+        for point in sweep.points {
+            let silent = point.runs.contains { $0.waitsChecked == 0 }
+            XCTAssertEqual(point.check, silent ? .unverified : .confined, "\(point.placement) \(point.parallel): \(point.runs)")
+        }
+        XCTAssertGreaterThanOrEqual(oneCPU.filter { $0.check == .confined }.count, 3, "\(oneCPU.map(\.runs))")
         XCTAssertEqual(Set(oneCPU.flatMap(\.cpusSeen)), [0], "no waits recorded on CPU 0")
         // ...while unconfined, the same storms waited on both CPUs: the confinement did something.
         XCTAssertEqual(Set(sweep.points(of: "all").flatMap(\.cpusSeen)), [0, 1])
@@ -135,7 +140,8 @@ final class SweepEndToEndTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: profile) }
         for (arguments, message) in [(["--cpus", "7-9"], "is not online"), (["--placements", "numa"], "unknown placement 'numa'"),
                                      (["--parallel", "0,2"], "positive numbers"), (["--compare", profile.path], "two sweep files"),
-                                     (["--compare", profile.path, profile.path], "not a sweep")] {
+                                     (["--compare", profile.path, profile.path], "is a lockscope.profile/1 file, not lockscope.sweep/2"),
+                                     (["--compare", profile.path, profile.path, "--svg", "x.svg"], "-o and --svg are for running a sweep")] {
             let bad = try LockscopeRun.run(["sweep"] + arguments)
             XCTAssertEqual(bad.status, 2, "\(arguments)")
             XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
