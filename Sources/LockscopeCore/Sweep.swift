@@ -190,13 +190,13 @@ public struct Sweep: Codable, Sendable, Equatable {
     /// How the storm's workers were confined to a placement's CPUs: `cpuset-v1` (a cgroup v1 cpuset
     /// child the thread that starts them joins, which every worker inherits) or `affinity`
     /// (sched_setaffinity on that thread, inherited likewise). See `ConfinementPlan`.
-    public var confinement: String
+    public var confinement: ConfinementMethod
     /// The storm at every point: `lockscope stress` with these options and the point's `--parallel`.
     public var workload: String
     public var placements: [Placement]
     public var points: [SweepPoint]
 
-    public init(hostname: String, kernel: String, startedAt: String, topology: Topology?, confinement: String,
+    public init(hostname: String, kernel: String, startedAt: String, topology: Topology?, confinement: ConfinementMethod,
                 workload: String, placements: [Placement], points: [SweepPoint]) {
         self.hostname = hostname
         self.kernel = kernel

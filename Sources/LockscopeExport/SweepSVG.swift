@@ -78,7 +78,7 @@ public enum SweepSVG {
 
     static func subtitle(_ sweep: Sweep) -> String {
         "median of \(sweep.points.first?.runs.count ?? 0) runs, band from the lowest to the highest; "
-            + "\(sweep.confinement) confinement"
+            + "\(sweep.confinement.rawValue) confinement"
     }
 
     private static func render(_ panel: Panel, sweep: Sweep, levels: [Int], x: (Int) -> Double, top: Double) -> String {

@@ -20,7 +20,7 @@ public enum SweepReport {
                              cell(.mountOpsPerSecond, "%.0f"), (seen.isEmpty ? "-" : seen) + note(point.check)])
             }
         }
-        return "sweep on \(sweep.hostname): \(sweep.workload); \(sweep.confinement) confinement, "
+        return "sweep on \(sweep.hostname): \(sweep.workload); \(sweep.confinement.rawValue) confinement, "
             + "\(sweep.points.first?.runs.count ?? 0) runs a point, median [min-max]; spin is sampled on-CPU time (estimated)\n"
             + TextTable.render(rows, rightAligned: 1..<9, indent: 2)
     }

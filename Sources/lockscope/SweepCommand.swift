@@ -128,7 +128,7 @@ struct SweepCommand: ParsableCommand {
             }
         }
         let sweep = Sweep(hostname: kernel.hostname, kernel: kernel.release, startedAt: startedAt, topology: topology,
-                          confinement: confinement.method.rawValue, workload: workload, placements: chosen, points: points)
+                          confinement: confinement.method, workload: workload, placements: chosen, points: points)
         let data = try Profile.makeEncoder().encode(sweep)
         if let output { try AtomicFile.write(data, to: output, mode: fileMode.mode) }
         if let svg { try AtomicFile.write(Data(try SweepSVG.render(sweep).utf8), to: svg, mode: fileMode.mode) }

@@ -78,7 +78,7 @@ final class PlacementTests: XCTestCase {
             })
         }
         func sweep(_ points: [SweepPoint]) -> Sweep {
-            Sweep(hostname: "h", kernel: "k", startedAt: "t", topology: nil, confinement: "cpuset-v1", workload: "w",
+            Sweep(hostname: "h", kernel: "k", startedAt: "t", topology: nil, confinement: .cpusetV1, workload: "w",
                   placements: [all], points: points)
         }
         let before = sweep([point(1, [10, 11, 12]), point(2, [10, 11, 12]), point(4, [10, 11, 12])])

@@ -31,7 +31,7 @@ struct SweepSVGTests {
         // The set-up panel's line for "cpus:0" passes through its median at parallel 8 (0.482 ms).
         let point = try #require(sweep.points.first { $0.placement == "cpus:0" && $0.parallel == 8 })
         #expect(abs(point.spread(.setupP99).median - 0.482) < 0.0005)
-        #expect(sweep.confinement == "cpuset-v1")
+        #expect(sweep.confinement == .cpusetV1)
         #expect(svg.contains("cpuset-v1 confinement"))
     }
 
@@ -71,7 +71,7 @@ struct SweepSVGTests {
     }
 
     @Test func anEmptySweepIsRefusedInOneLine() {
-        let empty = Sweep(hostname: "h", kernel: "k", startedAt: "t", topology: nil, confinement: "affinity", workload: "w",
+        let empty = Sweep(hostname: "h", kernel: "k", startedAt: "t", topology: nil, confinement: .affinity, workload: "w",
                           placements: [], points: [])
         #expect(throws: UserError("the sweep has no points: nothing to draw")) { try SweepSVG.render(empty) }
     }

@@ -21,9 +21,9 @@ final class SweepEndToEndTests: XCTestCase {
         let sweep = try decoder.decode(Sweep.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
         // Where a cgroup v1 cpuset hierarchy is mounted (this machine: hybrid), the storm is confined with a cpuset child.
         let plan = ConfinementPlan.current()
-        XCTAssertEqual(sweep.confinement, plan.method.rawValue)
+        XCTAssertEqual(sweep.confinement, plan.method)
         if MountTable.current().mounts.contains(where: { $0.mountPoint == "/sys/fs/cgroup/cpuset" && $0.filesystemType == "cgroup" }) {
-            XCTAssertEqual(sweep.confinement, "cpuset-v1", plan.reason)
+            XCTAssertEqual(sweep.confinement, .cpusetV1, plan.reason)
             XCTAssertTrue(run.stderr.contains("confining the storm's workers with cpuset-v1"), run.stderr)
         }
         XCTAssertEqual(sweep.placements.map(\.name), ["all", "cpus:0"])

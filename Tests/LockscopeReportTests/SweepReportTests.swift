@@ -12,7 +12,7 @@ final class SweepReportTests: XCTestCase {
     }
 
     private func sweep(_ points: [SweepPoint], host: String) -> Sweep {
-        Sweep(hostname: host, kernel: "k", startedAt: "t", topology: nil, confinement: "cpuset-v1", workload: "w",
+        Sweep(hostname: host, kernel: "k", startedAt: "t", topology: nil, confinement: .cpusetV1, workload: "w",
               placements: [one], points: points)
     }
 
