@@ -6,6 +6,7 @@
   "use strict";
   var expectedPanels = Number("@EXPECTED_PANELS@");
   var expectedSeries = Number("@EXPECTED_SERIES@");
+  var expectedBands = Number("@EXPECTED_BANDS@");
   var failures = [], checks = 0;
 
   function check(ok, what) {
@@ -17,6 +18,15 @@
     return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
   }
   function attr(element, name) { return Number(element.getAttribute(name)); }
+  // The vertices of a path written as "Mx,y Lx,y ... [Z]" (how lockscope draws lines and bands).
+  function vertices(path) {
+    return (path.getAttribute("d") || "").replace(/[MLZ]/g, " ").trim().split(/\s+/).filter(function (pair) {
+      return pair.length > 0;
+    }).map(function (pair) {
+      var xy = pair.split(",");
+      return { x: Number(xy[0]), y: Number(xy[1]) };
+    });
+  }
 
   function run() {
     var root = document.documentElement;
@@ -25,6 +35,7 @@
     var series = all(document, "path.series");
     check(panels.length > 0 && panels.length === expectedPanels, "panels: " + panels.length + " in the DOM, " + expectedPanels + " in the file");
     check(series.length > 0 && series.length === expectedSeries, "series: " + series.length + " in the DOM, " + expectedSeries + " in the file");
+    check(all(document, "path.band").length === expectedBands, "bands: " + all(document, "path.band").length + " in the DOM, " + expectedBands + " in the file");
 
     panels.forEach(function (panel) {
       var name = panel.getAttribute("data-panel");
@@ -43,6 +54,33 @@
         check(box.x >= plotLeft - 0.5 && box.x + box.width <= plotRight + 0.5, what + ": outside the plot horizontally");
         check(box.y >= plotTop - 1.5 && box.y + box.height <= base + 1.5, what + ": outside the plot vertically (" +
               box.y.toFixed(1) + "+" + box.height.toFixed(1) + " in " + plotTop + ".." + base + ")");
+      });
+
+      // Spread bands (sweep charts): one per series, inside the plot, its upper edge (the highest run) never
+      // below its lower edge (the lowest), the series' medians between the two, and some height somewhere
+      // (a band of zero height everywhere is a chart of one run a point).
+      all(panel, "path.band").forEach(function (band) {
+        var what = name + "/band " + band.getAttribute("data-series"), box = band.getBBox();
+        var line = panel.querySelector("path.series[data-series=\"" + band.getAttribute("data-series") + "\"]");
+        check(line !== null, what + ": no series of that name");
+        check(box.width > 0, what + ": zero width");
+        check(box.x >= plotLeft - 0.5 && box.x + box.width <= plotRight + 0.5, what + ": outside the plot horizontally");
+        check(box.y >= plotTop - 1.5 && box.y + box.height <= base + 1.5, what + ": outside the plot vertically (" +
+              box.y.toFixed(1) + "+" + box.height.toFixed(1) + " in " + plotTop + ".." + base + ")");
+        var points = vertices(band), n = points.length / 2, tallest = 0;
+        check(n >= 1 && points.length % 2 === 0, what + ": " + points.length + " vertices, not an upper and a lower edge");
+        for (var i = 0; i < n; i++) {
+          var upper = points[i], lower = points[points.length - 1 - i];
+          check(Math.abs(upper.x - lower.x) < 0.01, what + ": edges at different x (" + upper.x + ", " + lower.x + ")");
+          // SVG y grows downwards: the upper edge has the smaller y.
+          check(upper.y <= lower.y + 0.01, what + ": upper edge below the lower at x=" + upper.x);
+          tallest = Math.max(tallest, lower.y - upper.y);
+          if (line !== null && Number(line.getAttribute("data-peak")) >= 0 && vertices(line).length === n) {
+            var median = vertices(line)[i];
+            check(median.y >= upper.y - 0.01 && median.y <= lower.y + 0.01, what + ": median outside the band at x=" + upper.x);
+          }
+        }
+        check(tallest > 0, what + ": zero height everywhere (one run a point?)");
       });
 
       // A legend entry per series, none overlapping another or the panel's title.

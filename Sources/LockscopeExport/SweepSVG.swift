@@ -10,7 +10,8 @@ import LockscopeCore
 ///
 /// Parallelism levels are spaced evenly (they are usually powers of two). Each placement's line is a
 /// `<path class="series" data-series=PLACEMENT>` and its band a `<path class="band">`, which
-/// `scripts/check-sweep-svg.sh` looks for.
+/// `scripts/check-timeline-svg.sh` checks in Chromium
+/// (bands present, inside the plot, upper edge at or above the lower).
 public enum SweepSVG {
     struct Panel {
         var name: String
@@ -26,7 +27,7 @@ public enum SweepSVG {
 
     static let imageWidth = 900.0
     static let left = 80.0, right = 190.0
-    static let headerHeight = 60.0
+    static let headerHeight = 76.0
     static let panelTop = 30.0, plotHeight = 200.0, panelBottom = 44.0
     static let fontSize = 12.0
     static var plotWidth: Double { imageWidth - left - right }
@@ -47,7 +48,8 @@ public enum SweepSVG {
             data-columns="\(levels.count)">
             <rect width="100%" height="100%" fill="#ffffff"/>
             <text x="\(fixed(left))" y="24" font-size="17">\(XMLText.escape("Placement × parallelism sweep on \(sweep.hostname)"))</text>
-            <text x="\(fixed(left))" y="44" fill="#555555">\(XMLText.escape(subtitle(sweep)))</text>
+            <text x="\(fixed(left))" y="44" fill="#555555">\(XMLText.escape(sweep.workload))</text>
+            <text x="\(fixed(left))" y="62" fill="#555555">\(XMLText.escape(subtitle(sweep)))</text>
 
             """
         for (index, panel) in panels.enumerated() {
@@ -59,9 +61,12 @@ public enum SweepSVG {
         for level in levels {
             let lines = sweep.placements.compactMap { placement -> String? in
                 guard let point = sweep.points(of: placement.name).first(where: { $0.parallel == level }) else { return nil }
-                return String(format: "%@: set-up p99 %.1f ms, namespace_sem %.1f ms, mount_lock %.2f ms%@", placement.name,
+                let check = point.check == .confined ? "" : point.check == .outside ? " (ran outside the placement)" : " (placement unverified)"
+                return String(format: "%@: set-up p99 %.1f ms, namespace_sem wait %.1f ms, mount_lock wait %.2f ms, "
+                              + "namespace_sem spin %.1f ms, mount_lock spin %.2f ms%@", placement.name,
                               point.spread(.setupP99).median, point.spread(.namespaceSemWait).median,
-                              point.spread(.mountLockWait).median, point.confined ? "" : " (ran outside the placement)")
+                              point.spread(.mountLockWait).median, point.spread(.namespaceSemSpin).median,
+                              point.spread(.mountLockSpin).median, check)
             }
             let start = Swift.max(left, x(level) - halfStep), end = Swift.min(left + plotWidth, x(level) + halfStep)
             svg += "<rect x=\"\(fixed(start))\" y=\"\(fixed(headerHeight))\" width=\"\(fixed(end - start))\" "
@@ -72,8 +77,8 @@ public enum SweepSVG {
     }
 
     static func subtitle(_ sweep: Sweep) -> String {
-        "\(sweep.workload); median of \(sweep.points.first?.runs.count ?? 0) runs, band from the lowest to the highest; "
-            + "\(sweep.confinement) confinement"
+        "median of \(sweep.points.first?.runs.count ?? 0) runs, band from the lowest to the highest; "
+            + "\(sweep.confinement.rawValue) confinement"
     }
 
     private static func render(_ panel: Panel, sweep: Sweep, levels: [Int], x: (Int) -> Double, top: Double) -> String {

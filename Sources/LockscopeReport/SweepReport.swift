@@ -1,45 +1,88 @@
 import Foundation
 import LockscopeCore
 
-/// `lockscope sweep`'s text: the table of a sweep, and two sweeps compared.
+/// `lockscope sweep`'s text: the table of a sweep, its warnings, and two sweeps compared.
 public enum SweepReport {
     /// One row per point: medians with their [lowest-highest] over the runs, and the CPUs the storm's
-    /// waits were recorded on.
+    /// waits were recorded on with what they say of the placement.
     public static func table(_ sweep: Sweep) -> String {
-        var rows = [["placement", "parallel", "set-up p99 ms", "namespace_sem ms", "mount_lock ms", "mount ops/s", "CPUs seen"]]
+        var rows = [["placement", "parallel", "set-up p99 ms", "namespace_sem wait ms", "mount_lock wait ms",
+                     "namespace_sem spin ms", "mount_lock spin ms", "mount ops/s", "CPUs seen"]]
         for placement in sweep.placements {
             for point in sweep.points(of: placement.name) {
                 func cell(_ metric: SweepMetric, _ format: String) -> String {
                     let spread = point.spread(metric)
                     return String(format: "\(format) [\(format)-\(format)]", spread.median, spread.min, spread.max)
                 }
-                let seen = Set(point.runs.flatMap(\.cpusSeen)).sorted().map(String.init).joined(separator: ",")
+                let seen = point.cpusSeen.map(String.init).joined(separator: ",")
                 rows.append([placement.name, String(point.parallel), cell(.setupP99, "%.1f"), cell(.namespaceSemWait, "%.1f"),
-                             cell(.mountLockWait, "%.2f"), cell(.mountOpsPerSecond, "%.0f"),
-                             (seen.isEmpty ? "-" : seen) + (point.confined ? "" : " (outside the placement!)")])
+                             cell(.mountLockWait, "%.2f"), cell(.namespaceSemSpin, "%.1f"), cell(.mountLockSpin, "%.2f"),
+                             cell(.mountOpsPerSecond, "%.0f"), (seen.isEmpty ? "-" : seen) + note(point.check)])
             }
         }
-        return "sweep on \(sweep.hostname): \(sweep.workload); \(sweep.confinement) confinement, "
-            + "\(sweep.points.first?.runs.count ?? 0) runs a point, median [min-max]\n"
-            + TextTable.render(rows, rightAligned: 1..<7, indent: 2)
+        return "sweep on \(sweep.hostname): \(sweep.workload); \(sweep.confinement.rawValue) confinement, "
+            + "\(sweep.points.first?.runs.count ?? 0) runs a point, median [min-max]; spin is sampled on-CPU time (estimated)\n"
+            + TextTable.render(rows, rightAligned: 1..<9, indent: 2)
     }
 
-    /// `before` against `after`: the medians at every point both have, and their ratio.
-    public static func comparison(_ before: Sweep, _ after: Sweep) -> String {
-        var rows = [["placement", "parallel", "set-up p99 ms", "", "namespace_sem ms", ""]]
-        for point in before.points.sorted(by: { ($0.placement, $0.parallel) < ($1.placement, $1.parallel) }) {
-            guard let later = after.points.first(where: { $0.placement == point.placement && $0.parallel == point.parallel })
-            else { continue }
-            func change(_ metric: SweepMetric) -> [String] {
-                let (a, b) = (point.spread(metric).median, later.spread(metric).median)
+    static func note(_ check: PlacementCheck) -> String {
+        switch check {
+        case .confined: ""
+        case .unverified: " (unverified)"
+        case .outside: " (outside the placement!)"
+        }
+    }
+
+    /// What stderr says of a point whose placement the recording does not confirm; nil when it does.
+    public static func warning(_ point: SweepPoint, placement: Placement) -> String? {
+        let cpus = CPUList.describe(placement.cpus)
+        switch point.check {
+        case .confined:
+            return nil
+        case .outside:
+            let outside = point.cpusSeen.filter { !placement.cpus.contains($0) }.map(String.init).joined(separator: ",")
+            return "warning: \(point.placement) parallel \(point.parallel): the storm's containers waited on CPU \(outside), "
+                + "outside the placement (\(cpus)); the confinement did not hold"
+        case .unverified:
+            if point.runs.contains(where: { $0.waitsChecked == 0 }) {
+                return "warning: \(point.placement) parallel \(point.parallel): a run recorded no wait of the storm's containers, "
+                    + "so its placement (\(cpus)) is unverified"
+            }
+            return "warning: \(point.placement) parallel \(point.parallel): \(point.uncheckedWaits) waits past the container cap "
+                + "(\(Aggregator.otherContainersKey)) were taken outside the placement (\(cpus)): unverified"
+        }
+    }
+
+    /// Two sweeps compared: every metric at every point both have, before and after as median
+    /// [lowest-highest], the ratio of the medians, and `higher`/`lower` only when each median lies
+    /// outside the other's spread; then the points only one of them has.
+    public static func comparison(_ comparison: SweepComparison) -> String {
+        var rows = [["placement", "parallel", "metric", "before", "after", "ratio", "change"]]
+        for row in comparison.rows {
+            for change in row.metrics {
+                let metric = SweepMetric(rawValue: change.metric)
+                let format = metric == .mountOpsPerSecond ? "%.0f" : metric == .mountLockWait || metric == .mountLockSpin ? "%.2f" : "%.1f"
+                func cell(_ spread: Spread) -> String {
+                    String(format: "\(format) [\(format)-\(format)]", spread.median, spread.min, spread.max)
+                }
+                let (a, b) = (change.before.median, change.after.median)
                 // Nothing before: a ratio would divide by zero; nothing before and after is no change.
                 let ratio = a > 0 ? String(format: "×%.2f", b / a) : b > 0 ? "new" : "×1.00"
-                return [String(format: "%.1f → %.1f", a, b), ratio]
+                let label = (metric?.label ?? change.metric) + (metric.map { " \($0.unit)" } ?? "")
+                rows.append([row.placement, String(row.parallel), label, cell(change.before), cell(change.after), ratio,
+                             change.change == .unchanged ? "" : change.change.rawValue])
             }
-            rows.append([point.placement, String(point.parallel)] + change(.setupP99) + change(.namespaceSemWait))
         }
-        guard rows.count > 1 else { return "the two sweeps have no point (placement and parallelism) in common\n" }
-        return "\(before.hostname) (\(before.startedAt)) → \(after.hostname) (\(after.startedAt)), medians\n"
-            + TextTable.render(rows, rightAligned: 1..<6, indent: 2)
+        var text = "\(comparison.before.hostname) (\(comparison.before.startedAt), \(comparison.before.runsPerPoint) runs a point) → "
+            + "\(comparison.after.hostname) (\(comparison.after.startedAt), \(comparison.after.runsPerPoint) runs a point): "
+            + "median [min-max]; a change is flagged only outside both spreads\n"
+        text += comparison.rows.isEmpty ? "  the two sweeps have no point (placement and parallelism) in common\n"
+            : TextTable.render(rows, rightAligned: 1..<6, indent: 2)
+        func list(_ keys: [SweepComparison.PointKey]) -> String {
+            keys.map { "\($0.placement) parallel \($0.parallel)" }.joined(separator: ", ")
+        }
+        if !comparison.onlyBefore.isEmpty { text += "only before: \(list(comparison.onlyBefore))\n" }
+        if !comparison.onlyAfter.isEmpty { text += "only after: \(list(comparison.onlyAfter))\n" }
+        return text
     }
 }

@@ -16,10 +16,12 @@ struct SweepCommand: ParsableCommand {
         discussion: """
             Placements come from the topology: all CPUs, one socket, one thread per core (SMT siblings left \
             idle) and one last-level cache, where they differ, plus each --cpus list. The storm's workers are \
-            confined with CPU affinity (inherited from the thread that starts them), and each point reports \
-            the CPUs its containers' waits were recorded on, so the confinement is checked, not assumed. \
-            Every point runs --runs times; the table, JSON and chart give the median and the spread. \
-            With --compare A.json B.json, prints the medians of two sweeps side by side instead. Needs root.
+            confined with a cgroup v1 cpuset child where the cpuset hierarchy is mounted, else with CPU \
+            affinity (both inherited from the thread that starts them); each point reports the CPUs its \
+            containers' waits were recorded on, so the confinement is checked, not assumed: a point that ran \
+            outside its placement is reported on stderr and the command exits 1. Every point runs --runs \
+            times; the table, JSON and chart give the median and the spread. With --compare A.json B.json, \
+            compares two sweeps instead. Needs root.
             """)
 
     @Option(help: "Parallelism levels, comma-separated (default: 1, 2, 4, ... up to 4 × CPUs).", transform: SweepCommand.levels)
@@ -55,7 +57,7 @@ struct SweepCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Compare two sweeps' JSON files (before, after) instead of running one.")
     var compare: [String] = []
 
-    @Flag(help: "Print the sweep as JSON instead of the table.")
+    @Flag(help: "Print the sweep (or with --compare, the comparison) as JSON instead of the table.")
     var json = false
 
     @OptionGroup var fileMode: FileModeOption
@@ -71,12 +73,20 @@ struct SweepCommand: ParsableCommand {
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard compare.isEmpty || compare.count == 2 else { throw ValidationError("--compare takes two sweep files: before and after") }
+        guard compare.isEmpty || (output == nil && svg == nil) else {
+            throw ValidationError("--compare prints the comparison (--json for JSON): -o and --svg are for running a sweep")
+        }
     }
 
     func run() throws {
         if compare.count == 2 {
             let (before, after) = (try Self.load(compare[0]), try Self.load(compare[1]))
-            print(SweepReport.comparison(before, after), terminator: "")
+            let comparison = SweepComparison(before: before, after: after)
+            if json {
+                FileHandle.standardOutput.write(try Profile.makeEncoder().encode(comparison) + Data("\n".utf8))
+            } else {
+                print(SweepReport.comparison(comparison), terminator: "")
+            }
             return
         }
         let topology = try Topology.read()
@@ -93,6 +103,8 @@ struct SweepCommand: ParsableCommand {
         try stress.validate()
         let workload = "lockscope stress --runtime \(runtime.rawValue) --containers \(containers) --layers \(layers) --strategy \(strategy.rawValue)"
 
+        let confinement = ConfinementPlan.current()
+        FileHandle.standardError.write(Data("lockscope: confining the storm's workers with \(confinement.method.rawValue): \(confinement.reason)\n".utf8))
         let kernel = KernelInfo.read()
         let startedAt = ISO8601DateFormatter().string(from: Date())
         var points: [SweepPoint] = []
@@ -103,17 +115,20 @@ struct SweepCommand: ParsableCommand {
                 for _ in 0..<self.runs {
                     guard !StopSignal.requested else { throw ExitCode(130) }
                     stress.parallel = level
-                    runs.append(try Self.measure(stress, placement: placement))
+                    runs.append(try Self.measure(stress, placement: placement, confinement: confinement))
                 }
                 let point = SweepPoint(placement: placement, parallel: level, runs: runs)
                 FileHandle.standardError.write(Data(String(
                     format: "lockscope: %@ parallel %d: set-up p99 %.1f ms, namespace_sem %.1f ms (median of %d)\n",
                     placement.name, level, point.spread(.setupP99).median, point.spread(.namespaceSemWait).median, runs.count).utf8))
+                if let warning = SweepReport.warning(point, placement: placement) {
+                    FileHandle.standardError.write(Data("lockscope: \(warning)\n".utf8))
+                }
                 points.append(point)
             }
         }
         let sweep = Sweep(hostname: kernel.hostname, kernel: kernel.release, startedAt: startedAt, topology: topology,
-                          confinement: "affinity", workload: workload, placements: chosen, points: points)
+                          confinement: confinement.method, workload: workload, placements: chosen, points: points)
         let data = try Profile.makeEncoder().encode(sweep)
         if let output { try AtomicFile.write(data, to: output, mode: fileMode.mode) }
         if let svg { try AtomicFile.write(Data(try SweepSVG.render(sweep).utf8), to: svg, mode: fileMode.mode) }
@@ -122,6 +137,8 @@ struct SweepCommand: ParsableCommand {
         } else {
             print(SweepReport.table(sweep), terminator: "")
         }
+        // Everything is written; a point whose storm ran outside its placement fails the sweep.
+        if points.contains(where: { $0.check == .outside }) { throw ExitCode(1) }
     }
 
     private func choosePlacements(_ topology: Topology) throws -> [Placement] {
@@ -145,34 +162,55 @@ struct SweepCommand: ParsableCommand {
     }
 
     /// One storm, recorded as `record --locks mount` would, its workers confined to `placement`.
-    static func measure(_ stress: StressOptions, placement: Placement) throws -> SweepRun {
+    static func measure(_ stress: StressOptions, placement: Placement, confinement: ConfinementPlan) throws -> SweepRun {
         var options = RecordOptions()
         options.selection = .mount
         options.bpf.filterByMountPath = true
         options.bpf.filterByLockAddress = true
         options.bpf.learnKernelDataLocks = true
-        let recorder = try Recorder(options: options)
-        try recorder.attach()
+        let cpuset = try confinement.cpusetParent.map { try CPUSetV1Child(parent: $0, cpus: placement.cpus) }
+        let recorder: Recorder
+        do {
+            recorder = try Recorder(options: options)
+            try recorder.attach()
+        } catch {
+            try? cpuset?.remove()
+            throw error
+        }
         let done = Finished()
         let thread = Thread {
-            // Every worker the runner starts from this thread inherits its CPU affinity.
-            done.set(Result { try CPUAffinity.confineCurrentThread(to: placement.cpus); return try StressRunner(options: stress).run() })
+            // Every worker the runner starts from this thread is born in its cpuset, or inherits its CPU affinity.
+            done.set(Result {
+                guard let cpuset else {
+                    try CPUAffinity.confineCurrentThread(to: placement.cpus)
+                    return try StressRunner(options: stress).run()
+                }
+                try cpuset.joinCurrentThread()
+                defer { try? cpuset.leaveCurrentThread() }
+                return try StressRunner(options: stress).run()
+            })
         }
         thread.start()
         recorder.run(shouldStop: { done.isSet || StopSignal.requested }, status: { _ in })
         while !done.isSet { usleep(10_000) }
         let profile = recorder.finish()
-        return SweepRun(stress: try done.get(), profile: profile)
+        // Removed whether the storm succeeded or not (an interrupted one included); its error comes first.
+        let removal = Result { try cpuset?.remove() }
+        let run = SweepRun(stress: try done.get(), profile: profile)
+        try removal.get()
+        return run
     }
 
     static func load(_ path: String) throws -> Sweep {
         let data = try InputFile.read(path, label: "sweep", kind: "sweep", hint: "give a file `lockscope sweep -o` wrote")
+        struct Schema: Decodable { var schema: String }
         do {
-            let sweep = try Profile.makeDecoder().decode(Sweep.self, from: data)
-            guard sweep.schema == Sweep.currentSchema else {
-                throw UserError("\(path) is a \(sweep.schema) file, not \(Sweep.currentSchema): give a file `lockscope sweep -o` wrote")
+            // The schema first: a sweep of an older lockscope is named as such, not as a broken file.
+            let schema = try Profile.makeDecoder().decode(Schema.self, from: data).schema
+            guard schema == Sweep.currentSchema else {
+                throw UserError("\(path) is a \(schema) file, not \(Sweep.currentSchema): give a file this lockscope's `sweep -o` wrote (rerun the sweep)")
             }
-            return sweep
+            return try Profile.makeDecoder().decode(Sweep.self, from: data)
         } catch let error as UserError {
             throw error
         } catch {
@@ -192,25 +230,13 @@ private final class Finished: @unchecked Sendable {
 }
 
 extension SweepRun {
-    /// The run's values from what stress reported and what was recorded while it ran: set-up latency
-    /// from stress, lock wait from the profile (namespace_sem with its wait_lock, mount_lock), and the
-    /// CPUs of every wait the profile attributes to one of the storm's containers.
+    /// The run's values from what stress reported (set-up latency, mount ops, failures) and what was
+    /// recorded while it ran (see `SweepRun.init(profile:containers:...)`).
     init(stress: StressResult, profile: Profile) {
-        func wait(_ lock: MountLockClass) -> Double {
-            Double(profile.locks.filter { MountLockClass(lockName: $0.name) == lock }
-                .map(\.stats.totalWaitNs).saturatedSum()) / 1e6
-        }
-        let containers = Set(stress.containerList.map(\.id))
-        var cpus = Set<Int>()
-        for lock in profile.locks {
-            for stack in lock.stacks {
-                for context in stack.contexts where containers.contains(context.container) { cpus.insert(context.cpu) }
-            }
-        }
-        let seconds = stress.wallMilliseconds / 1000
-        self.init(values: [.setupP50: stress.setupP50Milliseconds, .setupP99: stress.setupP99Milliseconds,
-                           .namespaceSemWait: wait(.namespaceSem), .mountLockWait: wait(.mountLock),
-                           .mountOpsPerSecond: seconds > 0 ? Double(stress.mountOps) / seconds : 0],
-                  cpusSeen: Array(cpus), failures: stress.failures)
+        let containers = SweepRun.stormContainers(in: profile, ids: stress.containerList.map(\.id),
+                                                  cgroups: stress.containerList.compactMap(\.cgroup))
+        self.init(profile: profile, containers: containers, setupP50: stress.setupP50Milliseconds,
+                  setupP99: stress.setupP99Milliseconds, mountOps: stress.mountOps, wallMilliseconds: stress.wallMilliseconds,
+                  failures: stress.failures)
     }
 }
