@@ -52,7 +52,7 @@ extension ReportRenderer {
         switch dimension {
         case .cpu: entries = spin.byCpu
         case .socket: entries = spin.bySocket
-        case .container: entries = spin.byContainer.map { KeyedSamples(key: shortContainer($0.key), samples: $0.samples) }
+        case .container: entries = spin.byContainer.map { KeyedSamples(key: ContainerName.short($0.key), samples: $0.samples) }
         default: return ""
         }
         let title = "\(shown(lock.name)) spin by \(dimension.rawValue) (inside and outside waits)"
