@@ -154,10 +154,15 @@ public struct Aggregator: ~Copyable {
     /// Ties mount syscalls and the waits inside them to containers by their paths.
     var attribution: MountAttribution
     /// Keep, for each mount syscall released to a container of `attribution`, which one (`record` with
-    /// on-CPU sampling: the samples taken inside the syscall go to it too, `mountSyscallContainer`). One
-    /// entry per such syscall of the recording.
+    /// on-CPU sampling: the samples taken inside the syscall go to it too, `mountSyscallTie`). One entry
+    /// per such syscall, up to `mountSyscallContainerCapacity`.
     public var keepsMountSyscallContainers = false
     private var mountSyscallContainers: [SyscallID: UInt64] = [:]
+    /// About 12 MB of ties: a 200 x 50 storm's mount syscalls six times over.
+    public var mountSyscallContainerCapacity = 1 << 18
+    /// The earliest start of an attributed syscall not kept for want of room: a sample in a syscall that
+    /// began then or later may have lost its tie (`MountSyscallTie.forgotten`).
+    private var mountSyscallsForgottenSinceNs: UInt64?
     var timeline = TimelineTally()
     /// Waits on static kernel locks kept while the selected locks' addresses are learned.
     var provisional = ProvisionalWaits()
@@ -560,15 +565,21 @@ public struct Aggregator: ~Copyable {
         for syscall in syscalls { recordByContainer(syscall) }
         if keepsMountSyscallContainers {
             for syscall in syscalls where MountAttribution.isAttributed(syscall.cgroupID) {
+                guard mountSyscallContainers.count < mountSyscallContainerCapacity else {
+                    mountSyscallsForgottenSinceNs = min(mountSyscallsForgottenSinceNs ?? .max, syscall.beginNs)
+                    continue
+                }
                 mountSyscallContainers[SyscallID(tid: syscall.tid, beginNs: syscall.beginNs)] = syscall.cgroupID
             }
         }
     }
 
-    /// The container the mount syscall `id` was tied to by its paths or issuer (as its waits are); nil when
-    /// none was, or when `keepsMountSyscallContainers` is off.
-    public func mountSyscallContainer(_ id: SyscallID) -> Container? {
-        mountSyscallContainers[id].flatMap { attribution.container(forID: $0) }
+    /// The container the mount syscall `id` was tied to by its paths or issuer (as its waits are), or why
+    /// there is none.
+    public func mountSyscallTie(_ id: SyscallID) -> MountSyscallTie {
+        if let container = mountSyscallContainers[id].flatMap({ attribution.container(forID: $0) }) { return .container(container) }
+        if let since = mountSyscallsForgottenSinceNs, id.beginNs >= since { return .forgotten }
+        return .none
     }
 
     private mutating func recordByContainer(_ event: SyscallEvent) {

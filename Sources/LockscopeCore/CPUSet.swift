@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Glibc
 
 /// How `lockscope sweep` confines the storm's workers to a placement's CPUs.
@@ -128,13 +129,13 @@ public final class CPUSetV1Child: Sendable {
     public static let namePrefix = "lockscope-sweep-"
     public let path: String
     public let parent: String
-    nonisolated(unsafe) private static var made = 0
+    /// Children made by this process so far (each name is unique within it).
+    private static let made = Atomic<Int>(0)
 
     /// Makes the child, with `cpus` (nil: the parent's) and the parent's memory nodes.
     public init(parent: String, cpus: [Int]?) throws {
-        Self.made += 1
         self.parent = parent
-        path = "\(parent)/\(Self.namePrefix)\(getpid())-\(Self.made)"
+        path = "\(parent)/\(Self.namePrefix)\(getpid())-\(Self.made.add(1, ordering: .relaxed).newValue)"
         guard mkdir(path, 0o755) == 0 else {
             throw UserError("cannot create the cpuset \(path): \(String(cString: strerror(errno)))")
         }

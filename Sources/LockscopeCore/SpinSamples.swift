@@ -41,6 +41,17 @@ public struct RecordedSample: Sendable, Equatable {
 }
 
 /// One mount-family syscall: the thread that made it and when it began (`SyscallEvent.tid`, `beginNs`).
+/// Where the samples inside a mount syscall go.
+public enum MountSyscallTie: Equatable, Sendable {
+    /// The container its paths or issuer tied it to, as its waits.
+    case container(Container)
+    /// Nothing tied it to a container: the sample stays with its cgroup's.
+    case none
+    /// It may have been tied, but the tie was not kept (`Aggregator.mountSyscallContainerCapacity`): the
+    /// sample stays with its cgroup's and counts in `syscall_unlinked`.
+    case forgotten
+}
+
 public struct SyscallID: Hashable, Sendable {
     public var tid: UInt32
     public var beginNs: UInt64
@@ -70,8 +81,8 @@ public struct SampleCounters: Codable, Sendable, Equatable {
     public var mapFull: UInt64 = 0
     /// Kernel samples of a task inside a traced wait (0 in profiles written before it was counted).
     public var inWait: UInt64 = 0
-    /// Samples in a mount syscall kept without it (the map had no room for a key with it): their container
-    /// is their cgroup's.
+    /// Samples in a mount syscall kept without it (the map had no room for a key with it, or the collector
+    /// no room for the syscall's container, `MountSyscallTie.forgotten`): their container is their cgroup's.
     public var syscallUnlinked: UInt64 = 0
 
     public init() {}
@@ -455,17 +466,17 @@ public struct SpinProfileBuilder {
     public let symbols: Kallsyms?
     public let topology: Topology?
     public let container: (UInt64) -> Container
-    /// The container a mount syscall was tied to by its paths or issuer (`Aggregator.mountSyscallContainer`),
-    /// as its waits are; nil leaves the sample in its cgroup's container.
-    public let syscallContainer: (SyscallID) -> Container?
+    /// The container a mount syscall was tied to by its paths or issuer (`Aggregator.mountSyscallTie`), as
+    /// its waits are; otherwise the sample stays in its cgroup's container.
+    public let syscallTie: (SyscallID) -> MountSyscallTie
     public let selection: LockSelection
 
     public init(symbols: Kallsyms?, topology: Topology?, container: @escaping (UInt64) -> Container,
-                syscallContainer: @escaping (SyscallID) -> Container? = { _ in nil }, selection: LockSelection) {
+                syscallTie: @escaping (SyscallID) -> MountSyscallTie = { _ in .none }, selection: LockSelection) {
         self.symbols = symbols
         self.topology = topology
         self.container = container
-        self.syscallContainer = syscallContainer
+        self.syscallTie = syscallTie
         self.selection = selection
     }
 
@@ -514,8 +525,11 @@ public struct SpinProfileBuilder {
         var unattributed: UInt64 = 0
         var allStacks: [ProcessStack: UInt64] = [:]
         var containerIDs: [UInt64: String] = [:]
+        var counters = recorded.counters
 
         for sample in recorded.samples {
+            let tie = sample.mountSyscall.map(syscallTie) ?? .none
+            if tie == .forgotten { counters.syscallUnlinked += sample.count }
             let frames: [String]
             if sample.user {
                 frames = [SpinProfileBuilder.userFrame]
@@ -540,7 +554,7 @@ public struct SpinProfileBuilder {
                 continue
             }
             let containerID: String
-            if let syscall = sample.mountSyscall, let attributed = syscallContainer(syscall) {
+            if case .container(let attributed) = tie {
                 containerID = attributed.id
             } else if let known = containerIDs[sample.cgroupID] {
                 containerID = known
@@ -592,7 +606,7 @@ public struct SpinProfileBuilder {
             }.sorted { ($0.samples, $1.process ?? "") > ($1.samples, $0.process ?? "") }
         }
         profile.cpuSamples = CPUSampleProfile(
-            hz: recorded.hz, periodNs: recorded.periodNs, counters: recorded.counters,
+            hz: recorded.hz, periodNs: recorded.periodNs, counters: counters,
             byClass: SampleClass.allCases.map { KeyedSamples(key: $0.rawValue, samples: byClass[$0] ?? 0) },
             unattributedSpin: unattributed, stacks: stacks)
     }

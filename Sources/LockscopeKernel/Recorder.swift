@@ -179,7 +179,7 @@ public final class Recorder {
         if let sampler {
             // Samples inside a mount syscall go where the syscall's waits went (its container by paths or issuer).
             SpinProfileBuilder(symbols: symbols, topology: topology, container: containers,
-                               syscallContainer: { [unowned self] in aggregator.mountSyscallContainer($0) },
+                               syscallTie: { [unowned self] in aggregator.mountSyscallTie($0) },
                                selection: options.selection)
                 .apply(sampler.read(), to: &profile)
         }

@@ -21,7 +21,7 @@ extension ReportRenderer {
             ("map_full", counters.mapFull, "samples lost: the kernel's sample map was full"),
             ("stack_failed", counters.stackFailed, "kernel samples without a stack (not classified)"),
             ("text_unreadable", counters.textUnreadable, "instruction unreadable (not checked for PAUSE)"),
-            ("syscall_unlinked", counters.syscallUnlinked, "in a mount syscall, kept without it (map full)"),
+            ("syscall_unlinked", counters.syscallUnlinked, "in a mount syscall, kept without it (table full)"),
         ]
         // Each fits 80 columns with a count of up to 20 digits.
         for (name, count, meaning) in losses where count > 0 { out += "  \(name) \(count): \(meaning)\n" }

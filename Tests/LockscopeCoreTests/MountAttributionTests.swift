@@ -103,6 +103,29 @@ final class MountAttributionTests: XCTestCase {
         XCTAssertEqual(profile.timeline?.bins.reduce(0) { $0 + $1.mountOps }, profile.mounts?.totalOps)
     }
 
+    /// Spin samples inside a mount syscall follow its container (`Aggregator.mountSyscallTie`); the ties
+    /// kept are bounded, and a syscall whose tie was not kept says so rather than passing for untied.
+    func testMountSyscallTiesAreBoundedAndSayWhenForgotten() throws {
+        var storm = Storm()
+        storm.start(container: String(repeating: "1", count: 64), tid: 11, directory: "/tmp/ovl-idmapped111", layers: 3, fd: 9)
+        let ids = storm.events.compactMap { event -> SyscallID? in
+            guard case .syscall(let syscall) = event else { return nil }
+            return SyscallID(tid: syscall.tid, beginNs: syscall.beginNs)
+        }
+        for capacity in [1 << 18, 5] {
+            var aggregator = Aggregator(topology: nil, issuerPod: Self.shimPods)
+            aggregator.keepsMountSyscallContainers = true
+            aggregator.mountSyscallContainerCapacity = capacity
+            for event in storm.events { aggregator.record(event) }
+            _ = aggregator.takeProfile(AggregatorTests.inputs())
+            let ties = ids.map { aggregator.mountSyscallTie($0) }
+            let kept = ties.filter { if case .container(let container) = $0 { container.id.hasPrefix("111") } else { false } }
+            XCTAssertEqual(kept.count, min(ids.count, capacity), "capacity \(capacity)")
+            XCTAssertEqual(ties.filter { $0 == .forgotten }.count, ids.count - kept.count, "capacity \(capacity)")
+            XCTAssertEqual(aggregator.mountSyscallTie(SyscallID(tid: 99, beginNs: 1)), .none)
+        }
+    }
+
     /// Holding waits for attribution must not change what is measured about them: the same waits with
     /// and without a mount syscall around them give the same lock statistics and hand-offs.
     func testHeldWaitsKeepTheirHandoffsAndStatistics() throws {

@@ -127,10 +127,22 @@ final class SpinSamplesTests: XCTestCase {
                               recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [])
         SpinProfileBuilder(symbols: symbols, topology: nil,
                            container: { Container(id: "cgroup\($0)", runtime: "containerd", cgroup: "") },
-                           syscallContainer: { $0 == tied ? Container(id: "app", runtime: "containerd", cgroup: "") : nil },
+                           syscallTie: { $0 == tied ? .container(Container(id: "app", runtime: "containerd", cgroup: "")) : .none },
                            selection: .all).apply(recorded, to: &profile)
         let spin = try XCTUnwrap(profile.locks.first { $0.name == "namespace_sem" }?.spin)
         XCTAssertEqual(spin.byContainer, [KeyedSamples(key: "app", samples: 4), KeyedSamples(key: "cgroup5", samples: 3)])
+        XCTAssertEqual(profile.cpuSamples?.counters.syscallUnlinked, 0)
+
+        // A syscall whose tie the aggregator could not keep: its samples stay with the cgroup, counted.
+        var forgotten = Profile(hostname: "h", kernel: "k", startedAt: "t", durationNs: 1, events: 0, drops: Drops(),
+                                recording: Recording(), topology: nil, containers: [], mounts: nil, locks: [])
+        SpinProfileBuilder(symbols: symbols, topology: nil,
+                           container: { Container(id: "cgroup\($0)", runtime: "containerd", cgroup: "") },
+                           syscallTie: { $0 == tied ? .container(Container(id: "app", runtime: "containerd", cgroup: "")) : .forgotten },
+                           selection: .all).apply(recorded, to: &forgotten)
+        XCTAssertEqual(forgotten.locks.first { $0.name == "namespace_sem" }?.spin?.byContainer,
+                       [KeyedSamples(key: "app", samples: 4), KeyedSamples(key: "cgroup5", samples: 3)])
+        XCTAssertEqual(forgotten.cpuSamples?.counters.syscallUnlinked, 2)
     }
 
     func testProfileSections() throws {
